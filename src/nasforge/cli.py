@@ -1,0 +1,228 @@
+"""The `nasforge` command. It owns the console: progress, tables and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from nasforge.errors import NasforgeError
+
+log = logging.getLogger("nasforge")
+
+
+def fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def fmt_count(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.1f}{unit}"
+    return f"{n:.0f}"
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str], out: TextIO) -> None:
+    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for j, r in enumerate(cells):
+        line = "  ".join(c.ljust(w) if i == len(r) - 1 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        print(line.rstrip(), file=out)
+        if j == 0:
+            print("  ".join("-" * w for w in widths), file=out)
+
+
+class ProgressPrinter:
+    """One line per finished trial; on a terminal also a live status line."""
+
+    def __init__(self, out: TextIO, describe: Any) -> None:
+        self.out, self.describe = out, describe
+        self.tty = out.isatty()
+
+    def __call__(self, p: Any) -> None:
+        from nasforge.types import TrialState
+
+        best = f"{p.best.score:.4f}" if p.best else "-"
+        left = fmt_time(p.remaining) if p.time_budget is not None else "-"
+        status = (f"[{p.done}/{p.max_trials}] best {best} | elapsed {fmt_time(p.elapsed)} | left {left}"
+                  f" | rejected {p.rejected}")
+        if p.event == "trial" and p.trial is not None:
+            t = p.trial
+            if t.state is TrialState.COMPLETE:
+                what = f"val acc {t.score:.4f}  {fmt_count(t.cost.params if t.cost else None)} params"
+            else:
+                what = f"{t.state.value}: {t.reason}"
+            dur = fmt_time(t.duration)
+            line = f"trial {t.number:4d}  {what}  ({dur})  {self.describe(t.sample)}"
+            print(("\r\033[K" if self.tty else "") + line, file=self.out)
+        elif p.event == "start":
+            print(f"searching: {p.done} trials done so far" if p.done else "searching", file=self.out)
+        if self.tty:
+            print("\r\033[K" + status, end="" if p.event != "end" else "\n", file=self.out, flush=True)
+        elif p.event == "trial":
+            print("  " + status, file=self.out, flush=True)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from nasforge import api
+    from nasforge.config import load_config, with_overrides
+
+    cfg = with_overrides(load_config(args.config), strategy=args.strategy, trials=args.trials,
+                         time_budget=args.time_budget, seed=args.seed, db=args.db, name=args.name)
+    data_shape: dict[str, Any] = {}
+
+    def describe(sample: Any) -> str:
+        if "space" not in data_shape:
+            from nasforge.space import make_space
+
+            data_shape["space"] = make_space(cfg.space)
+        return str(data_shape["space"].describe(sample))
+
+    print(f"nasforge search: experiment {cfg.name!r}, strategy {cfg.strategy.name}, db {cfg.search.db}",
+          file=sys.stderr)
+    outcome = api.search(cfg, resume=args.resume, on_progress=ProgressPrinter(sys.stderr, describe))
+    states = Counter(t.state.value for t in outcome.trials)
+    why = {"trials": "trial budget reached", "time": "time budget reached",
+           "exhausted": "no untried candidate left"}[outcome.stopped]
+    print(f"done ({why}): " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()))
+          + f", {outcome.rejected} rejected before training", file=sys.stderr)
+    if outcome.best is not None:
+        b = outcome.best
+        print(f"best: trial {b.number}, validation accuracy {b.score:.4f}: {describe(b.sample)}")
+        print(f"next: nasforge retrain {cfg.search.db}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from nasforge import api
+    from nasforge.loop import best_trial
+    from nasforge.space import make_space
+
+    store, exp, cfg = api.stored(args.db, args.name)
+    with store:
+        trials = store.trials(exp.id)
+        n_rej, common = store.rejection_summary(exp.id)
+        results = store.results(exp.id, "retrain")
+    space = make_space(cfg.space)
+    states = Counter(t.state.value for t in trials)
+    print(f"experiment {exp.name!r} in {args.db}: strategy {cfg.strategy.name}, searched {fmt_time(exp.elapsed)}")
+    print("trials: " + (", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())) or "none")
+          + f"; rejected before training: {n_rej}"
+          + (" (" + "; ".join(f"{k}: {n}" for k, n in common) + ")" if common else ""))
+    ok = sorted((t for t in trials if t.ok), key=lambda t: (-(t.score or 0.0), t.number))[: args.top]
+    if ok:
+        rows = [(i + 1, t.number, f"{t.score:.4f}", f"{t.metrics.get('f1', float('nan')):.4f}",
+                 fmt_count(t.cost.params if t.cost else None), fmt_count(t.cost.flops if t.cost else None),
+                 f"{t.cost.latency_ms:.2f}" if t.cost and t.cost.latency_ms is not None else "-",
+                 fmt_time(t.duration), space.describe(t.sample)) for i, t in enumerate(ok)]
+        table(rows, ("rank", "trial", "val_acc", "val_f1", "params", "FLOPs", "lat_ms", "time", "architecture"),
+              sys.stdout)
+    failed = [t for t in trials if t.state.value == "FAILED"]
+    for t in failed[:5]:
+        print(f"failed trial {t.number}: {t.reason}")
+    for r in results[-1:]:
+        print(f"last retrain (trial {r['trial']}, {r['epochs']:g} epochs):")
+        print_final(r["models"], sys.stdout)
+    best = best_trial(trials)
+    if best is None:
+        print("no completed trial yet")
+    return 0
+
+
+def print_final(models: Sequence[dict[str, Any]], out: TextIO) -> None:
+    rows = [(m["name"], f"{100 * m['test']['accuracy']:.2f}%", f"{m['test']['f1']:.4f}", fmt_count(m["params"]),
+             fmt_count(m["flops"]), f"{m['latency_ms']:.2f}" if m["latency_ms"] is not None else "-",
+             fmt_time(m["train_seconds"]), m["description"]) for m in models]
+    table(rows, ("model", "test_acc", "test_f1", "params", "FLOPs", "lat_ms", "train", "architecture"), out)
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from nasforge import api
+    from nasforge.report.retrain import final_to_json
+
+    def on_epoch(name: str, epoch: int, row: Any) -> None:
+        print(f"  {name} epoch {epoch}: train loss {row['train_loss']:.4f}", file=sys.stderr, flush=True)
+
+    t0 = time.time()
+    models = api.retrain(args.db, name=args.name, epochs=args.epochs, seed=args.seed,
+                         baseline=False if args.no_baseline else None, out_dir=args.out, on_epoch=on_epoch)
+    print(f"final training done in {fmt_time(time.time() - t0)}; test split read once")
+    print_final([final_to_json(m) for m in models], sys.stdout)
+    by = {m.name: m for m in models}
+    if "baseline" in by:
+        d = 100 * (by["searched"].test["accuracy"] - by["baseline"].test["accuracy"])
+        print(f"searched minus baseline: {d:+.2f} points of test accuracy")
+    for m in models:
+        if m.weights:
+            print(f"weights: {m.weights}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nasforge", description="Neural architecture search that runs on a CPU.")
+    p.add_argument("--debug", action="store_true", help="log details and show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("search", help="search architectures as a YAML config describes")
+    s.add_argument("config", help="YAML config (see examples/)")
+    s.add_argument("--strategy", help="override strategy.name (random, evolution, genetic)")
+    s.add_argument("--trials", type=int, help="override search.trials (finished trials in all)")
+    s.add_argument("--time-budget", help="override search.time_budget, e.g. 20m, 1h, 90s")
+    s.add_argument("--seed", type=int, help="override the seed")
+    s.add_argument("--db", help="override search.db, the SQLite file")
+    s.add_argument("--name", help="override the experiment name")
+    s.add_argument("--resume", action="store_true", help="continue the experiment stored in the database")
+    s.set_defaults(func=cmd_search)
+
+    st = sub.add_parser("status", help="show an experiment's best trials")
+    st.add_argument("db")
+    st.add_argument("--name", help="experiment name (default: the latest)")
+    st.add_argument("--top", type=int, default=10)
+    st.set_defaults(func=cmd_status)
+
+    r = sub.add_parser("retrain", help="train the best architecture and the baseline, test once")
+    r.add_argument("db")
+    r.add_argument("--name", help="experiment name (default: the latest)")
+    r.add_argument("--epochs", type=float, help="override retrain.epochs")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--out", help="directory for weights (default: next to the database)")
+    r.add_argument("--no-baseline", action="store_true", help="skip the hand-designed baseline")
+    r.set_defaults(func=cmd_retrain)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except NasforgeError as e:
+        print(f"nasforge: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nnasforge: interrupted; everything finished so far is stored, continue with --resume",
+              file=sys.stderr)
+        return 130
+    except Exception as e:
+        if args.debug:
+            raise
+        print(f"nasforge: internal error: {type(e).__name__}: {e} (rerun with --debug for details and report it)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""Configuration: a YAML file (or a dict) mapped onto typed sections, checked strictly.
+
+Unknown keys, wrong types and impossible values are reported in one line that names the key and
+the fix; nothing downstream sees an unchecked value. Inside the library, keyword arguments rule:
+each section maps onto the keyword arguments of one constructor.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nasforge.errors import ConfigError
+from nasforge.evaluate.trainer import Recipe
+from nasforge.types import Budget
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$")
+
+
+def parse_duration(value: Any, what: str = "time_budget") -> float | None:
+    """Seconds from 90, "90s", "20m", "1h30m"; None stays None (no limit)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ConfigError(f"{what} must be a duration such as 20m, 1h or 90s, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if not m or not any(m.groups()):
+            raise ConfigError(f"{what} {value!r} is not a duration: write it like 20m, 1h30m or 90s")
+        h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+        seconds = 3600 * h + 60 * mi + s
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise ConfigError(f"{what} must be a positive duration, got {value!r}")
+    return seconds
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "fashion_mnist"
+    path: str | None = None
+    val_fraction: float = 0.1
+    layout: str = "auto"
+    label_column: str | int | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    name: str = "evolution"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    trials: int = 100
+    time_budget: float | None = None
+    epochs: float = 2.0
+    fraction: float = 1.0
+    db: str = "runs/nasforge.db"
+    measure_latency: bool = True
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(epochs=self.epochs, fraction=self.fraction)
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    epochs: float = 10.0
+    recipe: Recipe = field(default_factory=lambda: Recipe(optimizer="sgd", schedule="onecycle", augment=True))
+    baseline: bool = True
+    out: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "nasforge"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    space: Mapping[str, Any] = field(default_factory=lambda: {"kind": "chain"})
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    train: Recipe = field(default_factory=Recipe)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def fingerprint(self) -> str:
+        """What must match to resume: the data, the space and the search-time training."""
+        parts = {k: self.raw.get(k) for k in ("data", "space", "train")}
+        parts["budget"] = {"epochs": self.search.epochs, "fraction": self.search.fraction}
+        parts["seed"] = self.seed
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict[str, Any]:
+        return copy.deepcopy(dict(self.raw))
+
+
+TOP_KEYS = ("name", "seed", "data", "space", "strategy", "search", "train", "retrain")
+RECIPE_KEYS = tuple(f.name for f in fields(Recipe))
+SEARCH_KEYS = ("trials", "time_budget", "budget", "db", "measure_latency")
+RETRAIN_KEYS = ("epochs", "baseline", "out", *RECIPE_KEYS)
+SPACE_KINDS = ("chain",)
+
+
+def _unknown(keys: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for k in keys:
+        if k not in allowed:
+            close = difflib.get_close_matches(str(k), allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(allowed)}"
+            raise ConfigError(f"unknown key {k!r} in {where}: {hint}")
+
+
+def _section(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
+    sec = raw.get(name)
+    if sec is None:
+        return {}
+    if not isinstance(sec, Mapping):
+        raise ConfigError(f"section {name!r} must be a mapping of keys to values, got {type(sec).__name__}")
+    return dict(sec)
+
+
+def _typed(value: Any, kind: type | tuple[type, ...], where: str, *, positive: bool = False) -> Any:
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if kind is float and isinstance(value, int):
+        value = float(value)
+    if not isinstance(value, kind):
+        names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise ConfigError(f"{where} must be {names}, got {value!r}")
+    if positive and not value > 0:
+        raise ConfigError(f"{where} must be positive, got {value!r}")
+    return value
+
+
+def _recipe(d: Mapping[str, Any], where: str, base: Recipe) -> Recipe:
+    kw: dict[str, Any] = {}
+    for k, v in d.items():
+        if k in ("optimizer", "schedule"):
+            kw[k] = _typed(v, str, f"{where}.{k}")
+        elif k in ("augment", "channels_last"):
+            kw[k] = _typed(v, bool, f"{where}.{k}")
+        elif k == "batch_size":
+            kw[k] = _typed(v, int, f"{where}.{k}", positive=True)
+        elif k == "lr":
+            kw[k] = None if v is None else _typed(v, float, f"{where}.{k}", positive=True)
+        else:
+            kw[k] = _typed(v, float, f"{where}.{k}")
+            if kw[k] < 0:
+                raise ConfigError(f"{where}.{k} must not be negative, got {v!r}")
+    try:
+        merged = {f.name: getattr(base, f.name) for f in fields(Recipe)} | kw
+        return Recipe(**merged)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def from_dict(raw: Mapping[str, Any]) -> Config:
+    """Check a configuration mapping and build the typed Config."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(raw).__name__}")
+    _unknown(raw, TOP_KEYS, "the config")
+    name = raw.get("name", "nasforge")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"name must be a non-empty string, got {name!r}")
+    seed = _typed(raw.get("seed", 0), int, "seed")
+
+    d = _section(raw, "data")
+    _unknown(d, tuple(f.name for f in fields(DataConfig)), "data")
+    vf = _typed(d.get("val_fraction", 0.1), float, "data.val_fraction")
+    if not 0 < vf < 1:
+        raise ConfigError(f"data.val_fraction must be between 0 and 1, got {vf}: use e.g. 0.1")
+    limit = d.get("limit")
+    if limit is not None:
+        limit = _typed(limit, int, "data.limit", positive=True)
+    data = DataConfig(source=_typed(d.get("source", "fashion_mnist"), str, "data.source"),
+                      path=None if d.get("path") is None else str(d["path"]), val_fraction=vf,
+                      layout=_typed(d.get("layout", "auto"), str, "data.layout"),
+                      label_column=d.get("label_column"), limit=limit)
+
+    sp = _section(raw, "space")
+    kind = sp.get("kind", "chain")
+    if kind not in SPACE_KINDS:
+        raise ConfigError(f"unknown space kind {kind!r}: choose one of {', '.join(SPACE_KINDS)}")
+    sp["kind"] = kind
+
+    st = _section(raw, "strategy")
+    _unknown(st, ("name", "options"), "strategy")
+    opts = st.get("options") or {}
+    if not isinstance(opts, Mapping):
+        raise ConfigError("strategy.options must be a mapping such as {population_size: 20}")
+    strategy = StrategyConfig(name=_typed(st.get("name", "evolution"), str, "strategy.name"), options=dict(opts))
+
+    se = _section(raw, "search")
+    _unknown(se, SEARCH_KEYS, "search")
+    bud = se.get("budget") or {}
+    if not isinstance(bud, Mapping):
+        raise ConfigError("search.budget must be a mapping such as {epochs: 2, fraction: 0.2}")
+    _unknown(bud, ("epochs", "fraction"), "search.budget")
+    epochs = _typed(bud.get("epochs", 2.0), float, "search.budget.epochs", positive=True)
+    fraction = _typed(bud.get("fraction", 1.0), float, "search.budget.fraction", positive=True)
+    if fraction > 1:
+        raise ConfigError(f"search.budget.fraction must be at most 1 (the share of training data), got {fraction}")
+    search = SearchConfig(
+        trials=_typed(se.get("trials", 100), int, "search.trials", positive=True),
+        time_budget=parse_duration(se.get("time_budget"), "search.time_budget"),
+        epochs=epochs, fraction=fraction, db=str(se.get("db", "runs/nasforge.db")),
+        measure_latency=_typed(se.get("measure_latency", True), bool, "search.measure_latency"),
+    )
+
+    tr = _section(raw, "train")
+    _unknown(tr, RECIPE_KEYS, "train")
+    train = _recipe(tr, "train", Recipe())
+
+    rt = _section(raw, "retrain")
+    _unknown(rt, RETRAIN_KEYS, "retrain")
+    rrecipe = _recipe({k: v for k, v in rt.items() if k in RECIPE_KEYS}, "retrain", RetrainConfig().recipe)
+    retrain = RetrainConfig(
+        epochs=_typed(rt.get("epochs", 10.0), float, "retrain.epochs", positive=True), recipe=rrecipe,
+        baseline=_typed(rt.get("baseline", True), bool, "retrain.baseline"),
+        out=None if rt.get("out") is None else str(rt["out"]),
+    )
+    return Config(name=name, seed=seed, data=data, space=sp, strategy=strategy, search=search, train=train,
+                  retrain=retrain, raw=copy.deepcopy(dict(raw)))
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check a YAML config file (safe loader: no Python objects from YAML)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} not found: check the path (examples/ has ready-made configs)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config {p} ({type(e).__name__}); give a readable UTF-8 YAML file") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or "malformed YAML"
+        raise ConfigError(f"config {p} is not valid YAML{where} ({problem}); fix the syntax there") from None
+    if raw is None:
+        raise ConfigError(f"config {p} is empty; see examples/fashion_mnist.yaml for a complete one")
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"config {p} must be a mapping of sections (data:, space:, ...), not a {type(raw).__name__}")
+    return from_dict(raw)
+
+
+def with_overrides(cfg: Config, **over: Any) -> Config:
+    """The config with CLI overrides applied (None means "not given"), re-checked as a whole."""
+    raw = copy.deepcopy(dict(cfg.raw))
+    if over.get("strategy") is not None:
+        raw.setdefault("strategy", {})
+        if raw["strategy"] is None or not isinstance(raw["strategy"], Mapping):
+            raw["strategy"] = {}
+        if raw["strategy"].get("name") != over["strategy"]:
+            raw["strategy"] = {"name": over["strategy"]}  # options belong to the strategy they were written for
+    search = dict(raw.get("search") or {})
+    for k in ("trials", "time_budget", "db"):
+        if over.get(k) is not None:
+            search[k] = over[k]
+    raw["search"] = search
+    if over.get("seed") is not None:
+        raw["seed"] = over["seed"]
+    if over.get("name") is not None:
+        raw["name"] = over["name"]
+    return from_dict(raw)

@@ -1,0 +1,8 @@
+"""Datasets for the search: built-in benchmarks and user files, all returned as a sealed ``Dataset``."""
+
+from __future__ import annotations
+
+from nasforge.data.base import Dataset, make_dataset
+from nasforge.data.registry import DATA_SOURCES, load_dataset
+
+__all__ = ["DATA_SOURCES", "Dataset", "load_dataset", "make_dataset"]

@@ -1,0 +1,286 @@
+"""The data sources by name, and ``load_dataset`` which dispatches to them.
+
+The registry is an explicit dict (no registration on import) so that the set of sources is visible in
+one place and config validation can list it. Every loader reads raw arrays, then ``_finish`` applies
+``limit`` and hands over to ``make_dataset`` for validation, the validation split and normalisation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from nasforge.data.base import Dataset, make_dataset, stratified_split
+from nasforge.data.cifar import read_cifar
+from nasforge.data.files import RawSplits, read_csv, read_npz
+from nasforge.data.idx import DIGIT_CLASSES, FASHION_CLASSES, locate, read_idx_dir
+from nasforge.errors import DataError
+
+PathArg = str | os.PathLike[str] | None
+LAYOUTS = ("auto", "image", "sequence", "tabular")
+# The digits test split is fixed so test scores stay comparable between runs with different seeds.
+DIGITS_TEST_SEED = 0
+DIGITS_TEST_FRACTION = 0.2
+
+
+class Loader(Protocol):
+    def __call__(
+        self,
+        path: PathArg = None,
+        *,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        layout: str = "auto",
+        label_column: str | int | None = None,
+        limit: int | None = None,
+    ) -> Dataset: ...
+
+
+def stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sorted indices of ``n`` examples drawn per class in proportion (largest remainder), seeded."""
+    if n >= len(y):
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    quota = counts * (n / len(y))
+    take = np.floor(quota).astype(np.int64)
+    extra = n - int(take.sum())
+    take[np.argsort(-(quota - take), kind="stable")[:extra]] += 1
+    picked = []
+    for c, k in zip(classes, take, strict=True):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        picked.append(idx[:k])
+    return np.sort(np.concatenate(picked))
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is None:
+        return
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 2:
+        raise DataError(f"limit must be a whole number of at least 2 training examples, got {limit!r}; "
+                        "use e.g. 2000 or leave it unset")
+
+
+def _check_layout(layout: str) -> None:
+    if layout not in LAYOUTS:
+        raise DataError(f"unknown data layout {layout!r}: use {', '.join(LAYOUTS)}")
+
+
+def _no_label_column(source: str, label_column: str | int | None) -> None:
+    if label_column is not None:
+        raise DataError(f"label_column applies only to the csv source, not {source}; remove data.label_column")
+
+
+def _no_path(source: str, path: PathArg) -> None:
+    if path is not None:
+        raise DataError(f"the {source} source is bundled and takes no path; remove data.path")
+
+
+def _finish(
+    name: str,
+    raw: RawSplits,
+    *,
+    origin: str,
+    val_fraction: float,
+    seed: int,
+    layout: str,
+    limit: int | None,
+    scale: float | None = None,
+    images: bool = False,
+) -> Dataset:
+    """Apply ``limit``, flatten built-in images for a tabular layout, and build the Dataset.
+
+    ``origin`` (a path, or the source name) is what make_dataset's error messages start with.
+    """
+    x_train, y_train, x_test, y_test = raw.x_train, raw.y_train, raw.x_test, raw.y_test
+    if limit is not None:
+        if np.asarray(y_train).ndim == 1 and len(y_train) == len(x_train):
+            keep = stratified_subset(np.asarray(y_train), limit, seed)
+            x_train, y_train = x_train[keep], y_train[keep]
+        if x_test is not None and y_test is not None and np.asarray(y_test).ndim == 1 and len(y_test) == len(x_test):
+            keep = stratified_subset(np.asarray(y_test), max(1, limit // 5), seed)
+            x_test, y_test = x_test[keep], y_test[keep]
+    if images and layout == "tabular":
+        x_train = x_train.reshape(len(x_train), -1)
+        if x_test is not None:
+            x_test = x_test.reshape(len(x_test), -1)
+    ds = make_dataset(origin, x_train, y_train, x_test, y_test, classes=raw.classes,
+                      val_fraction=val_fraction, seed=seed, layout=layout, scale=scale)
+    return dataclasses.replace(ds, name=name)
+
+
+# ----------------------------------------------------------------------------------------- loaders
+
+
+def _idx_source(
+    name: str,
+    classes: tuple[str, ...],
+    path: PathArg,
+    val_fraction: float,
+    seed: int,
+    layout: str,
+    label_column: str | int | None,
+    limit: int | None,
+) -> Dataset:
+    _no_label_column(name, label_column)
+    _check_limit(limit)
+    _check_layout(layout)
+    directory = locate(name, path)
+    x_tr, y_tr, x_te, y_te = read_idx_dir(directory, require_test=True)
+    raw = RawSplits(x_tr, y_tr, x_te, y_te, classes)
+    return _finish(name, raw, origin=f"{name} in {directory}", val_fraction=val_fraction, seed=seed,
+                   layout=layout, limit=limit, scale=255.0 if x_tr.dtype == np.uint8 else None, images=True)
+
+
+def load_fashion_mnist(
+    path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
+    label_column: str | int | None = None, limit: int | None = None,
+) -> Dataset:
+    """Fashion-MNIST from ``path``, $NASFORGE_DATA_DIR, ~/.cache/nasforge or Debian's package."""
+    return _idx_source("fashion_mnist", FASHION_CLASSES, path, val_fraction, seed, layout, label_column, limit)
+
+
+def load_mnist(
+    path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
+    label_column: str | int | None = None, limit: int | None = None,
+) -> Dataset:
+    """MNIST from ``path``, $NASFORGE_DATA_DIR, ~/.cache/nasforge or /usr/share/datasets/mnist."""
+    return _idx_source("mnist", DIGIT_CLASSES, path, val_fraction, seed, layout, label_column, limit)
+
+
+def load_idx(
+    path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
+    label_column: str | int | None = None, limit: int | None = None,
+) -> Dataset:
+    """A user directory of (Fashion-)MNIST-named IDX files; the t10k test pair is optional."""
+    _no_label_column("idx", label_column)
+    _check_limit(limit)
+    _check_layout(layout)
+    if path is None:
+        raise DataError("the idx source needs data.path: point it at the directory holding "
+                        "train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz]")
+    directory = Path(path).expanduser()
+    x_tr, y_tr, x_te, y_te = read_idx_dir(directory)
+    raw = RawSplits(x_tr, y_tr, x_te, y_te)
+    return _finish(directory.name or "idx", raw, origin=str(directory), val_fraction=val_fraction, seed=seed,
+                   layout=layout, limit=limit, scale=255.0 if x_tr.dtype == np.uint8 else None, images=True)
+
+
+def _cifar(
+    n: int, path: PathArg, val_fraction: float, seed: int, layout: str, label_column: str | int | None,
+    limit: int | None,
+) -> Dataset:
+    name = f"cifar{n}"
+    _no_label_column(name, label_column)
+    _check_limit(limit)
+    _check_layout(layout)
+    x_tr, y_tr, x_te, y_te, classes = read_cifar(path, n)
+    raw = RawSplits(x_tr, y_tr, x_te, y_te, classes)
+    return _finish(name, raw, origin=f"{name} in {path}", val_fraction=val_fraction, seed=seed, layout=layout,
+                   limit=limit, scale=255.0, images=True)
+
+
+def load_cifar10(
+    path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
+    label_column: str | int | None = None, limit: int | None = None,
+) -> Dataset:
+    """CIFAR-10 from the extracted cifar-10-batches-py directory."""
+    return _cifar(10, path, val_fraction, seed, layout, label_column, limit)
+
+
+def load_cifar100(
+    path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
+    label_column: str | int | None = None, limit: int | None = None,
+) -> Dataset:
+    """CIFAR-100 (fine labels) from the extracted cifar-100-python directory."""
+    return _cifar(100, path, val_fraction, seed, layout, label_column, limit)
+
+
+def load_npz(
+    path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
+    label_column: str | int | None = None, limit: int | None = None,
+) -> Dataset:
+    """An .npz with x_train, y_train and optionally x_test, y_test (and classes)."""
+    _no_label_column("npz", label_column)
+    _check_limit(limit)
+    _check_layout(layout)
+    if path is None:
+        raise DataError("the npz source needs data.path: point it at a file saved with "
+                        "numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
+    p = Path(path).expanduser()
+    return _finish(p.stem, read_npz(p), origin=str(p), val_fraction=val_fraction, seed=seed, layout=layout,
+                   limit=limit)
+
+
+def load_csv(
+    path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
+    label_column: str | int | None = None, limit: int | None = None,
+) -> Dataset:
+    """A .csv (training data only) or a directory with train.csv and test.csv."""
+    _check_limit(limit)
+    _check_layout(layout)
+    if path is None:
+        raise DataError("the csv source needs data.path: point it at a .csv file or a directory with "
+                        "train.csv and test.csv")
+    p = Path(path).expanduser()
+    return _finish(p.stem, read_csv(p, label_column), origin=str(p), val_fraction=val_fraction, seed=seed,
+                   layout=layout, limit=limit)
+
+
+def load_digits(
+    path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
+    label_column: str | int | None = None, limit: int | None = None,
+) -> Dataset:
+    """scikit-learn's bundled 8x8 digits, with a fixed stratified 20% test split: a tiny offline benchmark."""
+    _no_path("digits", path)
+    _no_label_column("digits", label_column)
+    _check_limit(limit)
+    _check_layout(layout)
+    try:
+        from sklearn.datasets import load_digits as sk_load_digits
+    except ImportError:
+        raise DataError("the digits source needs scikit-learn: pip install scikit-learn "
+                        "(or pip install 'nasforge[sklearn]')") from None
+    bunch = sk_load_digits()
+    x = np.asarray(bunch.images, dtype=np.float32)  # (1797, 8, 8), values 0..16
+    y = np.asarray(bunch.target, dtype=np.int64)
+    train_idx, test_idx = stratified_split(y, DIGITS_TEST_FRACTION, DIGITS_TEST_SEED)
+    raw = RawSplits(x[train_idx], y[train_idx], x[test_idx], y[test_idx], DIGIT_CLASSES)
+    return _finish("digits", raw, origin="digits", val_fraction=val_fraction, seed=seed, layout=layout,
+                   limit=limit, scale=16.0, images=True)
+
+
+DATA_SOURCES: dict[str, Loader] = {
+    "fashion_mnist": load_fashion_mnist,
+    "mnist": load_mnist,
+    "idx": load_idx,
+    "cifar10": load_cifar10,
+    "cifar100": load_cifar100,
+    "npz": load_npz,
+    "csv": load_csv,
+    "digits": load_digits,
+}
+
+
+def load_dataset(
+    source: str,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    layout: str = "auto",
+    label_column: str | int | None = None,
+    limit: int | None = None,
+) -> Dataset:
+    """Load ``source`` (a key of DATA_SOURCES; dashes accepted, e.g. "fashion-mnist") as a Dataset."""
+    key = source.strip().lower().replace("-", "_") if isinstance(source, str) else ""
+    loader = DATA_SOURCES.get(key)
+    if loader is None:
+        raise DataError(f"unknown data source {source!r}: use one of {', '.join(DATA_SOURCES)}")
+    return loader(path, val_fraction=val_fraction, seed=seed, layout=layout, label_column=label_column,
+                  limit=limit)

@@ -1,0 +1,30 @@
+"""Classification metrics from one confusion matrix: accuracy, macro precision, recall and F1."""
+
+from __future__ import annotations
+
+import torch
+
+
+def confusion(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """(true, predicted) count matrix."""
+    return torch.bincount(target * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def classification_metrics(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> dict[str, float]:
+    """Accuracy and macro-averaged precision, recall and F1 (classes absent from both count as 0)."""
+    cm = confusion(pred, target, n_classes).double()
+    tp = cm.diag()
+    predicted = cm.sum(0)
+    actual = cm.sum(1)
+    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
+    recall = torch.where(actual > 0, tp / actual.clamp(min=1), torch.zeros_like(tp))
+    denom = precision + recall
+    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp(min=1e-12), torch.zeros_like(tp))
+    present = (actual > 0) | (predicted > 0)
+    k = max(int(present.sum()), 1)
+    return {
+        "accuracy": float(tp.sum() / cm.sum().clamp(min=1)),
+        "precision": float(precision[present].sum() / k),
+        "recall": float(recall[present].sum() / k),
+        "f1": float(f1[present].sum() / k),
+    }

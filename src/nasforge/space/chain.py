@@ -1,0 +1,334 @@
+"""The chain space: a sequence of 1..N blocks (conv, pooling, dense, dropout, batch-norm) and a head.
+
+A sample is flat (``n_blocks``, ``head``, ``b0.type``, ``b0.width``, ...): every block slot holds a
+value for every dimension, and only the *active* ones (those of the first ``n_blocks`` slots that
+the slot's type uses) shape the network. Keeping inactive values makes mutation of ``n_blocks`` or
+of a block's type meaningful (the dormant settings wake up), while :meth:`ChainSpace.key` ignores
+them so equivalent networks share one key.
+
+The same space builds 2-D images (Conv2d), 1-D sequences (Conv1d) and flat vectors (dense only):
+the rank of the input shape decides.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nasforge.space.params import Choice, choice
+from nasforge.types import Sample
+
+BLOCK_TYPES = ("conv", "pool", "dense", "dropout", "batchnorm")
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "identity": nn.Identity,
+}
+HEADS = ("gap", "flatten")
+
+# Which per-block dimensions each block type uses.
+_ACTIVE: dict[str, tuple[str, ...]] = {
+    "conv": ("width", "kernel", "stride", "padding", "act", "bn"),
+    "pool": ("pool", "pool_size"),
+    "dense": ("width", "act"),
+    "dropout": ("rate",),
+    "batchnorm": (),
+}
+
+
+@dataclass(frozen=True)
+class Block:
+    """One active block, with only the settings its type uses."""
+
+    type: str
+    args: tuple[tuple[str, Any], ...]
+
+    def get(self, name: str) -> Any:
+        return dict(self.args)[name]
+
+    def describe(self) -> str:
+        a = dict(self.args)
+        if self.type == "conv":
+            s = f"conv{a['width']} {a['kernel']}x{a['kernel']}"
+            s += f"/s{a['stride']}" if a["stride"] != 1 else ""
+            s += " valid" if a["padding"] == "valid" else ""
+            return s + (" bn" if a["bn"] else "") + f" {a['act']}"
+        if self.type == "pool":
+            return f"{a['pool']}pool{a['pool_size']}"
+        if self.type == "dense":
+            return f"dense{a['width']} {a['act']}"
+        if self.type == "dropout":
+            return f"dropout{a['rate']}"
+        return self.type
+
+
+class ChainSpace:
+    """Layer sequences of variable depth; every dimension can be restricted from the config."""
+
+    kind = "chain"
+
+    def __init__(
+        self,
+        *,
+        min_blocks: int = 1,
+        max_blocks: int = 8,
+        types: Sequence[str] = BLOCK_TYPES,
+        widths: Sequence[int] = (16, 32, 64, 128),
+        kernels: Sequence[int] = (3, 5, 7),
+        strides: Sequence[int] = (1, 2),
+        paddings: Sequence[str] = ("same", "valid"),
+        activations: Sequence[str] = ("relu", "gelu", "tanh", "sigmoid"),
+        pools: Sequence[str] = ("max", "avg"),
+        pool_sizes: Sequence[int] = (2, 3),
+        dropout_rates: Sequence[float] = (0.1, 0.25, 0.5),
+        batch_norm: Sequence[bool] = (True, False),
+        heads: Sequence[str] = HEADS,
+        max_params: int | None = None,
+        max_flops: int | None = None,
+    ) -> None:
+        def need(name: str, values: Sequence[Any], allowed: Sequence[Any] | None = None) -> tuple[Any, ...]:
+            vals = tuple(values)
+            if not vals:
+                raise ValueError(f"space.{name} is empty: give at least one value")
+            if allowed is not None:
+                bad = [v for v in vals if v not in allowed]
+                if bad:
+                    raise ValueError(f"space.{name} has unknown value(s) {bad}: choose from {list(allowed)}")
+            return vals
+
+        if not 1 <= min_blocks <= max_blocks:
+            raise ValueError(f"space needs 1 <= min_blocks <= max_blocks, got {min_blocks} and {max_blocks}")
+        if max_blocks > 64:
+            raise ValueError(f"space.max_blocks={max_blocks} is too deep for a chain: use at most 64")
+        self.min_blocks, self.max_blocks = min_blocks, max_blocks
+        self.types = need("types", types, BLOCK_TYPES)
+        self.widths = need("widths", [int(w) for w in widths])
+        self.kernels = need("kernels", [int(k) for k in kernels])
+        self.strides = need("strides", [int(s) for s in strides])
+        self.paddings = need("paddings", paddings, ("same", "valid"))
+        self.activations = need("activations", activations, tuple(ACTIVATIONS))
+        self.pools = need("pools", pools, ("max", "avg"))
+        self.pool_sizes = need("pool_sizes", [int(p) for p in pool_sizes])
+        self.dropout_rates = need("dropout_rates", [float(r) for r in dropout_rates])
+        self.batch_norm = need("batch_norm", [bool(b) for b in batch_norm])
+        self.heads = need("heads", heads, HEADS)
+        for name, vals, lo in (("widths", self.widths, 1), ("kernels", self.kernels, 1), ("strides", self.strides, 1),
+                               ("pool_sizes", self.pool_sizes, 2)):
+            if min(vals) < lo or max(vals) > 100_000:
+                raise ValueError(f"space.{name} values must be between {lo} and 100000, got {list(vals)}")
+        if any(k % 2 == 0 for k in self.kernels):
+            raise ValueError(f"space.kernels must be odd so 'same' padding is symmetric, got {list(self.kernels)}")
+        if not all(0 <= r < 1 for r in self.dropout_rates):
+            raise ValueError(f"space.dropout_rates must be in [0, 1), got {list(self.dropout_rates)}")
+        self.max_params, self.max_flops = max_params, max_flops
+        per_block = {
+            "type": choice(self.types), "width": choice(self.widths), "kernel": choice(self.kernels),
+            "stride": choice(self.strides), "padding": choice(self.paddings), "act": choice(self.activations),
+            "bn": choice(self.batch_norm), "pool": choice(self.pools), "pool_size": choice(self.pool_sizes),
+            "rate": choice(self.dropout_rates),
+        }
+        dims: dict[str, Choice] = {"n_blocks": choice(range(min_blocks, max_blocks + 1)), "head": choice(self.heads)}
+        for i in range(max_blocks):
+            for name, c in per_block.items():
+                dims[f"b{i}.{name}"] = c
+        self._dims = dims
+
+    # ------------------------------------------------------------------ the SearchSpace protocol
+    def dims(self) -> Mapping[str, Choice]:
+        return self._dims
+
+    def active(self, s: Sample) -> list[str]:
+        """Names of the dimensions that shape the network for this sample."""
+        names = ["n_blocks"]
+        for i in range(int(s["n_blocks"])):
+            t = s[f"b{i}.type"]
+            names.append(f"b{i}.type")
+            names += [f"b{i}.{a}" for a in _ACTIVE[t]]
+        if not any(s[f"b{i}.type"] == "dense" for i in range(int(s["n_blocks"]))):
+            names.append("head")
+        return names
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Any]:
+        return {name: d.sample(rng) for name, d in self._dims.items()}
+
+    def mutate(self, s: Sample, rng: np.random.Generator) -> dict[str, Any]:
+        """Change one active dimension to another value (a new depth wakes dormant blocks)."""
+        out = dict(s)
+        names = [n for n in self.active(s) if len(self._dims[n]) > 1]
+        if not names:
+            return out
+        name = names[int(rng.integers(len(names)))]
+        out[name] = self._dims[name].other(s[name], rng)
+        return out
+
+    def crossover(self, a: Sample, b: Sample, rng: np.random.Generator) -> dict[str, Any]:
+        """Uniform crossover, block-aligned: each block slot (all its settings) comes from one parent."""
+        out: dict[str, Any] = {}
+        for name in ("n_blocks", "head"):
+            out[name] = a[name] if rng.random() < 0.5 else b[name]
+        for i in range(self.max_blocks):
+            src = a if rng.random() < 0.5 else b
+            for name in self._dims:
+                if name.startswith(f"b{i}."):
+                    out[name] = src[name]
+        return out
+
+    def blocks(self, s: Sample) -> list[Block]:
+        out = []
+        for i in range(int(s["n_blocks"])):
+            t = s[f"b{i}.type"]
+            out.append(Block(t, tuple((a, s[f"b{i}.{a}"]) for a in _ACTIVE[t])))
+        return out
+
+    def key(self, s: Sample) -> str:
+        """Canonical text of the network: active blocks only, and the head only where it matters."""
+        blocks = self.blocks(s)
+        parts: list[Any] = [[b.type, *[v for _, v in b.args]] for b in blocks]
+        if not any(b.type == "dense" for b in blocks):
+            parts.append(["head", s["head"]])
+        return json.dumps(parts, separators=(",", ":"))
+
+    def describe(self, s: Sample) -> str:
+        blocks = self.blocks(s)
+        text = " > ".join(b.describe() for b in blocks)
+        if not any(b.type == "dense" for b in blocks):
+            text += f" > {s['head']}"
+        return text
+
+    def validate_sample(self, s: Sample) -> None:
+        """Raise ValueError if ``s`` names unknown dimensions or values outside the space."""
+        missing = [n for n in self._dims if n not in s]
+        if missing:
+            raise ValueError(f"sample lacks dimension(s) {missing[:5]}")
+        for name in self.active(s):
+            self._dims[name].index(s[name])
+
+    def check(self, s: Sample, input_shape: tuple[int, ...]) -> str | None:
+        """Why the sample cannot become a network for this input (shape inference), or None."""
+        try:
+            self.validate_sample(s)
+        except (ValueError, KeyError) as e:
+            return f"not a point of this space: {e}"
+        spatial: list[int] | None = list(input_shape[1:]) if len(input_shape) > 1 else None
+        for i, b in enumerate(self.blocks(s)):
+            if b.type in ("conv", "pool"):
+                if spatial is None:
+                    where = "after a dense block" if len(input_shape) > 1 else "on flat (tabular) input"
+                    return f"block {i} ({b.type}) comes {where}; it needs spatial input"
+                if b.type == "conv":
+                    k, st = b.get("kernel"), b.get("stride")
+                    pad = k // 2 if b.get("padding") == "same" else 0
+                else:
+                    k, st, pad = b.get("pool_size"), 2, b.get("pool_size") // 2 if b.get("pool_size") > 2 else 0
+                new = [(d + 2 * pad - k) // st + 1 for d in spatial]
+                if min(new) < 1:
+                    return (f"spatial size collapses at block {i} ({b.describe()}): "
+                            f"{'x'.join(map(str, spatial))} is smaller than the {k}-wide window")
+                spatial = new
+            elif b.type == "dense":
+                spatial = None
+        if self.max_params is not None or self.max_flops is not None:
+            from nasforge.evaluate.cost import count_flops, count_params
+
+            with torch.device("meta"):
+                model = self.build(s, input_shape, 2)
+            if self.max_params is not None:
+                n = count_params(model)
+                if n > self.max_params:
+                    return f"{n:,} parameters exceed the limit of {self.max_params:,}"
+            if self.max_flops is not None:
+                f = count_flops(model, input_shape, device="meta")
+                if f > self.max_flops:
+                    return f"{f:,} FLOPs exceed the limit of {self.max_flops:,}"
+        return None
+
+    def build(self, s: Sample, input_shape: tuple[int, ...], n_out: int) -> nn.Module:
+        """The network for ``s``: a plain ``nn.Sequential`` so it prints, exports and scripts simply."""
+        return build_chain(self.blocks(s), s["head"], input_shape, n_out)
+
+
+def build_chain(blocks: Sequence[Block], head: str, input_shape: tuple[int, ...], n_out: int) -> nn.Sequential:
+    """Turn blocks into layers, inferring channel counts; rank of ``input_shape`` picks 1-D or 2-D ops."""
+    rank = len(input_shape) - 1  # 2 = image, 1 = sequence, 0 = flat
+    conv: Any = {2: nn.Conv2d, 1: nn.Conv1d}.get(rank)
+    bn_sp: Any = {2: nn.BatchNorm2d, 1: nn.BatchNorm1d}.get(rank)
+    maxp: Any = {2: nn.MaxPool2d, 1: nn.MaxPool1d}.get(rank)
+    avgp: Any = {2: nn.AvgPool2d, 1: nn.AvgPool1d}.get(rank)
+    layers: list[nn.Module] = []
+    channels = input_shape[0]
+    spatial = list(input_shape[1:])
+    flat = rank == 0
+    features = input_shape[0] if flat else 0
+
+    def flatten() -> None:
+        nonlocal flat, features
+        if not flat:
+            layers.append(nn.Flatten())
+            features = channels * int(np.prod(spatial)) if spatial else channels
+            flat = True
+
+    for b in blocks:
+        if b.type == "conv":
+            k, st = b.get("kernel"), b.get("stride")
+            pad = k // 2 if b.get("padding") == "same" else 0
+            bn = b.get("bn")
+            layers.append(conv(channels, b.get("width"), k, stride=st, padding=pad, bias=not bn))
+            if bn:
+                layers.append(bn_sp(b.get("width")))
+            layers.append(ACTIVATIONS[b.get("act")]())
+            channels = b.get("width")
+            spatial = [(d + 2 * pad - k) // st + 1 for d in spatial]
+        elif b.type == "pool":
+            size = b.get("pool_size")
+            pad = size // 2 if size > 2 else 0
+            if b.get("pool") == "max":
+                layers.append(maxp(size, stride=2, padding=pad))
+            else:
+                layers.append(avgp(size, stride=2, padding=pad, count_include_pad=False))
+            spatial = [(d + 2 * pad - size) // 2 + 1 for d in spatial]
+        elif b.type == "dense":
+            flatten()
+            layers.append(nn.Linear(features, b.get("width")))
+            layers.append(ACTIVATIONS[b.get("act")]())
+            features = b.get("width")
+        elif b.type == "dropout":
+            layers.append(nn.Dropout(b.get("rate")))
+        elif b.type == "batchnorm":
+            layers.append(nn.BatchNorm1d(features) if flat else bn_sp(channels))
+        else:  # pragma: no cover - guarded by the space
+            raise ValueError(f"unknown block type {b.type!r}")
+    if not flat:
+        if head == "gap":
+            layers.append(nn.AdaptiveAvgPool2d(1) if rank == 2 else nn.AdaptiveAvgPool1d(1))
+            layers.append(nn.Flatten())
+            features = channels
+        else:
+            flatten()
+    layers.append(nn.Linear(features, n_out))
+    return nn.Sequential(*layers)
+
+
+def chain_sample(space: ChainSpace, blocks: Sequence[Mapping[str, Any]], head: str = "flatten") -> dict[str, Any]:
+    """A full sample from a readable block list, e.g. ``[{"type": "conv", "width": 32, ...}, ...]``.
+
+    Unspecified settings take the space's first value; dormant slots are filled the same way.
+    """
+    if not space.min_blocks <= len(blocks) <= space.max_blocks:
+        raise ValueError(f"{len(blocks)} blocks do not fit a space of {space.min_blocks}..{space.max_blocks} blocks")
+    s: dict[str, Any] = {name: d.values[0] for name, d in space.dims().items()}
+    s["n_blocks"], s["head"] = len(blocks), head
+    for i, blk in enumerate(blocks):
+        for k, v in blk.items():
+            s[f"b{i}.{k}"] = v
+    return s

@@ -1,0 +1,265 @@
+"""The experiment store: SQLite in WAL mode, every state change written when it happens.
+
+One file holds any number of named experiments. Each trial row is inserted as PENDING together
+with the strategy state that produced it (one transaction), then updated to RUNNING and to its
+final state; a killed search therefore resumes from exactly what is on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nasforge.errors import StoreError
+from nasforge.types import Budget, Cost, Trial, TrialState
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS experiments (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    fingerprint TEXT NOT NULL,
+    config TEXT NOT NULL,
+    created REAL NOT NULL,
+    elapsed REAL NOT NULL DEFAULT 0,
+    strategy_state TEXT
+);
+CREATE TABLE IF NOT EXISTS trials (
+    id INTEGER PRIMARY KEY,
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+    number INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    sample TEXT NOT NULL,
+    budget TEXT NOT NULL,
+    score REAL,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    curve TEXT NOT NULL DEFAULT '[]',
+    cost TEXT,
+    hidden TEXT NOT NULL DEFAULT '{}',
+    reason TEXT,
+    started REAL,
+    finished REAL,
+    train_seconds REAL NOT NULL DEFAULT 0,
+    eval_seconds REAL NOT NULL DEFAULT 0,
+    UNIQUE (experiment_id, number)
+);
+CREATE INDEX IF NOT EXISTS trials_key ON trials (experiment_id, key);
+CREATE TABLE IF NOT EXISTS rejections (
+    id INTEGER PRIMARY KEY,
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+    key TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY,
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: int
+    name: str
+    fingerprint: str
+    config: Mapping[str, Any]
+    created: float
+    elapsed: float
+    strategy_state: Mapping[str, Any] | None
+
+
+def _dumps(x: Any) -> str:
+    return json.dumps(x, separators=(",", ":"), sort_keys=True)
+
+
+class Store:
+    """A SQLite experiment database. Use one Store per process; it is the single writer."""
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise StoreError(f"no database at {self.path}: run `nasforge search` first or give the right path")
+        if self.path.exists() and self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory: give a database file path such as runs/search.db")
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path} is not a usable nasforge database ({e}); give another --db path") from None
+
+    def _migrate(self) -> None:
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "meta" not in tables:
+            raise StoreError(f"{self.path} is an SQLite file of another program; give another --db path")
+        if not tables:
+            self.conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        with self.transaction():
+            row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} was written by a newer nasforge (schema {row[0]}); upgrade nasforge")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ experiments
+    def create_experiment(self, name: str, config: Mapping[str, Any], fingerprint: str) -> Experiment:
+        with self.transaction() as c:
+            if c.execute("SELECT 1 FROM experiments WHERE name=?", (name,)).fetchone():
+                raise StoreError(f"experiment {name!r} already exists in {self.path}; "
+                                 "add --resume to continue it, or give a new --db or name")
+            c.execute("INSERT INTO experiments (name, fingerprint, config, created) VALUES (?, ?, ?, ?)",
+                      (name, fingerprint, _dumps(config), time.time()))
+        exp = self.experiment(name)
+        assert exp is not None
+        return exp
+
+    def experiment(self, name: str | None = None) -> Experiment | None:
+        """The named experiment, or the only/latest one when ``name`` is None."""
+        if name is None:
+            row = self.conn.execute("SELECT * FROM experiments ORDER BY id DESC LIMIT 1").fetchone()
+        else:
+            row = self.conn.execute("SELECT * FROM experiments WHERE name=?", (name,)).fetchone()
+        if row is None:
+            return None
+        return Experiment(row["id"], row["name"], row["fingerprint"], json.loads(row["config"]), row["created"],
+                          row["elapsed"], json.loads(row["strategy_state"]) if row["strategy_state"] else None)
+
+    def experiment_names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM experiments ORDER BY id")]
+
+    def add_elapsed(self, exp_id: int, seconds: float) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE experiments SET elapsed = elapsed + ? WHERE id=?", (seconds, exp_id))
+
+    # ------------------------------------------------------------------ trials
+    def add_trial(self, exp_id: int, trial: Trial, strategy_state: Mapping[str, Any] | None = None) -> None:
+        """Insert a new trial and, in the same transaction, the strategy state that proposed it."""
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO trials (experiment_id, number, key, state, sample, budget) VALUES (?, ?, ?, ?, ?, ?)",
+                (exp_id, trial.number, trial.key, trial.state.value, _dumps(dict(trial.sample)),
+                 _dumps(trial.budget.to_json())),
+            )
+            if strategy_state is not None:
+                c.execute("UPDATE experiments SET strategy_state=? WHERE id=?", (_dumps(strategy_state), exp_id))
+        if trial.state is not TrialState.PENDING:
+            self.update_trial(exp_id, trial)
+
+    def update_trial(self, exp_id: int, trial: Trial) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE trials SET state=?, score=?, metrics=?, curve=?, cost=?, hidden=?, reason=?, started=?, "
+                "finished=?, train_seconds=?, eval_seconds=?, budget=? WHERE experiment_id=? AND number=?",
+                (trial.state.value, trial.score, _dumps(dict(trial.metrics)), _dumps([dict(r) for r in trial.curve]),
+                 _dumps(trial.cost.to_json()) if trial.cost else None, _dumps(dict(trial.hidden)), trial.reason,
+                 trial.started, trial.finished, trial.train_seconds, trial.eval_seconds,
+                 _dumps(trial.budget.to_json()), exp_id, trial.number),
+            )
+
+    def trials(self, exp_id: int) -> list[Trial]:
+        rows = self.conn.execute("SELECT * FROM trials WHERE experiment_id=? ORDER BY number", (exp_id,))
+        return [_trial(r) for r in rows]
+
+    def reset_interrupted(self, exp_id: int) -> int:
+        """RUNNING trials of a killed search go back to PENDING so they run again; returns how many."""
+        with self.transaction() as c:
+            cur = c.execute("UPDATE trials SET state='PENDING', started=NULL WHERE experiment_id=? AND state='RUNNING'",
+                            (exp_id,))
+            return cur.rowcount
+
+    # ------------------------------------------------------------------ rejections and results
+    def add_rejection(self, exp_id: int, key: str, reason: str) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT INTO rejections (experiment_id, key, reason, created) VALUES (?, ?, ?, ?)",
+                      (exp_id, key, reason, time.time()))
+
+    def rejections(self, exp_id: int) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self.conn.execute(
+            "SELECT key, reason FROM rejections WHERE experiment_id=? ORDER BY id", (exp_id,))]
+
+    def rejection_summary(self, exp_id: int, top: int = 3) -> tuple[int, list[tuple[str, int]]]:
+        reasons = [reason_kind(r) for _, r in self.rejections(exp_id)]
+        return len(reasons), Counter(reasons).most_common(top)
+
+    def add_result(self, exp_id: int, kind: str, payload: Mapping[str, Any]) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT INTO results (experiment_id, kind, payload, created) VALUES (?, ?, ?, ?)",
+                      (exp_id, kind, _dumps(payload), time.time()))
+
+    def results(self, exp_id: int, kind: str | None = None) -> list[dict[str, Any]]:
+        q = "SELECT kind, payload, created FROM results WHERE experiment_id=?"
+        args: tuple[Any, ...] = (exp_id,)
+        if kind is not None:
+            q += " AND kind=?"
+            args += (kind,)
+        return [{"kind": r[0], "created": r[2], **json.loads(r[1])} for r in self.conn.execute(q + " ORDER BY id", args)]
+
+    def integrity_ok(self) -> bool:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def reason_kind(reason: str) -> str:
+    """The reason without its numbers, to group rejections ("block 3 (conv) ..." -> "block N (conv) ...")."""
+    import re
+
+    return re.sub(r"\d[\d,]*", "N", reason.split(":")[0])
+
+
+def _trial(r: sqlite3.Row) -> Trial:
+    return Trial(
+        number=r["number"],
+        key=r["key"],
+        sample=json.loads(r["sample"]),
+        state=TrialState(r["state"]),
+        budget=Budget.from_json(json.loads(r["budget"])),
+        score=r["score"],
+        metrics=json.loads(r["metrics"]),
+        curve=tuple(json.loads(r["curve"])),
+        cost=Cost.from_json(json.loads(r["cost"])) if r["cost"] else None,
+        hidden=json.loads(r["hidden"]),
+        reason=r["reason"],
+        started=r["started"],
+        finished=r["finished"],
+        train_seconds=r["train_seconds"],
+        eval_seconds=r["eval_seconds"],
+    )

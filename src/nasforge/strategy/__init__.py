@@ -1,0 +1,32 @@
+"""Search strategies behind one ask/tell interface, in one explicit registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nasforge.errors import ConfigError
+from nasforge.space.base import SearchSpace
+from nasforge.strategy.base import Strategy
+from nasforge.strategy.evolution import GeneticAlgorithm, RegularizedEvolution
+from nasforge.strategy.random import RandomSearch
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    "random": RandomSearch,
+    "evolution": RegularizedEvolution,
+    "genetic": GeneticAlgorithm,
+}
+
+
+def make_strategy(name: str, space: SearchSpace, *, seed: int = 0, **options: Any) -> Strategy:
+    """A strategy by registry name; unknown names and options give a one-line ConfigError."""
+    if name not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
+    try:
+        return STRATEGIES[name](space, seed=seed, **options)
+    except TypeError as e:
+        raise ConfigError(f"strategy {name!r} does not take those options ({e}); check strategy.options") from None
+    except ValueError as e:
+        raise ConfigError(f"strategy {name!r}: {e}") from None
+
+
+__all__ = ["STRATEGIES", "GeneticAlgorithm", "RandomSearch", "RegularizedEvolution", "Strategy", "make_strategy"]

@@ -1,0 +1,92 @@
+"""Evolutionary strategies: regularized (aging) evolution and a genetic algorithm.
+
+Both derive their population from the history (the most recent or the best scored trials), so
+they hold no state beyond the RNG and resume exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from nasforge.space.base import SearchSpace
+from nasforge.strategy.base import Strategy, completed, seen_keys, tournament
+from nasforge.types import Suggestion, Trial
+
+
+class RegularizedEvolution(Strategy):
+    """Real et al. 2019: tournament selection, one mutation, and the oldest member dies.
+
+    The population is the ``population_size`` most recently created scored trials, which is exactly
+    "add the child, remove the oldest". Until that many trials exist, candidates are random.
+    """
+
+    name = "evolution"
+
+    def __init__(self, space: SearchSpace, *, seed: int = 0, population_size: int = 20, sample_size: int = 5) -> None:
+        super().__init__(space, seed=seed)
+        if population_size < 2 or not 1 <= sample_size <= population_size:
+            raise ValueError("evolution needs population_size >= 2 and 1 <= sample_size <= population_size")
+        self.population_size, self.sample_size = population_size, sample_size
+
+    def ask(self, history: Sequence[Trial], n: int = 1) -> list[Suggestion]:
+        seen = seen_keys(history)
+        scored = completed(history)
+        out = []
+        for i in range(n):
+            if len(history) + i < self.population_size or not scored:
+                s = self.fresh(lambda: self.space.sample(self.rng), seen)
+            else:
+                parent = tournament(scored[-self.population_size:], self.sample_size, self.rng)
+                s = self.fresh(lambda p=parent: self.space.mutate(p.sample, self.rng), seen)  # type: ignore[misc]
+            out.append(Suggestion(s))
+        return out
+
+
+class GeneticAlgorithm(Strategy):
+    """Generational GA with elitist (mu + lambda) selection, crossover and mutation.
+
+    Parents are drawn by tournament from the ``population_size`` best scored trials; a child is the
+    per-dimension crossover of two parents with probability ``crossover_prob`` (else a copy of the
+    first), then mutated with probability ``mutation_prob`` (always, if it would repeat a network).
+    """
+
+    name = "genetic"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        seed: int = 0,
+        population_size: int = 20,
+        tournament_size: int = 3,
+        crossover_prob: float = 0.5,
+        mutation_prob: float = 0.8,
+    ) -> None:
+        super().__init__(space, seed=seed)
+        if population_size < 2 or tournament_size < 1:
+            raise ValueError("genetic needs population_size >= 2 and tournament_size >= 1")
+        if not (0 <= crossover_prob <= 1 and 0 <= mutation_prob <= 1):
+            raise ValueError("genetic crossover_prob and mutation_prob must be in [0, 1]")
+        self.population_size, self.tournament_size = population_size, tournament_size
+        self.crossover_prob, self.mutation_prob = crossover_prob, mutation_prob
+
+    def ask(self, history: Sequence[Trial], n: int = 1) -> list[Suggestion]:
+        seen = seen_keys(history)
+        scored = completed(history)
+        pool = sorted(scored, key=lambda t: (-(t.score or 0.0), t.number))[: self.population_size]
+        out = []
+        for i in range(n):
+            if len(history) + i < self.population_size or len(pool) < 2:
+                s = self.fresh(lambda: self.space.sample(self.rng), seen)
+            else:
+                a = tournament(pool, self.tournament_size, self.rng)
+                b = tournament(pool, self.tournament_size, self.rng)
+                child = (self.space.crossover(a.sample, b.sample, self.rng)
+                         if self.rng.random() < self.crossover_prob else dict(a.sample))
+                if self.rng.random() < self.mutation_prob or self.space.key(child) in seen:
+                    child = self.space.mutate(child, self.rng)
+                s = child if self.space.key(child) not in seen else self.fresh(
+                    lambda c=child: self.space.mutate(c, self.rng), seen)  # type: ignore[misc]
+                seen.add(self.space.key(s))
+            out.append(Suggestion(s))
+        return out

@@ -1,0 +1,131 @@
+"""Typed records that flow through the search: samples, budgets, costs, results and trials.
+
+Everything here is frozen and JSON-serialisable through ``to_json``/``from_json`` so the store,
+the strategies and remote workers all see the same shapes.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+Sample = Mapping[str, Any]
+"""A flat, JSON-serialisable point of a search space: one entry per named dimension."""
+
+
+class TrialState(str, enum.Enum):
+    """Explicit lifecycle of a trial; only COMPLETE trials carry a score."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"
+    PRUNED = "PRUNED"
+    FAILED = "FAILED"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much training a trial gets: epochs over a fraction of the training split.
+
+    For tabular benchmarks one query is one unit and both fields are ignored.
+    """
+
+    epochs: float = 1.0
+    fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.epochs > 0 and math.isfinite(self.epochs)):
+            raise ValueError(f"budget epochs must be a positive number, got {self.epochs!r}")
+        if not (0 < self.fraction <= 1):
+            raise ValueError(f"budget fraction must be in (0, 1], got {self.fraction!r}")
+
+    def to_json(self) -> dict[str, float]:
+        return {"epochs": self.epochs, "fraction": self.fraction}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Budget:
+        return cls(epochs=float(d.get("epochs", 1.0)), fraction=float(d.get("fraction", 1.0)))
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a network costs to deploy: parameters, FLOPs per example and measured latency."""
+
+    params: int
+    flops: int
+    latency_ms: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"params": self.params, "flops": self.flops, "latency_ms": self.latency_ms}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Cost:
+        lat = d.get("latency_ms")
+        return cls(params=int(d["params"]), flops=int(d["flops"]), latency_ms=None if lat is None else float(lat))
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """What an evaluator returns for one trained candidate.
+
+    ``score`` is the search signal (higher is better, validation accuracy by default);
+    ``curve`` holds one metrics mapping per epoch; ``hidden`` holds numbers that must never reach a
+    strategy (for example a tabular benchmark's final test accuracy), kept for reporting only.
+    """
+
+    score: float
+    metrics: Mapping[str, float]
+    curve: tuple[Mapping[str, float], ...] = ()
+    cost: Cost | None = None
+    hidden: Mapping[str, float] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A strategy's answer to ``ask``: what to try, and optionally a budget it asks for."""
+
+    sample: Sample
+    budget: Budget | None = None
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One candidate's whole record. Replace, never mutate: ``trial.with_(state=...)``."""
+
+    number: int
+    key: str
+    sample: Sample
+    state: TrialState
+    budget: Budget = field(default_factory=Budget)
+    score: float | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    curve: tuple[Mapping[str, float], ...] = ()
+    cost: Cost | None = None
+    hidden: Mapping[str, float] = field(default_factory=dict)
+    reason: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+
+    def with_(self, **changes: Any) -> Trial:
+        return replace(self, **changes)
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.finished is None:
+            return None
+        return self.finished - self.started
+
+    @property
+    def ok(self) -> bool:
+        return self.state is TrialState.COMPLETE and self.score is not None

@@ -1,0 +1,654 @@
+"""Dataset loaders: real Fashion-MNIST slice, file formats written here in tmp_path, offline downloads."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import io
+import os
+import pickle
+import struct
+import threading
+import urllib.error
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from nasforge.data import DATA_SOURCES, Dataset, load_dataset
+from nasforge.data import download as dl
+from nasforge.data import idx as idxmod
+from nasforge.data.registry import stratified_subset
+from nasforge.errors import DataError
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+needs_fashion = pytest.mark.skipif(
+    not (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").is_file(),
+    reason="Debian's dataset-fashion-mnist is not installed (/usr/share/datasets/fashion-mnist absent)",
+)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def idx_bytes(arr: np.ndarray, code: int = 0x08) -> bytes:
+    dtype = idxmod.IDX_DTYPES[code]
+    header = struct.pack(">HBB", 0, code, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    return header + np.ascontiguousarray(arr, dtype=dtype).tobytes()
+
+
+def write_idx(path: Path, arr: np.ndarray, code: int = 0x08) -> Path:
+    data = idx_bytes(arr, code)
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+    return path
+
+
+def make_idx_dir(d: Path, *, n_train: int = 60, n_test: int = 15, gz: bool = False, k: int = 3) -> Path:
+    """A tiny IDX set: k classes, 6x6 uint8 images."""
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    sfx = ".gz" if gz else ""
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        if n == 0:
+            continue
+        write_idx(d / f"{prefix}-images-idx3-ubyte{sfx}", rng.integers(0, 256, (n, 6, 6), dtype=np.uint8))
+        write_idx(d / f"{prefix}-labels-idx1-ubyte{sfx}", (np.arange(n) % k).astype(np.uint8))
+    return d
+
+
+def class_counts(y: torch.Tensor, k: int) -> np.ndarray:
+    return np.bincount(y.numpy(), minlength=k)
+
+
+# ------------------------------------------------------------------------------ real Fashion-MNIST
+
+
+@pytest.fixture(scope="module")
+def fashion() -> Dataset:
+    return load_dataset("fashion_mnist", limit=2000)
+
+
+@needs_fashion
+def test_fashion_slice_shapes_and_classes(fashion: Dataset) -> None:
+    assert fashion.name == "fashion_mnist"
+    assert fashion.input_shape == (1, 28, 28)
+    assert fashion.x_train.dtype == torch.float32 and fashion.y_train.dtype == torch.int64
+    assert len(fashion.x_train) + len(fashion.x_val) == 2000
+    assert fashion.classes[0] == "T-shirt/top" and fashion.classes[-1] == "Ankle boot"
+    assert fashion.n_classes == 10
+    # Normalised on the training part: mean ~0, std ~1.
+    assert abs(float(fashion.x_train.mean())) < 1e-3
+    assert abs(float(fashion.x_train.std()) - 1) < 1e-2
+
+
+@needs_fashion
+def test_fashion_split_is_stratified(fashion: Dataset) -> None:
+    train, val = class_counts(fashion.y_train, 10), class_counts(fashion.y_val, 10)
+    assert (val > 0).all() and (train > 0).all()
+    # The slice is stratified (Fashion-MNIST is balanced), and so is the 10% validation split.
+    np.testing.assert_allclose(train + val, 200, atol=2)
+    np.testing.assert_allclose(val / (train + val), 0.1, atol=0.02)
+
+
+@needs_fashion
+def test_fashion_test_split_is_sealed(fashion: Dataset) -> None:
+    view = fashion.search_view()
+    assert not view.has_test
+    with pytest.raises(DataError, match="no test split"):
+        view.open_test()
+    before = fashion.test_reads
+    x_test, y_test = fashion.open_test()
+    fashion.open_test()
+    assert fashion.test_reads == before + 2
+    assert x_test.shape == (400, 1, 28, 28) and len(y_test) == 400
+    assert (class_counts(y_test, 10) > 0).all()
+    assert view.test_reads == 0  # the view has no test split to read
+
+
+@needs_fashion
+def test_fashion_is_reproducible(fashion: Dataset) -> None:
+    again = load_dataset("fashion-mnist", limit=2000)  # dashes accepted too
+    assert torch.equal(again.x_train, fashion.x_train) and torch.equal(again.y_val, fashion.y_val)
+    other = load_dataset("fashion_mnist", limit=2000, seed=1)
+    assert not torch.equal(other.x_val, fashion.x_val)
+
+
+# --------------------------------------------------------------------------- locating (Fashion-)MNIST
+
+
+@pytest.fixture
+def no_default_dirs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """HOME in tmp_path, no $NASFORGE_DATA_DIR, no system directories."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv(idxmod.ENV_VAR, raising=False)
+    monkeypatch.setattr(idxmod, "SYSTEM_DIRS", {"fashion_mnist": (tmp_path / "nowhere",), "mnist": ()})
+    return home
+
+
+def test_fashion_missing_names_places_and_fix(no_default_dirs: Path) -> None:
+    with pytest.raises(DataError) as err:
+        load_dataset("fashion_mnist")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert str(no_default_dirs / ".cache" / "nasforge" / "fashion_mnist") in msg
+    assert "NASFORGE_DATA_DIR" in msg and "nowhere" in msg
+    assert "dataset-fashion-mnist" in msg and "nasforge download fashion-mnist" in msg and "data.path" in msg
+
+
+def test_env_dir_then_cache(no_default_dirs: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    make_idx_dir(no_default_dirs / ".cache" / "nasforge" / "mnist", n_train=40, k=4)
+    assert len(load_dataset("mnist").y_train) + len(load_dataset("mnist").y_val) == 40
+    make_idx_dir(tmp_path / "env" / "mnist", n_train=50, gz=True)
+    monkeypatch.setenv(idxmod.ENV_VAR, str(tmp_path / "env"))
+    ds = load_dataset("mnist")
+    assert len(ds.y_train) + len(ds.y_val) == 50  # $NASFORGE_DATA_DIR wins over the cache
+    assert ds.classes == tuple(str(i) for i in range(10)) and ds.input_shape == (1, 6, 6)
+
+
+def test_explicit_path_is_used_alone(no_default_dirs: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"data\.path .*missing.* is not a directory"):
+        load_dataset("fashion_mnist", tmp_path / "missing")
+    d = make_idx_dir(tmp_path / "fm", n_test=0)
+    with pytest.raises(DataError, match=r"no t10k-images-idx3-ubyte\[\.gz\].*add the test files"):
+        load_dataset("fashion_mnist", d)
+
+
+# ------------------------------------------------------------------------------------------- IDX
+
+
+def test_idx_dir_good(tmp_path: Path) -> None:
+    d = make_idx_dir(tmp_path / "mine", gz=True)
+    # Mixed naming: a plain, dotted test-labels file instead of the .gz one.
+    (d / "t10k-labels-idx1-ubyte.gz").unlink()
+    write_idx(d / "t10k-labels.idx1-ubyte", (np.arange(15) % 3).astype(np.uint8))
+    ds = load_dataset("idx", d, val_fraction=0.2)
+    assert ds.name == "mine" and ds.input_shape == (1, 6, 6) and ds.n_classes == 3
+    assert len(ds.y_train) == 48 and len(ds.y_val) == 12
+    assert (class_counts(ds.y_val, 3) == 4).all()
+    x_test, _ = ds.open_test()
+    assert x_test.shape == (15, 1, 6, 6)
+    flat = load_dataset("idx", d, layout="tabular")
+    assert flat.input_shape == (36,)
+
+
+def test_idx_without_test_pair(tmp_path: Path) -> None:
+    ds = load_dataset("idx", make_idx_dir(tmp_path / "d", n_test=0))
+    assert not ds.has_test
+
+
+def test_idx_other_dtypes_roundtrip(tmp_path: Path) -> None:
+    a = np.arange(24, dtype=np.int16).reshape(2, 3, 4) - 7
+    assert np.array_equal(idxmod.read_idx(write_idx(tmp_path / "a.idx", a, code=0x0B)), a)
+    f = np.linspace(0, 1, 6, dtype=np.float64).reshape(6)
+    got = idxmod.read_idx(write_idx(tmp_path / "f.idx.gz", f, code=0x0E))
+    assert got.dtype == np.float64 and np.array_equal(got, f)
+
+
+def test_idx_truncated(tmp_path: Path) -> None:
+    d = make_idx_dir(tmp_path / "d")
+    p = d / "train-images-idx3-ubyte"
+    p.write_bytes(p.read_bytes()[:100])
+    with pytest.raises(DataError) as err:
+        load_dataset("idx", d)
+    msg = str(err.value)
+    assert str(p) in msg and "truncated" in msg and f"expected {16 + 60 * 36} bytes, got 100" in msg
+    assert "re-download" in msg
+
+
+def test_idx_truncated_gzip(tmp_path: Path) -> None:
+    d = make_idx_dir(tmp_path / "d", gz=True)
+    p = d / "train-labels-idx1-ubyte.gz"
+    p.write_bytes(p.read_bytes()[:-12])
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte\.gz: the gzip data is truncated; re-download"):
+        load_dataset("idx", d)
+    p.write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match=r"named \.gz but is not gzip data"):
+        load_dataset("idx", d)
+
+
+def test_idx_trailing_bytes_and_header_truncation(tmp_path: Path) -> None:
+    p = tmp_path / "x"
+    p.write_bytes(idx_bytes(np.zeros(5, np.uint8)) + b"\0\0")
+    with pytest.raises(DataError, match="2 unexpected bytes after the data"):
+        idxmod.read_idx(p)
+    p.write_bytes(idx_bytes(np.zeros((2, 2, 2), np.uint8))[:9])
+    with pytest.raises(DataError, match=r"truncated inside the header \(9 of 16 bytes\)"):
+        idxmod.read_idx(p)
+    p.write_bytes(b"\0\0")
+    with pytest.raises(DataError, match="not even an IDX header"):
+        idxmod.read_idx(p)
+
+
+def test_idx_wrong_magic(tmp_path: Path) -> None:
+    d = make_idx_dir(tmp_path / "d")
+    p = d / "t10k-images-idx3-ubyte"
+    p.write_bytes(b"\x12\x34\x56\x78" + p.read_bytes()[4:])
+    with pytest.raises(DataError) as err:
+        load_dataset("idx", d)
+    assert str(p) in str(err.value) and "not an IDX file (magic 0x12345678" in str(err.value)
+
+
+def test_idx_mismatched_counts(tmp_path: Path) -> None:
+    d = make_idx_dir(tmp_path / "d")
+    write_idx(d / "train-labels-idx1-ubyte", (np.arange(59) % 3).astype(np.uint8))
+    with pytest.raises(DataError, match="has 60 images but .*train-labels-idx1-ubyte has 59 labels; use files from"):
+        load_dataset("idx", d)
+
+
+def test_idx_swapped_and_missing_files(tmp_path: Path) -> None:
+    d = make_idx_dir(tmp_path / "d")
+    write_idx(d / "train-labels-idx1-ubyte", np.zeros((60, 6, 6), np.uint8))
+    with pytest.raises(DataError, match="label files must be 1-D"):
+        load_dataset("idx", d)
+    (d / "train-labels-idx1-ubyte").unlink()
+    with pytest.raises(DataError, match="no train-labels-idx1-ubyte"):
+        load_dataset("idx", d)
+    with pytest.raises(DataError, match="needs data.path"):
+        load_dataset("idx")
+
+
+def test_idx_image_size_differs_between_splits(tmp_path: Path) -> None:
+    d = make_idx_dir(tmp_path / "d")
+    write_idx(d / "t10k-images-idx3-ubyte", np.zeros((15, 5, 5), np.uint8))
+    with pytest.raises(DataError, match=r"^\S+d: test examples have shape .* give both splits the same shape"):
+        load_dataset("idx", d)
+
+
+# ----------------------------------------------------------------------------------------- CIFAR
+
+
+def write_cifar10(d: Path, per_batch: int = 6, names: bool = True) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": [int(v) for v in rng.integers(0, 10, per_batch)],
+            b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+            b"filenames": [b"x.png"] * per_batch,
+        }
+        (d / name).write_bytes(pickle.dumps(batch, protocol=2))
+    if names:
+        meta = {b"label_names": [f"c{i}".encode() for i in range(10)], b"num_vis": 3072}
+        (d / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return d
+
+
+def test_cifar10_good(tmp_path: Path) -> None:
+    write_cifar10(tmp_path / "cifar-10-batches-py")
+    ds = load_dataset("cifar10", tmp_path)  # the parent of the extracted directory works too
+    assert ds.input_shape == (3, 32, 32) and ds.classes == tuple(f"c{i}" for i in range(10))
+    assert len(ds.y_train) + len(ds.y_val) == 30
+    assert ds.open_test()[0].shape == (6, 3, 32, 32)
+
+
+def test_cifar10_channels_kept_in_order(tmp_path: Path) -> None:
+    d = write_cifar10(tmp_path / "c", names=False)
+    # Red plane bright, blue plane dark: channel means must stay ordered after reshaping.
+    for name in [f"data_batch_{i}" for i in range(1, 6)]:
+        data = np.zeros((6, 3072), np.uint8)
+        data[:, :1024] = 200
+        data[:, 2048:] = 10
+        labels = [0, 1, 2, 0, 1, 2]
+        (d / name).write_bytes(pickle.dumps({b"data": data, b"labels": labels}, protocol=2))
+    ds = load_dataset("cifar10", d, limit=None)
+    assert ds.classes == tuple(str(i) for i in range(10))
+    x, _ = ds.open_test()
+    assert x.shape[1] == 3
+
+
+def test_cifar100_good(tmp_path: Path) -> None:
+    d = tmp_path / "cifar-100-python"
+    d.mkdir()
+    rng = np.random.default_rng(2)
+    for name, n in (("train", 200), ("test", 50)):
+        labels = list(range(100)) * (n // 100) if n >= 100 else [int(v) for v in rng.integers(0, 100, n)]
+        batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "fine_labels": labels,
+                 "coarse_labels": [0] * n}
+        (d / name).write_bytes(pickle.dumps(batch))  # a Python 3 pickle with str keys works too
+    (d / "meta").write_bytes(pickle.dumps({"fine_label_names": [f"f{i}" for i in range(100)]}))
+    ds = load_dataset("cifar100", d, limit=120)
+    assert ds.n_classes == 100 and ds.classes[5] == "f5" and ds.input_shape == (3, 32, 32)
+    assert len(ds.y_train) + len(ds.y_val) == 120 and len(ds.open_test()[1]) == 24
+
+
+class _Evil:
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return (os.getcwd, ())
+
+
+def test_cifar_bad_batches(tmp_path: Path) -> None:
+    d = write_cifar10(tmp_path / "c")
+    (d / "data_batch_3").write_bytes(pickle.dumps({b"data": _Evil(), b"labels": []}))
+    with pytest.raises(DataError) as err:
+        load_dataset("cifar10", d)
+    msg = str(err.value)
+    assert "data_batch_3" in msg and "refusing to load global" in msg and "re-download" in msg
+    (d / "data_batch_3").write_bytes(b"\x80\x04garbage")
+    with pytest.raises(DataError, match="data_batch_3: not a CIFAR python batch"):
+        load_dataset("cifar10", d)
+    (d / "data_batch_3").write_bytes(pickle.dumps({b"data": np.zeros((4, 100), np.uint8), b"labels": [0] * 4}))
+    with pytest.raises(DataError, match=r"data has shape \(4, 100\), expected \(N, 3072\)"):
+        load_dataset("cifar10", d)
+    (d / "data_batch_3").write_bytes(pickle.dumps({b"data": np.zeros((4, 3072), np.uint8), b"labels": [0] * 3}))
+    with pytest.raises(DataError, match="4 images but labels of shape"):
+        load_dataset("cifar10", d)
+    (d / "data_batch_3").unlink()
+    with pytest.raises(DataError, match="lacks data_batch_3; re-download"):
+        load_dataset("cifar10", d)
+    with pytest.raises(DataError, match="needs data.path"):
+        load_dataset("cifar10")
+    with pytest.raises(DataError, match="extract it"):
+        load_dataset("cifar10", tmp_path / "cifar-10-python.tar.gz")
+
+
+# ------------------------------------------------------------------------------------------- npz
+
+
+def test_npz_good(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    p = tmp_path / "blobs.npz"
+    np.savez(p, x_train=rng.normal(size=(80, 5)), y_train=np.arange(80) % 4, x_test=rng.normal(size=(20, 5)),
+             y_test=np.arange(20) % 4, classes=np.array(["a", "b", "c", "d"]))
+    ds = load_dataset("npz", p, limit=40)
+    assert ds.name == "blobs" and ds.input_shape == (5,) and ds.classes == ("a", "b", "c", "d")
+    assert len(ds.y_train) + len(ds.y_val) == 40 and len(ds.open_test()[1]) == 8
+    seq = load_dataset("npz", p, layout="sequence")
+    assert seq.input_shape == (1, 5)
+
+
+def test_npz_nan(tmp_path: Path) -> None:
+    x = np.ones((20, 3))
+    x[4, 1] = np.nan
+    p = tmp_path / "d.npz"
+    np.savez(p, x_train=x, y_train=np.arange(20) % 2)
+    with pytest.raises(DataError) as err:
+        load_dataset("npz", p)
+    assert str(err.value).startswith(f"{p}: training features contain NaN") and "impute" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "pattern"),
+    [
+        ({"x_train": np.ones((10, 2))}, r"has no y_train \(keys found: x_train\); save it with numpy.savez"),
+        ({"x_train": np.ones((10, 2)), "y_train": np.zeros(9)}, "10 training examples but 9 labels; give one label"),
+        ({"x_train": np.array([["a", "b"]] * 4), "y_train": np.zeros(4)}, "x_train has dtype <U1; save numbers"),
+        ({"x_train": np.ones((4, 2)), "y_train": np.array([0, 1, 0, 1]), "x_test": np.ones((2, 2))},
+         "has x_test but no y_test; give both"),
+        ({"x_train": np.ones((4, 2)), "y_train": np.array([0.5, 1, 0, 1])}, "not whole numbers"),
+        ({"x_train": np.ones((4, 2)), "y_train": np.array([0, 1, 0, 1]), "x_test": np.ones((0, 2)),
+          "y_test": np.zeros(0, np.int64)}, None),
+    ],
+)
+def test_npz_bad(tmp_path: Path, arrays: dict[str, np.ndarray], pattern: str | None) -> None:
+    p = tmp_path / "bad.npz"
+    np.savez(p, **arrays)  # type: ignore[arg-type]
+    if pattern is None:
+        assert load_dataset("npz", p).has_test  # an empty test split loads instead of crashing
+        return
+    with pytest.raises(DataError, match=pattern) as err:
+        load_dataset("npz", p)
+    assert str(p) in str(err.value)
+
+
+def test_npz_object_and_garbage(tmp_path: Path) -> None:
+    p = tmp_path / "obj.npz"
+    np.savez(p, x_train=np.array([[1, 2], [3]], dtype=object), y_train=np.zeros(2))
+    with pytest.raises(DataError, match="x_train in .*obj.npz: it holds Python objects"):
+        load_dataset("npz", p)
+    g = tmp_path / "garbage.npz"
+    g.write_bytes(b"hello world, not a zip")
+    with pytest.raises(DataError, match=r"garbage.npz: not a valid .npz archive .*re-save it"):
+        load_dataset("npz", g)
+    with pytest.raises(DataError, match="does not exist; check data.path"):
+        load_dataset("npz", tmp_path / "nope.npz")
+    single = tmp_path / "one.npy"
+    np.save(single, np.ones(3))
+    with pytest.raises(DataError, match="single array, not an .npz"):
+        load_dataset("npz", single)
+
+
+# ------------------------------------------------------------------------------------------- csv
+
+
+def write_text(p: Path, rows: list[str]) -> Path:
+    p.write_text("\n".join(rows) + "\n")
+    return p
+
+
+def csv_rows(n: int = 20, header: str | None = "f1,label,f2") -> list[str]:
+    rows = [header] if header else []
+    rows += [f"{i * 0.5},{i % 2},{i}" for i in range(n)]
+    return rows
+
+
+def test_csv_header_and_label_column(tmp_path: Path) -> None:
+    ds = load_dataset("csv", write_text(tmp_path / "t.csv", csv_rows()))
+    assert ds.name == "t" and ds.input_shape == (2,) and ds.n_classes == 2 and not ds.has_test
+    # No header: the last column is the label; an index picks another one.
+    p = write_text(tmp_path / "nh.csv", [f"{i},{i % 3},{i % 2}" for i in range(30)])
+    assert load_dataset("csv", p).n_classes == 2
+    assert load_dataset("csv", p, label_column=1).n_classes == 3
+    # Semicolons, class-name labels.
+    p = write_text(tmp_path / "s.csv", ["a;b;kind"] + [f"{i};{i * 2};{'cat' if i % 2 else 'dog'}" for i in range(20)])
+    ds = load_dataset("csv", p, label_column="kind")
+    assert ds.classes == ("cat", "dog")
+
+
+def test_csv_directory_with_test(tmp_path: Path) -> None:
+    d = tmp_path / "tab"
+    d.mkdir()
+    write_text(d / "train.csv", csv_rows(40))
+    write_text(d / "test.csv", csv_rows(10))
+    ds = load_dataset("csv", d)
+    assert ds.has_test and ds.open_test()[0].shape == (10, 2)
+    write_text(d / "test.csv", ["f1,label,f3", "1,0,2"])
+    with pytest.raises(DataError, match="test.csv has feature columns .* give both files the same columns"):
+        load_dataset("csv", d)
+
+
+@pytest.mark.parametrize(
+    ("rows", "kwargs", "pattern"),
+    [
+        (csv_rows()[:3] + ["1.5,0,nan"] + csv_rows()[3:], {}, r"line 4 column 'f2' is nan; clean or impute"),
+        (csv_rows()[:3] + ["1.5,0,abc"] + csv_rows()[3:], {}, r"line 4 column 'f2' holds 'abc', not a number; give"),
+        (csv_rows()[:3] + [",0,1"] + csv_rows()[3:], {}, r"line 4 column 'f1' is empty; give numeric"),
+        (csv_rows()[:3] + ["1,"] + csv_rows()[3:], {}, r"line 4 has 2 fields but the header has 3; give every row"),
+        (csv_rows()[:3] + ["1,,2"] + csv_rows()[3:], {}, r"line 4 has an empty label"),
+        (csv_rows(), {"label_column": "target"}, r"has no column 'target' \(columns: f1, label, f2\); set label_col"),
+        (csv_rows(header=None), {"label_column": "label"}, r"has no header row.*give label_column as an index"),
+        (csv_rows(), {"label_column": 7}, r"has 3 columns, so label_column 7 does not exist"),
+        (["a,b,label"], {}, r"has a header but no data rows"),
+        ([], {}, r"is empty; give one row per example"),
+        (csv_rows()[:3] + ["1,0.5,2"] + csv_rows()[3:], {}, r"has label '0.5', not a class index"),
+        (["x"] + [str(i) for i in range(5)], {}, r"single column"),
+    ],
+)
+def test_csv_bad(tmp_path: Path, rows: list[str], kwargs: dict[str, Any], pattern: str) -> None:
+    p = write_text(tmp_path / "bad.csv", rows)
+    with pytest.raises(DataError, match=pattern) as err:
+        load_dataset("csv", p, **kwargs)
+    assert str(p) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_csv_unreadable(tmp_path: Path) -> None:
+    p = tmp_path / "bin.csv"
+    p.write_bytes(b"\xff\xfe\x00\x01")
+    with pytest.raises(DataError, match="not UTF-8 text"):
+        load_dataset("csv", p)
+    with pytest.raises(DataError, match="does not exist"):
+        load_dataset("csv", tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="directory without train.csv"):
+        load_dataset("csv", tmp_path)
+
+
+# -------------------------------------------------------------------------------- digits, registry
+
+
+def test_digits() -> None:
+    pytest.importorskip("sklearn")
+    ds = load_dataset("digits")
+    assert ds.input_shape == (1, 8, 8) and ds.n_classes == 10
+    x_test, y_test = ds.open_test()
+    assert abs(len(y_test) - 0.2 * 1797) <= 10 and (class_counts(y_test, 10) > 0).all()
+    again = load_dataset("digits", seed=5)
+    assert torch.equal(again.open_test()[1], y_test)  # the test split does not move with the seed
+    flat = load_dataset("digits", layout="tabular", limit=500)
+    assert flat.input_shape == (64,) and len(flat.y_train) + len(flat.y_val) == 500
+    with pytest.raises(DataError, match="takes no path"):
+        load_dataset("digits", "/tmp")
+
+
+def test_registry_and_arguments() -> None:
+    assert set(DATA_SOURCES) == {"fashion_mnist", "mnist", "idx", "cifar10", "cifar100", "npz", "csv", "digits"}
+    with pytest.raises(DataError) as err:
+        load_dataset("imagenet")
+    assert "unknown data source 'imagenet'" in str(err.value)
+    assert all(name in str(err.value) for name in DATA_SOURCES)
+    with pytest.raises(DataError, match="limit must be a whole number"):
+        load_dataset("npz", "x.npz", limit=0)
+    with pytest.raises(DataError, match="unknown data layout 'grid'"):
+        load_dataset("npz", "x.npz", layout="grid")
+    with pytest.raises(DataError, match="label_column applies only to the csv source"):
+        load_dataset("npz", "x.npz", label_column="y")
+
+
+def test_stratified_subset() -> None:
+    y = np.repeat(np.arange(4), [100, 50, 30, 20])
+    keep = stratified_subset(y, 40, seed=0)
+    assert len(keep) == 40 and len(set(keep.tolist())) == 40
+    assert np.bincount(y[keep]).tolist() == [20, 10, 6, 4]
+    assert np.array_equal(keep, stratified_subset(y, 40, seed=0))
+    assert not np.array_equal(keep, stratified_subset(y, 40, seed=1))
+    assert len(stratified_subset(y, 500, seed=0)) == 200
+
+
+# -------------------------------------------------------------------------------- download (offline)
+
+
+class _Response(io.BytesIO):
+    status = 200
+
+
+def serve_dir(src: Path, mutate: Callable[[str, bytes], bytes] | None = None) -> Callable[..., _Response]:
+    def opener(url: str, timeout: float) -> _Response:
+        name = url.rsplit("/", 1)[1]
+        data = (src / name).read_bytes()
+        return _Response(mutate(name, data) if mutate else data)
+    return opener
+
+
+def test_download_verifies_real_files(tmp_path: Path) -> None:
+    if not (DEBIAN_FASHION / "train-labels-idx1-ubyte.gz").is_file():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed (/usr/share/datasets/fashion-mnist absent)")
+    urls: list[str] = []
+
+    def opener(url: str, timeout: float) -> _Response:
+        urls.append(url)
+        return serve_dir(DEBIAN_FASHION)(url, timeout)
+
+    dest = dl.download("fashion-mnist", tmp_path / "fm", base_url="http://mirror.test/fm", opener=opener)
+    assert urls[0] == "http://mirror.test/fm/train-images-idx3-ubyte.gz" and len(urls) == 4
+    for spec in dl.REMOTE["fashion_mnist"].files:
+        assert (dest / spec.name).read_bytes() == (DEBIAN_FASHION / spec.name).read_bytes()
+    assert sorted(p.name for p in dest.iterdir()) == sorted(s.name for s in dl.REMOTE["fashion_mnist"].files)
+
+    # Verified files are kept: a second run needs no network at all.
+    def offline(url: str, timeout: float) -> _Response:
+        raise urllib.error.URLError("offline")
+
+    assert dl.download("fashion_mnist", dest, opener=offline) == dest
+
+
+def small_remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fake 'mnist' of two small gz files whose MD5s are registered, served from tmp_path/src."""
+    src = tmp_path / "src"
+    src.mkdir()
+    files = []
+    for name, payload in (("a.gz", b"alpha" * 100), ("b.gz", b"beta" * 100)):
+        blob = gzip.compress(payload, mtime=0)
+        (src / name).write_bytes(blob)
+        files.append(dl.RemoteFile(name, hashlib.md5(blob).hexdigest()))
+    monkeypatch.setitem(dl.REMOTE, "mnist", dl.RemoteDataset(("http://m1.test/", "http://m2.test/"), tuple(files)))
+    return src
+
+
+def test_download_md5_and_mirror_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = small_remote(tmp_path, monkeypatch)
+
+    def opener(url: str, timeout: float) -> _Response:
+        if url.startswith("http://m1.test/"):
+            raise urllib.error.URLError("connection refused")
+        return serve_dir(src)(url, timeout)
+
+    dest = dl.download("mnist", tmp_path / "out", opener=opener)
+    assert (dest / "a.gz").read_bytes() == (src / "a.gz").read_bytes()
+
+
+def test_download_corrupted_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = small_remote(tmp_path, monkeypatch)
+
+    def flip(name: str, data: bytes) -> bytes:
+        return data if name == "a.gz" else data[:-1] + bytes([data[-1] ^ 1])
+
+    dest = tmp_path / "out"
+    with pytest.raises(DataError) as err:
+        dl.download("mnist", dest, base_url="http://m.test", opener=serve_dir(src, flip))
+    msg = str(err.value)
+    assert "b.gz" in msg and "checksum mismatch" in msg and str(dest) in msg and "\n" not in msg
+    assert sorted(p.name for p in dest.iterdir()) == ["a.gz"]  # no b.gz, no .part left behind
+
+
+def test_download_network_error(tmp_path: Path) -> None:
+    def opener(url: str, timeout: float) -> _Response:
+        raise urllib.error.URLError("Name or service not known")
+
+    dest = tmp_path / "out"
+    with pytest.raises(DataError) as err:
+        dl.download("fashion_mnist", dest, opener=opener)
+    msg = str(err.value)
+    assert "cannot download train-images-idx3-ubyte.gz" in msg and "Name or service not known" in msg
+    assert "check the network" in msg and not list(dest.iterdir())
+    with pytest.raises(DataError, match="only fashion_mnist, mnist can be downloaded"):
+        dl.download("cifar10", dest)
+
+
+@pytest.fixture
+def http_dir(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real HTTP server on 127.0.0.1 serving tmp_path/www."""
+    www = tmp_path / "www"
+    www.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(www), **kwargs)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", www
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_download_over_real_http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 http_dir: tuple[str, Path]) -> None:
+    url, www = http_dir
+    src = small_remote(tmp_path, monkeypatch)
+    (www / "a.gz").write_bytes((src / "a.gz").read_bytes())
+    with pytest.raises(DataError, match=r"cannot download b.gz \(http://127.0.0.1:\d+/b.gz: Not Found\)"):
+        dl.download("mnist", tmp_path / "out", base_url=url)
+    (www / "b.gz").write_bytes((src / "b.gz").read_bytes())
+    dest = dl.download("mnist", tmp_path / "out", base_url=url)
+    assert sorted(p.name for p in dest.iterdir()) == ["a.gz", "b.gz"]
