@@ -13,7 +13,7 @@ import threading
 import urllib.error
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -22,6 +22,7 @@ import torch
 from nasforge.data import DATA_SOURCES, Dataset, load_dataset
 from nasforge.data import download as dl
 from nasforge.data import idx as idxmod
+from nasforge.data.cifar import read_cifar
 from nasforge.data.registry import stratified_subset
 from nasforge.errors import DataError
 
@@ -98,7 +99,7 @@ def test_fashion_split_is_stratified(fashion: Dataset) -> None:
 def test_fashion_test_split_is_sealed(fashion: Dataset) -> None:
     view = fashion.search_view()
     assert not view.has_test
-    with pytest.raises(DataError, match="no test split"):
+    with pytest.raises(DataError, match=r"no test split"):
         view.open_test()
     before = fashion.test_reads
     x_test, y_test = fashion.open_test()
@@ -215,13 +216,13 @@ def test_idx_truncated_gzip(tmp_path: Path) -> None:
 def test_idx_trailing_bytes_and_header_truncation(tmp_path: Path) -> None:
     p = tmp_path / "x"
     p.write_bytes(idx_bytes(np.zeros(5, np.uint8)) + b"\0\0")
-    with pytest.raises(DataError, match="2 unexpected bytes after the data"):
+    with pytest.raises(DataError, match=r"2 unexpected bytes after the data"):
         idxmod.read_idx(p)
     p.write_bytes(idx_bytes(np.zeros((2, 2, 2), np.uint8))[:9])
     with pytest.raises(DataError, match=r"truncated inside the header \(9 of 16 bytes\)"):
         idxmod.read_idx(p)
     p.write_bytes(b"\0\0")
-    with pytest.raises(DataError, match="not even an IDX header"):
+    with pytest.raises(DataError, match=r"not even an IDX header"):
         idxmod.read_idx(p)
 
 
@@ -237,19 +238,19 @@ def test_idx_wrong_magic(tmp_path: Path) -> None:
 def test_idx_mismatched_counts(tmp_path: Path) -> None:
     d = make_idx_dir(tmp_path / "d")
     write_idx(d / "train-labels-idx1-ubyte", (np.arange(59) % 3).astype(np.uint8))
-    with pytest.raises(DataError, match="has 60 images but .*train-labels-idx1-ubyte has 59 labels; use files from"):
+    with pytest.raises(DataError, match=r"has 60 images but .*train-labels-idx1-ubyte has 59 labels; use files from"):
         load_dataset("idx", d)
 
 
 def test_idx_swapped_and_missing_files(tmp_path: Path) -> None:
     d = make_idx_dir(tmp_path / "d")
     write_idx(d / "train-labels-idx1-ubyte", np.zeros((60, 6, 6), np.uint8))
-    with pytest.raises(DataError, match="label files must be 1-D"):
+    with pytest.raises(DataError, match=r"label files must be 1-D"):
         load_dataset("idx", d)
     (d / "train-labels-idx1-ubyte").unlink()
-    with pytest.raises(DataError, match="no train-labels-idx1-ubyte"):
+    with pytest.raises(DataError, match=r"no train-labels-idx1-ubyte"):
         load_dataset("idx", d)
-    with pytest.raises(DataError, match="needs data.path"):
+    with pytest.raises(DataError, match=r"needs data.path"):
         load_dataset("idx")
 
 
@@ -263,9 +264,32 @@ def test_idx_image_size_differs_between_splits(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------------- CIFAR
 
 
-def write_cifar10(d: Path, per_batch: int = 6, names: bool = True) -> Path:
+_PurePickler: Any = pickle._Pickler
+
+
+class Py2Pickler(_PurePickler):
+    """Pickles like Python 2 did for the Toronto files: bytes as str (BINSTRING), numpy.core module paths."""
+
+    dispatch: ClassVar[dict[type, Callable[..., None]]] = dict(_PurePickler.dispatch)
+
+    def save_bytes(self, obj: bytes) -> None:
+        self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_bytes
+
+
+def py2_pickle(obj: Any) -> bytes:
+    buf = io.BytesIO()
+    Py2Pickler(buf, protocol=2).dump(obj)
+    return buf.getvalue().replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+
+
+def write_cifar10(d: Path, per_batch: int = 6, names: bool = True, py2: bool = True) -> Path:
+    """Tiny CIFAR-10 batches, pickled as by Python 2 (the real files) or by Python 3 with protocol 2."""
     d.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(1)
+    dumps: Callable[[Any], bytes] = py2_pickle if py2 else (lambda o: pickle.dumps(o, protocol=2))
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         batch = {
             b"batch_label": name.encode(),
@@ -273,34 +297,36 @@ def write_cifar10(d: Path, per_batch: int = 6, names: bool = True) -> Path:
             b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
             b"filenames": [b"x.png"] * per_batch,
         }
-        (d / name).write_bytes(pickle.dumps(batch, protocol=2))
+        (d / name).write_bytes(dumps(batch))
     if names:
         meta = {b"label_names": [f"c{i}".encode() for i in range(10)], b"num_vis": 3072}
-        (d / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+        (d / "batches.meta").write_bytes(dumps(meta))
     return d
 
 
-def test_cifar10_good(tmp_path: Path) -> None:
-    write_cifar10(tmp_path / "cifar-10-batches-py")
+@pytest.mark.parametrize("py2", [True, False])
+def test_cifar10_good(tmp_path: Path, py2: bool) -> None:
+    write_cifar10(tmp_path / "cifar-10-batches-py", py2=py2)
     ds = load_dataset("cifar10", tmp_path)  # the parent of the extracted directory works too
     assert ds.input_shape == (3, 32, 32) and ds.classes == tuple(f"c{i}" for i in range(10))
     assert len(ds.y_train) + len(ds.y_val) == 30
     assert ds.open_test()[0].shape == (6, 3, 32, 32)
 
 
-def test_cifar10_channels_kept_in_order(tmp_path: Path) -> None:
+def test_cifar10_pixel_layout(tmp_path: Path) -> None:
     d = write_cifar10(tmp_path / "c", names=False)
-    # Red plane bright, blue plane dark: channel means must stay ordered after reshaping.
-    for name in [f"data_batch_{i}" for i in range(1, 6)]:
-        data = np.zeros((6, 3072), np.uint8)
-        data[:, :1024] = 200
-        data[:, 2048:] = 10
-        labels = [0, 1, 2, 0, 1, 2]
-        (d / name).write_bytes(pickle.dumps({b"data": data, b"labels": labels}, protocol=2))
-    ds = load_dataset("cifar10", d, limit=None)
-    assert ds.classes == tuple(str(i) for i in range(10))
-    x, _ = ds.open_test()
-    assert x.shape[1] == 3
+    # A row is 1024 red, 1024 green, 1024 blue values, each plane row-major 32x32.
+    data = np.zeros((6, 3072), np.uint8)
+    data[:, :1024] = 200
+    data[:, 2048:] = 10
+    data[0, 1] = 7  # red, row 0, column 1
+    data[0, 1024 + 32] = 9  # green, row 1, column 0
+    (d / "data_batch_1").write_bytes(py2_pickle({b"data": data, b"labels": [0, 1, 2, 0, 1, 2]}))
+    x_train, _, _, _, classes = read_cifar(d, 10)
+    assert x_train.shape == (30, 3, 32, 32) and x_train.dtype == np.uint8
+    assert x_train[0, 0, 0, 1] == 7 and x_train[0, 1, 1, 0] == 9
+    assert x_train[1, 0].min() == 200 and x_train[1, 2].max() == 10
+    assert classes == tuple(str(i) for i in range(10))  # no batches.meta: numbered classes
 
 
 def test_cifar100_good(tmp_path: Path) -> None:
@@ -331,20 +357,20 @@ def test_cifar_bad_batches(tmp_path: Path) -> None:
     msg = str(err.value)
     assert "data_batch_3" in msg and "refusing to load global" in msg and "re-download" in msg
     (d / "data_batch_3").write_bytes(b"\x80\x04garbage")
-    with pytest.raises(DataError, match="data_batch_3: not a CIFAR python batch"):
+    with pytest.raises(DataError, match=r"data_batch_3: not a CIFAR python batch"):
         load_dataset("cifar10", d)
     (d / "data_batch_3").write_bytes(pickle.dumps({b"data": np.zeros((4, 100), np.uint8), b"labels": [0] * 4}))
     with pytest.raises(DataError, match=r"data has shape \(4, 100\), expected \(N, 3072\)"):
         load_dataset("cifar10", d)
     (d / "data_batch_3").write_bytes(pickle.dumps({b"data": np.zeros((4, 3072), np.uint8), b"labels": [0] * 3}))
-    with pytest.raises(DataError, match="4 images but labels of shape"):
+    with pytest.raises(DataError, match=r"4 images but labels of shape"):
         load_dataset("cifar10", d)
     (d / "data_batch_3").unlink()
-    with pytest.raises(DataError, match="lacks data_batch_3; re-download"):
+    with pytest.raises(DataError, match=r"lacks data_batch_3; re-download"):
         load_dataset("cifar10", d)
-    with pytest.raises(DataError, match="needs data.path"):
+    with pytest.raises(DataError, match=r"needs data.path"):
         load_dataset("cifar10")
-    with pytest.raises(DataError, match="extract it"):
+    with pytest.raises(DataError, match=r"extract it"):
         load_dataset("cifar10", tmp_path / "cifar-10-python.tar.gz")
 
 
@@ -400,17 +426,17 @@ def test_npz_bad(tmp_path: Path, arrays: dict[str, np.ndarray], pattern: str | N
 def test_npz_object_and_garbage(tmp_path: Path) -> None:
     p = tmp_path / "obj.npz"
     np.savez(p, x_train=np.array([[1, 2], [3]], dtype=object), y_train=np.zeros(2))
-    with pytest.raises(DataError, match="x_train in .*obj.npz: it holds Python objects"):
+    with pytest.raises(DataError, match=r"x_train in .*obj.npz: it holds Python objects"):
         load_dataset("npz", p)
     g = tmp_path / "garbage.npz"
     g.write_bytes(b"hello world, not a zip")
     with pytest.raises(DataError, match=r"garbage.npz: not a valid .npz archive .*re-save it"):
         load_dataset("npz", g)
-    with pytest.raises(DataError, match="does not exist; check data.path"):
+    with pytest.raises(DataError, match=r"does not exist; check data.path"):
         load_dataset("npz", tmp_path / "nope.npz")
     single = tmp_path / "one.npy"
     np.save(single, np.ones(3))
-    with pytest.raises(DataError, match="single array, not an .npz"):
+    with pytest.raises(DataError, match=r"single array, not an .npz"):
         load_dataset("npz", single)
 
 
@@ -436,7 +462,7 @@ def test_csv_header_and_label_column(tmp_path: Path) -> None:
     assert load_dataset("csv", p).n_classes == 2
     assert load_dataset("csv", p, label_column=1).n_classes == 3
     # Semicolons, class-name labels.
-    p = write_text(tmp_path / "s.csv", ["a;b;kind"] + [f"{i};{i * 2};{'cat' if i % 2 else 'dog'}" for i in range(20)])
+    p = write_text(tmp_path / "s.csv", ["a;b;kind", *(f"{i};{i * 2};{'cat' if i % 2 else 'dog'}" for i in range(20))])
     ds = load_dataset("csv", p, label_column="kind")
     assert ds.classes == ("cat", "dog")
 
@@ -449,25 +475,25 @@ def test_csv_directory_with_test(tmp_path: Path) -> None:
     ds = load_dataset("csv", d)
     assert ds.has_test and ds.open_test()[0].shape == (10, 2)
     write_text(d / "test.csv", ["f1,label,f3", "1,0,2"])
-    with pytest.raises(DataError, match="test.csv has feature columns .* give both files the same columns"):
+    with pytest.raises(DataError, match=r"test.csv has feature columns .* give both files the same columns"):
         load_dataset("csv", d)
 
 
 @pytest.mark.parametrize(
     ("rows", "kwargs", "pattern"),
     [
-        (csv_rows()[:3] + ["1.5,0,nan"] + csv_rows()[3:], {}, r"line 4 column 'f2' is nan; clean or impute"),
-        (csv_rows()[:3] + ["1.5,0,abc"] + csv_rows()[3:], {}, r"line 4 column 'f2' holds 'abc', not a number; give"),
-        (csv_rows()[:3] + [",0,1"] + csv_rows()[3:], {}, r"line 4 column 'f1' is empty; give numeric"),
-        (csv_rows()[:3] + ["1,"] + csv_rows()[3:], {}, r"line 4 has 2 fields but the header has 3; give every row"),
-        (csv_rows()[:3] + ["1,,2"] + csv_rows()[3:], {}, r"line 4 has an empty label"),
+        ([*csv_rows()[:3], "1.5,0,nan", *csv_rows()[3:]], {}, r"line 4 column 'f2' is nan; clean or impute"),
+        ([*csv_rows()[:3], "1.5,0,abc", *csv_rows()[3:]], {}, r"line 4 column 'f2' holds 'abc', not a number; give"),
+        ([*csv_rows()[:3], ",0,1", *csv_rows()[3:]], {}, r"line 4 column 'f1' is empty; give numeric"),
+        ([*csv_rows()[:3], "1,", *csv_rows()[3:]], {}, r"line 4 has 2 fields but the header has 3; give every row"),
+        ([*csv_rows()[:3], "1,,2", *csv_rows()[3:]], {}, r"line 4 has an empty label"),
         (csv_rows(), {"label_column": "target"}, r"has no column 'target' \(columns: f1, label, f2\); set label_col"),
         (csv_rows(header=None), {"label_column": "label"}, r"has no header row.*give label_column as an index"),
         (csv_rows(), {"label_column": 7}, r"has 3 columns, so label_column 7 does not exist"),
         (["a,b,label"], {}, r"has a header but no data rows"),
         ([], {}, r"is empty; give one row per example"),
-        (csv_rows()[:3] + ["1,0.5,2"] + csv_rows()[3:], {}, r"has label '0.5', not a class index"),
-        (["x"] + [str(i) for i in range(5)], {}, r"single column"),
+        ([*csv_rows()[:3], "1,0.5,2", *csv_rows()[3:]], {}, r"has label '0.5', not a class index"),
+        (["x", *[str(i) for i in range(5)]], {}, r"single column"),
     ],
 )
 def test_csv_bad(tmp_path: Path, rows: list[str], kwargs: dict[str, Any], pattern: str) -> None:
@@ -480,11 +506,11 @@ def test_csv_bad(tmp_path: Path, rows: list[str], kwargs: dict[str, Any], patter
 def test_csv_unreadable(tmp_path: Path) -> None:
     p = tmp_path / "bin.csv"
     p.write_bytes(b"\xff\xfe\x00\x01")
-    with pytest.raises(DataError, match="not UTF-8 text"):
+    with pytest.raises(DataError, match=r"not UTF-8 text"):
         load_dataset("csv", p)
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(DataError, match=r"does not exist"):
         load_dataset("csv", tmp_path / "nope.csv")
-    with pytest.raises(DataError, match="directory without train.csv"):
+    with pytest.raises(DataError, match=r"directory without train.csv"):
         load_dataset("csv", tmp_path)
 
 
@@ -495,13 +521,13 @@ def test_digits() -> None:
     pytest.importorskip("sklearn")
     ds = load_dataset("digits")
     assert ds.input_shape == (1, 8, 8) and ds.n_classes == 10
-    x_test, y_test = ds.open_test()
+    _, y_test = ds.open_test()
     assert abs(len(y_test) - 0.2 * 1797) <= 10 and (class_counts(y_test, 10) > 0).all()
     again = load_dataset("digits", seed=5)
     assert torch.equal(again.open_test()[1], y_test)  # the test split does not move with the seed
     flat = load_dataset("digits", layout="tabular", limit=500)
     assert flat.input_shape == (64,) and len(flat.y_train) + len(flat.y_val) == 500
-    with pytest.raises(DataError, match="takes no path"):
+    with pytest.raises(DataError, match=r"takes no path"):
         load_dataset("digits", "/tmp")
 
 
@@ -511,11 +537,11 @@ def test_registry_and_arguments() -> None:
         load_dataset("imagenet")
     assert "unknown data source 'imagenet'" in str(err.value)
     assert all(name in str(err.value) for name in DATA_SOURCES)
-    with pytest.raises(DataError, match="limit must be a whole number"):
+    with pytest.raises(DataError, match=r"limit must be a whole number"):
         load_dataset("npz", "x.npz", limit=0)
-    with pytest.raises(DataError, match="unknown data layout 'grid'"):
+    with pytest.raises(DataError, match=r"unknown data layout 'grid'"):
         load_dataset("npz", "x.npz", layout="grid")
-    with pytest.raises(DataError, match="label_column applies only to the csv source"):
+    with pytest.raises(DataError, match=r"label_column applies only to the csv source"):
         load_dataset("npz", "x.npz", label_column="y")
 
 
@@ -615,7 +641,7 @@ def test_download_network_error(tmp_path: Path) -> None:
     msg = str(err.value)
     assert "cannot download train-images-idx3-ubyte.gz" in msg and "Name or service not known" in msg
     assert "check the network" in msg and not list(dest.iterdir())
-    with pytest.raises(DataError, match="only fashion_mnist, mnist can be downloaded"):
+    with pytest.raises(DataError, match=r"only fashion_mnist, mnist can be downloaded"):
         dl.download("cifar10", dest)
 
 
@@ -647,7 +673,7 @@ def test_download_over_real_http(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     url, www = http_dir
     src = small_remote(tmp_path, monkeypatch)
     (www / "a.gz").write_bytes((src / "a.gz").read_bytes())
-    with pytest.raises(DataError, match=r"cannot download b.gz \(http://127.0.0.1:\d+/b.gz: Not Found\)"):
+    with pytest.raises(DataError, match=r"cannot download b.gz \(http://127.0.0.1:\d+/b.gz: HTTP 404 File not found\)"):
         dl.download("mnist", tmp_path / "out", base_url=url)
     (www / "b.gz").write_bytes((src / "b.gz").read_bytes())
     dest = dl.download("mnist", tmp_path / "out", base_url=url)

@@ -61,14 +61,14 @@ def search(config: Config | Mapping[str, Any] | str | Path, *, resume: bool = Fa
     data = load_data(cfg).search_view()
     space = make_space(cfg.space, data.input_shape)
     strategy = make_strategy(cfg.strategy.name, space, seed=cfg.seed, **cfg.strategy.options)
-    preflight(space, data.input_shape)
+    preflight(space, data.input_shape, data.n_classes)
     evaluator = TorchEvaluator(data, space, recipe=cfg.train, seed=cfg.seed,
                                measure_latency=cfg.search.measure_latency)
     with Store(cfg.search.db) as store:
         exp = open_experiment(cfg, store, resume=resume)
         return run_search(store=store, experiment=exp, space=space, strategy=strategy, evaluator=evaluator,
-                          input_shape=data.input_shape, budget=cfg.search.budget, max_trials=cfg.search.trials,
-                          time_budget=cfg.search.time_budget, on_progress=on_progress)
+                          input_shape=data.input_shape, n_out=data.n_classes, budget=cfg.search.budget,
+                          max_trials=cfg.search.trials, time_budget=cfg.search.time_budget, on_progress=on_progress)
 
 
 def stored(db: str | Path, name: str | None = None) -> tuple[Store, Experiment, Config]:

@@ -18,7 +18,7 @@ log = logging.getLogger("nasforge")
 def fmt_time(seconds: float | None) -> str:
     if seconds is None:
         return "-"
-    s = int(round(seconds))
+    s = round(seconds)
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
@@ -37,7 +37,8 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], out: TextIO) -> 
     cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     for j, r in enumerate(cells):
-        line = "  ".join(c.ljust(w) if i == len(r) - 1 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        padded = [c.ljust(w) if i == len(r) - 1 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        line = "  ".join(padded)
         print(line.rstrip(), file=out)
         if j == 0:
             print("  ".join("-" * w for w in widths), file=out)

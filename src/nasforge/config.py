@@ -138,7 +138,7 @@ def _typed(value: Any, kind: type | tuple[type, ...], where: str, *, positive: b
     if not isinstance(value, kind):
         names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
         raise ConfigError(f"{where} must be {names}, got {value!r}")
-    if positive and not value > 0:
+    if positive and not value > 0:  # type: ignore[operator]
         raise ConfigError(f"{where} must be positive, got {value!r}")
     return value
 
@@ -155,8 +155,9 @@ def _recipe(d: Mapping[str, Any], where: str, base: Recipe) -> Recipe:
         elif k == "lr":
             kw[k] = None if v is None else _typed(v, float, f"{where}.{k}", positive=True)
         else:
-            kw[k] = _typed(v, float, f"{where}.{k}")
-            if kw[k] < 0:
+            num: float = _typed(v, float, f"{where}.{k}")
+            kw[k] = num
+            if num < 0:
                 raise ConfigError(f"{where}.{k} must not be negative, got {v!r}")
     try:
         merged = {f.name: getattr(base, f.name) for f in fields(Recipe)} | kw

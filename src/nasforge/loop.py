@@ -62,12 +62,13 @@ def best_trial(trials: Sequence[Trial]) -> Trial | None:
     return max(ok, key=lambda t: (t.score, -t.number)) if ok else None
 
 
-def preflight(space: SearchSpace, input_shape: tuple[int, ...], *, tries: int = 300, seed: int = 12345) -> None:
+def preflight(space: SearchSpace, input_shape: tuple[int, ...], n_out: int = 10, *, tries: int = 300,
+              seed: int = 12345) -> None:
     """Fail before anything is stored if the space seems to hold no valid network for this input."""
     rng = np.random.default_rng(seed)
     reasons: list[str] = []
     for _ in range(tries):
-        r = space.check(space.sample(rng), input_shape)
+        r = space.check(space.sample(rng), input_shape, n_out)
         if r is None:
             return
         reasons.append(r)
@@ -85,6 +86,7 @@ def run_search(
     strategy: Strategy,
     evaluator: Evaluator,
     input_shape: tuple[int, ...],
+    n_out: int = 10,
     budget: Budget,
     max_trials: int,
     time_budget: float | None = None,
@@ -123,7 +125,7 @@ def run_search(
                 if dups >= max_duplicates:
                     return None
                 continue
-            reason = rejected.get(key) or space.check(sug.sample, input_shape)
+            reason = rejected.get(key) or space.check(sug.sample, input_shape, n_out)
             if reason is None:
                 return sug
             if key not in rejected:

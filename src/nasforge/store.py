@@ -232,7 +232,8 @@ class Store:
         if kind is not None:
             q += " AND kind=?"
             args += (kind,)
-        return [{"kind": r[0], "created": r[2], **json.loads(r[1])} for r in self.conn.execute(q + " ORDER BY id", args)]
+        rows = self.conn.execute(q + " ORDER BY id", args)
+        return [{"kind": r[0], "created": r[2], **json.loads(r[1])} for r in rows]
 
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -63,7 +63,8 @@ class Dataset:
     def open_test(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The test split, for the one final evaluation; every call is logged and counted."""
         if self._x_test is None or self._y_test is None:
-            raise DataError(f"dataset {self.name!r} has no test split: give one (x_test/y_test) to report test accuracy")
+            raise DataError(f"dataset {self.name!r} has no test split: "
+                            "give one (x_test/y_test) to report test accuracy")
         self._seal.reads += 1
         log.info("test split of %s opened (read %d)", self.name, self._seal.reads)
         return self._x_test, self._y_test
@@ -85,7 +86,7 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
         rng.shuffle(idx)
-        n_held = int(round(len(idx) * fraction))
+        n_held = round(len(idx) * fraction)
         if fraction > 0 and len(idx) > 1:
             n_held = min(max(n_held, 1), len(idx) - 1)
         held.append(idx[:n_held])
@@ -170,7 +171,8 @@ def make_dataset(
     if x_train.dtype.kind not in "fiub":
         raise DataError(f"{name} train features have dtype {x_train.dtype}: give numbers only")
     if len(x_train) != len(y_train):
-        raise DataError(f"{name}: {len(x_train)} training examples but {len(y_train)} labels; give one label per example")
+        raise DataError(f"{name}: {len(x_train)} training examples but {len(y_train)} labels; "
+                        "give one label per example")
     if len(x_train) < 2:
         raise DataError(f"{name}: only {len(x_train)} training examples; give at least a few per class")
     xt = _to_layout(x_train, layout, f"{name} train features")

@@ -50,8 +50,9 @@ def _unpickle(path: Path, n: int) -> dict[str, Any]:
     try:
         obj = _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
     except Exception as err:  # pickle raises almost anything on bad input
-        raise DataError(f"cannot read {path}: not a CIFAR python batch ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0] if str(err) else 'corrupt data'}); {_REFETCH.format(n=n)}") from None
+        detail = str(err).splitlines()[0] if str(err) else "corrupt data"
+        raise DataError(f"cannot read {path}: not a CIFAR python batch ({type(err).__name__}: {detail}); "
+                        f"{_REFETCH.format(n=n)}") from None
     if not isinstance(obj, dict):
         raise DataError(f"cannot read {path}: holds a {type(obj).__name__}, not a CIFAR batch dict; "
                         f"{_REFETCH.format(n=n)}")

@@ -16,6 +16,7 @@ import hashlib
 import http.client
 import os
 import tempfile
+import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Callable
@@ -151,7 +152,10 @@ def download(
                 try:
                     _fetch(url, tmp, opener)
                 except (OSError, http.client.HTTPException, ValueError) as err:
-                    reason = getattr(err, "reason", None) or err
+                    if isinstance(err, urllib.error.HTTPError):
+                        reason: object = f"HTTP {err.code} {err.reason}"
+                    else:
+                        reason = getattr(err, "reason", None) or err
                     failures.append(f"{url}: {reason}")
                     continue
                 if not verify(tmp, spec):

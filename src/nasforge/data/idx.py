@@ -185,7 +185,7 @@ def locate(name: str, path: str | os.PathLike[str] | None) -> Path:
             return d
     looked = ", ".join(str(d) for d in dirs)
     if not os.environ.get(ENV_VAR):
-        looked += f" (${ENV_VAR} unset)"
+        looked += f"; ${ENV_VAR} unset"
     hint = "install Debian's dataset-fashion-mnist, " if name == "fashion_mnist" else ""
     raise DataError(f"{pretty} not found (looked in {looked}): {hint}run `nasforge download "
                     f"{name.replace('_', '-')}`, or set data.path")

@@ -158,7 +158,7 @@ def train(
     image = x.ndim == 4
     cl = recipe.channels_last and image
     if cl:
-        model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = optimizer or make_optimizer(model, recipe)
     bs = min(recipe.batch_size, n)
     steps_per_epoch = math.ceil(n / bs)
@@ -178,7 +178,7 @@ def train(
             if step >= total_steps:
                 break
             f = lr_factor(step, total_steps, recipe)
-            for g, b in zip(opt.param_groups, base_lrs):
+            for g, b in zip(opt.param_groups, base_lrs, strict=True):
                 g["lr"] = b * f
             idx = perm[i:i + bs]
             xb, yb = x[idx], y[idx]

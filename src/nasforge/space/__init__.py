@@ -22,7 +22,7 @@ def make_space(options: Mapping[str, Any], input_shape: tuple[int, ...] | None =
     if kind not in SPACES:
         raise ConfigError(f"unknown space kind {kind!r}: choose one of {', '.join(SPACES)}")
     cls = SPACES[kind]
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    allowed = [p for p in inspect.signature(cls).parameters]
     for k in opts:
         if k not in allowed:
             close = difflib.get_close_matches(k, allowed, n=1)

@@ -214,8 +214,11 @@ class ChainSpace:
         for name in self.active(s):
             self._dims[name].index(s[name])
 
-    def check(self, s: Sample, input_shape: tuple[int, ...]) -> str | None:
-        """Why the sample cannot become a network for this input (shape inference), or None."""
+    def check(self, s: Sample, input_shape: tuple[int, ...], n_out: int = 10) -> str | None:
+        """Why the sample cannot become a network for this input (shape inference), or None.
+
+        ``n_out`` (the number of classes) sizes the output layer for the parameter limit.
+        """
         try:
             self.validate_sample(s)
         except (ValueError, KeyError) as e:
@@ -242,7 +245,7 @@ class ChainSpace:
             from nasforge.evaluate.cost import count_flops, count_params
 
             with torch.device("meta"):
-                model = self.build(s, input_shape, 2)
+                model = self.build(s, input_shape, n_out)
             if self.max_params is not None:
                 n = count_params(model)
                 if n > self.max_params:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nasforge.space.base import SearchSpace
-from nasforge.types import Sample, Suggestion, Trial, TrialState
+from nasforge.types import Sample, Suggestion, Trial
 
 
 class Strategy(abc.ABC):
@@ -57,7 +57,7 @@ def seen_keys(history: Sequence[Trial]) -> set[str]:
 
 def completed(history: Sequence[Trial]) -> list[Trial]:
     """Scored trials in the order they were created."""
-    return [t for t in sorted(history, key=lambda t: t.number) if t.state is TrialState.COMPLETE and t.score is not None]
+    return [t for t in sorted(history, key=lambda t: t.number) if t.ok]
 
 
 def tournament(pool: Sequence[Trial], size: int, rng: np.random.Generator) -> Trial:

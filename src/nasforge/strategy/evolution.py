@@ -37,7 +37,7 @@ class RegularizedEvolution(Strategy):
                 s = self.fresh(lambda: self.space.sample(self.rng), seen)
             else:
                 parent = tournament(scored[-self.population_size:], self.sample_size, self.rng)
-                s = self.fresh(lambda p=parent: self.space.mutate(p.sample, self.rng), seen)  # type: ignore[misc]
+                s = self.fresh(lambda p=parent: self.space.mutate(p.sample, self.rng), seen)
             out.append(Suggestion(s))
         return out
 
@@ -86,7 +86,7 @@ class GeneticAlgorithm(Strategy):
                 if self.rng.random() < self.mutation_prob or self.space.key(child) in seen:
                     child = self.space.mutate(child, self.rng)
                 s = child if self.space.key(child) not in seen else self.fresh(
-                    lambda c=child: self.space.mutate(c, self.rng), seen)  # type: ignore[misc]
+                    lambda c=child: self.space.mutate(c, self.rng), seen)
                 seen.add(self.space.key(s))
             out.append(Suggestion(s))
         return out

@@ -1,0 +1,44 @@
+# The README's two commands: `make demo` (set up, search, retrain) and `make test` (set up, all checks).
+# Everything a fresh machine needs is installed here; nothing is expected to be there by hand.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH  := torch==2.13.0
+STAMP  := $(VENV)/.nasforge-installed
+FMNIST := /usr/share/datasets/fashion-mnist
+DEMO_DB ?= runs/demo.db
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup data demo test lint unit clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+data:
+	@if [ ! -f $(FMNIST)/train-images-idx3-ubyte.gz ] && [ -z "$$NASFORGE_DATA_DIR" ]; then \
+		echo "installing Fashion-MNIST from Debian (dataset-fashion-mnist)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	fi
+
+setup: $(STAMP) data
+
+demo: setup
+	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	$(BIN)/nasforge search examples/fashion_mnist.yaml --db $(DEMO_DB)
+	$(BIN)/nasforge retrain $(DEMO_DB)
+
+unit: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+test: setup lint unit
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

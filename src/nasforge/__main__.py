@@ -1,0 +1,7 @@
+"""`python -m nasforge` is the `nasforge` command."""
+
+import sys
+
+from nasforge.cli import main
+
+sys.exit(main())

@@ -1,0 +1,164 @@
+"""The command line end to end on real data, kill -9 and resume, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nasforge.cli import main
+from nasforge.store import Store
+
+from .conftest import needs_fmnist
+
+DIGITS = {
+    "name": "digits",
+    "seed": 0,
+    "data": {"source": "digits"},
+    "space": {"kind": "chain", "max_blocks": 4, "widths": [8, 16], "kernels": [3], "types": ["conv", "pool", "dense"]},
+    "strategy": {"name": "evolution", "options": {"population_size": 4, "sample_size": 2}},
+    "search": {"trials": 5, "budget": {"epochs": 1}, "measure_latency": False},
+    "retrain": {"epochs": 2},
+}
+
+
+def write(tmp_path: Path, cfg: dict, name: str = "c.yaml") -> Path:
+    p = tmp_path / name
+    cfg = {**cfg, "search": {**cfg["search"], "db": str(tmp_path / "s.db")}}
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nasforge", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_search_status_retrain_on_digits(tmp_path, capsys):
+    cfg = write(tmp_path, DIGITS)
+    assert main(["search", str(cfg)]) == 0
+    out = capsys.readouterr()
+    assert "best: trial" in out.out and "done (trial budget reached): 5 complete" in out.err
+    assert main(["status", str(tmp_path / "s.db")]) == 0
+    out = capsys.readouterr().out
+    assert "rank" in out and "val_acc" in out and out.count("\n") >= 7
+    assert main(["retrain", str(tmp_path / "s.db"), "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "searched" in out and "baseline" in out and "test split read once" in out
+    assert (tmp_path / "s-models" / "digits" / "searched.pt").exists()
+    with Store(tmp_path / "s.db") as st:
+        res = st.results(st.experiment("digits").id, "retrain")
+    assert [m["name"] for m in res[0]["models"]] == ["searched", "baseline"]
+    assert 0 <= res[0]["models"][0]["test"]["accuracy"] <= 1
+
+
+def test_overrides_and_a_second_search_needs_resume(tmp_path, capsys):
+    cfg = write(tmp_path, DIGITS)
+    assert main(["search", str(cfg), "--trials", "2", "--strategy", "random", "--seed", "3"]) == 0
+    assert main(["search", str(cfg), "--trials", "2", "--seed", "3"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["search", str(cfg), "--trials", "3", "--seed", "3", "--resume"]) == 0
+    with Store(tmp_path / "s.db") as st:
+        assert len(st.trials(st.experiment("digits").id)) == 3
+
+
+@needs_fmnist
+def test_fashion_mnist_slice_end_to_end(tmp_path, capsys):
+    cfg = {**DIGITS, "name": "fm", "data": {"source": "fashion_mnist", "limit": 1500},
+           "search": {"trials": 3, "budget": {"epochs": 1}}, "retrain": {"epochs": 1}}
+    p = write(tmp_path, cfg)
+    assert main(["search", str(p)]) == 0
+    assert main(["retrain", str(tmp_path / "s.db")]) == 0
+    out = capsys.readouterr().out
+    assert "searched" in out and "baseline" in out
+
+
+def completed(db: Path) -> list[tuple[int, str, float]]:
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        return con.execute("SELECT number, key, finished FROM trials WHERE state='COMPLETE' ORDER BY number").fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        con.close()
+
+
+def test_kill_minus_9_then_resume_loses_and_reruns_nothing(tmp_path):
+    cfg = {**DIGITS, "search": {"trials": 10, "budget": {"epochs": 1}, "measure_latency": False}}
+    p = write(tmp_path, cfg)
+    db = tmp_path / "s.db"
+    proc = subprocess.Popen([sys.executable, "-m", "nasforge", "search", str(p)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(completed(db)) < 3:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = completed(db)
+    assert 3 <= len(before) < 10
+    r = run_cli("search", str(p), "--resume")
+    assert r.returncode == 0, r.stderr
+    after = completed(db)
+    assert len(after) == 10
+    assert after[: len(before)] == before  # same rows, same finish times: nothing re-run
+    assert [n for n, _, _ in after] == list(range(10))
+    assert len({k for _, k, _ in after}) == 10
+    with Store(db) as st:
+        assert st.integrity_ok()
+
+
+BAD = [
+    ("missing dataset", {"data": {"source": "npz", "path": "/nonexistent/x.npz"}}, "x.npz"),
+    ("unknown strategy", {"strategy": {"name": "annealing"}}, "unknown strategy 'annealing'"),
+    ("unknown dimension", {"space": {"kind": "chain", "widht": [8]}}, "did you mean 'widths'"),
+    ("every candidate invalid", {"space": {"kind": "chain", "min_blocks": 4, "max_blocks": 4, "types": ["conv"],
+                                           "kernels": [7], "paddings": ["valid"]}}, "no valid candidate"),
+    ("unknown data source", {"data": {"source": "imagenet"}}, "imagenet"),
+]
+
+
+@pytest.mark.parametrize("what, patch, needle", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys, what, patch, needle):
+    cfg = {**DIGITS, **patch}
+    assert main(["search", str(write(tmp_path, cfg))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) >= 1 and err[-1].startswith("nasforge: error:") and needle in err[-1]
+    assert not any("Traceback" in line for line in err)
+
+
+def test_malformed_yaml_from_the_real_entry_point(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("data: {source: digits\nspace: [\n")
+    r = run_cli("search", str(p))
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "not valid YAML at line" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_database_of_another_experiment_is_refused_and_left_intact(tmp_path, capsys):
+    cfg = write(tmp_path, DIGITS)
+    assert main(["search", str(cfg), "--trials", "2"]) == 0
+    db = tmp_path / "s.db"
+    with Store(db) as st:
+        before = st.trials(st.experiment("digits").id)
+    other = write(tmp_path, {**DIGITS, "space": {"kind": "chain", "max_blocks": 3}}, "other.yaml")
+    capsys.readouterr()
+    assert main(["search", str(other), "--resume"]) == 2
+    assert "different data, space" in capsys.readouterr().err
+    renamed = write(tmp_path, {**DIGITS, "name": "else"}, "renamed.yaml")
+    assert main(["search", str(renamed), "--resume"]) == 2
+    assert "no experiment 'else' to resume (it holds 'digits')" in capsys.readouterr().err
+    assert main(["status", str(db), "--name", "else"]) == 2
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database")
+    assert main(["status", str(junk)]) == 2
+    assert main(["retrain", str(tmp_path / "nope.db")]) == 2
+    with Store(db) as st:
+        assert st.trials(st.experiment("digits").id) == before
+        assert st.integrity_ok()

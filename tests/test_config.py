@@ -1,0 +1,81 @@
+"""Config loading: the example is valid; mistakes are named with their fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nasforge.config import from_dict, load_config, parse_duration, with_overrides
+from nasforge.errors import ConfigError
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_examples_are_valid_and_build_their_space(path):
+    from nasforge.space import make_space
+
+    cfg = load_config(path)
+    make_space(cfg.space, (1, 28, 28))
+
+
+def test_durations():
+    assert parse_duration("20m") == 1200
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("90s") == 90
+    assert parse_duration(45) == 45
+    assert parse_duration(None) is None
+    for bad in ("soon", "-5m", 0, "m", True):
+        with pytest.raises(ConfigError):
+            parse_duration(bad)
+
+
+@pytest.mark.parametrize("raw, match", [
+    ({"serach": {}}, "unknown key 'serach' in the config: did you mean 'search'"),
+    ({"search": {"trails": 3}}, "did you mean 'trials'"),
+    ({"search": {"trials": "many"}}, "search.trials must be int"),
+    ({"search": {"trials": -1}}, "search.trials must be positive"),
+    ({"search": {"budget": {"fraction": 2}}}, "at most 1"),
+    ({"data": {"val_fraction": 1.5}}, "between 0 and 1"),
+    ({"train": {"optimizer": "lbfgs"}}, "unknown optimizer 'lbfgs'"),
+    ({"train": {"lr": 0}}, "train.lr must be positive"),
+    ({"strategy": {"options": [1, 2]}}, "strategy.options must be a mapping"),
+    ({"space": {"kind": "graph"}}, "unknown space kind"),
+    ({"data": "mnist"}, "section 'data' must be a mapping"),
+    ({"name": ""}, "name must be a non-empty string"),
+])
+def test_bad_values_name_the_key(raw, match):
+    with pytest.raises(ConfigError, match=match):
+        from_dict(raw)
+
+
+def test_yaml_problems(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  source: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        load_config(bad)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match="is empty"):
+        load_config(empty)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(listy)
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("name: !!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(evil)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_overrides_and_fingerprint():
+    cfg = from_dict({"strategy": {"name": "evolution", "options": {"population_size": 5}}})
+    o = with_overrides(cfg, strategy="random", trials=7, time_budget="2m", seed=3, db="x.db")
+    assert o.strategy.name == "random" and o.strategy.options == {}
+    assert (o.search.trials, o.search.time_budget, o.seed, o.search.db) == (7, 120, 3, "x.db")
+    # Trials, time and strategy may change on resume; the seed changes what scores mean.
+    assert with_overrides(cfg, trials=9, strategy="genetic").fingerprint() == cfg.fingerprint()
+    assert o.fingerprint() != cfg.fingerprint()

@@ -1,0 +1,112 @@
+"""Chain space: sampling, canonical keys, shape inference, limits and real modules for 3 input kinds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nasforge.errors import ConfigError
+from nasforge.evaluate.cost import count_flops, count_params
+from nasforge.space import make_space
+from nasforge.space.chain import ChainSpace, chain_sample
+
+
+def conv(w, k=3, s=1, pad="same", act="relu", bn=True):
+    return {"type": "conv", "width": w, "kernel": k, "stride": s, "padding": pad, "act": act, "bn": bn}
+
+
+def test_key_ignores_dormant_settings_and_irrelevant_head():
+    space = ChainSpace(max_blocks=4)
+    a = chain_sample(space, [conv(16), {"type": "dense", "width": 32, "act": "relu"}])
+    b = dict(a)
+    b["b0.rate"] = 0.5          # dropout rate of a conv block: dormant
+    b["b3.type"] = "dense"      # beyond n_blocks: dormant
+    b["head"] = "gap"           # irrelevant after a dense block
+    assert space.key(a) == space.key(b)
+    c = dict(a)
+    c["b0.width"] = 32
+    assert space.key(a) != space.key(c)
+
+
+def test_check_rejects_collapse_conv_after_dense_and_limits_with_reasons():
+    space = ChainSpace(max_blocks=6, widths=(8, 16, 64), max_params=50_000, max_flops=2_000_000)
+    collapse = chain_sample(space, [conv(8, k=7, pad="valid", s=2)] + [conv(8, k=7, pad="valid")] * 2)
+    assert "collapses" in space.check(collapse, (1, 28, 28))
+    after = chain_sample(space, [{"type": "dense", "width": 16, "act": "relu"}, conv(8)])
+    assert "after a dense block" in space.check(after, (1, 28, 28))
+    big = chain_sample(space, [conv(64), conv(64)])
+    assert "exceed the limit" in space.check(big, (1, 28, 28))
+    ok = chain_sample(space, [conv(8), {"type": "pool", "pool": "max", "pool_size": 2}])
+    assert space.check(ok, (1, 28, 28)) is None
+
+
+def test_check_limits_agree_with_the_built_model():
+    space = ChainSpace(max_blocks=4)
+    s = chain_sample(space, [conv(16), {"type": "pool", "pool": "avg", "pool_size": 3}, conv(32, k=5)], head="gap")
+    m = space.build(s, (1, 28, 28), 10)
+    p, f = count_params(m), count_flops(m, (1, 28, 28))
+    assert ChainSpace(max_blocks=4, max_params=p).check(s, (1, 28, 28)) is None
+    assert "parameters exceed" in ChainSpace(max_blocks=4, max_params=p - 1).check(s, (1, 28, 28))
+    assert "FLOPs exceed" in ChainSpace(max_blocks=4, max_flops=f - 1).check(s, (1, 28, 28))
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (2, 50), (20,)])
+def test_every_valid_sample_builds_and_runs_with_the_predicted_shape(shape):
+    space = make_space({"kind": "chain", "max_blocks": 6, "widths": [4, 8]}, shape)
+    rng = np.random.default_rng(0)
+    built = 0
+    for _ in range(60):
+        s = space.sample(rng)
+        if space.check(s, shape) is not None:
+            continue
+        m = space.build(s, shape, 5)
+        m.eval()
+        out = m(torch.randn(3, *shape))
+        assert out.shape == (3, 5)
+        built += 1
+    assert built >= 10
+
+
+def test_tabular_inputs_keep_only_dense_style_blocks():
+    space = make_space({"kind": "chain"}, (13,))
+    assert set(space.types) == {"dense", "dropout", "batchnorm"}
+    with pytest.raises(ConfigError, match="tabular"):
+        make_space({"kind": "chain", "types": ["conv"]}, (13,))
+
+
+def test_mutation_changes_exactly_one_active_dimension():
+    space = ChainSpace(max_blocks=5)
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        s = space.sample(rng)
+        m = space.mutate(s, rng)
+        changed = [k for k in s if s[k] != m[k]]
+        assert len(changed) == 1 and changed[0] in space.active(s)
+
+
+def test_crossover_takes_each_block_from_one_parent():
+    space = ChainSpace(max_blocks=5)
+    rng = np.random.default_rng(2)
+    a, b = space.sample(rng), space.sample(rng)
+    c = space.crossover(a, b, rng)
+    for i in range(5):
+        slot = [k for k in c if k.startswith(f"b{i}.")]
+        assert all(c[k] == a[k] for k in slot) or all(c[k] == b[k] for k in slot)
+
+
+def test_space_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match="did you mean 'widths'"):
+        make_space({"kind": "chain", "width": [8]})
+    with pytest.raises(ConfigError, match="unknown value"):
+        make_space({"kind": "chain", "activations": ["swishy"]})
+    with pytest.raises(ConfigError, match="must be odd"):
+        make_space({"kind": "chain", "kernels": [4]})
+    with pytest.raises(ConfigError, match="unknown space kind"):
+        make_space({"kind": "graph"})
+
+
+def test_describe_is_readable():
+    space = ChainSpace(max_blocks=4)
+    s = chain_sample(space, [conv(32), {"type": "pool", "pool": "max", "pool_size": 2}], head="gap")
+    assert space.describe(s) == "conv32 3x3 bn relu > maxpool2 > gap"

@@ -1,0 +1,93 @@
+"""SQLite store: round trips, WAL and schema version, resume of interrupted trials, foreign files."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from nasforge.errors import StoreError
+from nasforge.store import SCHEMA_VERSION, Store
+from nasforge.types import Budget, Cost, Trial, TrialState
+
+
+def make_trial(n, state=TrialState.PENDING, **kw):
+    return Trial(number=n, key=f"k{n}", sample={"n_blocks": n, "head": "gap"}, state=state, **kw)
+
+
+def test_trial_round_trip_with_every_field(tmp_path):
+    with Store(tmp_path / "a.db") as st:
+        exp = st.create_experiment("e", {"seed": 1}, "fp")
+        t = make_trial(0, budget=Budget(epochs=2, fraction=0.5))
+        st.add_trial(exp.id, t, {"name": "random", "rng": {"x": 1}})
+        done = t.with_(state=TrialState.COMPLETE, score=0.9, metrics={"accuracy": 0.9, "f1": 0.8},
+                       curve=({"epoch": 1.0, "val_accuracy": 0.8}, {"epoch": 2.0, "val_accuracy": 0.9}),
+                       cost=Cost(params=10, flops=20, latency_ms=0.5), hidden={"test": 0.7},
+                       started=1.0, finished=3.5, train_seconds=2.0, eval_seconds=0.5)
+        st.update_trial(exp.id, done)
+        failed = make_trial(1, state=TrialState.FAILED, reason="non-finite loss")
+        st.add_trial(exp.id, failed)
+    with Store(tmp_path / "a.db", create=False) as st:
+        exp = st.experiment("e")
+        assert exp.strategy_state == {"name": "random", "rng": {"x": 1}}
+        got = st.trials(exp.id)
+        assert got[0] == done
+        assert got[0].duration == 2.5
+        assert got[1].state is TrialState.FAILED and got[1].reason == "non-finite loss"
+
+
+def test_wal_mode_and_schema_version(tmp_path):
+    with Store(tmp_path / "a.db"):
+        pass
+    con = sqlite3.connect(tmp_path / "a.db")
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    con.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="newer nasforge"):
+        Store(tmp_path / "a.db")
+
+
+def test_interrupted_running_trials_go_back_to_pending(tmp_path):
+    with Store(tmp_path / "a.db") as st:
+        exp = st.create_experiment("e", {}, "fp")
+        st.add_trial(exp.id, make_trial(0, state=TrialState.COMPLETE, score=0.5))
+        st.add_trial(exp.id, make_trial(1, state=TrialState.RUNNING, started=5.0))
+        assert st.reset_interrupted(exp.id) == 1
+        states = [t.state for t in st.trials(exp.id)]
+        assert states == [TrialState.COMPLETE, TrialState.PENDING]
+
+
+def test_duplicate_experiment_and_foreign_files_give_clear_errors(tmp_path):
+    with Store(tmp_path / "a.db") as st:
+        st.create_experiment("e", {}, "fp")
+        with pytest.raises(StoreError, match=r"already exists.*--resume"):
+            st.create_experiment("e", {}, "fp")
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(StoreError, match="not a usable nasforge database"):
+        Store(junk)
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE users (id INTEGER)")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="another program"):
+        Store(other)
+    with pytest.raises(StoreError, match="no database"):
+        Store(tmp_path / "missing.db", create=False)
+    with pytest.raises(StoreError, match="is a directory"):
+        Store(tmp_path)
+
+
+def test_rejections_are_grouped_by_kind(tmp_path):
+    with Store(tmp_path / "a.db") as st:
+        exp = st.create_experiment("e", {}, "fp")
+        st.add_rejection(exp.id, "a", "block 3 (conv) comes after a dense block; it needs spatial input")
+        st.add_rejection(exp.id, "b", "block 1 (conv) comes after a dense block; it needs spatial input")
+        st.add_rejection(exp.id, "c", "1,234 parameters exceed the limit of 1,000")
+        n, common = st.rejection_summary(exp.id)
+        assert n == 3
+        assert common[0] == ("block N (conv) comes after a dense block; it needs spatial input", 2)
+        assert st.integrity_ok()

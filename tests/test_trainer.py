@@ -1,0 +1,102 @@
+"""Trainer, metrics, cost and evaluator on real data (scikit-learn digits, a Fashion-MNIST slice)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from nasforge.evaluate.cost import count_flops, count_params, measure_cost
+from nasforge.evaluate.metrics import classification_metrics
+from nasforge.evaluate.torch_eval import TorchEvaluator
+from nasforge.evaluate.trainer import Recipe, TrainingFailed, augment_batch, lr_factor, train
+from nasforge.space.chain import ChainSpace, chain_sample
+from nasforge.types import Budget
+
+SMALL = [{"type": "conv", "width": 8, "kernel": 3, "stride": 1, "padding": "same", "act": "relu", "bn": True},
+         {"type": "pool", "pool": "max", "pool_size": 2}]
+
+
+def test_metrics_match_scikit_learn():
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 5, (500,), generator=g)
+    p = torch.where(torch.rand(500, generator=g) < 0.6, y, torch.randint(0, 5, (500,), generator=g))
+    m = classification_metrics(p, y, 5)
+    assert m["accuracy"] == pytest.approx(accuracy_score(y, p))
+    assert m["precision"] == pytest.approx(precision_score(y, p, average="macro"))
+    assert m["recall"] == pytest.approx(recall_score(y, p, average="macro"))
+    assert m["f1"] == pytest.approx(f1_score(y, p, average="macro"))
+
+
+def test_flops_come_from_torch_and_params_from_the_module():
+    space = ChainSpace(max_blocks=3)
+    m = space.build(chain_sample(space, SMALL, head="flatten"), (1, 8, 8), 10)
+    # conv 1->8 3x3 on 8x8 (2*72*64 = 9216 FLOPs) + linear 128->10 (2*1280 = 2560)
+    assert count_flops(m, (1, 8, 8)) == 9216 + 2560
+    assert count_params(m) == 8 * 9 + 16 + 128 * 10 + 10
+    c = measure_cost(m, (1, 8, 8))
+    assert c.latency_ms is not None and c.latency_ms > 0
+
+
+def test_schedules_start_and_end_where_expected():
+    cos = Recipe(schedule="cosine")
+    assert lr_factor(0, 100, cos) == pytest.approx(1.0)
+    assert lr_factor(99, 100, cos) < 0.01
+    one = Recipe(schedule="onecycle")
+    assert lr_factor(0, 100, one) < 0.1 and lr_factor(30, 100, one) == pytest.approx(1.0, abs=0.01)
+    assert lr_factor(99, 100, one) < 0.01
+
+
+def test_augmentation_keeps_shape_and_content():
+    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).reshape(2, 1, 6, 6)
+    out = augment_batch(x, torch.Generator().manual_seed(0), pad=2)
+    assert out.shape == x.shape
+    assert set(out.unique().tolist()) <= set(x.unique().tolist()) | {0.0}
+    # With 32 examples, some are shifted or flipped: augmentation is not the identity.
+    big = torch.randn(32, 1, 6, 6)
+    assert not torch.equal(augment_batch(big, torch.Generator().manual_seed(1)), big)
+
+
+def test_training_learns_digits_and_is_deterministic(digits):
+    space = ChainSpace(max_blocks=3)
+    s = chain_sample(space, SMALL, head="flatten")
+    ev = TorchEvaluator(digits, space, seed=0, measure_latency=False)
+    a = ev.evaluate(s, Budget(epochs=3))
+    b = ev.evaluate(s, Budget(epochs=3))
+    assert a.score > 0.5, a.score  # chance is 0.1; 33 steps of a tiny net
+    assert a.score == b.score and a.curve == b.curve
+    assert len(a.curve) == 3 and {"val_accuracy", "val_f1", "val_loss", "train_loss"} <= set(a.curve[0])
+    assert a.cost is not None and a.cost.params > 0
+
+
+def test_fraction_budget_uses_a_fixed_stratified_subset(digits):
+    space = ChainSpace(max_blocks=3)
+    ev = TorchEvaluator(digits, space, seed=0, measure_latency=False)
+    x1, y1 = ev.training_split(0.25)
+    x2, _ = ev.training_split(0.25)
+    assert x1 is x2 and abs(len(x1) - 0.25 * len(digits.x_train)) <= 10
+    assert len(y1.unique()) == digits.n_classes
+
+
+def test_evaluator_never_holds_the_test_split(digits):
+    ev = TorchEvaluator(digits, ChainSpace(max_blocks=3), measure_latency=False)
+    assert not ev.data.has_test and digits.has_test
+
+
+def test_non_finite_loss_fails_with_a_reason(digits):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    with torch.no_grad():
+        model[1].weight.fill_(float("nan"))
+    with pytest.raises(TrainingFailed, match="non-finite training loss"):
+        train(model, digits.x_train, digits.y_train, epochs=1, recipe=Recipe())
+
+
+def test_fractional_epochs_take_the_matching_number_of_steps(digits):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    n = len(digits.x_train)
+    st = train(model, digits.x_train, digits.y_train, epochs=1.5, recipe=Recipe(batch_size=100))
+    assert st.steps == math.ceil(1.5 * math.ceil(n / 100))
+    assert len(st.curve) == 2
