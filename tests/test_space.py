@@ -75,14 +75,41 @@ def test_tabular_inputs_keep_only_dense_style_blocks():
         make_space({"kind": "chain", "types": ["conv"]}, (13,))
 
 
-def test_mutation_changes_exactly_one_active_dimension():
-    space = ChainSpace(max_blocks=5)
+def test_mutation_changes_exactly_one_active_dimension_without_structural_moves():
+    space = ChainSpace(max_blocks=5, structural_mutation=0.0)
     rng = np.random.default_rng(1)
     for _ in range(50):
         s = space.sample(rng)
         m = space.mutate(s, rng)
         changed = [k for k in s if s[k] != m[k]]
         assert len(changed) == 1 and changed[0] in space.active(s)
+
+
+def test_structural_mutation_inserts_or_removes_one_block_keeping_the_others_in_order():
+    space = ChainSpace(min_blocks=1, max_blocks=6, structural_mutation=1.0)
+    rng = np.random.default_rng(3)
+    moves = set()
+    for _ in range(60):
+        s = space.sample(rng)
+        m = space.mutate(s, rng)
+        before, after = space.blocks(s), space.blocks(m)
+        assert abs(len(after) - len(before)) == 1
+        short, long_ = (before, after) if len(before) < len(after) else (after, before)
+        # removing one block of the longer chain gives the shorter one
+        assert any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+        moves.add("insert" if len(after) > len(before) else "remove")
+    assert moves == {"insert", "remove"}
+
+
+def test_type_probs_bias_sampling_and_are_checked():
+    space = ChainSpace(max_blocks=8, type_probs={"conv": 0.7, "pool": 0.3})
+    rng = np.random.default_rng(0)
+    types = [space.sample(rng)[f"b{i}.type"] for _ in range(200) for i in range(8)]
+    assert set(types) == {"conv", "pool"} and 0.6 < types.count("conv") / len(types) < 0.8
+    with pytest.raises(ValueError, match="not in space.types"):
+        ChainSpace(types=("conv",), type_probs={"pool": 1.0})
+    with pytest.raises(ValueError, match="positive sum"):
+        ChainSpace(type_probs={"conv": 0.0})
 
 
 def test_crossover_takes_each_block_from_one_parent():

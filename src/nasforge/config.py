@@ -110,7 +110,7 @@ TOP_KEYS = ("name", "seed", "data", "space", "strategy", "search", "train", "ret
 RECIPE_KEYS = tuple(f.name for f in fields(Recipe))
 SEARCH_KEYS = ("trials", "time_budget", "budget", "db", "measure_latency")
 RETRAIN_KEYS = ("epochs", "baseline", "out", *RECIPE_KEYS)
-SPACE_KINDS = ("chain",)
+SPACE_KINDS = ("chain", "cell", "nb201")
 
 
 def _unknown(keys: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:

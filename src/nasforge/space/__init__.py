@@ -9,10 +9,11 @@ from typing import Any
 
 from nasforge.errors import ConfigError
 from nasforge.space.base import SearchSpace
+from nasforge.space.cell import CellSpace, NasBench201Space
 from nasforge.space.chain import ChainSpace
 from nasforge.space.params import Choice
 
-SPACES: dict[str, type] = {"chain": ChainSpace}
+SPACES: dict[str, type] = {"chain": ChainSpace, "cell": CellSpace, "nb201": NasBench201Space}
 
 
 def make_space(options: Mapping[str, Any], input_shape: tuple[int, ...] | None = None) -> SearchSpace:
@@ -33,6 +34,9 @@ def make_space(options: Mapping[str, Any], input_shape: tuple[int, ...] | None =
         if not types:
             raise ConfigError("the data are flat (tabular) but space.types allows only conv/pool; add dense")
         opts["types"] = types
+    if kind in ("cell", "nb201") and input_shape is not None and len(input_shape) not in (2, 3):
+        raise ConfigError(f"space kind {kind!r} needs image or sequence data, not input shape {input_shape}; "
+                          "use kind: chain for flat (tabular) data")
     try:
         space: SearchSpace = cls(**opts)
     except (TypeError, ValueError) as e:
@@ -40,4 +44,4 @@ def make_space(options: Mapping[str, Any], input_shape: tuple[int, ...] | None =
     return space
 
 
-__all__ = ["SPACES", "ChainSpace", "Choice", "SearchSpace", "make_space"]
+__all__ = ["SPACES", "CellSpace", "ChainSpace", "Choice", "NasBench201Space", "SearchSpace", "make_space"]

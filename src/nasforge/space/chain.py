@@ -96,6 +96,8 @@ class ChainSpace:
         heads: Sequence[str] = HEADS,
         max_params: int | None = None,
         max_flops: int | None = None,
+        type_probs: Mapping[str, float] | None = None,
+        structural_mutation: float = 0.3,
     ) -> None:
         def need(name: str, values: Sequence[Any], allowed: Sequence[Any] | None = None) -> tuple[Any, ...]:
             vals = tuple(values)
@@ -132,6 +134,18 @@ class ChainSpace:
         if not all(0 <= r < 1 for r in self.dropout_rates):
             raise ValueError(f"space.dropout_rates must be in [0, 1), got {list(self.dropout_rates)}")
         self.max_params, self.max_flops = max_params, max_flops
+        if not 0 <= structural_mutation <= 1:
+            raise ValueError(f"space.structural_mutation must be in [0, 1], got {structural_mutation}")
+        self.structural_mutation = structural_mutation
+        self.type_probs: tuple[float, ...] | None = None
+        if type_probs is not None:
+            unknown = [t for t in type_probs if t not in self.types]
+            if unknown:
+                raise ValueError(f"space.type_probs names type(s) {unknown} not in space.types {list(self.types)}")
+            w = np.array([float(type_probs.get(t, 0.0)) for t in self.types])
+            if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+                raise ValueError(f"space.type_probs must be non-negative weights with a positive sum, got {dict(type_probs)}")
+            self.type_probs = tuple(float(x) for x in w / w.sum())
         per_block = {
             "type": choice(self.types), "width": choice(self.widths), "kernel": choice(self.kernels),
             "stride": choice(self.strides), "padding": choice(self.paddings), "act": choice(self.activations),
@@ -160,10 +174,39 @@ class ChainSpace:
         return names
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
-        return {name: d.sample(rng) for name, d in self._dims.items()}
+        """Every dimension uniformly, except block types, which follow ``type_probs`` when given."""
+        out = {name: d.sample(rng) for name, d in self._dims.items()}
+        if self.type_probs is not None:
+            for i in range(self.max_blocks):
+                out[f"b{i}.type"] = self.types[int(rng.choice(len(self.types), p=self.type_probs))]
+        return out
+
+    def _slot(self, s: Sample, i: int) -> dict[str, Any]:
+        return {k.split(".", 1)[1]: s[k] for k in self._dims if k.startswith(f"b{i}.")}
+
+    def _with_slots(self, s: Sample, slots: list[dict[str, Any]]) -> dict[str, Any]:
+        out = dict(s)
+        out["n_blocks"] = len(slots)
+        for i, slot in enumerate(slots):
+            for k, v in slot.items():
+                out[f"b{i}.{k}"] = v
+        return out
 
     def mutate(self, s: Sample, rng: np.random.Generator) -> dict[str, Any]:
-        """Change one active dimension to another value (a new depth wakes dormant blocks)."""
+        """One small change: with probability ``structural_mutation`` insert a fresh block at a random
+        position or remove one (the classic add-layer / remove-layer moves), otherwise change one
+        active dimension to another value."""
+        n = int(s["n_blocks"])
+        if rng.random() < self.structural_mutation:
+            slots = [self._slot(s, i) for i in range(n)]
+            can_add, can_remove = n < self.max_blocks, n > self.min_blocks
+            if can_add and (not can_remove or rng.random() < 0.5):
+                fresh = self.sample(rng)
+                slots.insert(int(rng.integers(n + 1)), self._slot(fresh, 0))
+                return self._with_slots(s, slots)
+            if can_remove:
+                slots.pop(int(rng.integers(n)))
+                return self._with_slots(s, slots)
         out = dict(s)
         names = [n for n in self.active(s) if len(self._dims[n]) > 1]
         if not names:

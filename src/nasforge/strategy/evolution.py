@@ -37,7 +37,10 @@ class RegularizedEvolution(Strategy):
                 s = self.fresh(lambda: self.space.sample(self.rng), seen)
             else:
                 parent = tournament(scored[-self.population_size:], self.sample_size, self.rng)
+                before = len(seen)
                 s = self.fresh(lambda p=parent: self.space.mutate(p.sample, self.rng), seen)
+                if len(seen) == before:  # every mutation of the parent was tried: a random newcomer instead
+                    s = self.fresh(lambda: self.space.sample(self.rng), seen)
             out.append(Suggestion(s))
         return out
 

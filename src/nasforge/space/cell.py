@@ -1,0 +1,333 @@
+"""The cell space: one DAG cell, repeated in a fixed NAS-Bench-201 style skeleton.
+
+A cell has ``n_nodes`` nodes: node 0 is the cell's input, the last node its output, and every
+node ``j`` is the sum of ``op(node i)`` over all ``i < j``. The search chooses one operation per
+edge, so a sample is flat: ``{"edge_1_0": "nor_conv_3x3", "edge_2_0": "none", ...}``, in
+NAS-Bench-201 edge order (1<-0 | 2<-0, 2<-1 | 3<-0, 3<-1, 3<-2). The operation names are NB201's,
+so a cell converts to and from NB201 architecture strings and can be looked up in its tables.
+
+The skeleton around the cell is fixed per space: a 3x3 conv stem with batch-norm, ``n_stages``
+stages of ``cells_per_stage`` cells at ``C, 2C, 4C, ...`` channels, a ResNet reduction block between
+stages, then BN, ReLU, global average pooling and a linear classifier. With
+:meth:`CellSpace.nas_bench_201` (registry name ``"nb201"``) it is exactly NB201's network.
+
+The same space builds 2-D images (Conv2d) and 1-D sequences (Conv1d); flat inputs are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nasforge.space.params import Choice, choice
+from nasforge.types import Sample
+
+NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+OPS = NB201_OPS  # every operation the builder knows; a space may use any subset
+ZERO = "#"  # a zero term in :meth:`CellSpace.key`, as NB201's unique strings write it
+
+
+def edge_name(j: int, i: int) -> str:
+    """Dimension name of the edge into node ``j`` from node ``i``."""
+    return f"edge_{j}_{i}"
+
+
+def edge_names(n_nodes: int) -> list[str]:
+    """All edge names in NB201 order: by target node, then by source node."""
+    return [edge_name(j, i) for j in range(1, n_nodes) for i in range(j)]
+
+
+class CellSpace:
+    """One operation per edge of a DAG cell; the macro skeleton is set when the space is made."""
+
+    kind = "cell"
+
+    def __init__(
+        self,
+        *,
+        n_nodes: int = 4,
+        ops: Sequence[str] = NB201_OPS,
+        channels: int = 16,
+        n_stages: int = 3,
+        cells_per_stage: int = 1,
+        max_params: int | None = None,
+        max_flops: int | None = None,
+    ) -> None:
+        ops = tuple(str(o) for o in ops)
+        if not ops:
+            raise ValueError("space.ops is empty: give at least one operation")
+        bad = [o for o in ops if o not in OPS]
+        if bad:
+            raise ValueError(f"space.ops has unknown value(s) {bad}: choose from {list(OPS)}")
+        if ops == ("none",):
+            raise ValueError("space.ops allows only 'none': every cell would be disconnected")
+        if not 2 <= n_nodes <= 10:
+            raise ValueError(f"space.n_nodes must be between 2 and 10 (input, output and the nodes between), "
+                             f"got {n_nodes}")
+        for name, v, hi in (("channels", channels, 4096), ("n_stages", n_stages, 8),
+                            ("cells_per_stage", cells_per_stage, 64)):
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+                raise ValueError(f"space.{name} must be an integer between 1 and {hi}, got {v!r}")
+        self.n_nodes, self.ops = n_nodes, ops
+        self.channels, self.n_stages, self.cells_per_stage = channels, n_stages, cells_per_stage
+        self.max_params, self.max_flops = max_params, max_flops
+        c = choice(ops)
+        self._dims: dict[str, Choice] = {name: c for name in edge_names(n_nodes)}
+
+    @classmethod
+    def nas_bench_201(cls, **kw: Any) -> NasBench201Space:
+        """NB201's space and skeleton exactly (4 nodes, its 5 ops, C=16, 3 stages of 5 cells)."""
+        return NasBench201Space(**kw)
+
+    # ------------------------------------------------------------------ the SearchSpace protocol
+    def dims(self) -> Mapping[str, Choice]:
+        return self._dims
+
+    def active(self, s: Sample) -> list[str]:
+        """Every edge: even an edge off all input-output paths builds its op (as NB201 does)."""
+        return list(self._dims)
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Any]:
+        """Uniform over operations, independently per edge (NB201's random search)."""
+        return {name: d.sample(rng) for name, d in self._dims.items()}
+
+    def mutate(self, s: Sample, rng: np.random.Generator) -> dict[str, Any]:
+        """Change one edge to another operation (NB201's REA mutation)."""
+        out = dict(s)
+        names = [n for n in self._dims if len(self._dims[n]) > 1]
+        if not names:
+            return out
+        name = names[int(rng.integers(len(names)))]
+        out[name] = self._dims[name].other(s[name], rng)
+        return out
+
+    def crossover(self, a: Sample, b: Sample, rng: np.random.Generator) -> dict[str, Any]:
+        """Uniform crossover: each edge's operation comes from one parent."""
+        return {name: a[name] if rng.random() < 0.5 else b[name] for name in self._dims}
+
+    def key(self, s: Sample) -> str:
+        """Canonical text of the cell in NB201's convention (equal to the benchmark's ``unique_str``).
+
+        The output node is expanded into a sum of terms, each term the chain of operations applied
+        along one path, so relabelling intermediate nodes changes nothing and the sums are sorted.
+        A skip edge passes its input's text through unchanged; a ``none`` edge, or any edge fed by
+        a node that is exactly one zero term, gives a zero term ``#``; so edges that cannot reach
+        the output leave no trace beyond a ``#``. Like NB201 (and so that keys group the 15,625
+        NB201 cells into its 6,466 classes) the zero terms are counted, a sum of zeros is not
+        recognised as zero and skip-passed sums stay one term in the sort. So some cells that
+        compute the same function keep different keys, among them most swaps of nodes 1 and 2
+        (the ``none`` edge 2<-1 leaves a ``#`` on node 2 only); :meth:`function_key` merges them.
+        """
+        node = ["0"]
+        for j in range(1, self.n_nodes):
+            terms = []
+            for i in range(j):
+                op = s[edge_name(j, i)]
+                if op == "none" or node[i] == ZERO:
+                    terms.append(ZERO)
+                elif op == "skip_connect":
+                    terms.append(node[i])
+                else:
+                    terms.append(f"({node[i]})@{op}")
+            node.append("+".join(sorted(terms)))
+        return node[-1]
+
+    def function_key(self, s: Sample) -> str:
+        """A coarser canonical text: equal whenever two cells compute the same function.
+
+        Skip edges are transparent, sums are flattened and zeros vanish, taking an operation of an
+        all-zero node as zero (exact for pooling; a conv adds only its constant batch-norm shift).
+        "" means the output is disconnected from the input. On NB201 this gives 4,930 classes,
+        each a union of :meth:`key` classes.
+        """
+        return "+".join(self._terms(s)[-1])
+
+    def _terms(self, s: Sample) -> list[tuple[str, ...]]:
+        """Per node, the sorted terms of its value as a sum over input-to-node paths (empty = zero)."""
+        node: list[tuple[str, ...]] = [("x",)]
+        for j in range(1, self.n_nodes):
+            terms: list[str] = []
+            for i in range(j):
+                op = s[edge_name(j, i)]
+                if op == "none" or not node[i]:
+                    continue
+                if op == "skip_connect":
+                    terms.extend(node[i])
+                else:
+                    terms.append(f"{op}({'+'.join(node[i])})")
+            node.append(tuple(sorted(terms)))
+        return node
+
+    def describe(self, s: Sample) -> str:
+        """The NB201 architecture string: readable, and pasteable into NB201 tools."""
+        return self.to_arch_str(s)
+
+    def to_arch_str(self, s: Sample) -> str:
+        """``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``: one ``|...|`` group per node, edges by source."""
+        groups = ("|" + "|".join(f"{s[edge_name(j, i)]}~{i}" for i in range(j)) + "|" for j in range(1, self.n_nodes))
+        return "+".join(groups)
+
+    def from_arch_str(self, arch: str) -> dict[str, Any]:
+        """The sample for an NB201-style architecture string (ValueError if it is not one of this space)."""
+        groups = arch.strip().split("+")
+        if len(groups) != self.n_nodes - 1:
+            raise ValueError(f"architecture string has {len(groups)} node groups, this space has "
+                             f"{self.n_nodes - 1}: {arch!r}")
+        out: dict[str, Any] = {}
+        for j, group in enumerate(groups, start=1):
+            if len(group) < 2 or group[0] != "|" or group[-1] != "|":
+                raise ValueError(f"node group {group!r} must look like |op~0|op~1|")
+            seen = set()
+            for edge in group[1:-1].split("|"):
+                op, sep, src = edge.partition("~")
+                if not sep or not src.isdigit() or int(src) >= j or int(src) in seen:
+                    raise ValueError(f"edge {edge!r} of node {j} must be op~i with each i < {j} once")
+                if op not in self.ops:
+                    raise ValueError(f"operation {op!r} is not in this space's ops {list(self.ops)}")
+                seen.add(int(src))
+                out[edge_name(j, int(src))] = op
+            if len(seen) != j:
+                raise ValueError(f"node {j} needs an edge from each of nodes 0..{j - 1}, got {group!r}")
+        return {name: out[name] for name in self._dims}
+
+    def validate_sample(self, s: Sample) -> None:
+        """Raise ValueError if ``s`` lacks an edge or uses an operation outside the space."""
+        missing = [n for n in self._dims if n not in s]
+        if missing:
+            raise ValueError(f"sample lacks dimension(s) {missing[:5]}")
+        for name in self._dims:
+            self._dims[name].index(s[name])
+
+    def check(self, s: Sample, input_shape: tuple[int, ...], n_out: int = 10) -> str | None:
+        """Why the sample cannot become a useful network for this input, or None.
+
+        ``n_out`` (the number of classes) sizes the output layer for the parameter limit.
+        """
+        try:
+            self.validate_sample(s)
+        except (ValueError, KeyError) as e:
+            return f"not a point of this space: {e}"
+        if len(input_shape) not in (2, 3):
+            return (f"the cell space needs image (C, H, W) or sequence (C, L) input, got shape {input_shape}; "
+                    "use the chain space for flat (tabular) data")
+        if not self._terms(s)[-1]:
+            return "cell output is disconnected from its input: every path has a 'none' edge"
+        spatial = list(input_shape[1:])
+        for r in range(1, self.n_stages):
+            if min(spatial) < 2:
+                size = "x".join(map(str, input_shape[1:]))
+                return (f"input {size} is too small for {self.n_stages - 1} stride-2 reductions: it is "
+                        f"{'x'.join(map(str, spatial))} before reduction {r}; use fewer stages or larger input")
+            spatial = [(d + 1) // 2 for d in spatial]
+        if self.max_params is not None or self.max_flops is not None:
+            from nasforge.evaluate.cost import count_flops, count_params
+
+            with torch.device("meta"):
+                model = self.build(s, input_shape, n_out)
+            if self.max_params is not None:
+                n = count_params(model)
+                if n > self.max_params:
+                    return f"{n:,} parameters exceed the limit of {self.max_params:,}"
+            if self.max_flops is not None:
+                f = count_flops(model, input_shape, device="meta")
+                if f > self.max_flops:
+                    return f"{f:,} FLOPs exceed the limit of {self.max_flops:,}"
+        return None
+
+    def build(self, s: Sample, input_shape: tuple[int, ...], n_out: int) -> nn.Sequential:
+        """The network for ``s``: stem, stages of cells with reductions between, head; a plain Sequential."""
+        rank = len(input_shape) - 1
+        if rank not in (1, 2):
+            raise ValueError(f"the cell space builds image or sequence networks, not input shape {input_shape}")
+        nd = _Nd(rank)
+        ops = [(j, i, s[edge_name(j, i)]) for j in range(1, self.n_nodes) for i in range(j)]
+        c = self.channels
+        layers: list[nn.Module] = [nd.conv(input_shape[0], c, 3, padding=1, bias=False), nd.bn(c)]
+        for stage in range(self.n_stages):
+            if stage:
+                layers.append(ReductionBlock(c, 2 * c, nd))
+                c *= 2
+            layers += [Cell(ops, self.n_nodes, c, nd) for _ in range(self.cells_per_stage)]
+        layers += [nd.bn(c), nn.ReLU(), nd.gap(1), nn.Flatten(), nn.Linear(c, n_out)]
+        return nn.Sequential(*layers)
+
+
+class NasBench201Space(CellSpace):
+    """NAS-Bench-201's topology space and network exactly; only cost limits can be added."""
+
+    kind = "nb201"
+
+    def __init__(self, *, max_params: int | None = None, max_flops: int | None = None) -> None:
+        super().__init__(n_nodes=4, ops=NB201_OPS, channels=16, n_stages=3, cells_per_stage=5,
+                         max_params=max_params, max_flops=max_flops)
+
+
+# ---------------------------------------------------------------------- modules
+class _Nd:
+    """The 1-D or 2-D flavour of each layer type, picked once from the input rank."""
+
+    def __init__(self, rank: int) -> None:
+        self.conv: Any = {2: nn.Conv2d, 1: nn.Conv1d}[rank]
+        self.bn: Any = {2: nn.BatchNorm2d, 1: nn.BatchNorm1d}[rank]
+        self.avg: Any = {2: nn.AvgPool2d, 1: nn.AvgPool1d}[rank]
+        self.gap: Any = {2: nn.AdaptiveAvgPool2d, 1: nn.AdaptiveAvgPool1d}[rank]
+
+
+def relu_conv_bn(c_in: int, c_out: int, k: int, stride: int, nd: _Nd) -> nn.Sequential:
+    """NB201's ``nor_conv``: ReLU, conv without bias (BN follows), BN."""
+    return nn.Sequential(nn.ReLU(), nd.conv(c_in, c_out, k, stride=stride, padding=k // 2, bias=False), nd.bn(c_out))
+
+
+def make_op(name: str, c: int, nd: _Nd) -> nn.Module:
+    """One edge's module; channels and size are kept (stride 1), as every NB201 cell edge does."""
+    if name == "skip_connect":
+        return nn.Identity()
+    if name == "nor_conv_1x1":
+        return relu_conv_bn(c, c, 1, 1, nd)
+    if name == "nor_conv_3x3":
+        return relu_conv_bn(c, c, 3, 1, nd)
+    if name == "avg_pool_3x3":
+        return nd.avg(3, stride=1, padding=1, count_include_pad=False)
+    raise ValueError(f"unknown cell operation {name!r}: choose from {list(OPS)}")
+
+
+class Cell(nn.Module):
+    """Node j = sum of op(node i) over i < j; ``none`` edges get no module and add nothing."""
+
+    def __init__(self, ops: Sequence[tuple[int, int, str]], n_nodes: int, channels: int, nd: _Nd) -> None:
+        super().__init__()
+        self.n_nodes = n_nodes
+        self.edges = nn.ModuleDict({edge_name(j, i): make_op(op, channels, nd) for j, i, op in ops if op != "none"})
+        self.wiring = [(j, i, edge_name(j, i)) for j, i, op in ops if op != "none"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for j in range(1, self.n_nodes):
+            acc: torch.Tensor | None = None
+            for jj, i, name in self.wiring:
+                if jj == j:
+                    y = self.edges[name](nodes[i])
+                    acc = y if acc is None else acc + y
+            nodes.append(torch.zeros_like(x) if acc is None else acc)  # all-'none' node: zeros, as in NB201
+        return nodes[-1]
+
+
+class ReductionBlock(nn.Module):
+    """NB201's ResNet basic block with stride 2 between stages: doubles channels, halves the size.
+
+    The shortcut's 2x2 average pool rounds up (ceil_mode) so odd sizes (28 -> 14 -> 7 -> 4) match
+    the stride-2 conv; even sizes, NB201's own, are unaffected.
+    """
+
+    def __init__(self, c_in: int, c_out: int, nd: _Nd) -> None:
+        super().__init__()
+        self.conv_a = relu_conv_bn(c_in, c_out, 3, 2, nd)
+        self.conv_b = relu_conv_bn(c_out, c_out, 3, 1, nd)
+        self.shortcut = nn.Sequential(nd.avg(2, stride=2, ceil_mode=True), nd.conv(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.conv_b(self.conv_a(x))
