@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -25,3 +25,25 @@ class SearchSpace(Protocol):
     def describe(self, s: Sample) -> str: ...
     def check(self, s: Sample, input_shape: tuple[int, ...], n_out: int = 10) -> str | None: ...
     def build(self, s: Sample, input_shape: tuple[int, ...], n_out: int) -> nn.Module: ...
+
+
+def limit_reason(build: Callable[[], nn.Module], input_shape: tuple[int, ...], max_params: int | None,
+                 max_flops: int | None) -> str | None:
+    """Why a candidate exceeds the parameter or FLOP limit, or None; builds it on the meta device (no memory)."""
+    if max_params is None and max_flops is None:
+        return None
+    import torch
+
+    from nasforge.evaluate.cost import count_flops, count_params
+
+    with torch.device("meta"):
+        model = build()
+    if max_params is not None:
+        n = count_params(model)
+        if n > max_params:
+            return f"{n:,} parameters exceed the limit of {max_params:,}"
+    if max_flops is not None:
+        f = count_flops(model, input_shape, device="meta")
+        if f > max_flops:
+            return f"{f:,} FLOPs exceed the limit of {max_flops:,}"
+    return None

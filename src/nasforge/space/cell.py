@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nasforge.space.base import limit_reason
 from nasforge.space.params import Choice, choice
 from nasforge.types import Sample
 
@@ -223,20 +224,7 @@ class CellSpace:
                 return (f"input {size} is too small for {self.n_stages - 1} stride-2 reductions: it is "
                         f"{'x'.join(map(str, spatial))} before reduction {r}; use fewer stages or larger input")
             spatial = [(d + 1) // 2 for d in spatial]
-        if self.max_params is not None or self.max_flops is not None:
-            from nasforge.evaluate.cost import count_flops, count_params
-
-            with torch.device("meta"):
-                model = self.build(s, input_shape, n_out)
-            if self.max_params is not None:
-                n = count_params(model)
-                if n > self.max_params:
-                    return f"{n:,} parameters exceed the limit of {self.max_params:,}"
-            if self.max_flops is not None:
-                f = count_flops(model, input_shape, device="meta")
-                if f > self.max_flops:
-                    return f"{f:,} FLOPs exceed the limit of {self.max_flops:,}"
-        return None
+        return limit_reason(lambda: self.build(s, input_shape, n_out), input_shape, self.max_params, self.max_flops)
 
     def build(self, s: Sample, input_shape: tuple[int, ...], n_out: int) -> nn.Sequential:
         """The network for ``s``: stem, stages of cells with reductions between, head; a plain Sequential."""

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
+from nasforge.space.base import limit_reason
 from nasforge.space.params import Choice, choice
 from nasforge.types import Sample
 
@@ -144,7 +144,8 @@ class ChainSpace:
                 raise ValueError(f"space.type_probs names type(s) {unknown} not in space.types {list(self.types)}")
             w = np.array([float(type_probs.get(t, 0.0)) for t in self.types])
             if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-                raise ValueError(f"space.type_probs must be non-negative weights with a positive sum, got {dict(type_probs)}")
+                raise ValueError("space.type_probs must be non-negative weights with a positive sum, "
+                                 f"got {dict(type_probs)}")
             self.type_probs = tuple(float(x) for x in w / w.sum())
         per_block = {
             "type": choice(self.types), "width": choice(self.widths), "kernel": choice(self.kernels),
@@ -284,20 +285,7 @@ class ChainSpace:
                 spatial = new
             elif b.type == "dense":
                 spatial = None
-        if self.max_params is not None or self.max_flops is not None:
-            from nasforge.evaluate.cost import count_flops, count_params
-
-            with torch.device("meta"):
-                model = self.build(s, input_shape, n_out)
-            if self.max_params is not None:
-                n = count_params(model)
-                if n > self.max_params:
-                    return f"{n:,} parameters exceed the limit of {self.max_params:,}"
-            if self.max_flops is not None:
-                f = count_flops(model, input_shape, device="meta")
-                if f > self.max_flops:
-                    return f"{f:,} FLOPs exceed the limit of {self.max_flops:,}"
-        return None
+        return limit_reason(lambda: self.build(s, input_shape, n_out), input_shape, self.max_params, self.max_flops)
 
     def build(self, s: Sample, input_shape: tuple[int, ...], n_out: int) -> nn.Module:
         """The network for ``s``: a plain ``nn.Sequential`` so it prints, exports and scripts simply."""
