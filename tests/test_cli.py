@@ -162,3 +162,9 @@ def test_database_of_another_experiment_is_refused_and_left_intact(tmp_path, cap
     with Store(db) as st:
         assert st.trials(st.experiment("digits").id) == before
         assert st.integrity_ok()
+
+
+def test_download_refuses_unknown_datasets_in_one_line(capsys):
+    assert main(["download", "cifar"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "downloads fashion-mnist and mnist" in err

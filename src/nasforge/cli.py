@@ -170,6 +170,20 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nasforge.data.download import default_cache_dir, download
+
+    name = args.dataset.replace("-", "_")
+    if name not in ("fashion_mnist", "mnist"):
+        raise NasforgeError(f"cannot download {args.dataset!r}: nasforge downloads fashion-mnist and mnist; "
+                            "give other data with data.path")
+    dest = download(name, Path(args.dest) if args.dest else default_cache_dir(name))
+    print(f"{args.dataset} ready in {dest}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nasforge", description="Neural architecture search that runs on a CPU.")
     p.add_argument("--debug", action="store_true", help="log details and show tracebacks")
@@ -200,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="directory for weights (default: next to the database)")
     r.add_argument("--no-baseline", action="store_true", help="skip the hand-designed baseline")
     r.set_defaults(func=cmd_retrain)
+
+    d = sub.add_parser("download", help="fetch and checksum Fashion-MNIST or MNIST (needs internet)")
+    d.add_argument("dataset", help="fashion-mnist or mnist")
+    d.add_argument("--dest", help="directory (default: ~/.cache/nasforge/<name>, where loaders look)")
+    d.set_defaults(func=cmd_download)
     return p
 
 
