@@ -337,7 +337,10 @@ def build_chain(blocks: Sequence[Block], head: str, input_shape: tuple[int, ...]
             layers.append(ACTIVATIONS[b.get("act")]())
             features = b.get("width")
         elif b.type == "dropout":
-            layers.append(nn.Dropout(b.get("rate")))
+            # On feature maps drop whole channels: the usual choice for convolutions, and ~50x cheaper on a
+            # CPU than drawing a random number per activation.
+            drop: Any = nn.Dropout if flat else {2: nn.Dropout2d, 1: nn.Dropout1d}[rank]
+            layers.append(drop(b.get("rate")))
         elif b.type == "batchnorm":
             layers.append(nn.BatchNorm1d(features) if flat else bn_sp(channels))
         else:  # pragma: no cover - guarded by the space

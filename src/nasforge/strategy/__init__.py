@@ -6,14 +6,22 @@ from typing import Any
 
 from nasforge.errors import ConfigError
 from nasforge.space.base import SearchSpace
+from nasforge.strategy.bananas import Bananas
 from nasforge.strategy.base import Strategy
 from nasforge.strategy.evolution import GeneticAlgorithm, RegularizedEvolution
+from nasforge.strategy.local_search import LocalSearch
 from nasforge.strategy.random import RandomSearch
+from nasforge.strategy.reinforce import Reinforce
+from nasforge.strategy.tpe import TPE
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "random": RandomSearch,
     "evolution": RegularizedEvolution,
     "genetic": GeneticAlgorithm,
+    "reinforce": Reinforce,
+    "tpe": TPE,
+    "bananas": Bananas,
+    "local_search": LocalSearch,
 }
 
 
@@ -29,4 +37,5 @@ def make_strategy(name: str, space: SearchSpace, *, seed: int = 0, **options: An
         raise ConfigError(f"strategy {name!r}: {e}") from None
 
 
-__all__ = ["STRATEGIES", "GeneticAlgorithm", "RandomSearch", "RegularizedEvolution", "Strategy", "make_strategy"]
+__all__ = ["STRATEGIES", "TPE", "Bananas", "GeneticAlgorithm", "LocalSearch", "RandomSearch", "Reinforce",
+           "RegularizedEvolution", "Strategy", "make_strategy"]
