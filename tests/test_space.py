@@ -13,7 +13,7 @@ from nasforge.space.chain import ChainSpace, chain_sample
 
 
 def conv(w, k=3, s=1, pad="same", act="relu", bn=True):
-    return {"type": "conv", "width": w, "kernel": k, "stride": s, "padding": pad, "act": act, "bn": bn}
+    return {"type": "conv", "width": w, "kernel": k, "stride": s, "padding": pad, "act": act, "bn": bn, "skip": False}
 
 
 def test_key_ignores_dormant_settings_and_irrelevant_head():
@@ -106,7 +106,7 @@ def test_type_probs_bias_sampling_and_are_checked():
     rng = np.random.default_rng(0)
     types = [space.sample(rng)[f"b{i}.type"] for _ in range(200) for i in range(8)]
     assert set(types) == {"conv", "pool"} and 0.6 < types.count("conv") / len(types) < 0.8
-    with pytest.raises(ValueError, match="not in space.types"):
+    with pytest.raises(ValueError, match=r"not in space\.types"):
         ChainSpace(types=("conv",), type_probs={"pool": 1.0})
     with pytest.raises(ValueError, match="positive sum"):
         ChainSpace(type_probs={"conv": 0.0})
@@ -137,3 +137,31 @@ def test_describe_is_readable():
     space = ChainSpace(max_blocks=4)
     s = chain_sample(space, [conv(32), {"type": "pool", "pool": "max", "pool_size": 2}], head="gap")
     assert space.describe(s) == "conv32 3x3 bn relu > maxpool2 > gap"
+
+
+def test_parallel_branches_and_skip_connections_build_with_inferred_shapes():
+    space = ChainSpace(max_blocks=4, types=("conv", "parallel", "pool"), skips=(False, True), widths=(8, 12))
+    par = {"type": "parallel", "width": 8, "branches": 3, "merge": "concat", "act": "relu", "bn": True, "skip": True}
+    res = conv(12, k=5, pad="valid", s=2, bn=False) | {"skip": True}
+    for shape in ((3, 17, 17), (2, 31)):
+        s = chain_sample(space, [par, res, {"type": "pool", "pool": "avg", "pool_size": 2}], head="gap")
+        assert space.check(s, shape) is None
+        m = space.build(s, shape, 4)
+        assert m(torch.randn(2, *shape)).shape == (2, 4)
+    assert "parallel8 1/3/5 concat bn relu +skip" in space.describe(s)
+    # A residual conv adds its input: zeroing the body leaves exactly the (cropped, strided, projected) shortcut.
+    m = space.build(chain_sample(space, [conv(8, k=3, bn=False) | {"skip": True}]), (8, 6, 6), 2)
+    with torch.no_grad():
+        m[0].body[0].weight.zero_()
+        m[0].body[0].bias.fill_(-1.0)  # relu(-1) = 0
+        x = torch.randn(1, 8, 6, 6)
+        assert torch.equal(m[0](x), x)
+
+
+def test_parallel_is_opt_in_and_needs_spatial_input():
+    assert "parallel" not in ChainSpace().types
+    space = ChainSpace(max_blocks=3, types=("dense", "parallel"))
+    s = chain_sample(space, [{"type": "dense", "width": 16, "act": "relu"},
+                             {"type": "parallel", "width": 16, "branches": 2, "merge": "sum", "act": "relu",
+                              "bn": False, "skip": False}])
+    assert "needs spatial input" in space.check(s, (1, 8, 8))

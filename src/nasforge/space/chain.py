@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from nasforge.space.base import limit_reason
@@ -25,6 +26,9 @@ from nasforge.space.params import Choice, choice
 from nasforge.types import Sample
 
 BLOCK_TYPES = ("conv", "pool", "dense", "dropout", "batchnorm")
+# Opt-in: an Inception-style block of parallel convolutions (kernels 1, 3, 5, ...) summed or concatenated.
+EXTRA_TYPES = ("parallel",)
+PARALLEL_KERNELS = (1, 3, 5, 7)
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "gelu": nn.GELU,
@@ -39,7 +43,8 @@ HEADS = ("gap", "flatten")
 
 # Which per-block dimensions each block type uses.
 _ACTIVE: dict[str, tuple[str, ...]] = {
-    "conv": ("width", "kernel", "stride", "padding", "act", "bn"),
+    "conv": ("width", "kernel", "stride", "padding", "act", "bn", "skip"),
+    "parallel": ("width", "branches", "merge", "act", "bn", "skip"),
     "pool": ("pool", "pool_size"),
     "dense": ("width", "act"),
     "dropout": ("rate",),
@@ -63,7 +68,11 @@ class Block:
             s = f"conv{a['width']} {a['kernel']}x{a['kernel']}"
             s += f"/s{a['stride']}" if a["stride"] != 1 else ""
             s += " valid" if a["padding"] == "valid" else ""
-            return s + (" bn" if a["bn"] else "") + f" {a['act']}"
+            return s + (" bn" if a["bn"] else "") + f" {a['act']}" + (" +skip" if a["skip"] else "")
+        if self.type == "parallel":
+            ks = "/".join(str(k) for k in PARALLEL_KERNELS[: a["branches"]])
+            return (f"parallel{a['width']} {ks} {a['merge']}" + (" bn" if a["bn"] else "") + f" {a['act']}"
+                    + (" +skip" if a["skip"] else ""))
         if self.type == "pool":
             return f"{a['pool']}pool{a['pool_size']}"
         if self.type == "dense":
@@ -94,6 +103,9 @@ class ChainSpace:
         dropout_rates: Sequence[float] = (0.1, 0.25, 0.5),
         batch_norm: Sequence[bool] = (True, False),
         heads: Sequence[str] = HEADS,
+        skips: Sequence[bool] = (False,),
+        branches: Sequence[int] = (2, 3),
+        merges: Sequence[str] = ("sum", "concat"),
         max_params: int | None = None,
         max_flops: int | None = None,
         type_probs: Mapping[str, float] | None = None,
@@ -114,7 +126,7 @@ class ChainSpace:
         if max_blocks > 64:
             raise ValueError(f"space.max_blocks={max_blocks} is too deep for a chain: use at most 64")
         self.min_blocks, self.max_blocks = min_blocks, max_blocks
-        self.types = need("types", types, BLOCK_TYPES)
+        self.types = need("types", types, BLOCK_TYPES + EXTRA_TYPES)
         self.widths = need("widths", [int(w) for w in widths])
         self.kernels = need("kernels", [int(k) for k in kernels])
         self.strides = need("strides", [int(s) for s in strides])
@@ -125,6 +137,11 @@ class ChainSpace:
         self.dropout_rates = need("dropout_rates", [float(r) for r in dropout_rates])
         self.batch_norm = need("batch_norm", [bool(b) for b in batch_norm])
         self.heads = need("heads", heads, HEADS)
+        self.skips = need("skips", [bool(b) for b in skips])
+        self.branches = need("branches", [int(b) for b in branches])
+        self.merges = need("merges", merges, ("sum", "concat"))
+        if not all(2 <= b <= len(PARALLEL_KERNELS) for b in self.branches):
+            raise ValueError(f"space.branches must be between 2 and {len(PARALLEL_KERNELS)}, got {list(self.branches)}")
         for name, vals, lo in (("widths", self.widths, 1), ("kernels", self.kernels, 1), ("strides", self.strides, 1),
                                ("pool_sizes", self.pool_sizes, 2)):
             if min(vals) < lo or max(vals) > 100_000:
@@ -151,7 +168,8 @@ class ChainSpace:
             "type": choice(self.types), "width": choice(self.widths), "kernel": choice(self.kernels),
             "stride": choice(self.strides), "padding": choice(self.paddings), "act": choice(self.activations),
             "bn": choice(self.batch_norm), "pool": choice(self.pools), "pool_size": choice(self.pool_sizes),
-            "rate": choice(self.dropout_rates),
+            "rate": choice(self.dropout_rates), "skip": choice(self.skips), "branches": choice(self.branches),
+            "merge": choice(self.merges),
         }
         dims: dict[str, Choice] = {"n_blocks": choice(range(min_blocks, max_blocks + 1)), "head": choice(self.heads)}
         for i in range(max_blocks):
@@ -269,6 +287,11 @@ class ChainSpace:
             return f"not a point of this space: {e}"
         spatial: list[int] | None = list(input_shape[1:]) if len(input_shape) > 1 else None
         for i, b in enumerate(self.blocks(s)):
+            if b.type == "parallel":
+                if spatial is None:
+                    where = "after a dense block" if len(input_shape) > 1 else "on flat (tabular) input"
+                    return f"block {i} (parallel) comes {where}; it needs spatial input"
+                continue  # stride 1, same padding: the size is kept
             if b.type in ("conv", "pool"):
                 if spatial is None:
                     where = "after a dense block" if len(input_shape) > 1 else "on flat (tabular) input"
@@ -292,6 +315,43 @@ class ChainSpace:
         return build_chain(self.blocks(s), s["head"], input_shape, n_out)
 
 
+class Parallel(nn.Module):
+    """Branches applied to the same input, then summed or concatenated along channels."""
+
+    def __init__(self, branches: Sequence[nn.Module], merge: str) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+        self.merge = merge
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [b(x) for b in self.branches]
+        if self.merge == "concat":
+            return torch.cat(outs, dim=1)
+        total = outs[0]
+        for o in outs[1:]:
+            total = total + o
+        return total
+
+
+class Residual(nn.Module):
+    """``body(x) + shortcut(x)``: the shortcut crops what valid padding removed, then strides and projects
+    with a 1x1 convolution only where the shape changes."""
+
+    def __init__(self, body: nn.Module, shortcut: nn.Module, crop: int = 0, stride: int = 1) -> None:
+        super().__init__()
+        self.body, self.shortcut = body, shortcut
+        self.crop, self.stride = crop, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        if self.crop:
+            c = self.crop
+            y = y[:, :, c:-c] if y.ndim == 3 else y[:, :, c:-c, c:-c]
+        if self.stride > 1:
+            y = y[:, :, :: self.stride] if y.ndim == 3 else y[:, :, :: self.stride, :: self.stride]
+        return self.body(x) + self.shortcut(y)
+
+
 def build_chain(blocks: Sequence[Block], head: str, input_shape: tuple[int, ...], n_out: int) -> nn.Sequential:
     """Turn blocks into layers, inferring channel counts; rank of ``input_shape`` picks 1-D or 2-D ops."""
     rank = len(input_shape) - 1  # 2 = image, 1 = sequence, 0 = flat
@@ -312,17 +372,36 @@ def build_chain(blocks: Sequence[Block], head: str, input_shape: tuple[int, ...]
             features = channels * int(np.prod(spatial)) if spatial else channels
             flat = True
 
+    def conv_bn_act(c_in: int, b: Block, k: int, stride: int, pad: int) -> list[nn.Module]:
+        bn = b.get("bn")
+        mods: list[nn.Module] = [conv(c_in, b.get("width"), k, stride=stride, padding=pad, bias=not bn)]
+        if bn:
+            mods.append(bn_sp(b.get("width")))
+        mods.append(ACTIVATIONS[b.get("act")]())
+        return mods
+
+    def shortcut(c_in: int, c_out: int) -> nn.Module:
+        return nn.Identity() if c_in == c_out else conv(c_in, c_out, 1, bias=False)
+
     for b in blocks:
         if b.type == "conv":
             k, st = b.get("kernel"), b.get("stride")
             pad = k // 2 if b.get("padding") == "same" else 0
-            bn = b.get("bn")
-            layers.append(conv(channels, b.get("width"), k, stride=st, padding=pad, bias=not bn))
-            if bn:
-                layers.append(bn_sp(b.get("width")))
-            layers.append(ACTIVATIONS[b.get("act")]())
+            mods = conv_bn_act(channels, b, k, st, pad)
+            if b.get("skip"):
+                layers.append(Residual(nn.Sequential(*mods), shortcut(channels, b.get("width")),
+                                       crop=(k - 1) // 2 if pad == 0 else 0, stride=st))
+            else:
+                layers.extend(mods)
             channels = b.get("width")
             spatial = [(d + 2 * pad - k) // st + 1 for d in spatial]
+        elif b.type == "parallel":
+            branches = [nn.Sequential(*conv_bn_act(channels, b, k, 1, k // 2))
+                        for k in PARALLEL_KERNELS[: b.get("branches")]]
+            out_ch = b.get("width") * (len(branches) if b.get("merge") == "concat" else 1)
+            par = Parallel(branches, b.get("merge"))
+            layers.append(Residual(par, shortcut(channels, out_ch)) if b.get("skip") else par)
+            channels = out_ch
         elif b.type == "pool":
             size = b.get("pool_size")
             pad = size // 2 if size > 2 else 0
