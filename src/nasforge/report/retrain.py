@@ -27,11 +27,17 @@ from nasforge.types import Trial
 
 log = logging.getLogger("nasforge")
 
+
+def _conv(width: int) -> Block:
+    return Block("conv", (("width", width), ("kernel", 3), ("stride", 1), ("padding", "same"), ("act", "relu"),
+                          ("bn", False), ("skip", False)))
+
+
 # The classic 2-conv network: conv32 3x3, max-pool, conv64 3x3, max-pool, dense128, output.
 BASELINE_BLOCKS = (
-    Block("conv", (("width", 32), ("kernel", 3), ("stride", 1), ("padding", "same"), ("act", "relu"), ("bn", False))),
+    _conv(32),
     Block("pool", (("pool", "max"), ("pool_size", 2))),
-    Block("conv", (("width", 64), ("kernel", 3), ("stride", 1), ("padding", "same"), ("act", "relu"), ("bn", False))),
+    _conv(64),
     Block("pool", (("pool", "max"), ("pool_size", 2))),
     Block("dense", (("width", 128), ("act", "relu"))),
 )
