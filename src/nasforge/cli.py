@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from nasforge.bench import add_bench_parser
 from nasforge.errors import NasforgeError
 
 log = logging.getLogger("nasforge")
@@ -191,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", help="search architectures as a YAML config describes")
     s.add_argument("config", help="YAML config (see examples/)")
-    s.add_argument("--strategy", help="override strategy.name (random, evolution, genetic)")
+    s.add_argument("--strategy", help="override strategy.name (random, evolution, genetic, reinforce, tpe, "
+                                      "bananas, local_search)")
     s.add_argument("--trials", type=int, help="override search.trials (finished trials in all)")
     s.add_argument("--time-budget", help="override search.time_budget, e.g. 20m, 1h, 90s")
     s.add_argument("--seed", type=int, help="override the seed")
@@ -219,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("dataset", help="fashion-mnist or mnist")
     d.add_argument("--dest", help="directory (default: ~/.cache/nasforge/<name>, where loaders look)")
     d.set_defaults(func=cmd_download)
+
+    add_bench_parser(sub)
     return p
 
 

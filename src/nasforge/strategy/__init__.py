@@ -37,5 +37,5 @@ def make_strategy(name: str, space: SearchSpace, *, seed: int = 0, **options: An
         raise ConfigError(f"strategy {name!r}: {e}") from None
 
 
-__all__ = ["STRATEGIES", "TPE", "Bananas", "GeneticAlgorithm", "LocalSearch", "RandomSearch", "Reinforce",
-           "RegularizedEvolution", "Strategy", "make_strategy"]
+__all__ = ["STRATEGIES", "TPE", "Bananas", "GeneticAlgorithm", "LocalSearch", "RandomSearch", "RegularizedEvolution",
+           "Reinforce", "Strategy", "make_strategy"]
