@@ -42,41 +42,26 @@ def run_one(strategy: Any, space: Any, evaluator: Any, queries: int, *, max_dupl
     Duplicates and rejected proposals are skipped without counting, as in the real loop; a search
     that proposes ``max_duplicates`` tried networks in a row stops early (the space looks exhausted).
     """
+    from nasforge.loop import propose
     from nasforge.types import Budget, Trial, TrialState
 
     history: list[Trial] = []
-    keys: set[str] = set()
-    rejected: set[str] = set()
+    rejected: dict[str, str] = {}
     best_score, best_test = -math.inf, math.nan
     curve_score: list[float] = []
     curve_test: list[float] = []
     budget = Budget()
     while len(history) < queries:
-        dups = bad = 0
-        while True:
-            (sug,) = strategy.ask(history, 1)
-            key = space.key(sug.sample)
-            if key in keys:
-                dups += 1
-                if dups >= max_duplicates:
-                    break
-                continue
-            if key in rejected or space.check(sug.sample, INPUT_SHAPE) is not None:
-                rejected.add(key)
-                bad += 1
-                if bad >= max_rejections:
-                    raise RuntimeError(f"{strategy.name}: {bad} invalid candidates in a row")
-                continue
-            break
-        if dups >= max_duplicates:
+        sug = propose(strategy, space, history, INPUT_SHAPE, 10, rejected, max_rejections=max_rejections,
+                      max_duplicates=max_duplicates)
+        if sug is None:
             log.warning("%s stopped after %d queries: it proposed only tried networks", strategy.name, len(history))
             break
         res = evaluator.evaluate(sug.sample, budget)
         # The hidden test accuracy stays here: the strategy's trials never carry it.
-        t = Trial(number=len(history), key=key, sample=dict(sug.sample), state=TrialState.COMPLETE, score=res.score,
-                  metrics=dict(res.metrics), cost=res.cost)
+        t = Trial(number=len(history), key=space.key(sug.sample), sample=dict(sug.sample),
+                  state=TrialState.COMPLETE, score=res.score, metrics=dict(res.metrics), cost=res.cost)
         history.append(t)
-        keys.add(key)
         strategy.tell(t)
         if res.score > best_score:  # ties keep the earlier trial, as loop.best_trial does
             best_score, best_test = res.score, res.hidden[evaluator.report]

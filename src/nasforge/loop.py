@@ -78,6 +78,46 @@ def preflight(space: SearchSpace, input_shape: tuple[int, ...], n_out: int = 10,
                         f"(e.g. {example}); relax the space: fewer/larger blocks, smaller kernels or higher limits")
 
 
+def propose(
+    strategy: Strategy,
+    space: SearchSpace,
+    history: Sequence[Trial],
+    input_shape: tuple[int, ...],
+    n_out: int,
+    rejected: dict[str, str],
+    *,
+    on_reject: Callable[[str, str], None] | None = None,
+    max_rejections: int = 2000,
+    max_duplicates: int = 50,
+) -> Suggestion | None:
+    """One new, valid, never-tried suggestion; None when the space looks exhausted.
+
+    Invalid proposals are checked once (``rejected`` caches key -> reason, ``on_reject`` hears of new
+    ones) and never count as trials; many invalid proposals in a row mean the space is unusable.
+    """
+    keys = {t.key for t in history}
+    dups = bad = 0
+    while True:
+        (sug,) = strategy.ask(history, 1)
+        key = space.key(sug.sample)
+        if key in keys:
+            dups += 1
+            if dups >= max_duplicates:
+                return None
+            continue
+        reason = rejected.get(key) or space.check(sug.sample, input_shape, n_out)
+        if reason is None:
+            return sug
+        if key not in rejected:
+            rejected[key] = reason
+            if on_reject is not None:
+                on_reject(key, reason)
+        bad += 1
+        if bad >= max_rejections:
+            raise NasforgeError(f"{bad} candidates in a row were invalid (last: {reason}); "
+                                "relax the space or the parameter/FLOP limits")
+
+
 def run_search(
     *,
     store: Store,
@@ -113,29 +153,9 @@ def run_search(
             on_progress(Progress(event, trial, sum(t.state.finished for t in history), max_trials,
                                  best_trial(history), elapsed(), time_budget, len(rejected)))
 
-    def propose() -> Suggestion | None:
-        """One new, valid, never-tried suggestion; None when the space looks exhausted."""
-        keys = {t.key for t in history}
-        dups = bad = 0
-        while True:
-            (sug,) = strategy.ask(history, 1)
-            key = space.key(sug.sample)
-            if key in keys:
-                dups += 1
-                if dups >= max_duplicates:
-                    return None
-                continue
-            reason = rejected.get(key) or space.check(sug.sample, input_shape, n_out)
-            if reason is None:
-                return sug
-            if key not in rejected:
-                rejected[key] = reason
-                store.add_rejection(exp_id, key, reason)
-                log.debug("rejected %s: %s", key, reason)
-            bad += 1
-            if bad >= max_rejections:
-                raise NasforgeError(f"{bad} candidates in a row were invalid (last: {reason}); "
-                                    "relax the space or the parameter/FLOP limits")
+    def reject(key: str, reason: str) -> None:
+        store.add_rejection(exp_id, key, reason)
+        log.debug("rejected %s: %s", key, reason)
 
     progress("start", None)
     stopped = "trials"
@@ -148,7 +168,8 @@ def run_search(
             break
         pending = next((t for t in history if t.state is TrialState.PENDING), None)
         if pending is None:
-            sug = propose()
+            sug = propose(strategy, space, history, input_shape, n_out, rejected, on_reject=reject,
+                          max_rejections=max_rejections, max_duplicates=max_duplicates)
             if sug is None:
                 stopped = "exhausted"
                 break
