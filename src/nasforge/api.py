@@ -17,7 +17,7 @@ from nasforge.errors import NasforgeError, StoreError
 from nasforge.evaluate.torch_eval import TorchEvaluator
 from nasforge.loop import Progress, SearchOutcome, best_trial, preflight, run_search
 from nasforge.report.retrain import FinalModel, final_to_json, retrain_best
-from nasforge.space import SearchSpace, make_space
+from nasforge.space import make_space
 from nasforge.store import Experiment, Store
 from nasforge.strategy import make_strategy
 
@@ -85,10 +85,6 @@ def stored(db: str | Path, name: str | None = None) -> tuple[Store, Experiment, 
     return store, exp, from_dict(exp.config)
 
 
-def space_of(cfg: Config, input_shape: tuple[int, ...]) -> SearchSpace:
-    return make_space(cfg.space, input_shape)
-
-
 def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = None, seed: int | None = None,
             baseline: bool | None = None, out_dir: str | Path | None = None,
             on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None) -> list[FinalModel]:
@@ -100,7 +96,7 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
             raise NasforgeError(f"experiment {exp.name!r} in {db} has no completed trial yet; "
                                 "run or resume the search first")
         data = load_data(cfg)
-        space = space_of(cfg, data.input_shape)
+        space = make_space(cfg.space, data.input_shape)
         out = Path(out_dir or cfg.retrain.out or Path(db).parent / f"{Path(db).stem}-models") / exp.name
         models = retrain_best(best=best, space=space, data=data,
                               epochs=epochs if epochs is not None else cfg.retrain.epochs,

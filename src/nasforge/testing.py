@@ -76,17 +76,15 @@ class FunctionEvaluator:
 def simulate(strategy: Strategy, space: SearchSpace, fn: Callable[[Sample], float], n: int,
              input_shape: tuple[int, ...] = TOY_SHAPE) -> list[Trial]:
     """Ask/tell ``n`` valid trials against ``fn`` in memory (the loop minus the store)."""
+    from nasforge.loop import propose
+
     history: list[Trial] = []
-    tries = 0
+    rejected: dict[str, str] = {}
     while len(history) < n:
-        tries += 1
-        if tries > 50 * n:
-            raise AssertionError(f"{strategy.name} proposed too many invalid or repeated candidates")
-        (sug,) = strategy.ask(history, 1)
-        key = space.key(sug.sample)
-        if key in {t.key for t in history} or space.check(sug.sample, input_shape) is not None:
-            continue
-        t = Trial(number=len(history), key=key, sample=dict(sug.sample), state=TrialState.COMPLETE,
+        sug = propose(strategy, space, history, input_shape, 10, rejected)
+        if sug is None:
+            raise AssertionError(f"{strategy.name} proposed only networks it had already tried")
+        t = Trial(number=len(history), key=space.key(sug.sample), sample=dict(sug.sample), state=TrialState.COMPLETE,
                   score=fn(sug.sample), started=time.time(), finished=time.time())
         history.append(t)
         strategy.tell(t)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -25,6 +25,15 @@ class SearchSpace(Protocol):
     def describe(self, s: Sample) -> str: ...
     def check(self, s: Sample, input_shape: tuple[int, ...], n_out: int = 10) -> str | None: ...
     def build(self, s: Sample, input_shape: tuple[int, ...], n_out: int) -> nn.Module: ...
+
+
+def check_values(dims: Mapping[str, Choice], s: Sample, names: Iterable[str]) -> None:
+    """Raise ValueError if ``s`` lacks a dimension of ``dims`` or holds a value outside one of ``names``."""
+    missing = [n for n in dims if n not in s]
+    if missing:
+        raise ValueError(f"sample lacks dimension(s) {missing[:5]}")
+    for name in names:
+        dims[name].index(s[name])
 
 
 def limit_reason(build: Callable[[], nn.Module], input_shape: tuple[int, ...], max_params: int | None,

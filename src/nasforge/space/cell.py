@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasforge.space.base import limit_reason
+from nasforge.space.base import check_values, limit_reason
 from nasforge.space.params import Choice, choice
 from nasforge.types import Sample
 
@@ -197,11 +197,7 @@ class CellSpace:
 
     def validate_sample(self, s: Sample) -> None:
         """Raise ValueError if ``s`` lacks an edge or uses an operation outside the space."""
-        missing = [n for n in self._dims if n not in s]
-        if missing:
-            raise ValueError(f"sample lacks dimension(s) {missing[:5]}")
-        for name in self._dims:
-            self._dims[name].index(s[name])
+        check_values(self._dims, s, self._dims)
 
     def check(self, s: Sample, input_shape: tuple[int, ...], n_out: int = 10) -> str | None:
         """Why the sample cannot become a useful network for this input, or None.

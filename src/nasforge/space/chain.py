@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasforge.space.base import limit_reason
+from nasforge.space.base import check_values, limit_reason
 from nasforge.space.params import Choice, choice
 from nasforge.types import Sample
 
@@ -270,11 +270,7 @@ class ChainSpace:
 
     def validate_sample(self, s: Sample) -> None:
         """Raise ValueError if ``s`` names unknown dimensions or values outside the space."""
-        missing = [n for n in self._dims if n not in s]
-        if missing:
-            raise ValueError(f"sample lacks dimension(s) {missing[:5]}")
-        for name in self.active(s):
-            self._dims[name].index(s[name])
+        check_values(self._dims, s, self.active(s))
 
     def check(self, s: Sample, input_shape: tuple[int, ...], n_out: int = 10) -> str | None:
         """Why the sample cannot become a network for this input (shape inference), or None.

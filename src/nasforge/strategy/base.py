@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nasforge.space.base import SearchSpace
-from nasforge.types import Sample, Suggestion, Trial
+from nasforge.types import Suggestion, Trial
 
 
 class Strategy(abc.ABC):
@@ -65,6 +65,3 @@ def tournament(pool: Sequence[Trial], size: int, rng: np.random.Generator) -> Tr
     idx = rng.choice(len(pool), size=min(size, len(pool)), replace=False)
     return max((pool[int(i)] for i in idx), key=lambda t: (t.score, -t.number))
 
-
-def as_sample(s: Sample) -> dict[str, Any]:
-    return dict(s)
