@@ -55,7 +55,7 @@ def test_failures_are_recorded_and_the_search_goes_on(tmp_path):
     calls = {"n": 0}
 
     class Flaky:
-        def evaluate(self, sample, budget):
+        def evaluate(self, sample, budget, report=None, checkpoint=None):
             calls["n"] += 1
             if calls["n"] == 2:
                 raise TrainingFailed("non-finite training loss in epoch 1; lower the learning rate")

@@ -68,7 +68,15 @@ def search(config: Config | Mapping[str, Any] | str | Path, *, resume: bool = Fa
         exp = open_experiment(cfg, store, resume=resume)
         return run_search(store=store, experiment=exp, space=space, strategy=strategy, evaluator=evaluator,
                           input_shape=data.input_shape, n_out=data.n_classes, budget=cfg.search.budget,
-                          max_trials=cfg.search.trials, time_budget=cfg.search.time_budget, on_progress=on_progress)
+                          max_trials=cfg.search.trials, time_budget=cfg.search.time_budget, on_progress=on_progress,
+                          scheduler=cfg.search.make_scheduler(), stopping=cfg.search.make_stopping(),
+                          checkpoint_dir=checkpoint_dir(cfg.search.db, exp.name))
+
+
+def checkpoint_dir(db: str | Path, name: str) -> Path:
+    """Where a search keeps the checkpoints of trials a scheduler may still promote: beside its database."""
+    p = Path(db)
+    return p.parent / f"{p.stem}-checkpoints" / name
 
 
 def stored(db: str | Path, name: str | None = None) -> tuple[Store, Experiment, Config]:

@@ -21,6 +21,8 @@ import yaml
 
 from nasforge.errors import ConfigError
 from nasforge.evaluate.trainer import Recipe
+from nasforge.schedule.schedulers import Scheduler, make_scheduler
+from nasforge.schedule.stopping import StoppingRule, make_stopping
 from nasforge.types import Budget
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$")
@@ -69,10 +71,22 @@ class SearchConfig:
     fraction: float = 1.0
     db: str = "runs/nasforge.db"
     measure_latency: bool = True
+    scheduler: Mapping[str, Any] | None = None  # {name: asha, eta: 3, min_epochs: 1}; None: full budget for all
+    stopping: Mapping[str, Any] | None = None  # {rule: median, warmup_epochs: 1}; None: no early stopping
 
     @property
     def budget(self) -> Budget:
         return Budget(epochs=self.epochs, fraction=self.fraction)
+
+    def make_scheduler(self) -> Scheduler:
+        opts = dict(self.scheduler or {"name": "fifo"})
+        return make_scheduler(str(opts.pop("name", "fifo")), self.budget, **opts)
+
+    def make_stopping(self) -> StoppingRule | None:
+        if not self.stopping:
+            return None
+        opts = dict(self.stopping)
+        return make_stopping(str(opts.pop("rule", "median")), **opts)
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,9 @@ class Config:
         parts = {k: self.raw.get(k) for k in ("data", "space", "train")}
         parts["budget"] = {"epochs": self.search.epochs, "fraction": self.search.fraction}
         parts["seed"] = self.seed
+        for k in ("scheduler", "stopping"):  # only when set, so older experiments keep their fingerprint
+            if getattr(self.search, k):
+                parts[k] = dict(getattr(self.search, k))
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def to_json(self) -> dict[str, Any]:
@@ -108,7 +125,7 @@ class Config:
 
 TOP_KEYS = ("name", "seed", "data", "space", "strategy", "search", "train", "retrain")
 RECIPE_KEYS = tuple(f.name for f in fields(Recipe))
-SEARCH_KEYS = ("trials", "time_budget", "budget", "db", "measure_latency")
+SEARCH_KEYS = ("trials", "time_budget", "budget", "db", "measure_latency", "scheduler", "stopping")
 RETRAIN_KEYS = ("epochs", "baseline", "out", *RECIPE_KEYS)
 SPACE_KINDS = ("chain", "cell", "nb201")
 
@@ -166,6 +183,17 @@ def _recipe(d: Mapping[str, Any], where: str, base: Recipe) -> Recipe:
         raise ConfigError(f"{where}: {e}") from None
 
 
+def _options(se: Mapping[str, Any], key: str, name_key: str, example: str) -> dict[str, Any] | None:
+    v = se.get(key)
+    if v is None:
+        return None
+    if isinstance(v, str):
+        v = {name_key: v}
+    if not isinstance(v, Mapping) or not isinstance(v.get(name_key), str):
+        raise ConfigError(f"search.{key} must be a mapping with a {name_key!r}, such as {example}")
+    return dict(v)
+
+
 def from_dict(raw: Mapping[str, Any]) -> Config:
     """Check a configuration mapping and build the typed Config."""
     if not isinstance(raw, Mapping):
@@ -217,7 +245,11 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
         time_budget=parse_duration(se.get("time_budget"), "search.time_budget"),
         epochs=epochs, fraction=fraction, db=str(se.get("db", "runs/nasforge.db")),
         measure_latency=_typed(se.get("measure_latency", True), bool, "search.measure_latency"),
+        scheduler=_options(se, "scheduler", "name", "{name: asha, eta: 3, min_epochs: 1}"),
+        stopping=_options(se, "stopping", "rule", "{rule: median, warmup_epochs: 1}"),
     )
+    search.make_scheduler()  # a bad name or option fails here, before anything runs
+    search.make_stopping()
 
     tr = _section(raw, "train")
     _unknown(tr, RECIPE_KEYS, "train")

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from nasforge.errors import NasforgeError
 from nasforge.evaluate.trainer import TrainingFailed
+from nasforge.schedule.schedulers import FIFO, Scheduler
+from nasforge.schedule.stopping import StoppingRule, TrialPruned
 from nasforge.space.base import SearchSpace
 from nasforge.store import Experiment, Store, reason_kind
 from nasforge.strategy.base import Strategy
@@ -25,8 +28,18 @@ from nasforge.types import Budget, EvalResult, Sample, Suggestion, Trial, TrialS
 log = logging.getLogger("nasforge")
 
 
+Reporter = Callable[[int, Mapping[str, float]], None]
+
+
 class Evaluator(Protocol):
-    def evaluate(self, sample: Sample, budget: Budget) -> EvalResult: ...
+    """Trains (or looks up) one candidate for a budget.
+
+    ``report`` hears every epoch's row and may raise :class:`TrialPruned` to stop early;
+    ``checkpoint`` is a file to continue from (when it holds a smaller budget) and to save to.
+    """
+
+    def evaluate(self, sample: Sample, budget: Budget, report: Reporter | None = None,
+                 checkpoint: Path | None = None) -> EvalResult: ...
 
 
 @dataclass(frozen=True)
@@ -58,8 +71,9 @@ class SearchOutcome:
 
 
 def best_trial(trials: Sequence[Trial]) -> Trial | None:
+    """The best scored trial among those trained the longest (a scheduler's top rung beats lower rungs)."""
     ok = [t for t in trials if t.ok]
-    return max(ok, key=lambda t: (t.score, -t.number)) if ok else None
+    return max(ok, key=lambda t: (t.budget.epochs * t.budget.fraction, t.score, -t.number)) if ok else None
 
 
 def preflight(space: SearchSpace, input_shape: tuple[int, ...], n_out: int = 10, *, tries: int = 300,
@@ -133,8 +147,17 @@ def run_search(
     on_progress: Callable[[Progress], None] | None = None,
     max_rejections: int = 2000,
     max_duplicates: int = 50,
+    scheduler: Scheduler | None = None,
+    stopping: StoppingRule | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> SearchOutcome:
-    """Run (or resume) a search until ``max_trials`` finished trials or ``time_budget`` seconds in all."""
+    """Run (or resume) a search until ``max_trials`` finished trials or ``time_budget`` seconds in all.
+
+    ``budget`` is the full budget; a ``scheduler`` hands out less to new trials and promotes the best
+    (promotions go before new trials and may finish after ``max_trials`` is reached); ``stopping``
+    ends hopeless trials early. Promotions continue from checkpoints in ``checkpoint_dir``.
+    """
+    scheduler = scheduler or FIFO(budget)
     exp_id = experiment.id
     resumed = store.reset_interrupted(exp_id)
     history = store.trials(exp_id)
@@ -160,14 +183,19 @@ def run_search(
     progress("start", None)
     stopped = "trials"
     while True:
-        if sum(t.state.finished for t in history) >= max_trials:
-            stopped = "trials"
-            break
         if time_budget is not None and elapsed() >= time_budget:
             stopped = "time"
             break
         pending = next((t for t in history if t.state is TrialState.PENDING), None)
+        if pending is None and (promo := scheduler.promotion(history)) is not None:
+            pending = promo.trial.with_(state=TrialState.PENDING, budget=promo.budget)
+            store.update_trial(exp_id, pending)
+            history[history.index(promo.trial)] = pending
+            log.debug("promoting trial %d to %s", pending.number, promo.budget)
         if pending is None:
+            if sum(t.state.finished for t in history) >= max_trials:
+                stopped = "trials"
+                break
             sug = propose(strategy, space, history, input_shape, n_out, rejected, on_reject=reject,
                           max_rejections=max_rejections, max_duplicates=max_duplicates)
             if sug is None:
@@ -175,11 +203,16 @@ def run_search(
                 break
             number = max((t.number for t in history), default=-1) + 1
             pending = Trial(number=number, key=space.key(sug.sample), sample=dict(sug.sample),
-                            state=TrialState.PENDING, budget=sug.budget or budget)
+                            state=TrialState.PENDING, budget=sug.budget or scheduler.new_budget(history))
             store.add_trial(exp_id, pending, strategy.state_dict())
             history.append(pending)
-        trial = _run_one(store, exp_id, pending, evaluator)
+        ckpt = None
+        if checkpoint_dir is not None and scheduler.continues:
+            ckpt = checkpoint_dir / f"trial{pending.number}.pt"
+        trial = _run_one(store, exp_id, pending, evaluator, history, stopping, ckpt)
         history[history.index(pending)] = trial
+        if ckpt is not None and (scheduler.level(trial) == len(scheduler.ladder) - 1 or not trial.ok):
+            ckpt.unlink(missing_ok=True)  # never promoted again
         strategy.tell(trial)
         now = time.time()
         store.add_elapsed(exp_id, now - mark)
@@ -192,22 +225,37 @@ def run_search(
     return SearchOutcome(exp, history, stopped, len(rejected), resumed, best_trial(history))
 
 
-def _run_one(store: Store, exp_id: int, trial: Trial, evaluator: Evaluator) -> Trial:
+def _run_one(store: Store, exp_id: int, trial: Trial, evaluator: Evaluator, history: Sequence[Trial],
+             stopping: StoppingRule | None, checkpoint: Path | None) -> Trial:
     running = trial.with_(state=TrialState.RUNNING, started=time.time())
     store.update_trial(exp_id, running)
+    curve: list[Mapping[str, float]] = []
+
+    def report(epoch: int, row: Mapping[str, float]) -> None:
+        if not curve:  # continuing from a checkpoint: the stored epochs before this one come first
+            curve.extend(r for r in trial.curve if r.get("epoch", 0) < row.get("epoch", epoch))
+        curve.append(dict(row))
+        if stopping is not None and (why := stopping.check(trial.number, running.budget, curve, history)):
+            raise TrialPruned(why)
+
     try:
-        res = evaluator.evaluate(running.sample, running.budget)
+        res = evaluator.evaluate(running.sample, running.budget, report, checkpoint)
+    except TrialPruned as e:
+        done = running.with_(state=TrialState.PRUNED, score=None, reason=str(e), curve=tuple(curve),
+                             finished=time.time())
     except TrainingFailed as e:
-        done = running.with_(state=TrialState.FAILED, reason=str(e), finished=time.time())
+        done = running.with_(state=TrialState.FAILED, score=None, reason=str(e), finished=time.time())
     except (KeyboardInterrupt, SystemExit):
         store.update_trial(exp_id, trial.with_(state=TrialState.PENDING, started=None))
         raise
     except Exception as e:  # a bug in a candidate or evaluator must not end the search
         log.warning("trial %d failed unexpectedly: %s", trial.number, e, exc_info=log.isEnabledFor(logging.DEBUG))
-        done = running.with_(state=TrialState.FAILED, reason=f"{type(e).__name__}: {e}", finished=time.time())
+        done = running.with_(state=TrialState.FAILED, score=None, reason=f"{type(e).__name__}: {e}",
+                             finished=time.time())
     else:
         done = running.with_(state=TrialState.COMPLETE, score=res.score, metrics=dict(res.metrics), curve=res.curve,
                              cost=res.cost, hidden=dict(res.hidden), finished=time.time(),
-                             train_seconds=res.train_seconds, eval_seconds=res.eval_seconds)
+                             train_seconds=trial.train_seconds + res.train_seconds,
+                             eval_seconds=trial.eval_seconds + res.eval_seconds, rungs=(*trial.rungs, res.score))
     store.update_trial(exp_id, done)
     return done

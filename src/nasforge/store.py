@@ -21,7 +21,7 @@ from typing import Any
 from nasforge.errors import StoreError
 from nasforge.types import Budget, Cost, Trial, TrialState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS trials (
     finished REAL,
     train_seconds REAL NOT NULL DEFAULT 0,
     eval_seconds REAL NOT NULL DEFAULT 0,
+    rungs TEXT NOT NULL DEFAULT '[]',
     UNIQUE (experiment_id, number)
 );
 CREATE INDEX IF NOT EXISTS trials_key ON trials (experiment_id, key);
@@ -70,6 +71,11 @@ CREATE TABLE IF NOT EXISTS results (
     created REAL NOT NULL
 );
 """
+
+# _MIGRATIONS[v] takes a database from schema v to v + 1, inside the opening transaction.
+_MIGRATIONS = {
+    1: "ALTER TABLE trials ADD COLUMN rungs TEXT NOT NULL DEFAULT '[]'",
+}
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,10 @@ class Store:
                 self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif int(row[0]) > SCHEMA_VERSION:
                 raise StoreError(f"{self.path} was written by a newer nasforge (schema {row[0]}); upgrade nasforge")
+            elif int(row[0]) < SCHEMA_VERSION:
+                for version in range(int(row[0]), SCHEMA_VERSION):
+                    self.conn.execute(_MIGRATIONS[version])
+                self.conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -189,11 +199,11 @@ class Store:
         with self.transaction() as c:
             c.execute(
                 "UPDATE trials SET state=?, score=?, metrics=?, curve=?, cost=?, hidden=?, reason=?, started=?, "
-                "finished=?, train_seconds=?, eval_seconds=?, budget=? WHERE experiment_id=? AND number=?",
+                "finished=?, train_seconds=?, eval_seconds=?, budget=?, rungs=? WHERE experiment_id=? AND number=?",
                 (trial.state.value, trial.score, _dumps(dict(trial.metrics)), _dumps([dict(r) for r in trial.curve]),
                  _dumps(trial.cost.to_json()) if trial.cost else None, _dumps(dict(trial.hidden)), trial.reason,
                  trial.started, trial.finished, trial.train_seconds, trial.eval_seconds,
-                 _dumps(trial.budget.to_json()), exp_id, trial.number),
+                 _dumps(trial.budget.to_json()), _dumps(list(trial.rungs)), exp_id, trial.number),
             )
 
     def trials(self, exp_id: int) -> list[Trial]:
@@ -263,4 +273,5 @@ def _trial(r: sqlite3.Row) -> Trial:
         finished=r["finished"],
         train_seconds=r["train_seconds"],
         eval_seconds=r["eval_seconds"],
+        rungs=tuple(json.loads(r["rungs"])),
     )

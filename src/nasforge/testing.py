@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from nasforge.strategy.base import Strategy
 from nasforge.types import Budget, EvalResult, Sample, Trial, TrialState
 
 StrategyFactory = Callable[[SearchSpace, int], Strategy]
+Reporter = Callable[[int, Mapping[str, float]], None]
 
 
 def toy_space() -> ChainSpace:
@@ -61,16 +63,41 @@ def toy_objective(space: ChainSpace, s: Sample) -> float:
 
 
 class FunctionEvaluator:
-    """An evaluator for synthetic objectives: the score is a function of the sample, no training."""
+    """An evaluator for synthetic objectives: the score is a function of the sample, no training.
 
-    def __init__(self, fn: Callable[[Sample], float]) -> None:
+    With ``curves=True`` it also plays a learning curve: after epoch ``e`` of a budget the value is
+    ``fn(sample) * (1 - 0.5 ** e)``, reported epoch by epoch (so stopping rules and schedulers see
+    real curves), continuing from where a checkpointed trial left off.
+    """
+
+    def __init__(self, fn: Callable[[Sample], float], *, curves: bool = False) -> None:
         self.fn = fn
+        self.curves = curves
         self.calls = 0
+        self.epochs_trained = 0.0
 
-    def evaluate(self, sample: Sample, budget: Budget) -> EvalResult:
+    def evaluate(self, sample: Sample, budget: Budget, report: Reporter | None = None,
+                 checkpoint: Path | None = None) -> EvalResult:
         self.calls += 1
         v = self.fn(sample)
-        return EvalResult(score=v, metrics={"accuracy": v})
+        if not self.curves:
+            return EvalResult(score=v, metrics={"accuracy": v})
+        start = 0
+        if checkpoint is not None and checkpoint.exists():
+            start = min(int(json.loads(checkpoint.read_text())["epochs"]), int(budget.epochs))
+        rows = []
+        for e in range(1, int(budget.epochs) + 1):
+            row = {"epoch": float(e), "val_accuracy": v * (1 - 0.5 ** e)}
+            rows.append(row)
+            if e > start:
+                self.epochs_trained += 1
+                if report is not None:
+                    report(e, row)
+        if checkpoint is not None:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            checkpoint.write_text(json.dumps({"epochs": budget.epochs}))
+        score = rows[-1]["val_accuracy"]
+        return EvalResult(score=score, metrics={"accuracy": score}, curve=tuple(rows))
 
 
 def simulate(strategy: Strategy, space: SearchSpace, fn: Callable[[Sample], float], n: int,

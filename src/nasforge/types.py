@@ -116,6 +116,7 @@ class Trial:
     finished: float | None = None
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
+    rungs: tuple[float, ...] = ()  # the score reached on each rung of a scheduler's ladder, lowest first
 
     def with_(self, **changes: Any) -> Trial:
         return replace(self, **changes)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from nasforge.data.base import Dataset, stratified_split
 from nasforge.evaluate.cost import measure_cost
-from nasforge.evaluate.trainer import Recipe, TrainingFailed, train
+from nasforge.evaluate.trainer import Recipe, TrainingFailed, make_optimizer, train
 from nasforge.space.base import SearchSpace
-from nasforge.types import Budget, EvalResult, Sample
+from nasforge.types import Budget, Cost, EvalResult, Sample
 
 log = logging.getLogger("nasforge")
 Reporter = Callable[[int, Mapping[str, float]], None]
@@ -50,23 +53,75 @@ class TorchEvaluator:
             self._subsets[fraction] = (self.data.x_train[idx], self.data.y_train[idx])
         return self._subsets[fraction]
 
-    def evaluate(self, sample: Sample, budget: Budget, report: Reporter | None = None) -> EvalResult:
+    def evaluate(self, sample: Sample, budget: Budget, report: Reporter | None = None,
+                 checkpoint: Path | None = None) -> EvalResult:
+        """Train for ``budget``; with a ``checkpoint`` holding fewer epochs on the same data, continue from it.
+
+        A continuation restarts the learning-rate schedule for the extra epochs (a warm restart, as in
+        SGDR), so every rung ends annealed and its score is comparable with a fresh run's.
+        """
         key = self.space.key(sample)
         seed = trial_seed(self.seed, key)
         torch.manual_seed(seed)
         shape, k = self.data.input_shape, self.data.n_classes
+        state = _load_checkpoint(checkpoint, budget)
+        if state is not None and float(state["epochs"]) >= budget.epochs:  # killed after saving, before storing
+            return _result(tuple(state["curve"]), Cost.from_json(state["cost"]), 0.0, 0.0)
         try:
             model = self.space.build(sample, shape, k)
-            cost = measure_cost(model, shape, latency=self.measure_latency)
+            if state is not None:
+                model.load_state_dict(state["model"])
+                cost = Cost.from_json(state["cost"])
+            else:
+                cost = measure_cost(model, shape, latency=self.measure_latency)
+            opt = make_optimizer(model, self.recipe)
+            done = 0.0
+            if state is not None:
+                opt.load_state_dict(state["optimizer"])
+                for g in opt.param_groups:
+                    g["lr"] = self.recipe.base_lr  # the new cycle starts at the top again
+                done = float(state["epochs"])
             x, y = self.training_split(budget.fraction)
-            stats = train(model, x, y, epochs=budget.epochs, recipe=self.recipe, seed=seed, n_classes=k,
-                          x_val=self.data.x_val, y_val=self.data.y_val, on_epoch=report)
+            stats = train(model, x, y, epochs=budget.epochs - done, recipe=self.recipe, seed=seed + int(done * 1000),
+                          n_classes=k, x_val=self.data.x_val, y_val=self.data.y_val, on_epoch=report,
+                          start_epoch=int(done), optimizer=opt)
         except TrainingFailed:
             raise
         except (RuntimeError, ValueError) as e:  # shape errors, OOM: this candidate fails alone
             raise TrainingFailed(f"{type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
-        last = stats.curve[-1]
-        metrics = {m: float(last[f"val_{m}"]) for m in ("accuracy", "loss", "precision", "recall", "f1")}
-        metrics["train_loss"] = float(last["train_loss"])
-        return EvalResult(score=metrics["accuracy"], metrics=metrics, curve=stats.curve, cost=cost,
-                          train_seconds=stats.train_seconds, eval_seconds=stats.eval_seconds)
+        curve = tuple(state["curve"]) + stats.curve if state is not None else stats.curve
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                          "epochs": budget.epochs, "fraction": budget.fraction,
+                                          "curve": [dict(r) for r in curve], "cost": cost.to_json()})
+        return _result(curve, cost, stats.train_seconds, stats.eval_seconds)
+
+
+def _result(curve: tuple[Mapping[str, float], ...], cost: Cost, train_s: float, eval_s: float) -> EvalResult:
+    last = curve[-1]
+    metrics = {m: float(last[f"val_{m}"]) for m in ("accuracy", "loss", "precision", "recall", "f1")}
+    metrics["train_loss"] = float(last["train_loss"])
+    return EvalResult(score=metrics["accuracy"], metrics=metrics, curve=curve, cost=cost, train_seconds=train_s,
+                      eval_seconds=eval_s)
+
+
+def _load_checkpoint(path: Path | None, budget: Budget) -> dict[str, Any] | None:
+    """A checkpoint this budget can continue from (same data fraction, no more epochs), else None."""
+    if path is None or not path.exists():
+        return None
+    try:
+        state: dict[str, Any] = torch.load(path, weights_only=True)
+    except Exception as e:  # a torn or foreign file: start over rather than fail the trial
+        log.warning("ignoring unreadable checkpoint %s (%s); training from scratch", path, e)
+        return None
+    if state.get("fraction") != budget.fraction or float(state.get("epochs", 0)) > budget.epochs:
+        return None
+    return state
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a kill mid-write leaves the previous checkpoint, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,185 @@
+"""Schedulers and early stopping over the real loop and store: rungs, promotions, continuation, resume."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from nasforge.config import from_dict
+from nasforge.errors import ConfigError
+from nasforge.evaluate.torch_eval import TorchEvaluator
+from nasforge.loop import best_trial, run_search
+from nasforge.schedule import ASHA, Hyperband, SuccessiveHalving, make_scheduler, make_stopping
+from nasforge.schedule.schedulers import make_ladder
+from nasforge.space.chain import ChainSpace, chain_sample
+from nasforge.store import Store
+from nasforge.strategy import make_strategy
+from nasforge.testing import TOY_SHAPE, FunctionEvaluator, toy_objective, toy_space
+from nasforge.types import Budget, TrialState
+
+FULL = Budget(epochs=9)
+
+
+def search(db, n, scheduler=None, *, stopping=None, seed=0, resume=False, evaluator=None, strategy="random"):
+    space = toy_space()
+    ev = evaluator or FunctionEvaluator(lambda s: toy_objective(space, s), curves=True)
+    with Store(db) as st:
+        exp = st.experiment("toy") if resume else st.create_experiment("toy", {}, "fp")
+        strat = make_strategy(strategy, space, seed=seed)
+        out = run_search(store=st, experiment=exp, space=space, strategy=strat, evaluator=ev, input_shape=TOY_SHAPE,
+                         budget=FULL, max_trials=n, scheduler=scheduler, stopping=stopping,
+                         checkpoint_dir=db.parent / "ckpt")
+    return out, ev
+
+
+def test_ladders_grow_by_eta_and_end_at_the_full_budget():
+    assert [b.epochs for b in make_ladder(FULL, 3, min_epochs=1)] == [1, 3, 9]
+    assert [b.epochs for b in make_ladder(Budget(epochs=6, fraction=0.2), 3, min_epochs=2)] == [2, 6]
+    assert [b.fraction for b in make_ladder(Budget(epochs=2), 2, min_fraction=0.25)] == [0.25, 0.5, 1.0]
+    with pytest.raises(ConfigError, match="min_epochs"):
+        make_ladder(FULL, 3, min_epochs=9)
+    with pytest.raises(ConfigError, match="exactly one"):
+        make_ladder(FULL, 3)
+
+
+def test_successive_halving_promotes_exactly_the_best_third_of_each_rung(tmp_path):
+    out, ev = search(tmp_path / "a.db", 9, SuccessiveHalving(FULL, eta=3, min_epochs=1))
+    trials = out.trials
+    assert len(trials) == 9 and all(t.state is TrialState.COMPLETE for t in trials)
+    by_r0 = sorted(trials, key=lambda t: -t.rungs[0])
+    assert {t.number for t in trials if len(t.rungs) >= 2} == {t.number for t in by_r0[:3]}
+    top = [t for t in trials if len(t.rungs) == 3]
+    assert len(top) == 1 and top[0].budget == FULL
+    assert best_trial(trials) == top[0]
+    # promotions continued from checkpoints: 9 x 1 epoch, 3 x 2 more, 1 x 6 more
+    assert ev.epochs_trained == 9 + 3 * 2 + 6
+    assert not list((tmp_path / "ckpt").glob(f"trial{top[0].number}.*"))  # the top rung keeps no checkpoint
+
+
+def test_asha_promotes_only_from_the_top_share_and_never_waits(tmp_path):
+    out, _ = search(tmp_path / "a.db", 30, ASHA(FULL, eta=3, min_epochs=1))
+    trials = out.trials
+    promoted = [t for t in trials if len(t.rungs) >= 2]
+    # asynchronous: each promotion is judged against the trials finished so far, so somewhat more than
+    # a third may move up, but far from all
+    assert 30 // 3 <= len(promoted) <= 30 // 2
+    assert 0 < sum(len(t.rungs) == 3 for t in trials) <= len(promoted) // 2
+    # a promotion happens when the trial is in the top third of those finished so far, so the promoted
+    # ones sit in the upper part of the final rung-0 ranking
+    ranked = sorted(trials, key=lambda t: -t.rungs[0])
+    assert all(ranked.index(t) < len(trials) // 2 for t in promoted)
+    assert best_trial(trials).budget == FULL
+
+
+def test_hyperband_brackets_start_on_every_rung():
+    hb = Hyperband(FULL, eta=3, min_epochs=1)
+    assert hb.brackets() == [(0, 9), (1, 5), (2, 3)]
+    budgets = [hb.new_budget([type("T", (), {"number": i})() for i in range(n)]) for n in (0, 8, 9, 13, 14, 16, 17)]
+    assert [b.epochs for b in budgets] == [1, 1, 3, 3, 9, 9, 1]
+
+
+def test_hyperband_runs_whole_brackets(tmp_path):
+    out, _ = search(tmp_path / "a.db", 17, Hyperband(FULL, eta=3, min_epochs=1))
+    first = [t for t in out.trials if t.number < 9]
+    assert sum(len(t.rungs) >= 2 for t in first) == 3 and sum(len(t.rungs) == 3 for t in first) == 1
+    assert {t.budget.epochs for t in out.trials if 14 <= t.number < 17} == {9}
+
+
+@pytest.mark.parametrize("name", ["asha", "successive_halving", "hyperband"])
+def test_resume_after_an_interrupted_promotion_matches_an_uninterrupted_run(tmp_path, name):
+    sched = make_scheduler(name, FULL, eta=3, min_epochs=1)
+    straight, _ = search(tmp_path / "a.db", 20, sched)
+    space = toy_space()
+
+    class KilledOnPromotion(FunctionEvaluator):
+        def evaluate(self, sample, budget, report=None, checkpoint=None):
+            if budget.epochs > 1 and not self.killed:
+                self.killed = True
+                raise KeyboardInterrupt
+            return super().evaluate(sample, budget, report, checkpoint)
+
+    killer = KilledOnPromotion(lambda s: toy_objective(space, s), curves=True)
+    killer.killed = False
+    with pytest.raises(KeyboardInterrupt):
+        search(tmp_path / "b.db", 20, sched, evaluator=killer)
+    resumed, _ = search(tmp_path / "b.db", 20, sched, resume=True)
+    key = [(t.key, t.rungs, t.budget, t.state) for t in straight.trials]
+    assert [(t.key, t.rungs, t.budget, t.state) for t in resumed.trials] == key
+
+
+def test_median_rule_prunes_the_weak_and_keeps_the_best(tmp_path):
+    full = Budget(epochs=4)
+    space = toy_space()
+    ev = FunctionEvaluator(lambda s: toy_objective(space, s), curves=True)
+    with Store(tmp_path / "a.db") as st:
+        exp = st.create_experiment("toy", {}, "fp")
+        out = run_search(store=st, experiment=exp, space=space, strategy=make_strategy("random", space, seed=1),
+                         evaluator=ev, input_shape=TOY_SHAPE, budget=full, max_trials=25,
+                         stopping=make_stopping("median", warmup_epochs=1, min_trials=3))
+    pruned = [t for t in out.trials if t.state is TrialState.PRUNED]
+    done = [t for t in out.trials if t.state is TrialState.COMPLETE]
+    assert pruned and done
+    assert all("median rule" in t.reason and 1 < len(t.curve) < 4 and t.score is None for t in pruned)
+    assert max(toy_objective(space, t.sample) for t in done) > max(toy_objective(space, t.sample) for t in pruned)
+    assert ev.epochs_trained < 25 * 4
+
+
+def test_curve_rule_stops_what_cannot_reach_the_top_k(tmp_path):
+    rule = make_stopping("curve", top_k=2, min_trials=2, warmup_epochs=1)
+    hist = [t for t in search(tmp_path / "a.db", 4)[0].trials]  # four full-budget (9-epoch) trials
+    bar = sorted(t.score for t in hist)[-2]
+    slow = [{"epoch": 1.0, "val_accuracy": 0.10}, {"epoch": 2.0, "val_accuracy": 0.11}]
+    fast = [{"epoch": 1.0, "val_accuracy": 0.10}, {"epoch": 2.0, "val_accuracy": 0.30}]
+    assert 0.11 + 0.01 * 7 < bar < 0.30 + 0.2 * 7
+    assert "curve rule" in rule.check(99, FULL, slow, hist)
+    assert rule.check(99, FULL, fast, hist) is None
+
+
+def test_bad_scheduler_settings_fail_in_the_config():
+    base = {"search": {"budget": {"epochs": 6}}}
+    with pytest.raises(ConfigError, match="unknown scheduler 'ashaa'"):
+        from_dict({**base, "search": {**base["search"], "scheduler": {"name": "ashaa", "min_epochs": 1}}})
+    with pytest.raises(ConfigError, match="min_epochs"):
+        from_dict({**base, "search": {**base["search"], "scheduler": {"name": "asha", "min_epochs": 6}}})
+    with pytest.raises(ConfigError, match="does not take"):
+        from_dict({**base, "search": {**base["search"], "scheduler": {"name": "asha", "min_epochs": 1, "eat": 3}}})
+    with pytest.raises(ConfigError, match="unknown stopping rule"):
+        from_dict({**base, "search": {**base["search"], "stopping": "mean"}})
+    plain = from_dict(base)
+    asha = from_dict({**base, "search": {**base["search"], "scheduler": {"name": "asha", "min_epochs": 2}}})
+    assert plain.fingerprint() != asha.fingerprint()
+    assert [b.epochs for b in asha.search.make_scheduler().ladder] == [2, 6]
+
+
+def test_torch_promotion_continues_from_the_checkpoint(tmp_path, digits):
+    space = ChainSpace(max_blocks=3, widths=(8,), kernels=(3,))
+    s = chain_sample(space, [{"type": "conv", "width": 8, "kernel": 3, "stride": 1, "padding": "same",
+                              "act": "relu", "bn": True}], head="gap")
+    ev = TorchEvaluator(digits, space, seed=0, measure_latency=False)
+    ck = tmp_path / "t.pt"
+    one = ev.evaluate(s, Budget(epochs=1), checkpoint=ck)
+    three = ev.evaluate(s, Budget(epochs=3), checkpoint=ck)
+    assert [r["epoch"] for r in three.curve] == [1, 2, 3]
+    assert three.curve[0] == one.curve[0]
+    assert three.train_seconds < 3 * one.train_seconds  # two epochs trained, not three
+    again = ev.evaluate(s, Budget(epochs=3), checkpoint=ck)  # killed after saving: nothing to train
+    assert again.curve == three.curve and again.train_seconds == 0
+    other = ev.evaluate(s, Budget(epochs=1, fraction=0.5), checkpoint=ck)  # other data: a fresh start
+    assert [r["epoch"] for r in other.curve] == [1]
+
+
+def test_a_schema_1_database_is_migrated_in_place(tmp_path):
+    db = tmp_path / "old.db"
+    with Store(db) as st:
+        exp = st.create_experiment("toy", {}, "fp")
+    con = sqlite3.connect(db)
+    con.execute("ALTER TABLE trials DROP COLUMN rungs")
+    con.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    out, _ = search(db, 3, resume=True)
+    assert len(out.trials) == 3 and all(t.rungs for t in out.trials)
+    with Store(db) as st:
+        assert st.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+        assert st.integrity_ok() and exp.id == st.experiment("toy").id
