@@ -55,6 +55,9 @@ class ProgressPrinter:
     def __call__(self, p: Any) -> None:
         from nasforge.types import TrialState
 
+        if p.event in ("supernet_start", "supernet"):  # DARTS trains a supernet before its one trial
+            self.supernet(p)
+            return
         best = f"{p.best.score:.4f}" if p.best else "-"
         left = fmt_time(p.remaining) if p.time_budget is not None else "-"
         status = (f"[{p.done}/{p.max_trials}] best {best} | elapsed {fmt_time(p.elapsed)} | left {left}"
@@ -62,7 +65,8 @@ class ProgressPrinter:
         if p.event == "trial" and p.trial is not None:
             t = p.trial
             if t.state is TrialState.COMPLETE:
-                what = f"val acc {t.score:.4f}  {fmt_count(t.cost.params if t.cost else None)} params"
+                what = (f"val acc {t.score:.4f} after {t.budget.epochs:g}ep@{t.budget.fraction:.0%}  "
+                        f"{fmt_count(t.cost.params if t.cost else None)} params")
             else:
                 what = f"{t.state.value}: {t.reason}"
             dur = fmt_time(t.duration)
@@ -74,6 +78,18 @@ class ProgressPrinter:
             print("\r\033[K" + status, end="" if p.event != "end" else "\n", file=self.out, flush=True)
         elif p.event == "trial":
             print("  " + status, file=self.out, flush=True)
+
+
+    def supernet(self, p: Any) -> None:
+        if p.event == "supernet_start":
+            budget = f", stops after {fmt_time(p.time_budget)}" if p.time_budget is not None else ""
+            print(f"DARTS: training the supernet, {p.epochs} epochs of {p.steps_per_epoch} steps, "
+                  f"remedy {p.remedy}{budget}", file=self.out, flush=True)
+            return
+        r = p.row
+        print(f"supernet epoch {p.epoch}/{p.epochs}{' (partial)' if r['partial'] else ''}  val acc "
+              f"{r['val_accuracy']:.4f}  skips {r['skips']}  ({fmt_time(p.elapsed)})  {r['arch']}",
+              file=self.out, flush=True)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -91,12 +107,13 @@ def cmd_search(args: argparse.Namespace) -> int:
             data_shape["space"] = make_space(cfg.space)
         return str(data_shape["space"].describe(sample))
 
-    print(f"nasforge search: experiment {cfg.name!r}, strategy {cfg.strategy.name}, db {cfg.search.db}",
-          file=sys.stderr)
+    print(f"nasforge search: experiment {cfg.name!r}, strategy {cfg.strategy.name}, "
+          f"{cfg.search.make_scheduler().describe()}, db {cfg.search.db}", file=sys.stderr)
     outcome = api.search(cfg, resume=args.resume, on_progress=ProgressPrinter(sys.stderr, describe))
     states = Counter(t.state.value for t in outcome.trials)
     why = {"trials": "trial budget reached", "time": "time budget reached",
-           "exhausted": "no untried candidate left"}[outcome.stopped]
+           "exhausted": "no untried candidate left", "epochs": "supernet trained, derived cell scored",
+           "darts_plus": "DARTS+ stop: the derived cell has too many skip connections"}[outcome.stopped]
     print(f"done ({why}): " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()))
           + f", {outcome.rejected} rejected before training", file=sys.stderr)
     if outcome.best is not None:
@@ -108,7 +125,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from nasforge import api
-    from nasforge.loop import best_trial
+    from nasforge.loop import best_trial, rank_key
     from nasforge.space import make_space
 
     store, exp, cfg = api.stored(args.db, args.name)
@@ -122,14 +139,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     print("trials: " + (", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())) or "none")
           + f"; rejected before training: {n_rej}"
           + (" (" + "; ".join(f"{k}: {n}" for k, n in common) + ")" if common else ""))
-    ok = sorted((t for t in trials if t.ok), key=lambda t: (-(t.score or 0.0), t.number))[: args.top]
-    if ok:
+    ok = sorted((t for t in trials if t.ok), key=rank_key)[: args.top]
+    if ok:  # with a scheduler, trials trained longest rank first; "budget" says how long
         rows = [(i + 1, t.number, f"{t.score:.4f}", f"{t.metrics.get('f1', float('nan')):.4f}",
+                 f"{t.budget.epochs:g}ep@{t.budget.fraction:.0%}",
                  fmt_count(t.cost.params if t.cost else None), fmt_count(t.cost.flops if t.cost else None),
                  f"{t.cost.latency_ms:.2f}" if t.cost and t.cost.latency_ms is not None else "-",
-                 fmt_time(t.duration), space.describe(t.sample)) for i, t in enumerate(ok)]
-        table(rows, ("rank", "trial", "val_acc", "val_f1", "params", "FLOPs", "lat_ms", "time", "architecture"),
-              sys.stdout)
+                 fmt_time(t.train_seconds + t.eval_seconds), space.describe(t.sample)) for i, t in enumerate(ok)]
+        table(rows, ("rank", "trial", "val_acc", "val_f1", "budget", "params", "FLOPs", "lat_ms", "time",
+                     "architecture"), sys.stdout)
+    if len(cfg.search.objectives) > 1:
+        from nasforge.pareto import pareto_front
+
+        front = pareto_front(trials, cfg.search.objectives)
+        print(f"Pareto front ({' vs '.join(cfg.search.objectives)}), {len(front)} trials, cheapest first; "
+              "retrain one with `nasforge retrain DB --trial N`:")
+        table([(t.number, f"{t.score:.4f}", f"{t.budget.epochs:g}ep@{t.budget.fraction:.0%}",
+                fmt_count(t.cost.params if t.cost else None), fmt_count(t.cost.flops if t.cost else None),
+                f"{t.cost.latency_ms:.2f}" if t.cost and t.cost.latency_ms is not None else "-",
+                space.describe(t.sample)) for t in front],
+              ("trial", "val_acc", "budget", "params", "FLOPs", "lat_ms", "architecture"), sys.stdout)
     failed = [t for t in trials if t.state.value == "FAILED"]
     for t in failed[:5]:
         print(f"failed trial {t.number}: {t.reason}")
@@ -157,7 +186,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         print(f"  {name} epoch {epoch}: train loss {row['train_loss']:.4f}", file=sys.stderr, flush=True)
 
     t0 = time.time()
-    models = api.retrain(args.db, name=args.name, epochs=args.epochs, seed=args.seed,
+    models = api.retrain(args.db, name=args.name, epochs=args.epochs, seed=args.seed, trial=args.trial,
+                         max_params=args.max_params,
                          baseline=False if args.no_baseline else None, out_dir=args.out, on_epoch=on_epoch)
     print(f"final training done in {fmt_time(time.time() - t0)}; test split read once")
     print_final([final_to_json(m) for m in models], sys.stdout)
@@ -193,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="search architectures as a YAML config describes")
     s.add_argument("config", help="YAML config (see examples/)")
     s.add_argument("--strategy", help="override strategy.name (random, evolution, genetic, reinforce, tpe, "
-                                      "bananas, local_search)")
+                                      "bananas, local_search; darts: one-shot)")
     s.add_argument("--trials", type=int, help="override search.trials (finished trials in all)")
     s.add_argument("--time-budget", help="override search.time_budget, e.g. 20m, 1h, 90s")
     s.add_argument("--seed", type=int, help="override the seed")
@@ -215,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int)
     r.add_argument("--out", help="directory for weights (default: next to the database)")
     r.add_argument("--no-baseline", action="store_true", help="skip the hand-designed baseline")
+    r.add_argument("--trial", type=int, help="retrain this trial (e.g. a Pareto-front member) instead of the best")
+    r.add_argument("--max-params", type=int, help="retrain the best trial with at most this many parameters")
     r.set_defaults(func=cmd_retrain)
 
     d = sub.add_parser("download", help="fetch and checksum Fashion-MNIST or MNIST (needs internet)")

@@ -21,7 +21,9 @@ import yaml
 
 from nasforge.errors import ConfigError
 from nasforge.evaluate.trainer import Recipe
+from nasforge.pareto import check_objectives
 from nasforge.schedule.schedulers import Scheduler, make_scheduler
+from nasforge.schedule.screen import check_screen
 from nasforge.schedule.stopping import StoppingRule, make_stopping
 from nasforge.types import Budget
 
@@ -73,6 +75,9 @@ class SearchConfig:
     measure_latency: bool = True
     scheduler: Mapping[str, Any] | None = None  # {name: asha, eta: 3, min_epochs: 1}; None: full budget for all
     stopping: Mapping[str, Any] | None = None  # {rule: median, warmup_epochs: 1}; None: no early stopping
+    objectives: tuple[str, ...] = ("accuracy",)  # more than one: a multi-objective search (Pareto front)
+    max_latency_ms: float | None = None  # measured per image, checked before training
+    screen: Mapping[str, Any] | None = None  # {proxy: naswot, sample: 500, keep: 0.1}; None: no screening
 
     @property
     def budget(self) -> Budget:
@@ -80,7 +85,9 @@ class SearchConfig:
 
     def make_scheduler(self) -> Scheduler:
         opts = dict(self.scheduler or {"name": "fifo"})
-        return make_scheduler(str(opts.pop("name", "fifo")), self.budget, **opts)
+        sched = make_scheduler(str(opts.pop("name", "fifo")), self.budget, **opts)
+        sched.objectives = self.objectives
+        return sched
 
     def make_stopping(self) -> StoppingRule | None:
         if not self.stopping:
@@ -117,6 +124,12 @@ class Config:
         for k in ("scheduler", "stopping"):  # only when set, so older experiments keep their fingerprint
             if getattr(self.search, k):
                 parts[k] = dict(getattr(self.search, k))
+        if len(self.search.objectives) > 1:
+            parts["objectives"] = list(self.search.objectives)
+        if self.search.max_latency_ms is not None:
+            parts["max_latency_ms"] = self.search.max_latency_ms
+        if self.search.screen:
+            parts["screen"] = dict(self.search.screen)
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def to_json(self) -> dict[str, Any]:
@@ -125,7 +138,8 @@ class Config:
 
 TOP_KEYS = ("name", "seed", "data", "space", "strategy", "search", "train", "retrain")
 RECIPE_KEYS = tuple(f.name for f in fields(Recipe))
-SEARCH_KEYS = ("trials", "time_budget", "budget", "db", "measure_latency", "scheduler", "stopping")
+SEARCH_KEYS = ("trials", "time_budget", "budget", "db", "measure_latency", "scheduler", "stopping", "objectives",
+               "max_latency_ms", "screen")
 RETRAIN_KEYS = ("epochs", "baseline", "out", *RECIPE_KEYS)
 SPACE_KINDS = ("chain", "cell", "nb201")
 
@@ -181,6 +195,25 @@ def _recipe(d: Mapping[str, Any], where: str, base: Recipe) -> Recipe:
         return Recipe(**merged)
     except ValueError as e:
         raise ConfigError(f"{where}: {e}") from None
+
+
+def _screen(v: Any) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        v = {"proxy": v}
+    if not isinstance(v, Mapping):
+        raise ConfigError(f"search.screen must be a mapping such as {{proxy: naswot, sample: 500, keep: 0.1}}, "
+                          f"got {v!r}")
+    return check_screen(v)
+
+
+def _objectives(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not all(isinstance(o, str) for o in v):
+        raise ConfigError(f"search.objectives must be a list such as [accuracy, params], got {v!r}")
+    return check_objectives(v)
 
 
 def _options(se: Mapping[str, Any], key: str, name_key: str, example: str) -> dict[str, Any] | None:
@@ -247,6 +280,10 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
         measure_latency=_typed(se.get("measure_latency", True), bool, "search.measure_latency"),
         scheduler=_options(se, "scheduler", "name", "{name: asha, eta: 3, min_epochs: 1}"),
         stopping=_options(se, "stopping", "rule", "{rule: median, warmup_epochs: 1}"),
+        objectives=_objectives(se.get("objectives", ["accuracy"])),
+        max_latency_ms=None if se.get("max_latency_ms") is None else _typed(
+            se["max_latency_ms"], float, "search.max_latency_ms", positive=True),
+        screen=_screen(se.get("screen")),
     )
     search.make_scheduler()  # a bad name or option fails here, before anything runs
     search.make_stopping()

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from nasforge.strategy.base import Strategy
 from nasforge.types import Budget, EvalResult, Sample, Suggestion, Trial, TrialState
 
 log = logging.getLogger("nasforge")
+QUEUE = "_screened_queue"  # key of the screened-candidate queue inside the saved strategy state
 
 
 Reporter = Callable[[int, Mapping[str, float]], None]
@@ -40,6 +41,14 @@ class Evaluator(Protocol):
 
     def evaluate(self, sample: Sample, budget: Budget, report: Reporter | None = None,
                  checkpoint: Path | None = None) -> EvalResult: ...
+
+
+class Screener(Protocol):
+    """Zero-cost screening: of ``sample`` valid candidates, the ones worth training, best first."""
+
+    sample: int
+
+    def __call__(self, samples: Sequence[Sample]) -> list[Sample]: ...
 
 
 @dataclass(frozen=True)
@@ -70,10 +79,15 @@ class SearchOutcome:
     best: Trial | None = field(default=None)
 
 
+def rank_key(t: Trial) -> tuple[float, float, int]:
+    """Order of merit, best first when sorted: trained longest (a scheduler's top rung), then score, then oldest."""
+    return (-t.budget.epochs * t.budget.fraction, -(t.score or 0.0), t.number)
+
+
 def best_trial(trials: Sequence[Trial]) -> Trial | None:
     """The best scored trial among those trained the longest (a scheduler's top rung beats lower rungs)."""
     ok = [t for t in trials if t.ok]
-    return max(ok, key=lambda t: (t.budget.epochs * t.budget.fraction, t.score, -t.number)) if ok else None
+    return min(ok, key=rank_key) if ok else None
 
 
 def preflight(space: SearchSpace, input_shape: tuple[int, ...], n_out: int = 10, *, tries: int = 300,
@@ -103,13 +117,17 @@ def propose(
     on_reject: Callable[[str, str], None] | None = None,
     max_rejections: int = 2000,
     max_duplicates: int = 50,
+    extra_check: Callable[[Sample], str | None] | None = None,
+    taken: set[str] | None = None,
 ) -> Suggestion | None:
     """One new, valid, never-tried suggestion; None when the space looks exhausted.
 
     Invalid proposals are checked once (``rejected`` caches key -> reason, ``on_reject`` hears of new
     ones) and never count as trials; many invalid proposals in a row mean the space is unusable.
+    ``extra_check`` runs after the space's own (e.g. a measured-latency limit); ``taken`` holds keys
+    already proposed but not yet in the history.
     """
-    keys = {t.key for t in history}
+    keys = {t.key for t in history} | (taken or set())
     dups = bad = 0
     while True:
         (sug,) = strategy.ask(history, 1)
@@ -120,6 +138,8 @@ def propose(
                 return None
             continue
         reason = rejected.get(key) or space.check(sug.sample, input_shape, n_out)
+        if reason is None and extra_check is not None:
+            reason = extra_check(sug.sample)
         if reason is None:
             return sug
         if key not in rejected:
@@ -150,20 +170,25 @@ def run_search(
     scheduler: Scheduler | None = None,
     stopping: StoppingRule | None = None,
     checkpoint_dir: Path | None = None,
+    screener: Screener | None = None,
+    extra_check: Callable[[Sample], str | None] | None = None,
 ) -> SearchOutcome:
     """Run (or resume) a search until ``max_trials`` finished trials or ``time_budget`` seconds in all.
 
     ``budget`` is the full budget; a ``scheduler`` hands out less to new trials and promotes the best
     (promotions go before new trials and may finish after ``max_trials`` is reached); ``stopping``
-    ends hopeless trials early. Promotions continue from checkpoints in ``checkpoint_dir``.
+    ends hopeless trials early. Promotions continue from checkpoints in ``checkpoint_dir``. A
+    ``screener`` draws many valid candidates at once and queues only the share it keeps; the queue is
+    saved with the strategy state, so a resumed search trains the same queue.
     """
     scheduler = scheduler or FIFO(budget)
     exp_id = experiment.id
     resumed = store.reset_interrupted(exp_id)
     history = store.trials(exp_id)
-    state = experiment.strategy_state
+    state = dict(experiment.strategy_state or {})
+    queue: list[dict[str, Any]] = list(state.pop(QUEUE, []))
     if state and state.get("name") == strategy.name:
-        strategy.load_state_dict(dict(state))
+        strategy.load_state_dict(state)
     rejected = {k: r for k, r in store.rejections(exp_id)}
     elapsed0 = experiment.elapsed
     t_start = mark = time.time()
@@ -196,15 +221,22 @@ def run_search(
             if sum(t.state.finished for t in history) >= max_trials:
                 stopped = "trials"
                 break
-            sug = propose(strategy, space, history, input_shape, n_out, rejected, on_reject=reject,
-                          max_rejections=max_rejections, max_duplicates=max_duplicates)
+            def one(taken: set[str] | None = None) -> Suggestion | None:
+                return propose(strategy, space, history, input_shape, n_out, rejected, on_reject=reject,
+                               max_rejections=max_rejections, max_duplicates=max_duplicates,
+                               extra_check=extra_check, taken=taken)
+
+            if screener is not None and not queue:
+                queue = _screened(one, screener, space.key)
+            sug = Suggestion(queue.pop(0)) if screener is not None and queue else one()
             if sug is None:
                 stopped = "exhausted"
                 break
             number = max((t.number for t in history), default=-1) + 1
             pending = Trial(number=number, key=space.key(sug.sample), sample=dict(sug.sample),
                             state=TrialState.PENDING, budget=sug.budget or scheduler.new_budget(history))
-            store.add_trial(exp_id, pending, strategy.state_dict())
+            saved = strategy.state_dict()
+            store.add_trial(exp_id, pending, {**saved, QUEUE: queue} if screener is not None else saved)
             history.append(pending)
         ckpt = None
         if checkpoint_dir is not None and scheduler.continues:
@@ -223,6 +255,20 @@ def run_search(
     exp = store.experiment(experiment.name)
     assert exp is not None
     return SearchOutcome(exp, history, stopped, len(rejected), resumed, best_trial(history))
+
+
+def _screened(one: Callable[[set[str]], Suggestion | None], screener: Screener,
+              key: Callable[[Sample], str]) -> list[dict[str, Any]]:
+    """Draw up to ``screener.sample`` distinct valid candidates and keep the screener's choice, best first."""
+    pool: list[Sample] = []
+    taken: set[str] = set()
+    for _ in range(screener.sample):
+        sug = one(taken)
+        if sug is None:
+            break
+        pool.append(sug.sample)
+        taken.add(key(sug.sample))
+    return [dict(s) for s in screener(pool)] if pool else []
 
 
 def _run_one(store: Store, exp_id: int, trial: Trial, evaluator: Evaluator, history: Sequence[Trial],

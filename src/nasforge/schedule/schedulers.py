@@ -69,6 +69,7 @@ class Scheduler:
     def __init__(self, full: Budget) -> None:
         self.full = full
         self.ladder: tuple[Budget, ...] = (full,)
+        self.objectives: tuple[str, ...] = ("accuracy",)  # set by a multi-objective search
 
     @property
     def continues(self) -> bool:
@@ -106,6 +107,17 @@ class _Rungs(Scheduler):
         self.eta = eta
         self.ladder = make_ladder(full, eta, min_epochs=min_epochs, min_fraction=min_fraction)
 
+    def order(self, trials: Sequence[Trial], k: int) -> list[Trial]:
+        """Trials that finished rung ``k``, best first: by score, or with several objectives by Pareto
+        rank and crowding on (score at rung ``k``, cost), as in multi-objective ASHA (Schmucker et al. 2021).
+        """
+        if len(self.objectives) == 1:
+            return sorted(trials, key=lambda t: (-t.rungs[k], t.number))
+        from nasforge.pareto import point, rank
+
+        ordered = sorted(trials, key=lambda t: t.number)
+        return [ordered[i] for i in rank([point(t, self.objectives, t.rungs[k]) for t in ordered])]
+
 
 class ASHA(_Rungs):
     """Asynchronous successive halving (Li et al. 2020): promote whenever a trial is in its rung's top 1/eta.
@@ -122,7 +134,7 @@ class ASHA(_Rungs):
             n_top = len(done) // self.eta
             if n_top == 0:
                 continue
-            top = sorted(done, key=lambda t: (-t.rungs[k], t.number))[:n_top]
+            top = self.order(done, k)[:n_top]
             for t in top:
                 if rung_of(t) == k and resting(t):
                     return Promotion(t, self.ladder[k + 1])
@@ -176,7 +188,7 @@ class SuccessiveHalving(_Rungs):
             n_k = len(members)
             for k in range(len(self.ladder) - 1 - start):
                 n_next = max(1, n_k // self.eta)
-                ranked = sorted((t for t in members if rung_of(t) >= k), key=lambda t: (-t.rungs[k], t.number))
+                ranked = self.order([t for t in members if rung_of(t) >= k], k)
                 chosen = ranked[:n_next]
                 waiting = [t for t in chosen if rung_of(t) == k and resting(t)]
                 if waiting:

@@ -10,6 +10,7 @@ from nasforge.strategy.bananas import Bananas
 from nasforge.strategy.base import Strategy
 from nasforge.strategy.evolution import GeneticAlgorithm, RegularizedEvolution
 from nasforge.strategy.local_search import LocalSearch
+from nasforge.strategy.nsga2 import NSGA2
 from nasforge.strategy.random import RandomSearch
 from nasforge.strategy.reinforce import Reinforce
 from nasforge.strategy.tpe import TPE
@@ -22,13 +23,17 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "tpe": TPE,
     "bananas": Bananas,
     "local_search": LocalSearch,
+    "nsga2": NSGA2,
 }
 
 
 def make_strategy(name: str, space: SearchSpace, *, seed: int = 0, **options: Any) -> Strategy:
     """A strategy by registry name; unknown names and options give a one-line ConfigError."""
+    if name == "darts":  # trains a supernet, so it is no ask/tell strategy: see nasforge.strategy.darts
+        raise ConfigError("darts is a one-shot search, not an ask/tell strategy: run it with nasforge.search "
+                          "or `nasforge search CONFIG --strategy darts`")
     if name not in STRATEGIES:
-        raise ConfigError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
+        raise ConfigError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)} (or darts, one-shot)")
     try:
         return STRATEGIES[name](space, seed=seed, **options)
     except TypeError as e:
@@ -37,5 +42,5 @@ def make_strategy(name: str, space: SearchSpace, *, seed: int = 0, **options: An
         raise ConfigError(f"strategy {name!r}: {e}") from None
 
 
-__all__ = ["STRATEGIES", "TPE", "Bananas", "GeneticAlgorithm", "LocalSearch", "RandomSearch", "RegularizedEvolution",
-           "Reinforce", "Strategy", "make_strategy"]
+__all__ = ["NSGA2", "STRATEGIES", "TPE", "Bananas", "GeneticAlgorithm", "LocalSearch", "RandomSearch",
+           "RegularizedEvolution", "Reinforce", "Strategy", "make_strategy"]

@@ -1,0 +1,66 @@
+"""Screening before training: zero-cost proxies and measured-latency limits, as the loop's hooks.
+
+``search.screen: {proxy: naswot, sample: 500, keep: 0.1}`` makes the loop draw 500 valid candidates
+from the strategy, score each with the proxy on one fixed minibatch, and train only the best 10%.
+``search.max_latency_ms`` rejects (with the reason, before training) any candidate whose measured
+CPU latency per image is over the limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nasforge.data.base import Dataset
+from nasforge.errors import ConfigError
+from nasforge.evaluate.cost import measure_latency_ms
+from nasforge.schedule.proxies import PROXIES, screen
+from nasforge.space.base import SearchSpace
+from nasforge.types import Sample
+
+
+@dataclass
+class ProxyScreener:
+    """Keeps the best ``keep`` share of each batch of ``sample`` candidates by a zero-cost proxy."""
+
+    space: SearchSpace
+    data: Dataset
+    proxy: str = "naswot"
+    sample: int = 100
+    keep: float = 0.1
+    batch_size: int = 64
+    seed: int = 0
+
+    def __call__(self, samples: Sequence[Sample]) -> list[Sample]:
+        return [s for s, _ in screen(self.space, samples, self.data, self.proxy, self.keep,
+                                     batch_size=self.batch_size, seed=self.seed)]
+
+
+def check_screen(opts: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate ``search.screen`` options; returns them with defaults filled in."""
+    allowed = ("proxy", "sample", "keep", "batch_size")
+    for k in opts:
+        if k not in allowed:
+            raise ConfigError(f"unknown key {k!r} in search.screen: valid keys: {', '.join(allowed)}")
+    out = {"proxy": "naswot", "sample": 100, "keep": 0.1, "batch_size": 64, **opts}
+    if out["proxy"] not in PROXIES:
+        raise ConfigError(f"unknown proxy {out['proxy']!r} in search.screen: choose one of {', '.join(PROXIES)}")
+    for k in ("sample", "batch_size"):
+        if isinstance(out[k], bool) or not isinstance(out[k], int) or out[k] < 1:
+            raise ConfigError(f"search.screen.{k} must be a positive integer, got {out[k]!r}")
+    keep = out["keep"]
+    if isinstance(keep, bool) or not isinstance(keep, int | float) or not 0 < keep <= 1:
+        raise ConfigError(f"search.screen.keep must be a share in (0, 1], such as 0.1; got {keep!r}")
+    return out
+
+
+def latency_limit(space: SearchSpace, input_shape: tuple[int, ...], n_out: int,
+                  limit_ms: float) -> Callable[[Sample], str | None]:
+    """A check that builds the candidate and measures its latency; the reason when it is too slow."""
+
+    def check(s: Sample) -> str | None:
+        ms = measure_latency_ms(space.build(s, input_shape, n_out), input_shape)
+        return None if ms <= limit_ms else f"latency {ms:.2f} ms per image exceeds the limit of {limit_ms:g} ms"
+
+    return check
