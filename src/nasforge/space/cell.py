@@ -16,7 +16,7 @@ The same space builds 2-D images (Conv2d) and 1-D sequences (Conv1d); flat input
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -224,18 +224,28 @@ class CellSpace:
 
     def build(self, s: Sample, input_shape: tuple[int, ...], n_out: int) -> nn.Sequential:
         """The network for ``s``: stem, stages of cells with reductions between, head; a plain Sequential."""
+        ops = [(j, i, s[edge_name(j, i)]) for j in range(1, self.n_nodes) for i in range(j)]
+        return self.skeleton(input_shape, n_out, lambda c, nd: Cell(
+            [(j, i, make_op(op, c, nd)) for j, i, op in ops if op != "none"], self.n_nodes))
+
+    def skeleton(self, input_shape: tuple[int, ...], n_out: int,
+                 make_cell: Callable[[int, Nd], nn.Module]) -> nn.Sequential:
+        """Stem, stages of ``make_cell(channels, nd)`` with reductions between, head.
+
+        Shared by :meth:`build` and the DARTS supernet, so the network a one-shot search trains is
+        the discrete network with each cell replaced, and nothing else.
+        """
         rank = len(input_shape) - 1
         if rank not in (1, 2):
             raise ValueError(f"the cell space builds image or sequence networks, not input shape {input_shape}")
-        nd = _Nd(rank)
-        ops = [(j, i, s[edge_name(j, i)]) for j in range(1, self.n_nodes) for i in range(j)]
+        nd = Nd(rank)
         c = self.channels
         layers: list[nn.Module] = [nd.conv(input_shape[0], c, 3, padding=1, bias=False), nd.bn(c)]
         for stage in range(self.n_stages):
             if stage:
                 layers.append(ReductionBlock(c, 2 * c, nd))
                 c *= 2
-            layers += [Cell(ops, self.n_nodes, c, nd) for _ in range(self.cells_per_stage)]
+            layers += [make_cell(c, nd) for _ in range(self.cells_per_stage)]
         layers += [nd.bn(c), nn.ReLU(), nd.gap(1), nn.Flatten(), nn.Linear(c, n_out)]
         return nn.Sequential(*layers)
 
@@ -251,7 +261,7 @@ class NasBench201Space(CellSpace):
 
 
 # ---------------------------------------------------------------------- modules
-class _Nd:
+class Nd:
     """The 1-D or 2-D flavour of each layer type, picked once from the input rank."""
 
     def __init__(self, rank: int) -> None:
@@ -261,32 +271,40 @@ class _Nd:
         self.gap: Any = {2: nn.AdaptiveAvgPool2d, 1: nn.AdaptiveAvgPool1d}[rank]
 
 
-def relu_conv_bn(c_in: int, c_out: int, k: int, stride: int, nd: _Nd) -> nn.Sequential:
+def relu_conv_bn(c_in: int, c_out: int, k: int, stride: int, nd: Nd, affine: bool = True) -> nn.Sequential:
     """NB201's ``nor_conv``: ReLU, conv without bias (BN follows), BN."""
-    return nn.Sequential(nn.ReLU(), nd.conv(c_in, c_out, k, stride=stride, padding=k // 2, bias=False), nd.bn(c_out))
+    conv = nd.conv(c_in, c_out, k, stride=stride, padding=k // 2, bias=False)
+    return nn.Sequential(nn.ReLU(), conv, nd.bn(c_out, affine=affine))
 
 
-def make_op(name: str, c: int, nd: _Nd) -> nn.Module:
-    """One edge's module; channels and size are kept (stride 1), as every NB201 cell edge does."""
+def make_op(name: str, c: int, nd: Nd, affine: bool = True) -> nn.Module:
+    """One edge's module; channels and size are kept (stride 1), as every NB201 cell edge does.
+
+    ``affine=False`` drops the BN scale and shift, as DARTS supernets do: a learnable scale inside
+    an op would compete with the architecture weight that scales the op's output.
+    """
     if name == "skip_connect":
         return nn.Identity()
     if name == "nor_conv_1x1":
-        return relu_conv_bn(c, c, 1, 1, nd)
+        return relu_conv_bn(c, c, 1, 1, nd, affine)
     if name == "nor_conv_3x3":
-        return relu_conv_bn(c, c, 3, 1, nd)
+        return relu_conv_bn(c, c, 3, 1, nd, affine)
     if name == "avg_pool_3x3":
         return nd.avg(3, stride=1, padding=1, count_include_pad=False)
     raise ValueError(f"unknown cell operation {name!r}: choose from {list(OPS)}")
 
 
 class Cell(nn.Module):
-    """Node j = sum of op(node i) over i < j; ``none`` edges get no module and add nothing."""
+    """Node j = sum of edge(node i) over the given edges (j, i, module); a missing (``none``) edge adds nothing.
 
-    def __init__(self, ops: Sequence[tuple[int, int, str]], n_nodes: int, channels: int, nd: _Nd) -> None:
+    The discrete network gives one operation per edge, the DARTS supernet a mixed operation.
+    """
+
+    def __init__(self, edges: Sequence[tuple[int, int, nn.Module]], n_nodes: int) -> None:
         super().__init__()
         self.n_nodes = n_nodes
-        self.edges = nn.ModuleDict({edge_name(j, i): make_op(op, channels, nd) for j, i, op in ops if op != "none"})
-        self.wiring = [(j, i, edge_name(j, i)) for j, i, op in ops if op != "none"]
+        self.edges = nn.ModuleDict({edge_name(j, i): m for j, i, m in edges})
+        self.wiring = [(j, i, edge_name(j, i)) for j, i, _ in edges]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
@@ -307,7 +325,7 @@ class ReductionBlock(nn.Module):
     the stride-2 conv; even sizes, NB201's own, are unaffected.
     """
 
-    def __init__(self, c_in: int, c_out: int, nd: _Nd) -> None:
+    def __init__(self, c_in: int, c_out: int, nd: Nd) -> None:
         super().__init__()
         self.conv_a = relu_conv_bn(c_in, c_out, 3, 2, nd)
         self.conv_b = relu_conv_bn(c_out, c_out, 3, 1, nd)
