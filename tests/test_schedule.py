@@ -13,7 +13,7 @@ from nasforge.loop import best_trial, run_search
 from nasforge.schedule import ASHA, Hyperband, SuccessiveHalving, make_scheduler, make_stopping
 from nasforge.schedule.schedulers import make_ladder
 from nasforge.space.chain import ChainSpace, chain_sample
-from nasforge.store import Store
+from nasforge.store import SCHEMA_VERSION, Store
 from nasforge.strategy import make_strategy
 from nasforge.testing import TOY_SHAPE, FunctionEvaluator, toy_objective, toy_space
 from nasforge.types import Budget, TrialState
@@ -181,5 +181,5 @@ def test_a_schema_1_database_is_migrated_in_place(tmp_path):
     out, _ = search(db, 3, resume=True)
     assert len(out.trials) == 3 and all(t.rungs for t in out.trials)
     with Store(db) as st:
-        assert st.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+        assert st.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
         assert st.integrity_ok() and exp.id == st.experiment("toy").id

@@ -1,15 +1,18 @@
 """The search loop: ask, check, store, evaluate, store, tell; until the trial or time budget is spent.
 
 Every state change reaches the store before the next step, so a search killed at any moment
-resumes where it stopped: completed trials are kept, the interrupted one runs again, and the
-strategy continues from the RNG state saved with the last trial it proposed.
+resumes where it stopped: completed trials are kept, the interrupted ones run again, and the
+strategy continues from the RNG state saved with the last trial it proposed. The strategy, the
+scheduler and the store stay in this (the driver's) process; an executor runs the trials, inline or
+on workers, up to its capacity at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,30 +20,19 @@ from typing import Any, Protocol
 import numpy as np
 
 from nasforge.errors import NasforgeError
-from nasforge.evaluate.trainer import TrainingFailed
+from nasforge.execute.base import Evaluator, Executor, Job, Outcome, Reporter, stopping_view
+from nasforge.execute.inline import InlineExecutor
 from nasforge.schedule.schedulers import FIFO, Scheduler
-from nasforge.schedule.stopping import StoppingRule, TrialPruned
+from nasforge.schedule.stopping import StoppingRule
 from nasforge.space.base import SearchSpace
-from nasforge.store import Experiment, Store, reason_kind
+from nasforge.store import Experiment, Store, process_token, reason_kind
 from nasforge.strategy.base import Strategy
-from nasforge.types import Budget, EvalResult, Sample, Suggestion, Trial, TrialState
+from nasforge.types import Budget, Sample, Suggestion, Trial, TrialState
 
 log = logging.getLogger("nasforge")
 QUEUE = "_screened_queue"  # key of the screened-candidate queue inside the saved strategy state
 
-
-Reporter = Callable[[int, Mapping[str, float]], None]
-
-
-class Evaluator(Protocol):
-    """Trains (or looks up) one candidate for a budget.
-
-    ``report`` hears every epoch's row and may raise :class:`TrialPruned` to stop early;
-    ``checkpoint`` is a file to continue from (when it holds a smaller budget) and to save to.
-    """
-
-    def evaluate(self, sample: Sample, budget: Budget, report: Reporter | None = None,
-                 checkpoint: Path | None = None) -> EvalResult: ...
+__all__ = ["Evaluator", "Progress", "Reporter", "SearchOutcome", "best_trial", "preflight", "propose", "run_search"]
 
 
 class Screener(Protocol):
@@ -158,7 +150,7 @@ def run_search(
     experiment: Experiment,
     space: SearchSpace,
     strategy: Strategy,
-    evaluator: Evaluator,
+    evaluator: Evaluator | None = None,
     input_shape: tuple[int, ...],
     n_out: int = 10,
     budget: Budget,
@@ -172,6 +164,10 @@ def run_search(
     checkpoint_dir: Path | None = None,
     screener: Screener | None = None,
     extra_check: Callable[[Sample], str | None] | None = None,
+    executor: Executor | None = None,
+    max_retries: int = 0,
+    trial_timeout: float | None = None,
+    heartbeat_every: float = 5.0,
 ) -> SearchOutcome:
     """Run (or resume) a search until ``max_trials`` finished trials or ``time_budget`` seconds in all.
 
@@ -180,8 +176,36 @@ def run_search(
     ends hopeless trials early. Promotions continue from checkpoints in ``checkpoint_dir``. A
     ``screener`` draws many valid candidates at once and queues only the share it keeps; the queue is
     saved with the strategy state, so a resumed search trains the same queue.
+
+    Trials run on ``executor`` (default: inline, one at a time, on ``evaluator``), which keeps up to
+    its ``capacity`` trials in flight: whenever fewer run, the loop starts the next pending trial,
+    promotion or new proposal (strategies see running trials in the history and avoid their keys).
+    A trial whose worker is lost (killed, or silent for too long) runs again up to ``max_retries``
+    times, then fails; one running past ``trial_timeout`` seconds fails. The loop holds the
+    experiment's lease in the store while it runs and records heartbeats of running trials every
+    ``heartbeat_every`` seconds.
     """
-    scheduler = scheduler or FIFO(budget)
+    if executor is None:
+        if evaluator is None:
+            raise TypeError("run_search needs an evaluator or an executor")
+        executor = InlineExecutor(evaluator)
+    token = process_token()
+    store.acquire(experiment.id, token)
+    try:
+        return _search(store, experiment, space, strategy, executor, input_shape, n_out, budget, max_trials,
+                       time_budget, on_progress, max_rejections, max_duplicates, scheduler or FIFO(budget), stopping,
+                       checkpoint_dir, screener, extra_check, max_retries, trial_timeout, heartbeat_every)
+    finally:
+        with contextlib.suppress(Exception):  # a failing store must not hide the error that ended the search
+            store.release(experiment.id, token)
+
+
+def _search(store: Store, experiment: Experiment, space: SearchSpace, strategy: Strategy, executor: Executor,
+            input_shape: tuple[int, ...], n_out: int, budget: Budget, max_trials: int, time_budget: float | None,
+            on_progress: Callable[[Progress], None] | None, max_rejections: int, max_duplicates: int,
+            scheduler: Scheduler, stopping: StoppingRule | None, checkpoint_dir: Path | None,
+            screener: Screener | None, extra_check: Callable[[Sample], str | None] | None, max_retries: int,
+            trial_timeout: float | None, heartbeat_every: float) -> SearchOutcome:
     exp_id = experiment.id
     resumed = store.reset_interrupted(exp_id)
     history = store.trials(exp_id)
@@ -191,7 +215,10 @@ def run_search(
         strategy.load_state_dict(state)
     rejected = {k: r for k, r in store.rejections(exp_id)}
     elapsed0 = experiment.elapsed
-    t_start = mark = time.time()
+    t_start = mark = last_beat = time.time()
+    inflight: dict[int, tuple[Trial, Path | None]] = {}  # number -> (the trial before it started, its checkpoint)
+    stopped = "trials"
+    closed = False  # no more trials start: out of time, or the space is exhausted
 
     def elapsed() -> float:
         return elapsed0 + time.time() - t_start
@@ -205,51 +232,124 @@ def run_search(
         store.add_rejection(exp_id, key, reason)
         log.debug("rejected %s: %s", key, reason)
 
-    progress("start", None)
-    stopped = "trials"
-    while True:
+    def put(trial: Trial) -> None:
+        history[next(i for i, t in enumerate(history) if t.number == trial.number)] = trial
+
+    def one(taken: set[str] | None = None) -> Suggestion | None:
+        return propose(strategy, space, history, input_shape, n_out, rejected, on_reject=reject,
+                       max_rejections=max_rejections, max_duplicates=max_duplicates, extra_check=extra_check,
+                       taken=taken)
+
+    def next_trial() -> Trial | None:
+        """The next trial to start (stored PENDING): a waiting one, a promotion or a new proposal."""
+        nonlocal stopped, closed, queue
         if time_budget is not None and elapsed() >= time_budget:
-            stopped = "time"
-            break
+            stopped, closed = "time", True
+            return None
         pending = next((t for t in history if t.state is TrialState.PENDING), None)
         if pending is None and (promo := scheduler.promotion(history)) is not None:
             pending = promo.trial.with_(state=TrialState.PENDING, budget=promo.budget)
             store.update_trial(exp_id, pending)
-            history[history.index(promo.trial)] = pending
+            put(pending)
             log.debug("promoting trial %d to %s", pending.number, promo.budget)
-        if pending is None:
-            if sum(t.state.finished for t in history) >= max_trials:
-                stopped = "trials"
-                break
-            def one(taken: set[str] | None = None) -> Suggestion | None:
-                return propose(strategy, space, history, input_shape, n_out, rejected, on_reject=reject,
-                               max_rejections=max_rejections, max_duplicates=max_duplicates,
-                               extra_check=extra_check, taken=taken)
+        if pending is not None:
+            return pending
+        if len(history) >= max_trials:  # every trial made so far finishes: with none in flight, all are finished
+            stopped = "trials"
+            return None
+        if screener is not None and not queue:
+            queue = _screened(one, screener, space.key)
+        sug = Suggestion(queue.pop(0)) if screener is not None and queue else one()
+        if sug is None:
+            stopped, closed = "exhausted", True
+            return None
+        number = max((t.number for t in history), default=-1) + 1
+        pending = Trial(number=number, key=space.key(sug.sample), sample=dict(sug.sample),
+                        state=TrialState.PENDING, budget=sug.budget or scheduler.new_budget(history))
+        saved = strategy.state_dict()
+        store.add_trial(exp_id, pending, {**saved, QUEUE: queue} if screener is not None else saved)
+        history.append(pending)
+        return pending
 
-            if screener is not None and not queue:
-                queue = _screened(one, screener, space.key)
-            sug = Suggestion(queue.pop(0)) if screener is not None and queue else one()
-            if sug is None:
-                stopped = "exhausted"
-                break
-            number = max((t.number for t in history), default=-1) + 1
-            pending = Trial(number=number, key=space.key(sug.sample), sample=dict(sug.sample),
-                            state=TrialState.PENDING, budget=sug.budget or scheduler.new_budget(history))
-            saved = strategy.state_dict()
-            store.add_trial(exp_id, pending, {**saved, QUEUE: queue} if screener is not None else saved)
-            history.append(pending)
+    def start(trial: Trial) -> None:
         ckpt = None
         if checkpoint_dir is not None and scheduler.continues:
-            ckpt = checkpoint_dir / f"trial{pending.number}.pt"
-        trial = _run_one(store, exp_id, pending, evaluator, history, stopping, ckpt)
-        history[history.index(pending)] = trial
-        if ckpt is not None and (scheduler.level(trial) == len(scheduler.ladder) - 1 or not trial.ok):
+            ckpt = checkpoint_dir / f"trial{trial.number}.pt"
+        running = trial.with_(state=TrialState.RUNNING, started=time.time())
+        store.start_trial(exp_id, running)
+        put(running)
+        if stopping is None:
+            peers: tuple[Trial, ...] = ()
+        else:  # inline, the history cannot change while the trial runs: the snapshot is what the rule sees
+            peers = stopping_view(history, stopping.metric) if executor.remote else tuple(history)
+        inflight[trial.number] = (trial, ckpt)
+        executor.submit(Job(trial.number, dict(trial.sample), trial.budget, str(ckpt) if ckpt else None,
+                            tuple(trial.curve), stopping, peers, trial_timeout))
+
+    def finish(out: Outcome) -> None:
+        nonlocal mark
+        if out.number not in inflight:  # a late answer about a trial already settled (timed out, lost)
+            log.debug("ignoring a late outcome for trial %d", out.number)
+            return
+        before, ckpt = inflight.pop(out.number)
+        running = next(t for t in history if t.number == out.number)
+        now = time.time()
+        if out.lost:
+            attempts = store.count_attempt(exp_id, out.number)
+            if attempts <= max_retries:
+                log.warning("trial %d: %s; running it again (retry %d of %d)", out.number, out.reason, attempts,
+                            max_retries)
+                again = before.with_(state=TrialState.PENDING, started=None)
+                store.update_trial(exp_id, again)
+                put(again)
+                return
+            reason = f"{out.reason}; lost {attempts} time(s), search.max_retries is {max_retries}"
+            done = running.with_(state=TrialState.FAILED, score=None, reason=reason, finished=now)
+        elif out.state is TrialState.COMPLETE and out.result is not None:
+            res = out.result
+            done = running.with_(state=TrialState.COMPLETE, score=res.score, metrics=dict(res.metrics),
+                                 curve=res.curve, cost=res.cost, hidden=dict(res.hidden), finished=now,
+                                 train_seconds=before.train_seconds + res.train_seconds,
+                                 eval_seconds=before.eval_seconds + res.eval_seconds, rungs=(*before.rungs, res.score))
+        elif out.state is TrialState.PRUNED:
+            done = running.with_(state=TrialState.PRUNED, score=None, reason=out.reason, curve=out.curve,
+                                 finished=now)
+        else:
+            done = running.with_(state=TrialState.FAILED, score=None, reason=out.reason or "failed", finished=now)
+        store.update_trial(exp_id, done)
+        put(done)
+        if ckpt is not None and (scheduler.level(done) == len(scheduler.ladder) - 1 or not done.ok):
             ckpt.unlink(missing_ok=True)  # never promoted again
-        strategy.tell(trial)
+        strategy.tell(done)
         now = time.time()
         store.add_elapsed(exp_id, now - mark)
         mark = now
-        progress("trial", trial)
+        progress("trial", done)
+
+    def beat() -> None:
+        nonlocal last_beat
+        if time.time() - last_beat >= heartbeat_every:
+            last_beat = time.time()
+            store.heartbeat(exp_id, executor.last_seen())
+
+    progress("start", None)
+    try:
+        while True:
+            while not closed and len(inflight) < executor.capacity:
+                trial = next_trial()
+                if trial is None:
+                    break
+                start(trial)
+            if not inflight:
+                break
+            for out in executor.wait(heartbeat_every, beat):
+                finish(out)
+            beat()
+    except BaseException:
+        with contextlib.suppress(Exception):  # what was in flight runs again on resume
+            for before, _ in inflight.values():
+                store.update_trial(exp_id, before.with_(state=TrialState.PENDING, started=None))
+        raise
     store.add_elapsed(exp_id, time.time() - mark)
     progress("end", None)
     exp = store.experiment(experiment.name)
@@ -269,39 +369,3 @@ def _screened(one: Callable[[set[str]], Suggestion | None], screener: Screener,
         pool.append(sug.sample)
         taken.add(key(sug.sample))
     return [dict(s) for s in screener(pool)] if pool else []
-
-
-def _run_one(store: Store, exp_id: int, trial: Trial, evaluator: Evaluator, history: Sequence[Trial],
-             stopping: StoppingRule | None, checkpoint: Path | None) -> Trial:
-    running = trial.with_(state=TrialState.RUNNING, started=time.time())
-    store.update_trial(exp_id, running)
-    curve: list[Mapping[str, float]] = []
-
-    def report(epoch: int, row: Mapping[str, float]) -> None:
-        if not curve:  # continuing from a checkpoint: the stored epochs before this one come first
-            curve.extend(r for r in trial.curve if r.get("epoch", 0) < row.get("epoch", epoch))
-        curve.append(dict(row))
-        if stopping is not None and (why := stopping.check(trial.number, running.budget, curve, history)):
-            raise TrialPruned(why)
-
-    try:
-        res = evaluator.evaluate(running.sample, running.budget, report, checkpoint)
-    except TrialPruned as e:
-        done = running.with_(state=TrialState.PRUNED, score=None, reason=str(e), curve=tuple(curve),
-                             finished=time.time())
-    except TrainingFailed as e:
-        done = running.with_(state=TrialState.FAILED, score=None, reason=str(e), finished=time.time())
-    except (KeyboardInterrupt, SystemExit):
-        store.update_trial(exp_id, trial.with_(state=TrialState.PENDING, started=None))
-        raise
-    except Exception as e:  # a bug in a candidate or evaluator must not end the search
-        log.warning("trial %d failed unexpectedly: %s", trial.number, e, exc_info=log.isEnabledFor(logging.DEBUG))
-        done = running.with_(state=TrialState.FAILED, score=None, reason=f"{type(e).__name__}: {e}",
-                             finished=time.time())
-    else:
-        done = running.with_(state=TrialState.COMPLETE, score=res.score, metrics=dict(res.metrics), curve=res.curve,
-                             cost=res.cost, hidden=dict(res.hidden), finished=time.time(),
-                             train_seconds=trial.train_seconds + res.train_seconds,
-                             eval_seconds=trial.eval_seconds + res.eval_seconds, rungs=(*trial.rungs, res.score))
-    store.update_trial(exp_id, done)
-    return done

@@ -3,12 +3,22 @@
 One file holds any number of named experiments. Each trial row is inserted as PENDING together
 with the strategy state that produced it (one transaction), then updated to RUNNING and to its
 final state; a killed search therefore resumes from exactly what is on disk.
+
+Concurrency: the search driver is the only writer (workers never touch the database); readers such
+as ``nasforge status`` may open it at any time (WAL). A driver holds a lease on its experiment
+(``experiments.driver``: host, pid and process start time, plus ``driver_beat``), so a second driver
+on the same experiment is refused while the first is alive, and a dead driver's lease is taken over
+at once. While trials run, the driver records each one's ``heartbeat``: the last time it heard from
+the worker. Busy databases are retried with backoff. The file must live on a local disk: SQLite's
+locking is not reliable over network file systems.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import socket
 import sqlite3
 import time
 from collections import Counter
@@ -21,7 +31,8 @@ from typing import Any
 from nasforge.errors import StoreError
 from nasforge.types import Budget, Cost, Trial, TrialState
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+log = logging.getLogger("nasforge")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -32,7 +43,9 @@ CREATE TABLE IF NOT EXISTS experiments (
     config TEXT NOT NULL,
     created REAL NOT NULL,
     elapsed REAL NOT NULL DEFAULT 0,
-    strategy_state TEXT
+    strategy_state TEXT,
+    driver TEXT,
+    driver_beat REAL
 );
 CREATE TABLE IF NOT EXISTS trials (
     id INTEGER PRIMARY KEY,
@@ -53,6 +66,8 @@ CREATE TABLE IF NOT EXISTS trials (
     train_seconds REAL NOT NULL DEFAULT 0,
     eval_seconds REAL NOT NULL DEFAULT 0,
     rungs TEXT NOT NULL DEFAULT '[]',
+    heartbeat REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
     UNIQUE (experiment_id, number)
 );
 CREATE INDEX IF NOT EXISTS trials_key ON trials (experiment_id, key);
@@ -73,9 +88,48 @@ CREATE TABLE IF NOT EXISTS results (
 """
 
 # _MIGRATIONS[v] takes a database from schema v to v + 1, inside the opening transaction.
-_MIGRATIONS = {
-    1: "ALTER TABLE trials ADD COLUMN rungs TEXT NOT NULL DEFAULT '[]'",
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE trials ADD COLUMN rungs TEXT NOT NULL DEFAULT '[]'",),
+    2: ("ALTER TABLE trials ADD COLUMN heartbeat REAL",  # last sign of life of a RUNNING trial's worker
+        "ALTER TABLE trials ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",  # workers lost while running it
+        "ALTER TABLE experiments ADD COLUMN driver TEXT",  # the lease: who runs the experiment now
+        "ALTER TABLE experiments ADD COLUMN driver_beat REAL"),
 }
+BUSY_RETRIES = 8  # BEGIN IMMEDIATE attempts on a busy database, each after the connection's own wait
+
+
+def process_token(pid: int | None = None) -> str:
+    """``host:pid:start``: names one process for good (the start time tells a reused pid apart)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
+    except (OSError, IndexError):
+        return "?"
+
+
+def token_alive(token: str, beat: float | None, stale_after: float) -> bool:
+    """Whether the process a lease token names may still be running.
+
+    On this host the answer is exact (the pid exists with the same start time); a token of another
+    host is alive while its last beat is younger than ``stale_after`` seconds.
+    """
+    host, _, rest = token.partition(":")
+    pid_s, _, start = rest.partition(":")
+    if host == socket.gethostname() and pid_s.isdigit():
+        pid = int(pid_s)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return start == "?" or _start_time(pid) in (start, "?")
+    return beat is not None and time.time() - beat < stale_after
 
 
 @dataclass(frozen=True)
@@ -96,7 +150,7 @@ def _dumps(x: Any) -> str:
 class Store:
     """A SQLite experiment database. Use one Store per process; it is the single writer."""
 
-    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True, timeout: float = 10.0) -> None:
         self.path = Path(path)
         if not create and not self.path.exists():
             raise StoreError(f"no database at {self.path}: run `nasforge search` first or give the right path")
@@ -105,7 +159,7 @@ class Store:
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+            self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
             self.conn.row_factory = sqlite3.Row
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -128,12 +182,33 @@ class Store:
                 raise StoreError(f"{self.path} was written by a newer nasforge (schema {row[0]}); upgrade nasforge")
             elif int(row[0]) < SCHEMA_VERSION:
                 for version in range(int(row[0]), SCHEMA_VERSION):
-                    self.conn.execute(_MIGRATIONS[version])
+                    for statement in _MIGRATIONS[version]:
+                        if not self._has_column(statement):
+                            self.conn.execute(statement)
                 self.conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+
+    def _has_column(self, statement: str) -> bool:
+        """Whether an ``ALTER TABLE t ADD COLUMN c ...`` migration step is already in place."""
+        words = statement.split()
+        if words[:2] != ["ALTER", "TABLE"] or words[3:5] != ["ADD", "COLUMN"]:
+            return False
+        return any(r[1] == words[5] for r in self.conn.execute(f"PRAGMA table_info({words[2]})"))
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
+        """One write transaction; a database another connection keeps busy is retried with backoff."""
+        for attempt in range(BUSY_RETRIES):
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                if attempt == BUSY_RETRIES - 1:
+                    raise StoreError(f"{self.path} stayed busy (another program holds a write lock); "
+                                     "stop it or give another --db") from None
+                log.debug("database busy, retrying (%d)", attempt + 1)
+                time.sleep(min(2.0, 0.05 * 2 ** attempt))
         try:
             yield self.conn
         except BaseException:
@@ -211,11 +286,62 @@ class Store:
         return [_trial(r) for r in rows]
 
     def reset_interrupted(self, exp_id: int) -> int:
-        """RUNNING trials of a killed search go back to PENDING so they run again; returns how many."""
+        """RUNNING trials of a killed search go back to PENDING so they run again; returns how many.
+
+        Call it only while holding the experiment's lease (:meth:`acquire`): then no live process runs
+        them, whatever their heartbeat says.
+        """
+        now = time.time()
         with self.transaction() as c:
-            cur = c.execute("UPDATE trials SET state='PENDING', started=NULL WHERE experiment_id=? AND state='RUNNING'",
-                            (exp_id,))
+            for number, beat in c.execute("SELECT number, heartbeat FROM trials WHERE experiment_id=? AND "
+                                          "state='RUNNING'", (exp_id,)).fetchall():
+                age = "never" if beat is None else f"{now - beat:.0f} s ago"
+                log.info("trial %d was left RUNNING (last heartbeat %s); it runs again", number, age)
+            cur = c.execute("UPDATE trials SET state='PENDING', started=NULL, heartbeat=NULL "
+                            "WHERE experiment_id=? AND state='RUNNING'", (exp_id,))
             return cur.rowcount
+
+    def start_trial(self, exp_id: int, trial: Trial) -> None:
+        """Store a trial as it starts running, with a first heartbeat."""
+        self.update_trial(exp_id, trial)
+        self.heartbeat(exp_id, {trial.number: time.time()})
+
+    def heartbeat(self, exp_id: int, beats: Mapping[int, float]) -> None:
+        """Record the last sign of life of running trials' workers (and renew the driver's lease)."""
+        with self.transaction() as c:
+            c.executemany("UPDATE trials SET heartbeat=? WHERE experiment_id=? AND number=? AND state='RUNNING'",
+                          [(t, exp_id, n) for n, t in beats.items()])
+            c.execute("UPDATE experiments SET driver_beat=? WHERE id=?", (time.time(), exp_id))
+
+    def heartbeats(self, exp_id: int) -> dict[int, float | None]:
+        """Running trials and their last heartbeat."""
+        return {r[0]: r[1] for r in self.conn.execute(
+            "SELECT number, heartbeat FROM trials WHERE experiment_id=? AND state='RUNNING'", (exp_id,))}
+
+    def count_attempt(self, exp_id: int, number: int) -> int:
+        """One more lost worker for this trial; returns how many it has had."""
+        with self.transaction() as c:
+            c.execute("UPDATE trials SET attempts = attempts + 1 WHERE experiment_id=? AND number=?", (exp_id, number))
+            row = c.execute("SELECT attempts FROM trials WHERE experiment_id=? AND number=?",
+                            (exp_id, number)).fetchone()
+        return int(row[0]) if row else 0
+
+    def acquire(self, exp_id: int, token: str, *, stale_after: float = 60.0) -> None:
+        """Take the experiment's lease for the process ``token`` names, unless a live process holds it."""
+        with self.transaction() as c:
+            row = c.execute("SELECT name, driver, driver_beat FROM experiments WHERE id=?", (exp_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"{self.path} has no experiment with id {exp_id}")
+            name, held, beat = row
+            if held and held != token and token_alive(held, beat, stale_after):
+                host, _, rest = held.partition(":")
+                raise StoreError(f"experiment {name!r} in {self.path} is being run by process {rest.split(':')[0]} "
+                                 f"on {host}; wait for it to finish or stop it, then run again with --resume")
+            c.execute("UPDATE experiments SET driver=?, driver_beat=? WHERE id=?", (token, time.time(), exp_id))
+
+    def release(self, exp_id: int, token: str) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE experiments SET driver=NULL WHERE id=? AND driver=?", (exp_id, token))
 
     # ------------------------------------------------------------------ rejections and results
     def add_rejection(self, exp_id: int, key: str, reason: str) -> None:
@@ -246,7 +372,7 @@ class Store:
         return [{"kind": r[0], "created": r[2], **json.loads(r[1])} for r in rows]
 
     def integrity_ok(self) -> bool:
-        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return bool(self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
 
 
 def reason_kind(reason: str) -> str:

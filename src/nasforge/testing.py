@@ -14,9 +14,12 @@ Third-party strategies can reuse the suite::
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +73,10 @@ class FunctionEvaluator:
     real curves), continuing from where a checkpointed trial left off.
     """
 
-    def __init__(self, fn: Callable[[Sample], float], *, curves: bool = False) -> None:
+    def __init__(self, fn: Callable[[Sample], float], *, curves: bool = False, delay: float = 0.0) -> None:
         self.fn = fn
         self.curves = curves
+        self.delay = delay  # seconds of sleep per trial (per epoch with curves), to make trials take time
         self.calls = 0
         self.epochs_trained = 0.0
 
@@ -81,6 +85,7 @@ class FunctionEvaluator:
         self.calls += 1
         v = self.fn(sample)
         if not self.curves:
+            time.sleep(self.delay)
             return EvalResult(score=v, metrics={"accuracy": v})
         start = 0
         if checkpoint is not None and checkpoint.exists():
@@ -90,6 +95,7 @@ class FunctionEvaluator:
             row = {"epoch": float(e), "val_accuracy": v * (1 - 0.5 ** e)}
             rows.append(row)
             if e > start:
+                time.sleep(self.delay)
                 self.epochs_trained += 1
                 if report is not None:
                     report(e, row)
@@ -98,6 +104,46 @@ class FunctionEvaluator:
             checkpoint.write_text(json.dumps({"epochs": budget.epochs}))
         score = rows[-1]["val_accuracy"]
         return EvalResult(score=score, metrics={"accuracy": score}, curve=tuple(rows))
+
+
+@dataclass(frozen=True)
+class ToyFactory:
+    """Builds a :class:`FunctionEvaluator` on the toy objective in a worker: for executor tests.
+
+    ``log`` names a file that gets one line (the pid) per build, to count builds per worker;
+    ``oom_every`` makes every k-th trial of a worker ask for an impossible amount of memory, as a
+    candidate that runs out of memory does.
+    """
+
+    curves: bool = False
+    delay: float = 0.0
+    log: str | None = None
+    oom_every: int = 0
+
+    def __call__(self) -> FunctionEvaluator:
+        if self.log is not None:
+            with open(self.log, "a", encoding="utf-8") as fh:
+                fh.write(f"{os.getpid()}\n")
+        space = toy_space()
+        if self.oom_every:
+            return _Hungry(functools.partial(toy_objective, space), curves=self.curves, delay=self.delay,
+                           every=self.oom_every)
+        return FunctionEvaluator(functools.partial(toy_objective, space), curves=self.curves, delay=self.delay)
+
+
+class _Hungry(FunctionEvaluator):
+    def __init__(self, fn: Callable[[Sample], float], *, every: int, **kw: Any) -> None:
+        super().__init__(fn, **kw)
+        self.every = every
+
+    def evaluate(self, sample: Sample, budget: Budget, report: Reporter | None = None,
+                 checkpoint: Path | None = None) -> EvalResult:
+        if (self.calls + 1) % self.every == 0:
+            import torch
+
+            self.calls += 1
+            torch.empty(1 << 44)  # 64 TiB: the allocator refuses at once, as it does for a too-big model
+        return super().evaluate(sample, budget, report, checkpoint)
 
 
 def simulate(strategy: Strategy, space: SearchSpace, fn: Callable[[Sample], float], n: int,

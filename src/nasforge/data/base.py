@@ -168,6 +168,8 @@ def make_dataset(
         raise DataError(f"val_fraction must be between 0 and 1, got {val_fraction}: use e.g. 0.1")
     x_train = np.asarray(x_train)
     y_train = _labels(y_train, f"{name} train")
+    if x_train.ndim == 0:
+        raise DataError(f"{name}: the training features are a single value; give one row per example")
     if x_train.dtype.kind not in "fiub":
         raise DataError(f"{name} train features have dtype {x_train.dtype}: give numbers only")
     if len(x_train) != len(y_train):
@@ -181,6 +183,8 @@ def make_dataset(
             raise DataError(f"{name}: test features given without test labels; give both or neither")
         x_test = np.asarray(x_test)
         y_test = _labels(y_test, f"{name} test")
+        if x_test.ndim == 0:
+            raise DataError(f"{name}: the test features are a single value; give one row per example")
         if x_test.dtype.kind not in "fiub":
             raise DataError(f"{name} test features have dtype {x_test.dtype}: give numbers only")
         if len(x_test) != len(y_test):

@@ -7,6 +7,7 @@ uint32 per dimension, then exactly prod(dims) big-endian values. Files may be gz
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -86,7 +87,7 @@ def parse_idx(data: bytes, where: str = "<bytes>") -> np.ndarray:
                         f"{_REDOWNLOAD}")
     dims = struct.unpack(f">{ndim}I", data[4:header])
     dtype = IDX_DTYPES[code]
-    expected = header + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(dims) * dtype.itemsize  # Python ints: huge dims cannot overflow
     if len(data) < expected:
         raise DataError(f"cannot read {where}: file is truncated (expected {expected} bytes, got {len(data)}); "
                         f"{_REDOWNLOAD}")

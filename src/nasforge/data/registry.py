@@ -99,10 +99,11 @@ def _finish(
     """
     x_train, y_train, x_test, y_test = raw.x_train, raw.y_train, raw.x_test, raw.y_test
     if limit is not None:
-        if np.asarray(y_train).ndim == 1 and len(y_train) == len(x_train):
+        if np.asarray(y_train).ndim == 1 and np.ndim(x_train) >= 1 and len(y_train) == len(x_train):
             keep = stratified_subset(np.asarray(y_train), limit, seed)
             x_train, y_train = x_train[keep], y_train[keep]
-        if x_test is not None and y_test is not None and np.asarray(y_test).ndim == 1 and len(y_test) == len(x_test):
+        if (x_test is not None and y_test is not None and np.asarray(y_test).ndim == 1 and np.ndim(x_test) >= 1
+                and len(y_test) == len(x_test)):
             keep = stratified_subset(np.asarray(y_test), max(1, limit // 5), seed)
             x_test, y_test = x_test[keep], y_test[keep]
     if images and layout == "tabular":

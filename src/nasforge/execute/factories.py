@@ -1,0 +1,29 @@
+"""Evaluator factories: what a worker is started with, to build its evaluator (and hold the data) once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nasforge.data.base import Dataset
+from nasforge.evaluate.torch_eval import TorchEvaluator
+from nasforge.evaluate.trainer import Recipe
+from nasforge.space.base import SearchSpace
+
+
+@dataclass(frozen=True)
+class TorchEvaluatorFactory:
+    """Builds a :class:`TorchEvaluator` over ``data`` (its search view: the test split never travels)."""
+
+    data: Dataset
+    space: SearchSpace
+    recipe: Recipe
+    seed: int = 0
+    measure_latency: bool = True
+
+    def __post_init__(self) -> None:
+        if self.data.has_test:
+            object.__setattr__(self, "data", self.data.search_view())
+
+    def __call__(self) -> TorchEvaluator:
+        return TorchEvaluator(self.data, self.space, recipe=self.recipe, seed=self.seed,
+                              measure_latency=self.measure_latency)
