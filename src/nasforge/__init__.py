@@ -1,13 +1,14 @@
 """nasforge: neural architecture search that finds, trains and exports networks on a CPU."""
 
-from nasforge.api import retrain, search
+from nasforge.api import load, retrain, search
 from nasforge.config import Config, from_dict, load_config
 from nasforge.errors import NasforgeError
+from nasforge.result import Result
 from nasforge.types import Budget, Cost, EvalResult, Sample, Suggestion, Trial, TrialState
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Budget", "Config", "Cost", "EvalResult", "NasforgeError", "Sample", "Suggestion", "Trial", "TrialState",
-    "__version__", "from_dict", "load_config", "retrain", "search",
+    "Budget", "Config", "Cost", "EvalResult", "NasforgeError", "Result", "Sample", "Suggestion", "Trial",
+    "TrialState", "__version__", "from_dict", "load", "load_config", "retrain", "search",
 ]

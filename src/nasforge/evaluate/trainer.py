@@ -145,16 +145,22 @@ def train(
     on_epoch: EpochCallback | None = None,
     start_epoch: int = 0,
     optimizer: torch.optim.Optimizer | None = None,
+    generator: torch.Generator | None = None,
+    done_epochs: int = 0,
 ) -> TrainStats:
     """Train ``model`` in place for ``epochs`` (fractions allowed) and evaluate after every epoch.
 
+    ``generator`` (default: a new one seeded with ``seed``) draws the shuffles and augmentations; a
+    caller that checkpoints passes its own and saves its state. ``done_epochs`` resumes this same
+    schedule after that many whole epochs (the model, ``optimizer`` and ``generator`` already carry
+    them), so an interrupted and resumed run takes exactly the steps an uninterrupted one does.
     Raises :class:`TrainingFailed` on a non-finite loss so the caller can record why.
     """
     n = len(x)
     if n == 0:
         raise TrainingFailed("no training examples")
     n_classes = n_classes or int(y.max()) + 1
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     image = x.ndim == 4
     cl = recipe.channels_last and image
     if cl:
@@ -166,8 +172,8 @@ def train(
     base_lrs = [g["lr"] for g in opt.param_groups]
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     curve: list[Mapping[str, float]] = []
-    step, train_s, eval_s = 0, 0.0, 0.0
-    epoch = start_epoch
+    step, train_s, eval_s = done_epochs * steps_per_epoch, 0.0, 0.0
+    epoch = start_epoch + done_epochs
     while step < total_steps:
         t0 = time.perf_counter()
         model.train()

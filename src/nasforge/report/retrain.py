@@ -1,16 +1,29 @@
-"""Final training: the best architecture and the hand-designed baseline, same recipe, test read once.
+"""Final training: the best architecture and the hand-designed baseline, same recipe, test read once per seed.
 
-Both models train on train+validation (the search is over, validation has done its job), then the
-sealed test split is opened a single time and both are scored on it.
+Both models train on train+validation (the search is over, validation has done its job). With
+``seeds=N`` each is trained N times (seeds ``seed, seed+1, ...``); only when every model of a seed
+has finished training is the sealed test split opened, once for that seed, and the models scored.
+The mean and standard deviation over seeds say how much of a difference is the architecture and
+how much the luck of the draw.
+
+Training is checkpointed after every epoch (model, optimiser, both RNG states), atomically, under
+``<out_dir>/checkpoints/``; a retrain killed part-way continues from the last epoch and ends with
+the numbers an uninterrupted run gives. Seeds already scored are not trained or tested again. The
+checkpoints are removed when the whole retrain has finished, so the next retrain starts afresh.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
+import os
+import shutil
+import statistics
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +33,7 @@ from torch import nn
 from nasforge.data.base import Dataset
 from nasforge.evaluate.cost import measure_cost
 from nasforge.evaluate.torch_eval import trial_seed
-from nasforge.evaluate.trainer import Recipe, evaluate_split, train
+from nasforge.evaluate.trainer import Recipe, evaluate_split, make_optimizer, train
 from nasforge.space.base import SearchSpace
 from nasforge.space.chain import Block, build_chain
 from nasforge.types import Trial
@@ -60,16 +73,84 @@ class FinalModel:
     latency_ms: float | None
     train_seconds: float
     weights: str | None
+    seed: int = 0
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    """torch.save to a temporary file, then rename: a kill mid-write leaves the previous file whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path | None, run: str) -> dict[str, Any] | None:
+    """The checkpoint of this very training run (same model, data, recipe, epochs, seed), else None."""
+    if path is None or not path.exists():
+        return None
+    try:
+        state: dict[str, Any] = torch.load(path, weights_only=True)
+    except Exception as e:  # a foreign or damaged file: train from scratch rather than fail
+        log.warning("ignoring unreadable checkpoint %s (%s); training from scratch", path, e)
+        return None
+    if state.get("run") != run:
+        log.info("checkpoint %s belongs to another retrain; training from scratch", path)
+        return None
+    return state
 
 
 def fit_final(model: nn.Module, data: Dataset, *, epochs: float, recipe: Recipe, seed: int,
-              on_epoch: Callable[[int, Mapping[str, float]], None] | None = None) -> float:
-    """Train on train+validation; returns training seconds. No validation: the search is over."""
+              on_epoch: Callable[[int, Mapping[str, float]], None] | None = None,
+              checkpoint: Path | None = None, run: str = "") -> float:
+    """Train on train+validation; returns training seconds. No validation: the search is over.
+
+    With ``checkpoint``, the state after every epoch is written there (atomically) and a checkpoint
+    of the same ``run`` found there is continued from, with the result an uninterrupted run gives.
+    """
     x, y = data.train_plus_val()
     torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    opt = make_optimizer(model, recipe)
+    done, seconds = 0, 0.0
+    state = _load_checkpoint(checkpoint, run)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        for g in opt.param_groups:
+            g["lr"] = recipe.base_lr  # the trainer scales the base rate along the (resumed) schedule
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        done, seconds = int(state["epoch"]), float(state["train_seconds"])
+        log.info("resuming from %s after epoch %d", checkpoint, done)
+    if done >= math.ceil(epochs):  # trained to the end before the interruption
+        if recipe.channels_last and x.ndim == 4:
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # as training leaves it
+        return seconds
     t0 = time.perf_counter()
-    train(model, x, y, epochs=epochs, recipe=recipe, seed=seed, n_classes=data.n_classes, on_epoch=on_epoch)
-    return time.perf_counter() - t0
+
+    def after_epoch(epoch: int, row: Mapping[str, float]) -> None:
+        if checkpoint is not None:
+            _save_atomic({"run": run, "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                          "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                          "train_seconds": seconds + time.perf_counter() - t0}, checkpoint)
+        if on_epoch is not None:
+            on_epoch(epoch, row)
+
+    train(model, x, y, epochs=epochs, recipe=recipe, seed=seed, n_classes=data.n_classes, on_epoch=after_epoch,
+          optimizer=opt, generator=gen, done_epochs=done)
+    return seconds + time.perf_counter() - t0
+
+
+def _run_id(**what: Any) -> str:
+    """A fingerprint of what a checkpoint or a scored seed holds, so stale state is never reused."""
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def retrain_best(
@@ -83,38 +164,107 @@ def retrain_best(
     baseline: bool = True,
     out_dir: Path | None = None,
     on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None,
+    seeds: int = 1,
 ) -> list[FinalModel]:
-    """Train the best searched network (and the baseline) with one recipe; score both on test once."""
+    """Train the best searched network (and the baseline) with one recipe, ``seeds`` times; test once per seed.
+
+    Returns one FinalModel per model and seed, seed by seed (``[searched, baseline]`` for one seed).
+    ``on_epoch`` gets the model's name, with ``/seed<S>`` appended when there are several seeds.
+    With ``out_dir`` the weights are saved there (``searched.pt`` for the first seed,
+    ``searched-seed<S>.pt`` for the others) and training checkpoints under ``out_dir/checkpoints``.
+    """
+    if seeds < 1:
+        raise ValueError(f"seeds must be at least 1, got {seeds}")
     shape, k = data.input_shape, data.n_classes
-    models: list[tuple[str, str, nn.Module]] = []
-    torch.manual_seed(trial_seed(seed, best.key))
-    models.append(("searched", space.describe(best.sample), space.build(best.sample, shape, k)))
-    if baseline:
-        torch.manual_seed(seed)
-        models.append(("baseline", BASELINE_NAME.split(": ", 1)[1], baseline_model(shape, k)))
-    seconds: dict[str, float] = {}
-    for name, _, model in models:
-        cb = (lambda e, row, n=name: on_epoch(n, e, row)) if on_epoch else None
-        log.info("retraining %s for %s epochs", name, epochs)
-        seconds[name] = fit_final(model, data, epochs=epochs, recipe=recipe, seed=seed, on_epoch=cb)
-    x_test, y_test = data.open_test()  # the one read of the test split
+    work = out_dir / "checkpoints" if out_dir is not None else None
+    x_all, _ = data.train_plus_val()
+    common = {"key": best.key, "epochs": epochs, "recipe": asdict(recipe), "data": [data.name, len(x_all), *shape, k]}
     out: list[FinalModel] = []
-    for name, desc, model in models:
-        test = evaluate_split(model, x_test, y_test, k, channels_last=recipe.channels_last)
-        cost = measure_cost(model, shape)
-        path = None
-        if out_dir is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            p = out_dir / f"{name}.pt"
-            torch.save(model.state_dict(), p)
-            (out_dir / f"{name}.json").write_text(json.dumps(
-                {"name": name, "description": desc, "sample": dict(best.sample) if name == "searched" else None,
-                 "input_shape": list(shape), "classes": list(data.classes), "test": test}, indent=2))
-            path = str(p)
-        out.append(FinalModel(name, desc, test, cost.params, cost.flops, cost.latency_ms, seconds[name], path))
+    for i in range(seeds):
+        s = seed + i
+        seed_run = _run_id(**common, seed=s, baseline=baseline)
+        scored = _load_scored(work, s, seed_run)
+        if scored is not None:  # scored before an interruption: neither trained nor tested again
+            log.info("seed %d was scored before the interruption; reusing it", s)
+            out += scored
+            continue
+        models: list[tuple[str, str, nn.Module]] = []
+        torch.manual_seed(trial_seed(s, best.key))
+        models.append(("searched", space.describe(best.sample), space.build(best.sample, shape, k)))
+        if baseline:
+            torch.manual_seed(s)
+            models.append(("baseline", BASELINE_NAME.split(": ", 1)[1], baseline_model(shape, k)))
+        seconds: dict[str, float] = {}
+        for name, _, model in models:
+            label = name if seeds == 1 else f"{name}/seed{s}"
+            cb = (lambda e, row, n=label: on_epoch(n, e, row)) if on_epoch else None
+            log.info("retraining %s for %s epochs", label, epochs)
+            ckpt = work / f"seed{s}-{name}.pt" if work is not None else None
+            seconds[name] = fit_final(model, data, epochs=epochs, recipe=recipe, seed=s, on_epoch=cb,
+                                      checkpoint=ckpt, run=_run_id(**common, seed=s, model=name))
+        x_test, y_test = data.open_test()  # every model of this seed is trained: the one read for this seed
+        results: list[FinalModel] = []
+        for name, desc, model in models:
+            test = evaluate_split(model, x_test, y_test, k, channels_last=recipe.channels_last)
+            cost = measure_cost(model, shape)
+            path = None
+            if out_dir is not None:
+                stem = name if i == 0 else f"{name}-seed{s}"
+                p = out_dir / f"{stem}.pt"
+                _save_atomic({n: t.contiguous() for n, t in model.state_dict().items()}, p)
+                _write_text_atomic(out_dir / f"{stem}.json", json.dumps(
+                    {"name": name, "description": desc, "trial": best.number if name == "searched" else None,
+                     "sample": dict(best.sample) if name == "searched" else None, "seed": s,
+                     "input_shape": list(shape), "classes": list(data.classes), "test": test}, indent=2))
+                path = str(p)
+            results.append(FinalModel(name, desc, test, cost.params, cost.flops, cost.latency_ms, seconds[name],
+                                      path, s))
+        if work is not None:  # the seed's record replaces its checkpoints as the resume state
+            _write_text_atomic(work / f"seed{s}.json", json.dumps(
+                {"run": seed_run, "models": [final_to_json(m) for m in results]}))
+            for name, _, _ in models:
+                (work / f"seed{s}-{name}.pt").unlink(missing_ok=True)
+        out += results
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)  # finished: the next retrain starts afresh
     return out
+
+
+def _load_scored(work: Path | None, seed: int, run: str) -> list[FinalModel] | None:
+    """The models of a seed scored before an interruption (same retrain), else None."""
+    if work is None or not (work / f"seed{seed}.json").exists():
+        return None
+    try:
+        saved = json.loads((work / f"seed{seed}.json").read_text())
+        if saved.get("run") != run:
+            return None
+        return [final_from_json(m) for m in saved["models"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning("ignoring unreadable retrain state for seed %d (%s)", seed, e)
+        return None
 
 
 def final_to_json(m: FinalModel) -> dict[str, Any]:
     return {"name": m.name, "description": m.description, "test": dict(m.test), "params": m.params,
-            "flops": m.flops, "latency_ms": m.latency_ms, "train_seconds": m.train_seconds, "weights": m.weights}
+            "flops": m.flops, "latency_ms": m.latency_ms, "train_seconds": m.train_seconds, "weights": m.weights,
+            "seed": m.seed}
+
+
+def final_from_json(d: Mapping[str, Any]) -> FinalModel:
+    return FinalModel(d["name"], d["description"], dict(d["test"]), int(d["params"]), int(d["flops"]),
+                      d.get("latency_ms"), float(d["train_seconds"]), d.get("weights"), int(d.get("seed", 0)))
+
+
+def summarize(models: Sequence[FinalModel] | Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per model name: seeds, and mean and sample standard deviation (None for one seed) of test accuracy and F1."""
+    rows = [final_to_json(m) if isinstance(m, FinalModel) else m for m in models]
+    out: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(r["name"] for r in rows):
+        mine = [r for r in rows if r["name"] == name]
+        entry: dict[str, Any] = {"n": len(mine), "seeds": [r.get("seed", 0) for r in mine]}
+        for metric in ("accuracy", "f1"):
+            vals = [float(r["test"][metric]) for r in mine]
+            entry[f"{metric}_mean"] = statistics.fmean(vals)
+            entry[f"{metric}_std"] = statistics.stdev(vals) if len(vals) > 1 else None
+        out[name] = entry
+    return out

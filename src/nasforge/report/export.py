@@ -1,0 +1,330 @@
+"""Export a trained network: standalone PyTorch source, TorchScript, ONNX, or its genotype as JSON.
+
+- ``python``: ``model.py`` defines ``class Net(nn.Sequential)`` from plain ``torch.nn`` layers (and,
+  where the network has them, the source of the few custom modules it uses: parallel branches,
+  residual blocks, DAG cells, reduction blocks), generated from the built module tree. With it goes
+  ``model_state_dict.pt``, a state dict that loads with ``torch.load(..., weights_only=True)``.
+  The file imports only torch: it runs where nasforge is not installed.
+- ``torchscript``: ``model_torchscript.pt``, traced (the networks' control flow depends only on
+  their structure), loads with ``torch.jit.load``.
+- ``onnx``: ``model.onnx`` with a dynamic batch axis (``pip install 'nasforge[onnx]'``).
+- ``json``: ``model.json``, the genotype (sample, space config, description, input shape, classes,
+  parameters and FLOPs) with the state dict beside it; :func:`model_from_genotype` rebuilds it.
+
+Every export reproduces the trained network's outputs (tested per format).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import importlib.util
+import inspect
+import json
+import os
+import textwrap
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nasforge.errors import NasforgeError
+from nasforge.evaluate.cost import count_flops, count_params
+from nasforge.space.cell import Cell, ReductionBlock
+from nasforge.space.chain import Parallel, Residual
+
+FORMATS = ("python", "torchscript", "onnx", "json")
+STATE_DICT = "model_state_dict.pt"
+
+
+class ExportError(NasforgeError):
+    """The network cannot be exported in the requested format."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What an export records beside the weights: enough to use the network, and to rebuild it with nasforge."""
+
+    input_shape: tuple[int, ...]
+    classes: tuple[str, ...]
+    description: str = ""
+    sample: Mapping[str, Any] | None = None
+    space: Mapping[str, Any] | None = None
+    experiment: str | None = None
+    trial: int | None = None
+    seed: int | None = None
+    test: Mapping[str, float] | None = None
+
+
+# ---------------------------------------------------------------------- python source
+# Leaf layers: the constructor arguments that reproduce each one ("bias" means "has a bias").
+_CONV = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias",
+         "padding_mode")
+_BN = ("num_features", "eps", "momentum", "affine", "track_running_stats")
+_LEAVES: dict[type[nn.Module], tuple[str, ...]] = {
+    nn.Conv1d: _CONV,
+    nn.Conv2d: _CONV,
+    nn.Linear: ("in_features", "out_features", "bias"),
+    nn.BatchNorm1d: _BN,
+    nn.BatchNorm2d: _BN,
+    nn.MaxPool1d: ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+    nn.MaxPool2d: ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+    nn.AvgPool1d: ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
+    nn.AvgPool2d: ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
+    nn.AdaptiveAvgPool1d: ("output_size",),
+    nn.AdaptiveAvgPool2d: ("output_size",),
+    nn.Flatten: ("start_dim", "end_dim"),
+    nn.Dropout: ("p",),
+    nn.Dropout1d: ("p",),
+    nn.Dropout2d: ("p",),
+    nn.ReLU: (),
+    nn.GELU: ("approximate",),
+    nn.SiLU: (),
+    nn.ELU: ("alpha",),
+    nn.LeakyReLU: ("negative_slope",),
+    nn.Tanh: (),
+    nn.Sigmoid: (),
+    nn.Identity: (),
+}
+
+# nasforge's own modules: (submodule attributes, plain attributes); the generated class takes both
+# as constructor arguments and carries the original ``forward`` source unchanged.
+_CUSTOM: dict[type[nn.Module], tuple[tuple[str, ...], tuple[str, ...]]] = {
+    Parallel: (("branches",), ("merge",)),
+    Residual: (("body", "shortcut"), ("crop", "stride")),
+    Cell: (("edges",), ("n_nodes", "wiring")),
+    ReductionBlock: (("conv_a", "conv_b", "shortcut"), ()),
+}
+
+
+def _literal(value: Any, where: str) -> str:
+    text = repr(value)
+    try:
+        ok = ast.literal_eval(text) == value
+    except (ValueError, SyntaxError):
+        ok = False
+    if not ok:
+        raise ExportError(f"{where} = {text} cannot be written as Python source; use --format torchscript")
+    return text
+
+
+def _leaf(m: nn.Module) -> str:
+    """``nn.Conv2d(1, 8, kernel_size=3, padding=1, bias=False)``: settings at their defaults are left out."""
+    t = type(m)
+    defaults = inspect.signature(t.__init__).parameters
+    args = []
+    for a in _LEAVES[t]:
+        value = getattr(m, a) is not None if a == "bias" else getattr(m, a)
+        if isinstance(value, tuple) and value and all(v == value[0] for v in value):
+            value = value[0]  # (3, 3) -> 3: the layer expands it again
+        default = defaults[a].default if a in defaults else inspect.Parameter.empty
+        if default is inspect.Parameter.empty:
+            args.append(_literal(value, f"{t.__name__}.{a}"))
+        elif value != default or type(value) is not type(default):
+            args.append(f"{a}={_literal(value, f'{t.__name__}.{a}')}")
+    return f"nn.{t.__name__}({', '.join(args)})"
+
+
+def _expr(m: nn.Module, depth: int, used: set[type[nn.Module]]) -> str:
+    """Python source that constructs ``m`` (with fresh weights), indented for nesting ``depth``."""
+    t = type(m)
+    if t in _LEAVES:
+        if m._parameters.keys() - {"weight", "bias"}:  # pragma: no cover - torch's own layers
+            raise ExportError(f"unexpected parameters in {t.__name__}")
+        return _leaf(m)
+    pad, inner = "    " * depth, "    " * (depth + 1)
+    if t is nn.Sequential or t is nn.ModuleList:
+        names = [n for n, _ in m.named_children()]
+        if names != [str(i) for i in range(len(names))]:
+            raise ExportError(f"a {t.__name__} with named children {names} is not supported")
+        items = "".join(f"{inner}{_expr(c, depth + 1, used)},\n" for c in m.children())
+        return f"nn.Sequential(\n{items}{pad})" if t is nn.Sequential else f"nn.ModuleList([\n{items}{pad}])"
+    if t is nn.ModuleDict:
+        items = "".join(f"{inner}{n!r}: {_expr(c, depth + 1, used)},\n" for n, c in m.named_children())
+        return f"nn.ModuleDict({{\n{items}{pad}}})"
+    if t in _CUSTOM:
+        children, attrs = _CUSTOM[t]
+        if set(dict(m.named_children())) != set(children) or m._parameters or m._buffers:
+            raise ExportError(f"{t.__name__} holds submodules or tensors the exporter does not know; "
+                              "update nasforge.report.export or use --format torchscript")
+        used.add(t)
+        args = [f"{inner}{c}={_expr(getattr(m, c), depth + 1, used)},\n" for c in children]
+        args += [f"{inner}{a}={_literal(getattr(m, a), f'{t.__name__}.{a}')},\n" for a in attrs]
+        return f"{t.__name__}(\n{''.join(args)}{pad})"
+    raise ExportError(f"layer {t.__name__} has no standalone source export yet; use --format torchscript or onnx")
+
+
+def _class_source(cls: type[nn.Module]) -> str:
+    """A standalone copy of one of nasforge's modules: a plain constructor and the original forward."""
+    children, attrs = _CUSTOM[cls]
+    params = ", ".join(children + attrs)
+    doc = (inspect.getdoc(cls) or cls.__name__).splitlines()[0]
+    body = "".join(f"        self.{p} = {p}\n" for p in children + attrs)
+    forward = textwrap.indent(textwrap.dedent(inspect.getsource(cls.forward)), "    ")
+    return (f"class {cls.__name__}(nn.Module):\n    \"\"\"{doc}\"\"\"\n\n    def __init__(self, {params}):\n"
+            f"        super().__init__()\n{body}\n{forward}")
+
+
+_TEMPLATE = '''"""{description}
+
+Exported by nasforge from {origin}. Standalone: needs PyTorch only, not nasforge.
+Input: a float tensor (N, {shape_text}), normalised as nasforge's data loader did (per channel,
+with the training split's mean and standard deviation). Output: logits over CLASSES.
+
+    from model import load
+    net = load()            # Net with the weights in {weights} beside this file, in eval mode
+    logits = net(x)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+INPUT_SHAPE = {input_shape!r}
+CLASSES = {classes!r}
+DESCRIPTION = {description!r}
+WEIGHTS = {weights!r}
+
+
+{classes_source}class Net(nn.Sequential):
+    """{description}"""
+
+    def __init__(self) -> None:
+        super().__init__(
+{layers}        )
+
+
+def load(weights: str | Path | None = None) -> Net:
+    """The network with its trained weights (default: WEIGHTS beside this file), in eval mode."""
+    net = Net()
+    path = Path(weights) if weights is not None else Path(__file__).with_name(WEIGHTS)
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return net.eval()
+
+
+if __name__ == "__main__":
+    net = load()
+    with torch.no_grad():
+        out = net(torch.zeros(2, *INPUT_SHAPE))
+    print(f"Net: {{sum(p.numel() for p in net.parameters())}} parameters, output {{tuple(out.shape)}}")
+'''
+
+
+def python_source(model: nn.Module, info: ModelInfo, *, weights: str = STATE_DICT) -> str:
+    """Source of a standalone module defining ``Net`` (``model``'s architecture) and ``load()``."""
+    if type(model) is not nn.Sequential:
+        raise ExportError(f"the exporter expects the nn.Sequential the spaces build, not {type(model).__name__}")
+    used: set[type[nn.Module]] = set()
+    layers = "".join(f"            {_expr(c, 3, used)},\n" for c in model.children())
+    classes_source = "".join(_class_source(c) + "\n\n" for c in _CUSTOM if c in used)
+    origin = ", ".join(x for x in (f"experiment {info.experiment!r}" if info.experiment else "",
+                                   f"trial {info.trial}" if info.trial is not None else "",
+                                   f"seed {info.seed}" if info.seed is not None else "") if x) or "a network"
+    desc = (info.description or "A network found by nasforge").replace('"""', "'''").replace("\\", "/")
+    return _TEMPLATE.format(description=desc, origin=origin, shape_text=", ".join(map(str, info.input_shape)),
+                            input_shape=tuple(info.input_shape), classes=tuple(info.classes), weights=weights,
+                            classes_source=classes_source, layers=layers)
+
+
+# ---------------------------------------------------------------------- writers
+def _replace(write: Callable[[Path], object], path: Path) -> Path:
+    """Write through a temporary file and rename, so a file is either the old or the new export."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _plain(model: nn.Module) -> nn.Module:
+    """A detached eval-mode copy in the default memory layout (training may leave channels_last)."""
+    m = copy.deepcopy(model).eval()
+    return m.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+
+
+def _save_state(model: nn.Module, out_dir: Path) -> Path:
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    return _replace(lambda p: torch.save(state, p), out_dir / STATE_DICT)
+
+
+def _example(info: ModelInfo) -> torch.Tensor:
+    return torch.randn((2, *info.input_shape), generator=torch.Generator().manual_seed(0))
+
+
+def export_model(model: nn.Module, fmt: str, out_dir: str | Path, info: ModelInfo) -> list[Path]:
+    """Write ``model`` in format ``fmt`` (one of :data:`FORMATS`) into ``out_dir``; returns the files."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    out = Path(out_dir)
+    model = _plain(model)
+    if fmt == "python":
+        src = python_source(model, info)
+        return [_replace(lambda p: p.write_text(src), out / "model.py"), _save_state(model, out)]
+    if fmt == "torchscript":
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracing warnings about a future-deprecated API, not about this model
+            traced = torch.jit.trace(model, _example(info))
+        return [_replace(lambda p: torch.jit.save(traced, str(p)), out / "model_torchscript.pt")]
+    if fmt == "onnx":
+        return [_replace(lambda p: _onnx(model, info, p), out / "model.onnx")]
+    genotype = {
+        "format": "nasforge-genotype", "version": 1, "experiment": info.experiment, "trial": info.trial,
+        "seed": info.seed, "description": info.description,
+        "sample": dict(info.sample) if info.sample is not None else None,
+        "space": dict(info.space) if info.space is not None else None,
+        "input_shape": list(info.input_shape), "classes": list(info.classes),
+        "params": count_params(model), "flops": count_flops(model, tuple(info.input_shape)),
+        "test": dict(info.test) if info.test is not None else None, "weights": STATE_DICT,
+    }
+    text = json.dumps(genotype, indent=2)
+    return [_replace(lambda p: p.write_text(text), out / "model.json"), _save_state(model, out)]
+
+
+def _onnx(model: nn.Module, info: ModelInfo, path: Path) -> None:
+    try:
+        import onnx
+    except ImportError:
+        raise ExportError("format onnx needs the onnx package: pip install 'nasforge[onnx]'") from None
+    kw: dict[str, Any] = {}
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kw["dynamo"] = False  # the TorchScript-based exporter: no onnxscript needed, and these nets are static
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (_example(info),), str(path), input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, **kw)
+    onnx.checker.check_model(str(path))
+
+
+# ---------------------------------------------------------------------- loaders
+def load_python(path: str | Path, weights: str | Path | None = None) -> nn.Module:
+    """Import an exported ``model.py`` by path and return its ``load(weights)``."""
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(f"nasforge_export_{abs(hash(str(path.resolve())))}", path)
+    if spec is None or spec.loader is None:
+        raise ExportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    net: nn.Module = module.load(weights)
+    return net
+
+
+def model_from_genotype(path: str | Path, weights: str | Path | None = None) -> nn.Module:
+    """Rebuild an exported genotype with nasforge's own space; with weights (default: the ones beside it)."""
+    from nasforge.space import make_space
+
+    path = Path(path)
+    g = json.loads(path.read_text())
+    if g.get("format") != "nasforge-genotype" or g.get("sample") is None or g.get("space") is None:
+        raise ExportError(f"{path} is not a nasforge genotype with a sample and a space")
+    shape = tuple(int(d) for d in g["input_shape"])
+    model = make_space(g["space"], shape).build(g["sample"], shape, len(g["classes"]))
+    w = Path(weights) if weights is not None else path.with_name(g.get("weights") or STATE_DICT)
+    model.load_state_dict(torch.load(w, map_location="cpu", weights_only=True))
+    return model.eval()

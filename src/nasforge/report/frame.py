@@ -1,0 +1,180 @@
+"""What a report and a Result read from an experiment: its trials, config and space, as records and a DataFrame.
+
+Everything here works from the database alone (no data set is loaded), so a report of a finished
+search takes seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nasforge.config import Config
+from nasforge.loop import best_trial, rank_key
+from nasforge.space import make_space
+from nasforge.space.base import SearchSpace
+from nasforge.store import Experiment
+from nasforge.types import Budget, Trial, TrialState
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def fmt_budget(b: Budget) -> str:
+    return f"{b.epochs:g}ep@{b.fraction:.0%}"
+
+
+def fmt_count(n: float | None) -> str:
+    """12345 -> 12.3K, as `nasforge status` prints counts."""
+    if n is None:
+        return "-"
+    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.1f}{unit}"
+    return f"{n:.0f}"
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """One experiment as the report sees it."""
+
+    db: Path
+    experiment: Experiment
+    config: Config
+    space: SearchSpace
+    trials: list[Trial]
+    rejected: int = 0
+    rejection_common: list[tuple[str, int]] = field(default_factory=list)
+    retrains: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        return tuple(self.config.search.objectives)
+
+    @property
+    def scored(self) -> list[Trial]:
+        return [t for t in self.trials if t.ok]
+
+    @property
+    def best(self) -> Trial | None:
+        return best_trial(self.trials)
+
+    @property
+    def ladder(self) -> tuple[Budget, ...]:
+        """The scheduler's budgets, lowest first (one budget without a scheduler)."""
+        try:
+            return tuple(self.config.search.make_scheduler().ladder)
+        except Exception:  # a config from an older nasforge: fall back to the budgets the trials had
+            return tuple(sorted({t.budget for t in self.trials}, key=lambda b: b.epochs * b.fraction))
+
+    @property
+    def pareto(self) -> list[Trial]:
+        """The Pareto front of the experiment's objectives; with accuracy alone, the best trial."""
+        from nasforge.pareto import pareto_front
+
+        if len(self.objectives) > 1:
+            return pareto_front(self.trials, self.objectives)
+        best = self.best
+        return [best] if best is not None else []
+
+    def describe(self, t: Trial) -> str:
+        try:
+            return str(self.space.describe(t.sample))
+        except (KeyError, ValueError, TypeError):
+            return "?"
+
+
+def load(db: str | Path, name: str | None = None) -> ReportData:
+    """Read an experiment (the latest one unless named) without touching the database."""
+    from nasforge.api import stored
+
+    store, exp, cfg = stored(db, name)
+    with store:
+        trials = store.trials(exp.id)
+        n_rej, common = store.rejection_summary(exp.id)
+        retrains = store.results(exp.id, "retrain")
+    return ReportData(db=Path(db), experiment=exp, config=cfg, space=make_space(cfg.space), trials=trials,
+                      rejected=n_rej, rejection_common=common, retrains=retrains)
+
+
+def scores_by_budget(t: Trial, ladder: Sequence[Budget]) -> dict[Budget, float]:
+    """The trial's score at every budget of the ladder it finished (``Trial.rungs`` counts from its first rung)."""
+    out: dict[Budget, float] = {}
+    if t.rungs and t.budget in ladder:
+        top = list(ladder).index(t.budget)
+        start = top - len(t.rungs) + 1
+        if start >= 0:
+            out = {ladder[start + i]: float(s) for i, s in enumerate(t.rungs)}
+    if t.ok and t.score is not None:
+        out[t.budget] = float(t.score)
+    return out
+
+
+def best_seen(t: Trial) -> float | None:
+    """The score a trial reached, or for a pruned trial the best validation accuracy of its partial curve."""
+    if t.ok:
+        return t.score
+    vals = [float(r["val_accuracy"]) for r in t.curve if isinstance(r.get("val_accuracy"), int | float)]
+    vals = [v for v in vals if math.isfinite(v)]
+    return max(vals) if vals else None
+
+
+def ranked(trials: Sequence[Trial]) -> list[Trial]:
+    """Scored trials in order of merit, as `nasforge status` ranks them (longest-trained first)."""
+    return sorted((t for t in trials if t.ok), key=rank_key)
+
+
+def trials_frame(trials: Sequence[Trial], space: SearchSpace | None = None) -> pd.DataFrame:
+    """One row per trial: state, score, budget, cost, timings, metrics, architecture, then one column per
+    dimension of the sample. Dimensions that do not shape that trial's network (a dormant block slot,
+    a setting its block type does not use) are missing (None/NaN), so group-bys compare like with like."""
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = []
+    dims: list[str] = list(space.dims()) if space is not None else []
+    for t in trials:
+        row: dict[str, Any] = {
+            "number": t.number, "state": t.state.value, "score": t.score,
+            "epochs": t.budget.epochs, "fraction": t.budget.fraction, "budget": fmt_budget(t.budget),
+            "params": t.cost.params if t.cost else None, "flops": t.cost.flops if t.cost else None,
+            "latency_ms": t.cost.latency_ms if t.cost else None,
+            "seconds": t.train_seconds + t.eval_seconds, "duration": t.duration,
+        }
+        for k, v in t.metrics.items():
+            if k != "accuracy":
+                row[k if k.startswith("train_") else f"val_{k}"] = v
+        row["rungs"] = list(t.rungs)
+        active: set[str] | None = None
+        arch = "?"
+        if space is not None:
+            try:
+                arch = str(space.describe(t.sample))
+                active = set(space.active(t.sample))
+            except (KeyError, ValueError, TypeError):
+                pass
+        row["architecture"] = arch
+        row["reason"] = t.reason
+        row["key"] = t.key
+        for d in dims or list(t.sample):
+            row[d] = t.sample.get(d) if active is None or d in active else None
+        rows.append(row)
+    base = ["number", "state", "score", "epochs", "fraction", "budget", "params", "flops", "latency_ms", "seconds",
+            "duration", "architecture", "reason", "key", "rungs"]
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=base + dims)
+    dim_cols = [c for c in (dims or []) if c in df.columns]
+    others = [c for c in df.columns if c not in base and c not in dim_cols]
+    return df[[c for c in base if c in df.columns] + others + dim_cols]
+
+
+def state_counts(trials: Sequence[Trial]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for s in TrialState:
+        n = sum(t.state is s for t in trials)
+        if n:
+            out[s.value.lower()] = n
+    return out

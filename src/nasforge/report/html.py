@@ -1,0 +1,323 @@
+"""The report page: one self-contained HTML file (figures embedded as data URIs, inline CSS and a small
+inline table sorter, nothing fetched from anywhere), with the figures also written as PNGs beside it."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime
+import html
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nasforge.report.frame import ReportData, fmt_budget, fmt_count, load, state_counts
+from nasforge.types import Trial
+
+log = logging.getLogger("nasforge")
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    id: str
+    title: str
+    caption: str
+
+
+FIGURES = (
+    FigureSpec("best_so_far", "Best so far",
+           "The best validation accuracy found so far, against trial number and against search time; every "
+           "finished trial is a point. With a scheduler each trial counts at the last budget it reached, and the "
+           "dashed line counts only trials trained on the full budget."),
+    FigureSpec("learning_curves", "Learning curves",
+           "Validation accuracy after each epoch for the top trials (ranked as `nasforge status` ranks them: "
+           "longest-trained first, then by score)."),
+    FigureSpec("accuracy_vs_cost", "Accuracy against cost",
+           "Each scored trial by its validation accuracy and deployment cost. The red steps join the Pareto front: "
+           "no other trial is both more accurate and cheaper. The star is the best trial."),
+    FigureSpec("architecture", "Best architecture", "The network of the best trial, as it is built for training."),
+    FigureSpec("importance", "What mattered", ""),
+)
+
+
+def default_out(db: str | Path) -> Path:
+    """``runs/x.db`` -> ``runs/x-report/index.html``."""
+    p = Path(db)
+    return p.parent / f"{p.stem}-report" / "index.html"
+
+
+def out_path(db: str | Path, out: str | Path | None) -> Path:
+    """The HTML file to write: ``out`` itself when it names an .html file, else ``out/index.html``."""
+    if out is None:
+        return default_out(db)
+    p = Path(out)
+    return p if p.suffix.lower() in (".html", ".htm") else p / "index.html"
+
+
+def write_report(db: str | Path, *, name: str | None = None, out: str | Path | None = None, seed: int = 0) -> Path:
+    """Write the report of an experiment (the latest in ``db`` unless named); returns the HTML file's path."""
+    from nasforge.report import draw, plots
+    from nasforge.report.importance import analyse
+
+    data = load(db, name)
+    page = out_path(db, out)
+    page.parent.mkdir(parents=True, exist_ok=True)
+    analysis = analyse(data, seed=seed)
+    makers: dict[str, Callable[[Path], Path]] = {
+        "best_so_far": lambda p: plots.best_so_far(data, p),
+        "learning_curves": lambda p: plots.learning_curves(data, p),
+        "accuracy_vs_cost": lambda p: plots.accuracy_vs_cost(data, p),
+        "architecture": lambda p: draw.architecture(data, p),
+        "importance": lambda p: plots.importance(analysis, p),
+    }
+    images: dict[str, str] = {}
+    for fig in FIGURES:
+        png = makers[fig.id](page.parent / f"{fig.id}.png")
+        images[fig.id] = base64.b64encode(png.read_bytes()).decode("ascii")
+    importance_text = analysis.method + (f" Not shown: {analysis.note}." if analysis.note else "")
+    page.write_text(render(data, images, importance_text), encoding="utf-8")
+    log.info("report written to %s", page)
+    return page
+
+
+# ---------------------------------------------------------------------- HTML
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; margin: 0;
+       color: #1d1d1f; background: #f6f7f9; }
+header { background: #23395d; color: white; padding: 18px 32px; }
+header h1 { margin: 0 0 4px; font-size: 22px; }
+header p { margin: 0; opacity: 0.85; font-size: 13px; }
+nav { background: white; border-bottom: 1px solid #ddd; padding: 8px 32px; font-size: 13px;
+      position: sticky; top: 0; z-index: 2; }
+nav a { margin-right: 16px; color: #23395d; text-decoration: none; }
+main { padding: 8px 32px 40px; max-width: 1280px; }
+section { background: white; border: 1px solid #e1e4e8; border-radius: 6px; padding: 14px 20px; margin: 16px 0; }
+h2 { font-size: 17px; margin: 4px 0 10px; }
+p.caption { color: #555; font-size: 13px; margin: 6px 0; max-width: 1100px; }
+img.plot { max-width: 100%; height: auto; display: block; margin: 6px 0; }
+table { border-collapse: collapse; font-size: 12.5px; }
+table.kv td { padding: 3px 14px 3px 0; vertical-align: top; }
+table.kv td:first-child { color: #555; white-space: nowrap; }
+table.trials th, table.trials td { padding: 4px 8px; border-bottom: 1px solid #eee; text-align: right; }
+table.trials td.arch, table.trials th.arch, table.trials td.note { text-align: left; }
+table.trials td.arch { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 11.5px; }
+table.trials th { cursor: pointer; background: #f0f2f5; position: sticky; top: 0; user-select: none; }
+table.trials th[aria-sort=ascending]::after { content: " \\25B2"; }
+table.trials th[aria-sort=descending]::after { content: " \\25BC"; }
+tr.best td { background: #fff5cc; }
+tr.pareto td:first-child { box-shadow: inset 3px 0 #d62728; }
+.state-FAILED { color: #c00; } .state-PRUNED { color: #777; }
+.tag { font-size: 11px; border-radius: 3px; padding: 0 4px; margin-left: 4px; }
+.tag.best { background: #f1c232; } .tag.pareto { background: #f4cccc; }
+.scroll { max-height: 720px; overflow: auto; }
+"""
+
+SORTER = """
+function sortKey(cell) {
+  var v = cell.getAttribute("data-v");
+  if (v === null) { v = cell.textContent.trim(); }
+  if (v === "" || v === "-") { return null; }
+  var n = Number(v);
+  return isNaN(n) ? v.toLowerCase() : n;
+}
+document.querySelectorAll("table.sortable th").forEach(function (th, col) {
+  th.addEventListener("click", function () {
+    var table = th.closest("table"), body = table.tBodies[0];
+    var asc = th.getAttribute("aria-sort") !== "ascending";
+    table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+    th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = sortKey(a.cells[col]), y = sortKey(b.cells[col]);
+      if (x === y) { return 0; }
+      if (x === null) { return 1; }
+      if (y === null) { return -1; }
+      return (x < y ? -1 : 1) * (asc ? 1 : -1);
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});
+window.addEventListener("load", function () {  // how many figures decoded: a check for headless browsers
+  var ok = 0;
+  document.querySelectorAll("img.plot").forEach(function (im) { if (im.naturalWidth > 0) { ok += 1; } });
+  document.body.setAttribute("data-plots-loaded", String(ok));
+});
+"""
+
+
+def esc(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "-"
+    s = round(s)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def kv_table(rows: Sequence[tuple[str, str]]) -> str:
+    return "<table class='kv'>" + "".join(f"<tr><td>{esc(k)}</td><td>{v}</td></tr>" for k, v in rows) + "</table>"
+
+
+def summary_rows(data: ReportData) -> list[tuple[str, str]]:
+    cfg = data.config
+    counts = state_counts(data.trials)
+    opts = ", ".join(f"{k}={v}" for k, v in cfg.strategy.options.items())
+    rows = [
+        ("experiment", esc(data.experiment.name)),
+        ("database", esc(data.db)),
+        ("data", esc(cfg.data.source + (f" ({cfg.data.path})" if cfg.data.path else ""))),
+        ("search space", esc(data.space.kind)),
+        ("strategy", esc(cfg.strategy.name + (f" ({opts})" if opts else ""))),
+        ("training per trial", esc(fmt_budget(cfg.search.budget) + " (epochs @ share of the training split)")),
+    ]
+    with contextlib.suppress(Exception):  # an older config: say nothing rather than fail
+        rows.append(("scheduler", esc(cfg.search.make_scheduler().describe())))
+    if cfg.search.stopping:
+        rows.append(("early stopping", esc(", ".join(f"{k}={v}" for k, v in cfg.search.stopping.items()))))
+    rows.append(("objectives", esc(", ".join(data.objectives))))
+    rows.append(("trials", esc(", ".join(f"{n} {s}" for s, n in counts.items()) or "none")))
+    rej = f"{data.rejected}"
+    if data.rejection_common:
+        rej += " (" + "; ".join(f"{k}: {n}" for k, n in data.rejection_common) + ")"
+    rows.append(("rejected before training", esc(rej)))
+    rows.append(("search time", esc(fmt_seconds(data.experiment.elapsed))))
+    return rows
+
+
+def best_block(data: ReportData) -> str:
+    b = data.best
+    if b is None:
+        return "<p class='caption'>No trial has a score yet.</p>"
+    rows = [("trial", esc(b.number)), ("validation accuracy", esc(f"{b.score:.4f}")),
+            ("trained for", esc(fmt_budget(b.budget))),
+            ("parameters", esc(fmt_count(b.cost.params if b.cost else None))),
+            ("FLOPs per example", esc(fmt_count(b.cost.flops if b.cost else None))),
+            ("latency per example", esc(f"{b.cost.latency_ms:.3f} ms" if b.cost and b.cost.latency_ms is not None
+                                        else "-")),
+            ("architecture", f"<code>{esc(data.describe(b))}</code>")]
+    f1 = b.metrics.get("f1")
+    if isinstance(f1, int | float):
+        rows.insert(2, ("validation macro F1", esc(f"{f1:.4f}")))
+    out = kv_table(rows)
+    if len(data.objectives) > 1:
+        out += (f"<p class='caption'>{len(data.pareto)} trials are on the Pareto front of "
+                f"{esc(', '.join(data.objectives))}; retrain one with <code>nasforge retrain DB --trial N</code>.</p>")
+    return out + retrain_block(data)
+
+
+def retrain_block(data: ReportData) -> str:
+    """The last final retraining stored with the experiment, if any (test accuracy read once)."""
+    if not data.retrains:
+        return ("<p class='caption'>Not retrained yet: <code>nasforge retrain "
+                f"{esc(data.db)}</code> trains it on train+validation and tests it once.</p>")
+    r = data.retrains[-1]
+    models: list[Any] = r["models"] if isinstance(r.get("models"), list) else []
+    summary: dict[str, Any] = r["summary"] if isinstance(r.get("summary"), dict) else {}
+    rows = []
+    seen: set[str] = set()
+    for m in models:
+        if not isinstance(m, dict) or m.get("name") in seen:
+            continue
+        name = str(m.get("name", "?"))
+        seen.add(name)
+        test: dict[str, Any] = m["test"] if isinstance(m.get("test"), dict) else {}
+        s: dict[str, Any] = summary[name] if isinstance(summary.get(name), dict) else {}
+        acc, std, n = s.get("accuracy_mean", test.get("accuracy")), s.get("accuracy_std"), s.get("n", 1)
+        acc_text = "-" if not isinstance(acc, int | float) else f"{100 * acc:.2f}%" + (
+            f" ± {100 * std:.2f} over {n} seeds" if isinstance(std, int | float) else "")
+        rows.append(f"<tr><td>{esc(name)}</td><td>{esc(acc_text)}</td>"
+                    f"<td>{esc(fmt_count(m.get('params')))}</td><td class='arch'>{esc(m.get('description', ''))}</td>"
+                    "</tr>")
+    if not rows:
+        return ""
+    epochs = r.get("epochs")
+    head = f"Last retrain (trial {esc(r.get('trial', '?'))}" + (
+        f", {epochs:g} epochs" if isinstance(epochs, int | float) else "") + "), test split read once:"
+    return (f"<p class='caption'>{head}</p><table class='trials'><thead><tr><th>model</th><th>test accuracy</th>"
+            "<th>params</th><th class='arch'>architecture</th></tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table>")
+
+
+def num_cell(v: float | None, text: str) -> str:
+    return f"<td data-v='{v!r}'>{esc(text)}</td>" if v is not None else "<td>-</td>"
+
+
+def trial_row(data: ReportData, t: Trial, best: Trial | None, front: set[int]) -> str:
+    cls = []
+    tags = ""
+    if best is not None and t.number == best.number:
+        cls.append("best")
+        tags += "<span class='tag best'>best</span>"
+    if t.number in front:
+        cls.append("pareto")
+        tags += "<span class='tag pareto'>Pareto</span>"
+    c = t.cost
+    seconds = t.train_seconds + t.eval_seconds
+    cells = [
+        num_cell(t.number, str(t.number)),
+        f"<td class='state-{esc(t.state.value)}'>{esc(t.state.value.lower())}</td>",
+        num_cell(t.score, f"{t.score:.4f}") if t.score is not None else "<td>-</td>",
+        num_cell(t.budget.epochs * t.budget.fraction, fmt_budget(t.budget)),
+        num_cell(c.params if c else None, fmt_count(c.params) if c else "-"),
+        num_cell(c.flops if c else None, fmt_count(c.flops) if c else "-"),
+        num_cell(c.latency_ms if c else None, f"{c.latency_ms:.3f}" if c and c.latency_ms is not None else "-"),
+        num_cell(seconds if seconds else None, fmt_seconds(seconds)),
+        f"<td class='arch'>{esc(data.describe(t))}</td>",
+        f"<td class='note'>{tags}{esc(t.reason or '')}</td>",
+    ]
+    return f"<tr class='{' '.join(cls)}'>" + "".join(cells) + "</tr>"
+
+
+def trials_table(data: ReportData) -> str:
+    if not data.trials:
+        return "<p class='caption'>No trials yet.</p>"
+    best = data.best
+    front = {t.number for t in data.pareto} if len(data.objectives) > 1 else set()
+    head = "".join(f"<th{' class=arch' if h in ('architecture', 'note') else ''}>{h}</th>" for h in
+                   ("trial", "state", "val acc", "budget", "params", "FLOPs", "latency ms", "time", "architecture",
+                    "note"))
+    body = "".join(trial_row(data, t, best, front) for t in data.trials)
+    return (f"<div class='scroll'><table class='trials sortable' id='trials'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table></div>")
+
+
+def render(data: ReportData, images: dict[str, str], importance_text: str) -> str:
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    sections = []
+    for fig in FIGURES:
+        caption = importance_text if fig.id == "importance" else fig.caption
+        sections.append(
+            f"<section id='{fig.id}'><h2>{esc(fig.title)}</h2>"
+            f"<img class='plot' id='plot-{fig.id}' data-plot='{fig.id}' alt='{esc(fig.title)}' "
+            f"src='data:image/png;base64,{images[fig.id]}'>"
+            f"<p class='caption'>{esc(caption)}</p></section>")
+    nav = "".join(f"<a href='#{i}'>{esc(t)}</a>" for i, t in
+                  [("summary", "Summary"), *[(f.id, f.title) for f in FIGURES], ("trials", "Trials")])
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>nasforge report: {esc(data.experiment.name)}</title>
+<style>{CSS}</style></head>
+<body>
+<header><h1>nasforge report: {esc(data.experiment.name)}</h1>
+<p>{esc(data.db)} · {len(data.trials)} trials · generated {esc(stamp)}</p></header>
+<nav>{nav}</nav>
+<main>
+<section id="summary"><h2>Summary</h2>
+<div style="display:flex; gap:48px; flex-wrap:wrap"><div>{kv_table(summary_rows(data))}</div>
+<div><h2 style="font-size:15px">Best trial</h2>{best_block(data)}</div></div></section>
+{"".join(sections)}
+<section id="trials"><h2>Trials</h2>
+<p class="caption">Click a column to sort. Highlighted: the best trial; red edge: on the Pareto front (multi-objective
+searches). Budget is epochs @ share of the training split.</p>
+{trials_table(data)}</section>
+</main>
+<script>{SORTER}</script>
+</body></html>
+"""
