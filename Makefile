@@ -9,13 +9,14 @@ FMNIST := /usr/share/datasets/fashion-mnist
 DEMO_DB ?= runs/demo.db
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data demo test lint unit clean
+.PHONY: setup data browser demo test lint unit clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# the dev tools and Ray (the ray executor's tests start a real local cluster); torch is already pinned above
+	$(BIN)/pip install --quiet -e '.[dev,ray]'
 	touch $(STAMP)
 
 data:
@@ -24,7 +25,14 @@ data:
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
 	fi
 
-setup: $(STAMP) data
+# headless Chromium renders the HTML report in tests/test_report.py (the test skips without it)
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		echo "installing Chromium from Debian (chromium)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+setup: $(STAMP) data browser
 
 demo: setup
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm

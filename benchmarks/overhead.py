@@ -40,7 +40,7 @@ def main() -> None:
         t0 = time.perf_counter()
         outcome = api.search(cfg, on_progress=lambda p: marks.append(time.perf_counter()))
         total = time.perf_counter() - t0
-    trials = [t for t in outcome.trials if t.ok]
+    trials = [t for t in outcome.trial_list if t.ok]
     loop_wall = marks[-1] - marks[0]  # from the loop's start event to its end event
     train_s = sum(t.train_seconds for t in trials)
     eval_s = sum(t.eval_seconds for t in trials)

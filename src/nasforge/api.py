@@ -1,7 +1,8 @@
 """The Python API: the same pipeline the CLI runs, one function per command.
 
 ``search(config)`` wires config -> data -> space -> strategy -> evaluator -> store -> loop;
-``retrain(db)`` trains the best architecture and the baseline and scores them on test once.
+``retrain(db)`` trains the best architecture and the baseline and scores them on test once;
+``report(db)`` writes the HTML report. ``search`` also takes keyword arguments and returns a Result.
 """
 
 from __future__ import annotations
@@ -11,15 +12,25 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from nasforge.config import Config, from_dict, load_config
+import torch
+
+from nasforge.config import Config, from_dict, from_keywords, load_config
 from nasforge.data import Dataset, load_dataset
-from nasforge.errors import NasforgeError, StoreError
+from nasforge.errors import ConfigError, NasforgeError, StoreError
+from nasforge.evaluate.memory import memory_limit
 from nasforge.evaluate.torch_eval import TorchEvaluator
+from nasforge.execute import make_executor
+from nasforge.execute.factories import TorchEvaluatorFactory
 from nasforge.loop import Progress, SearchOutcome, best_trial, preflight, run_search
-from nasforge.report.retrain import FinalModel, final_to_json, retrain_best
-from nasforge.space import make_space
+from nasforge.report.retrain import FinalModel, final_to_json, retrain_best, summarize
+from nasforge.result import Result
+from nasforge.schedule.screen import ProxyScreener, latency_limit
+from nasforge.space import CellSpace, SearchSpace, make_space
 from nasforge.store import Experiment, Store
-from nasforge.strategy import make_strategy
+from nasforge.strategy import STRATEGIES, make_strategy
+from nasforge.strategy.darts import NAME as DARTS
+from nasforge.strategy.darts import DartsProgress, darts_options, run_darts_search
+from nasforge.types import Sample, Trial
 
 log = logging.getLogger("nasforge")
 
@@ -54,23 +65,105 @@ def open_experiment(cfg: Config, store: Store, *, resume: bool) -> Experiment:
     return exp
 
 
-def search(config: Config | Mapping[str, Any] | str | Path, *, resume: bool = False,
-           on_progress: Callable[[Progress], None] | None = None) -> SearchOutcome:
-    """Run (or resume) the search a config describes; every trial is in the config's database."""
-    cfg = as_config(config)
+def search(config: Config | Mapping[str, Any] | str | Path | None = None, *,
+           space: Mapping[str, Any] | str | None = None, data: Mapping[str, Any] | str | None = None,
+           strategy: Mapping[str, Any] | str | None = None, budget: Mapping[str, Any] | int | str | None = None,
+           objectives: Any = None, scheduler: Mapping[str, Any] | str | None = None,
+           train: Mapping[str, Any] | None = None, db: str | Path | None = None, name: str | None = None,
+           seed: int | None = None, resume: bool = False,
+           on_progress: Callable[[Progress | DartsProgress], None] | None = None) -> Result:
+    """Run (or resume) a search; every trial is stored in the config's database as it finishes.
+
+    Give a config (a YAML path, a mapping or a Config), keyword arguments, or both (the keywords
+    override the config's sections)::
+
+        nasforge.search(data="digits", space={"kind": "chain", "max_blocks": 4}, strategy="evolution",
+                        budget={"trials": 8, "epochs": 2}, db="runs/digits.db")
+
+    ``budget`` takes ``trials``, ``time_budget`` (``"5m"``), ``epochs`` and ``fraction`` (per trial).
+    Returns a :class:`~nasforge.result.Result`: ``.best``, ``.pareto``, ``.trials`` (a DataFrame), ``.report()``.
+    """
+    keywords = {"space": space, "data": data, "strategy": strategy, "budget": budget, "objectives": objectives,
+                "scheduler": scheduler, "train": train, "db": db, "name": name, "seed": seed}
+    given = {k: v for k, v in keywords.items() if v is not None}
+    if config is None and not given:
+        raise ConfigError("search needs a config (a YAML path or mapping) or keyword arguments such as "
+                          "data='digits', budget={'trials': 8}")
+    if given:
+        cfg = from_keywords(as_config(config).raw if config is not None else None, **given)
+    else:
+        assert config is not None
+        cfg = as_config(config)
+    return Result.from_outcome(run_config(cfg, resume=resume, on_progress=on_progress), cfg)
+
+
+def run_config(cfg: Config, *, resume: bool = False,
+               on_progress: Callable[[Progress | DartsProgress], None] | None = None) -> SearchOutcome:
+    """Run (or resume) the search a checked config describes; returns the loop's outcome."""
+    if cfg.strategy.name == DARTS:
+        return search_darts(cfg, resume=resume, on_progress=on_progress)
     data = load_data(cfg).search_view()
     space = make_space(cfg.space, data.input_shape)
-    strategy = make_strategy(cfg.strategy.name, space, seed=cfg.seed, **cfg.strategy.options)
+    options = dict(cfg.strategy.options)
+    if getattr(STRATEGIES.get(cfg.strategy.name), "multi_objective", False):
+        options.setdefault("objectives", list(cfg.search.objectives))
+    strategy = make_strategy(cfg.strategy.name, space, seed=cfg.seed, **options)
     preflight(space, data.input_shape, data.n_classes)
+    factory = TorchEvaluatorFactory(data, space, cfg.train, cfg.seed, cfg.search.measure_latency)
+    screener = ProxyScreener(space, data, seed=cfg.seed, **cfg.search.screen) if cfg.search.screen else None
+    extra_check = candidate_checks(cfg, space, data)
+    with Store(cfg.search.db) as store:
+        exp = open_experiment(cfg, store, resume=resume)
+        if cfg.executor.kind == "inline" and cfg.executor.threads_per_worker is not None:
+            torch.set_num_threads(cfg.executor.threads_per_worker)
+        executor = make_executor(cfg.executor.kind, factory, **cfg.executor.options())  # workers start here
+        try:
+            return run_search(store=store, experiment=exp, space=space, strategy=strategy, executor=executor,
+                              input_shape=data.input_shape, n_out=data.n_classes, budget=cfg.search.budget,
+                              max_trials=cfg.search.trials, time_budget=cfg.search.time_budget,
+                              on_progress=on_progress, scheduler=cfg.search.make_scheduler(),
+                              stopping=cfg.search.make_stopping(),
+                              checkpoint_dir=checkpoint_dir(cfg.search.db, exp.name), screener=screener,
+                              extra_check=extra_check, max_retries=cfg.search.max_retries,
+                              trial_timeout=cfg.search.trial_timeout)
+        finally:
+            executor.shutdown()
+
+
+def candidate_checks(cfg: Config, space: SearchSpace, data: Dataset) -> Callable[[Sample], str | None] | None:
+    """The config's checks before training beyond the space's own: estimated memory, then measured latency."""
+    checks: list[Callable[[Sample], str | None]] = []
+    if cfg.search.max_memory_mb is not None:
+        checks.append(memory_limit(space, data.input_shape, data.n_classes, cfg.search.max_memory_mb,
+                                   batch_size=cfg.train.batch_size, optimizer=cfg.train.optimizer))
+    if cfg.search.max_latency_ms is not None:
+        checks.append(latency_limit(space, data.input_shape, data.n_classes, cfg.search.max_latency_ms))
+    if not checks:
+        return None
+
+    def check(s: Sample) -> str | None:
+        return next((r for c in checks if (r := c(s)) is not None), None)
+
+    return check
+
+
+def search_darts(cfg: Config, *, resume: bool = False,
+                 on_progress: Callable[[Progress | DartsProgress], None] | None = None) -> SearchOutcome:
+    """DARTS trains a supernet instead of asking a strategy; the cell it derives is then one regular trial."""
+    options = darts_options(cfg.strategy.options)
+    if cfg.space.get("kind") not in ("cell", "nb201"):
+        raise ConfigError(f"strategy darts searches cell spaces, not space kind {cfg.space.get('kind')!r}: "
+                          "set space.kind to cell or nb201")
+    data = load_data(cfg).search_view()
+    space = make_space(cfg.space, data.input_shape)
+    assert isinstance(space, CellSpace)
     evaluator = TorchEvaluator(data, space, recipe=cfg.train, seed=cfg.seed,
                                measure_latency=cfg.search.measure_latency)
     with Store(cfg.search.db) as store:
         exp = open_experiment(cfg, store, resume=resume)
-        return run_search(store=store, experiment=exp, space=space, strategy=strategy, evaluator=evaluator,
-                          input_shape=data.input_shape, n_out=data.n_classes, budget=cfg.search.budget,
-                          max_trials=cfg.search.trials, time_budget=cfg.search.time_budget, on_progress=on_progress,
-                          scheduler=cfg.search.make_scheduler(), stopping=cfg.search.make_stopping(),
-                          checkpoint_dir=checkpoint_dir(cfg.search.db, exp.name))
+        return run_darts_search(store=store, experiment=exp, space=space, data=data, evaluator=evaluator,
+                                budget=cfg.search.budget, options=options, seed=cfg.seed,
+                                time_budget=cfg.search.time_budget, on_progress=on_progress)
 
 
 def checkpoint_dir(db: str | Path, name: str) -> Path:
@@ -93,13 +186,41 @@ def stored(db: str | Path, name: str | None = None) -> tuple[Store, Experiment, 
     return store, exp, from_dict(exp.config)
 
 
+def choose_trial(trials: list[Trial], *, trial: int | None = None, max_params: int | None = None) -> Trial | None:
+    """The trial to retrain: a given number, the best under a parameter limit, or the best."""
+    if trial is not None:
+        match = [t for t in trials if t.number == trial]
+        if not match or not match[0].ok:
+            raise NasforgeError(f"trial {trial} is not a completed trial of this experiment; "
+                                "pick one from `nasforge status`")
+        return match[0]
+    if max_params is not None:
+        small = [t for t in trials if t.cost is not None and t.cost.params <= max_params]
+        if not small and any(t.ok for t in trials):
+            raise NasforgeError(f"no completed trial has at most {max_params} parameters; raise --max-params")
+        return best_trial(small)
+    return best_trial(trials)
+
+
 def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = None, seed: int | None = None,
-            baseline: bool | None = None, out_dir: str | Path | None = None,
-            on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None) -> list[FinalModel]:
-    """Train the best stored architecture (and the baseline) on train+val; score on test once each."""
+            baseline: bool | None = None, out_dir: str | Path | None = None, trial: int | None = None,
+            max_params: int | None = None,
+            on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None,
+            seeds: int = 1) -> list[FinalModel]:
+    """Train the best stored architecture (and the baseline) on train+val; score on test once each.
+
+    ``trial`` picks a stored trial by number instead (e.g. a member of the Pareto front), and
+    ``max_params`` the best trial with at most that many parameters. ``seeds=N`` trains each model
+    N times (seeds ``seed .. seed+N-1``) and reads the test split once per seed, after that seed's
+    training; the stored result holds every seed and the mean and standard deviation. An interrupted
+    retrain continues from its last epoch checkpoint when run again with the same settings.
+    Returns one FinalModel per model and seed, seed by seed (``[searched, baseline]`` for one seed).
+    """
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise NasforgeError(f"seeds must be a positive whole number, got {seeds!r}: use e.g. --seeds 3")
     store, exp, cfg = stored(db, name)
     with store:
-        best = best_trial(store.trials(exp.id))
+        best = choose_trial(store.trials(exp.id), trial=trial, max_params=max_params)
         if best is None:
             raise NasforgeError(f"experiment {exp.name!r} in {db} has no completed trial yet; "
                                 "run or resume the search first")
@@ -110,7 +231,81 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
                               epochs=epochs if epochs is not None else cfg.retrain.epochs,
                               recipe=cfg.retrain.recipe, seed=cfg.seed if seed is None else seed,
                               baseline=cfg.retrain.baseline if baseline is None else baseline,
-                              out_dir=out, on_epoch=on_epoch)
+                              out_dir=out, on_epoch=on_epoch, seeds=seeds)
         store.add_result(exp.id, "retrain", {"trial": best.number, "epochs": epochs or cfg.retrain.epochs,
-                                             "models": [final_to_json(m) for m in models]})
+                                             "models": [final_to_json(m) for m in models],
+                                             "seeds": sorted({m.seed for m in models}),
+                                             "summary": summarize(models), "input_shape": list(data.input_shape),
+                                             "classes": list(data.classes)})
         return models
+
+
+def export(db: str | Path, *, format: str = "python", out_dir: str | Path | None = None, name: str | None = None,
+           trial: int | None = None) -> list[Path]:
+    """Export the searched network of the last retrain (of ``trial``, if given); returns the files written.
+
+    ``format`` is ``python`` (standalone source + state dict), ``torchscript``, ``onnx`` or ``json``
+    (the genotype). The weights are those the retrain saved for its first seed; the files go to
+    ``out_dir`` (default: ``export/`` beside those weights).
+    """
+    import json
+
+    import torch
+
+    from nasforge.report.export import FORMATS, ModelInfo, export_model
+
+    if format not in FORMATS:
+        raise NasforgeError(f"unknown export format {format!r}: choose one of {', '.join(FORMATS)}")
+    store, exp, cfg = stored(db, name)
+    with store:
+        results = store.results(exp.id, "retrain")
+        trials = {t.number: t for t in store.trials(exp.id)}
+    if trial is not None:
+        results = [r for r in results if r.get("trial") == trial]
+    again = f"nasforge retrain {db}" + (f" --trial {trial}" if trial is not None else "")
+    if not results:
+        what = f"trial {trial} of experiment" if trial is not None else "experiment"
+        raise NasforgeError(f"{what} {exp.name!r} in {db} has no retrained model yet: run `{again}` first")
+    r = results[-1]
+    m = next((m for m in r["models"] if m["name"] == "searched"), None)
+    t = trials.get(int(r["trial"]))
+    weights = Path(m["weights"]) if m is not None and m.get("weights") else None
+    if weights is not None and not weights.exists():  # a relative path from another working directory
+        weights = Path(cfg.retrain.out or Path(db).parent / f"{Path(db).stem}-models") / exp.name / weights.name
+    if m is None or t is None or weights is None or not weights.exists():
+        raise NasforgeError(f"the weights of the last retrain of {exp.name!r} are missing: run `{again}` again")
+    side = weights.with_suffix(".json")
+    meta: dict[str, Any] = json.loads(side.read_text()) if side.exists() else {}
+    if meta.get("sample") is not None and meta["sample"] != dict(t.sample):
+        raise NasforgeError(f"{weights} now holds the weights of another retrain (trial {meta.get('trial')}): "
+                            f"run `{again}` again")
+    shape = tuple(int(d) for d in r.get("input_shape") or meta.get("input_shape") or ())
+    classes = tuple(str(c) for c in r.get("classes") or meta.get("classes") or ())
+    if not shape or not classes:
+        raise NasforgeError(f"the last retrain of {exp.name!r} did not record its input shape: run `{again}` again")
+    space = make_space(cfg.space, shape)
+    model = space.build(t.sample, shape, len(classes))
+    try:
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except (RuntimeError, OSError, ValueError) as e:
+        raise NasforgeError(f"{weights} does not hold trial {t.number}'s network ({str(e).splitlines()[0][:200]}): "
+                            f"run `{again}` again") from None
+    info = ModelInfo(input_shape=shape, classes=classes, description=space.describe(t.sample),
+                     sample=dict(t.sample), space=dict(cfg.space), experiment=exp.name, trial=t.number,
+                     seed=m.get("seed"), test=m.get("test"))
+    return export_model(model, format, Path(out_dir) if out_dir is not None else weights.parent / "export", info)
+
+
+def load(db: str | Path, name: str | None = None) -> Result:
+    """A stored experiment (the latest unless named) as a Result: ``.best``, ``.pareto``, ``.trials``, ``.report()``."""
+    return Result.load(db, name)
+
+
+def report(db: str | Path, *, name: str | None = None, out: str | Path | None = None) -> Path:
+    """Write the HTML report of a stored experiment (PNGs beside it); returns the HTML file's path.
+
+    The default place is beside the database: ``runs/x.db`` -> ``runs/x-report/index.html``.
+    """
+    from nasforge.report.html import write_report
+
+    return write_report(db, name=name, out=out)

@@ -51,6 +51,7 @@ class ProgressPrinter:
     def __init__(self, out: TextIO, describe: Any) -> None:
         self.out, self.describe = out, describe
         self.tty = out.isatty()
+        self.darts = False  # a DARTS search: supernet epochs first, then its one trial
 
     def __call__(self, p: Any) -> None:
         from nasforge.types import TrialState
@@ -72,6 +73,8 @@ class ProgressPrinter:
             dur = fmt_time(t.duration)
             line = f"trial {t.number:4d}  {what}  ({dur})  {self.describe(t.sample)}"
             print(("\r\033[K" if self.tty else "") + line, file=self.out)
+        elif p.event == "start" and self.darts:
+            print("scoring the derived cell like any trial", file=self.out)
         elif p.event == "start":
             print(f"searching: {p.done} trials done so far" if p.done else "searching", file=self.out)
         if self.tty:
@@ -81,6 +84,7 @@ class ProgressPrinter:
 
 
     def supernet(self, p: Any) -> None:
+        self.darts = True
         if p.event == "supernet_start":
             budget = f", stops after {fmt_time(p.time_budget)}" if p.time_budget is not None else ""
             print(f"DARTS: training the supernet, {p.epochs} epochs of {p.steps_per_epoch} steps, "
@@ -110,10 +114,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(f"nasforge search: experiment {cfg.name!r}, strategy {cfg.strategy.name}, "
           f"{cfg.search.make_scheduler().describe()}, db {cfg.search.db}", file=sys.stderr)
     outcome = api.search(cfg, resume=args.resume, on_progress=ProgressPrinter(sys.stderr, describe))
-    states = Counter(t.state.value for t in outcome.trials)
+    states = Counter(t.state.value for t in outcome.trial_list)
     why = {"trials": "trial budget reached", "time": "time budget reached",
            "exhausted": "no untried candidate left", "epochs": "supernet trained, derived cell scored",
-           "darts_plus": "DARTS+ stop: the derived cell has too many skip connections"}[outcome.stopped]
+           "darts_plus": "DARTS+ stop: the derived cell has too many skip connections"}.get(
+               outcome.stopped or "", outcome.stopped or "stopped")
     print(f"done ({why}): " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()))
           + f", {outcome.rejected} rejected before training", file=sys.stderr)
     if outcome.best is not None:
@@ -163,8 +168,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     for t in failed[:5]:
         print(f"failed trial {t.number}: {t.reason}")
     for r in results[-1:]:
-        print(f"last retrain (trial {r['trial']}, {r['epochs']:g} epochs):")
+        n_seeds = len({m.get("seed", 0) for m in r["models"]})
+        print(f"last retrain (trial {r['trial']}, {r['epochs']:g} epochs"
+              + (f", {n_seeds} seeds" if n_seeds > 1 else "") + "):")
         print_final(r["models"], sys.stdout)
+        print_summary(r["models"], sys.stdout)
     best = best_trial(trials)
     if best is None:
         print("no completed trial yet")
@@ -172,15 +180,32 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def print_final(models: Sequence[dict[str, Any]], out: TextIO) -> None:
-    rows = [(m["name"], f"{100 * m['test']['accuracy']:.2f}%", f"{m['test']['f1']:.4f}", fmt_count(m["params"]),
+    seeds = len({m.get("seed", 0) for m in models}) > 1  # several seeds: a seed column
+    rows = [(m["name"], *((m.get("seed", 0),) if seeds else ()), f"{100 * m['test']['accuracy']:.2f}%",
+             f"{m['test']['f1']:.4f}", fmt_count(m["params"]),
              fmt_count(m["flops"]), f"{m['latency_ms']:.2f}" if m["latency_ms"] is not None else "-",
              fmt_time(m["train_seconds"]), m["description"]) for m in models]
-    table(rows, ("model", "test_acc", "test_f1", "params", "FLOPs", "lat_ms", "train", "architecture"), out)
+    table(rows, ("model", *(("seed",) if seeds else ()), "test_acc", "test_f1", "params", "FLOPs", "lat_ms", "train",
+                 "architecture"), out)
+
+
+def print_summary(models: Sequence[dict[str, Any]], out: TextIO) -> None:
+    """Mean and sample standard deviation over seeds, per model; nothing for a single seed."""
+    from nasforge.report.retrain import summarize
+
+    summary = summarize(models)
+    n = max((v["n"] for v in summary.values()), default=0)
+    if n < 2:
+        return
+    print(f"test over {n} seeds, mean ± standard deviation:", file=out)
+    rows = [(name, f"{100 * v['accuracy_mean']:.2f}% ± {100 * v['accuracy_std']:.2f}",
+             f"{v['f1_mean']:.4f} ± {v['f1_std']:.4f}", v["n"]) for name, v in summary.items()]
+    table(rows, ("model", "test_acc", "test_f1", "seeds"), out)
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     from nasforge import api
-    from nasforge.report.retrain import final_to_json
+    from nasforge.report.retrain import final_to_json, summarize
 
     def on_epoch(name: str, epoch: int, row: Any) -> None:
         print(f"  {name} epoch {epoch}: train loss {row['train_loss']:.4f}", file=sys.stderr, flush=True)
@@ -188,16 +213,39 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     t0 = time.time()
     models = api.retrain(args.db, name=args.name, epochs=args.epochs, seed=args.seed, trial=args.trial,
                          max_params=args.max_params,
-                         baseline=False if args.no_baseline else None, out_dir=args.out, on_epoch=on_epoch)
-    print(f"final training done in {fmt_time(time.time() - t0)}; test split read once")
-    print_final([final_to_json(m) for m in models], sys.stdout)
-    by = {m.name: m for m in models}
-    if "baseline" in by:
-        d = 100 * (by["searched"].test["accuracy"] - by["baseline"].test["accuracy"])
-        print(f"searched minus baseline: {d:+.2f} points of test accuracy")
+                         baseline=False if args.no_baseline else None, out_dir=args.out, on_epoch=on_epoch,
+                         seeds=args.seeds)
+    per_seed = " per seed, after its training" if args.seeds > 1 else ""
+    print(f"final training done in {fmt_time(time.time() - t0)}; test split read once{per_seed}")
+    rows = [final_to_json(m) for m in models]
+    print_final(rows, sys.stdout)
+    print_summary(rows, sys.stdout)
+    summary = summarize(models)
+    if "baseline" in summary:
+        d = 100 * (summary["searched"]["accuracy_mean"] - summary["baseline"]["accuracy_mean"])
+        print(f"searched minus baseline: {d:+.2f} points of test accuracy"
+              + (f" (means over {args.seeds} seeds)" if args.seeds > 1 else ""))
     for m in models:
         if m.weights:
             print(f"weights: {m.weights}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from nasforge import api
+
+    files = api.export(args.db, format=args.format, out_dir=args.out, name=args.name, trial=args.trial)
+    print(f"exported ({args.format}):")
+    for f in files:
+        print(f"  {f}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from nasforge import api
+
+    page = api.report(args.db, name=args.name, out=args.out)
+    print(f"report: {page} (self-contained; the figures are also PNGs beside it)")
     return 0
 
 
@@ -247,7 +295,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-baseline", action="store_true", help="skip the hand-designed baseline")
     r.add_argument("--trial", type=int, help="retrain this trial (e.g. a Pareto-front member) instead of the best")
     r.add_argument("--max-params", type=int, help="retrain the best trial with at most this many parameters")
+    r.add_argument("--seeds", type=int, default=1,
+                   help="train each model this many times (seeds SEED, SEED+1, ...); report test mean and std")
     r.set_defaults(func=cmd_retrain)
+
+    e = sub.add_parser("export", help="export the retrained searched network (python, torchscript, onnx, json)")
+    e.add_argument("db")
+    e.add_argument("--format", required=True, choices=("python", "torchscript", "onnx", "json"),
+                   help="python: standalone source + state dict; torchscript; onnx (nasforge[onnx]); json: genotype")
+    e.add_argument("--out", help="directory (default: export/ beside the retrained weights)")
+    e.add_argument("--name", help="experiment name (default: the latest)")
+    e.add_argument("--trial", type=int, help="export the last retrain of this trial (default: the last retrain)")
+    e.set_defaults(func=cmd_export)
+
+    rp = sub.add_parser("report", help="write an HTML report with plots, importance analysis and a trial table")
+    rp.add_argument("db")
+    rp.add_argument("--name", help="experiment name (default: the latest)")
+    rp.add_argument("--out", help="HTML file, or a directory for index.html (default: <db stem>-report/ beside it)")
+    rp.set_defaults(func=cmd_report)
 
     d = sub.add_parser("download", help="fetch and checksum Fashion-MNIST or MNIST (needs internet)")
     d.add_argument("dataset", help="fashion-mnist or mnist")
@@ -269,6 +334,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nasforge: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if args.command == "retrain":
+            print("\nnasforge: interrupted; run the same retrain command again to continue from the last epoch",
+                  file=sys.stderr)
+            return 130
         print("\nnasforge: interrupted; everything finished so far is stored, continue with --resume",
               file=sys.stderr)
         return 130

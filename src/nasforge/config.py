@@ -11,6 +11,7 @@ import copy
 import difflib
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -78,6 +79,9 @@ class SearchConfig:
     objectives: tuple[str, ...] = ("accuracy",)  # more than one: a multi-objective search (Pareto front)
     max_latency_ms: float | None = None  # measured per image, checked before training
     screen: Mapping[str, Any] | None = None  # {proxy: naswot, sample: 500, keep: 0.1}; None: no screening
+    max_retries: int = 0  # reruns of a trial whose worker died or went silent, before it is FAILED
+    trial_timeout: float | None = None  # seconds; a trial running longer fails
+    max_memory_mb: float | None = None  # estimated training memory above this: rejected before training
 
     @property
     def budget(self) -> Budget:
@@ -105,6 +109,30 @@ class RetrainConfig:
 
 
 @dataclass(frozen=True)
+class ExecutorConfig:
+    """Where trials run: ``inline`` (default), a local process ``pool``, or ``ray``; never part of the fingerprint."""
+
+    kind: str = "inline"
+    workers: int = 1
+    threads_per_worker: int | None = None  # None: torch's default inline; 1 for pool and ray
+    address: str | None = None  # ray: auto, ray://head:10001 or host:port joins a cluster; None starts one
+    heartbeat_timeout: float = 60.0  # a running trial not heard from for this long has lost its worker
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments of the executor's constructor."""
+        if self.kind == "inline":
+            return {}
+        opts: dict[str, Any] = {"workers": self.workers, "threads_per_worker": self.threads_per_worker or 1,
+                                "stale_after": self.heartbeat_timeout}
+        if self.kind == "ray":
+            opts["address"] = self.address
+        return opts
+
+
+EXECUTOR_KINDS = ("inline", "pool", "ray")
+
+
+@dataclass(frozen=True)
 class Config:
     name: str = "nasforge"
     seed: int = 0
@@ -114,6 +142,7 @@ class Config:
     search: SearchConfig = field(default_factory=SearchConfig)
     train: Recipe = field(default_factory=Recipe)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def fingerprint(self) -> str:
@@ -128,6 +157,8 @@ class Config:
             parts["objectives"] = list(self.search.objectives)
         if self.search.max_latency_ms is not None:
             parts["max_latency_ms"] = self.search.max_latency_ms
+        if self.search.max_memory_mb is not None:  # it decides which candidates are trained
+            parts["max_memory_mb"] = self.search.max_memory_mb
         if self.search.screen:
             parts["screen"] = dict(self.search.screen)
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -136,10 +167,12 @@ class Config:
         return copy.deepcopy(dict(self.raw))
 
 
-TOP_KEYS = ("name", "seed", "data", "space", "strategy", "search", "train", "retrain")
+TOP_KEYS = ("name", "seed", "data", "space", "strategy", "search", "train", "retrain", "executor")
+EXECUTOR_KEYS = tuple(f.name for f in fields(ExecutorConfig))
 RECIPE_KEYS = tuple(f.name for f in fields(Recipe))
 SEARCH_KEYS = ("trials", "time_budget", "budget", "db", "measure_latency", "scheduler", "stopping", "objectives",
-               "max_latency_ms", "screen")
+               "max_latency_ms", "screen", "max_retries", "trial_timeout",
+               "max_memory_mb")
 RETRAIN_KEYS = ("epochs", "baseline", "out", *RECIPE_KEYS)
 SPACE_KINDS = ("chain", "cell", "nb201")
 
@@ -227,6 +260,37 @@ def _options(se: Mapping[str, Any], key: str, name_key: str, example: str) -> di
     return dict(v)
 
 
+def _count(v: Any, where: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ConfigError(f"{where} must be a whole number of at least 0, got {v!r}")
+    return v
+
+
+def _executor(ex: Mapping[str, Any]) -> ExecutorConfig:
+    _unknown(ex, EXECUTOR_KEYS, "executor")
+    kind = ex.get("kind", "inline")
+    if kind not in EXECUTOR_KINDS:
+        raise ConfigError(f"unknown executor kind {kind!r}: choose one of {', '.join(EXECUTOR_KINDS)}")
+    threads = ex.get("threads_per_worker")
+    if threads is not None:
+        threads = _typed(threads, int, "executor.threads_per_worker", positive=True)
+    default_workers = 1 if kind == "inline" else max(1, (os.cpu_count() or 1) // (threads or 1))
+    workers = _typed(ex.get("workers", default_workers), int, "executor.workers", positive=True)
+    if kind == "inline" and workers != 1:
+        raise ConfigError(f"executor kind inline runs one trial at a time, not workers: {workers}; "
+                          "set executor.kind: pool (or ray) for more")
+    address = ex.get("address")
+    if address is not None:
+        if kind != "ray":
+            raise ConfigError(f"executor.address applies to kind ray only, not {kind}; remove it or set kind: ray")
+        address = _typed(address, str, "executor.address")
+        if not address.strip():
+            raise ConfigError("executor.address must be auto, ray://host:port or host:port, got an empty string")
+    timeout = parse_duration(ex.get("heartbeat_timeout"), "executor.heartbeat_timeout") or 60.0
+    return ExecutorConfig(kind=kind, workers=workers, threads_per_worker=threads, address=address,
+                          heartbeat_timeout=timeout)
+
+
 def from_dict(raw: Mapping[str, Any]) -> Config:
     """Check a configuration mapping and build the typed Config."""
     if not isinstance(raw, Mapping):
@@ -284,6 +348,10 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
         max_latency_ms=None if se.get("max_latency_ms") is None else _typed(
             se["max_latency_ms"], float, "search.max_latency_ms", positive=True),
         screen=_screen(se.get("screen")),
+        max_retries=_count(se.get("max_retries", 0), "search.max_retries"),
+        trial_timeout=parse_duration(se.get("trial_timeout"), "search.trial_timeout"),
+        max_memory_mb=None if se.get("max_memory_mb") is None else _typed(
+            se["max_memory_mb"], float, "search.max_memory_mb", positive=True),
     )
     search.make_scheduler()  # a bad name or option fails here, before anything runs
     search.make_stopping()
@@ -301,6 +369,7 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
         out=None if rt.get("out") is None else str(rt["out"]),
     )
     return Config(name=name, seed=seed, data=data, space=sp, strategy=strategy, search=search, train=train,
+                  executor=_executor(_section(raw, "executor")),
                   retrain=retrain, raw=copy.deepcopy(dict(raw)))
 
 
@@ -345,4 +414,64 @@ def with_overrides(cfg: Config, **over: Any) -> Config:
         raw["seed"] = over["seed"]
     if over.get("name") is not None:
         raw["name"] = over["name"]
+    return from_dict(raw)
+
+
+BUDGET_KEYS = ("trials", "time_budget", "epochs", "fraction")
+
+
+def from_keywords(base: Mapping[str, Any] | None = None, *, space: Mapping[str, Any] | str | None = None,
+                  data: Mapping[str, Any] | str | None = None, strategy: Mapping[str, Any] | str | None = None,
+                  budget: Mapping[str, Any] | int | str | None = None, objectives: Any = None,
+                  scheduler: Mapping[str, Any] | str | None = None, train: Mapping[str, Any] | None = None,
+                  db: str | Path | None = None, name: str | None = None, seed: int | None = None) -> Config:
+    """A Config from the Python API's keyword arguments, laid over ``base`` (a raw config mapping).
+
+    ``space="cell"`` means ``{"kind": "cell"}``; ``data="digits"`` means ``{"source": "digits"}``;
+    ``strategy`` is a name or ``{"name": ..., **options}`` (or ``{"name": ..., "options": {...}}``);
+    ``budget`` is ``{"trials", "time_budget", "epochs", "fraction"}``, an int (trials) or a
+    duration string such as ``"5m"``. Everything is checked as a YAML config would be.
+    """
+    raw = copy.deepcopy(dict(base or {}))
+    if space is not None:
+        raw["space"] = {"kind": space} if isinstance(space, str) else dict(space)
+    if data is not None:
+        raw["data"] = {"source": data} if isinstance(data, str) else dict(data)
+    if strategy is not None:
+        if isinstance(strategy, str):
+            raw["strategy"] = {"name": strategy}
+        elif isinstance(strategy, Mapping):
+            st = dict(strategy)
+            opts = st.pop("options", None) or {}
+            if not isinstance(opts, Mapping):
+                raise ConfigError("strategy options must be a mapping such as {population_size: 20}")
+            opts = {**opts, **{k: v for k, v in st.items() if k != "name"}}
+            raw["strategy"] = {"name": st.get("name", "evolution"), **({"options": opts} if opts else {})}
+        else:
+            raise ConfigError(f"strategy must be a name such as 'evolution' or a mapping, got {strategy!r}")
+    search = dict(raw.get("search") or {})
+    if budget is not None:
+        if isinstance(budget, bool) or not isinstance(budget, Mapping | int | str):
+            raise ConfigError(f"budget must be a mapping such as {{'trials': 20, 'epochs': 2}}, a number of trials "
+                              f"or a duration such as '5m', got {budget!r}")
+        bud = {"trials": budget} if isinstance(budget, int) else {"time_budget": budget} if isinstance(
+            budget, str) else dict(budget)
+        _unknown(bud, BUDGET_KEYS, "budget")
+        for k in ("trials", "time_budget"):
+            if k in bud:
+                search[k] = bud[k]
+        train_budget = {k: bud[k] for k in ("epochs", "fraction") if k in bud}
+        if train_budget:
+            search["budget"] = {**dict(search.get("budget") or {}), **train_budget}
+    for k, v in (("objectives", objectives), ("scheduler", scheduler), ("db", db)):
+        if v is not None:
+            search[k] = str(v) if k == "db" else v
+    if search:
+        raw["search"] = search
+    if train is not None:
+        raw["train"] = dict(train)
+    if name is not None:
+        raw["name"] = name
+    if seed is not None:
+        raw["seed"] = seed
     return from_dict(raw)
