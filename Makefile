@@ -35,7 +35,7 @@ browser:
 setup: $(STAMP) data browser
 
 demo: setup
-	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	rm -rf $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm $(basename $(DEMO_DB))-checkpoints
 	$(BIN)/nasforge search examples/fashion_mnist.yaml --db $(DEMO_DB)
 	$(BIN)/nasforge retrain $(DEMO_DB)
 

@@ -165,6 +165,9 @@ def test_torch_promotion_continues_from_the_checkpoint(tmp_path, digits):
     assert three.train_seconds < 3 * one.train_seconds  # two epochs trained, not three
     again = ev.evaluate(s, Budget(epochs=3), checkpoint=ck)  # killed after saving: nothing to train
     assert again.curve == three.curve and again.train_seconds == 0
+    stranger = dict(s, head="flatten")  # another network left under the same path: never continued
+    fresh = ev.evaluate(stranger, Budget(epochs=3), checkpoint=ck)
+    assert fresh.train_seconds > 0 and fresh.curve != three.curve
     other = ev.evaluate(s, Budget(epochs=1, fraction=0.5), checkpoint=ck)  # other data: a fresh start
     assert [r["epoch"] for r in other.curve] == [1]
 

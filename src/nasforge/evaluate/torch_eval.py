@@ -64,7 +64,7 @@ class TorchEvaluator:
         seed = trial_seed(self.seed, key)
         torch.manual_seed(seed)
         shape, k = self.data.input_shape, self.data.n_classes
-        state = _load_checkpoint(checkpoint, budget)
+        state = _load_checkpoint(checkpoint, budget, key)
         if state is not None and float(state["epochs"]) >= budget.epochs:  # killed after saving, before storing
             return _result(tuple(state["curve"]), Cost.from_json(state["cost"]), 0.0, 0.0)
         try:
@@ -92,7 +92,7 @@ class TorchEvaluator:
         curve = tuple(state["curve"]) + stats.curve if state is not None else stats.curve
         if checkpoint is not None:
             _save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                          "epochs": budget.epochs, "fraction": budget.fraction,
+                                          "key": key, "epochs": budget.epochs, "fraction": budget.fraction,
                                           "curve": [dict(r) for r in curve], "cost": cost.to_json()})
         return _result(curve, cost, stats.train_seconds, stats.eval_seconds)
 
@@ -105,7 +105,7 @@ def _result(curve: tuple[Mapping[str, float], ...], cost: Cost, train_s: float, 
                       eval_seconds=eval_s)
 
 
-def _load_checkpoint(path: Path | None, budget: Budget) -> dict[str, Any] | None:
+def _load_checkpoint(path: Path | None, budget: Budget, key: str) -> dict[str, Any] | None:
     """A checkpoint this budget can continue from (same data fraction, no more epochs), else None."""
     if path is None or not path.exists():
         return None
@@ -113,6 +113,8 @@ def _load_checkpoint(path: Path | None, budget: Budget) -> dict[str, Any] | None
         state: dict[str, Any] = torch.load(path, weights_only=True)
     except Exception as e:  # a torn or foreign file: start over rather than fail the trial
         log.warning("ignoring unreadable checkpoint %s (%s); training from scratch", path, e)
+        return None
+    if state.get("key") != key:  # left by another run that reused this trial number: not ours
         return None
     if state.get("fraction") != budget.fraction or float(state.get("epochs", 0)) > budget.epochs:
         return None
