@@ -49,7 +49,7 @@ def pool_run(args: argparse.Namespace, tmp: Path, workers: int, i: int) -> dict[
     t0 = time.time()
     out = api.run_config(from_dict(config(args, db, {"kind": "pool", "workers": workers, "threads_per_worker": 1})))
     wall = time.time() - t0
-    trials = out.trial_list
+    trials = out.trials
     span = max(t.finished or 0 for t in trials) - min(t.started or t0 for t in trials)
     n = sum(t.state.finished for t in trials)
     print(f"pool {workers} worker(s): {n} trials in {wall:.1f} s ({span:.1f} s of trials)", flush=True)

@@ -83,14 +83,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--executor", choices=["inline", "pool", "ray"], default="pool")
     ap.add_argument("--kills", type=int, default=None, help="default 10 (3 with --smoke)")
-    ap.add_argument("--trials", type=int, default=None, help="default 40 (10 with --smoke)")
+    ap.add_argument("--trials", type=int, default=None, help="default 400 (10 with --smoke)")
     ap.add_argument("--limit", type=int, default=6000, help="Fashion-MNIST training examples")
     ap.add_argument("--max-wait", type=float, default=None, help="longest wait before a kill, seconds (default 30)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes on digits, to check that it runs")
     args = ap.parse_args()
     kills = args.kills or (3 if args.smoke else 10)
-    n = args.trials or (10 if args.smoke else 40)
+    n = args.trials or (10 if args.smoke else 400)  # long enough that all ten kills land mid-search
     max_wait = args.max_wait or (8.0 if args.smoke else 30.0)
     rng = random.Random(args.seed)
     executor: dict[str, Any] = {"kind": args.executor}
