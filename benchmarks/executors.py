@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from _common import write_result
+from _common import descendants, write_result
 
 from nasforge import api
 from nasforge.config import from_dict
@@ -67,23 +67,6 @@ def completed(db: Path) -> set[tuple[int, str, float]]:
             con.close()
     except sqlite3.OperationalError:
         return set()
-
-
-def descendants(pid: int) -> list[int]:
-    kids: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            kids.setdefault(ppid, []).append(int(d.name))
-    out, todo = [], [pid]
-    while todo:
-        got = kids.get(todo.pop(), [])
-        out += got
-        todo += got
-    return out
 
 
 def ray_run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from _common import write_result
+from _common import descendants, write_result
 
 Row = tuple[int, str, float]
 
@@ -53,23 +53,6 @@ def integrity(db: Path) -> str:
         return str(con.execute("PRAGMA integrity_check").fetchone()[0])
     finally:
         con.close()
-
-
-def descendants(pid: int) -> list[int]:
-    kids: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            kids.setdefault(ppid, []).append(int(d.name))
-    out, todo = [], [pid]
-    while todo:
-        got = kids.get(todo.pop(), [])
-        out += got
-        todo += got
-    return out
 
 
 def alive(pid: int) -> bool:

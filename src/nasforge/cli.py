@@ -12,26 +12,9 @@ from typing import Any, TextIO
 
 from nasforge.bench import add_bench_parser
 from nasforge.errors import NasforgeError
+from nasforge.fmt import fmt_budget, fmt_count, fmt_time
 
 log = logging.getLogger("nasforge")
-
-
-def fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = round(seconds)
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
-
-
-def fmt_count(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.1f}{unit}"
-    return f"{n:.0f}"
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str], out: TextIO) -> None:
@@ -66,7 +49,7 @@ class ProgressPrinter:
         if p.event == "trial" and p.trial is not None:
             t = p.trial
             if t.state is TrialState.COMPLETE:
-                what = (f"val acc {t.score:.4f} after {t.budget.epochs:g}ep@{t.budget.fraction:.0%}  "
+                what = (f"val acc {t.score:.4f} after {fmt_budget(t.budget)}  "
                         f"{fmt_count(t.cost.params if t.cost else None)} params")
             else:
                 what = f"{t.state.value}: {t.reason}"
@@ -147,7 +130,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     ok = sorted((t for t in trials if t.ok), key=rank_key)[: args.top]
     if ok:  # with a scheduler, trials trained longest rank first; "budget" says how long
         rows = [(i + 1, t.number, f"{t.score:.4f}", f"{t.metrics.get('f1', float('nan')):.4f}",
-                 f"{t.budget.epochs:g}ep@{t.budget.fraction:.0%}",
+                 fmt_budget(t.budget),
                  fmt_count(t.cost.params if t.cost else None), fmt_count(t.cost.flops if t.cost else None),
                  f"{t.cost.latency_ms:.2f}" if t.cost and t.cost.latency_ms is not None else "-",
                  fmt_time(t.train_seconds + t.eval_seconds), space.describe(t.sample)) for i, t in enumerate(ok)]
@@ -159,7 +142,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         front = pareto_front(trials, cfg.search.objectives)
         print(f"Pareto front ({' vs '.join(cfg.search.objectives)}), {len(front)} trials, cheapest first; "
               "retrain one with `nasforge retrain DB --trial N`:")
-        table([(t.number, f"{t.score:.4f}", f"{t.budget.epochs:g}ep@{t.budget.fraction:.0%}",
+        table([(t.number, f"{t.score:.4f}", fmt_budget(t.budget),
                 fmt_count(t.cost.params if t.cost else None), fmt_count(t.cost.flops if t.cost else None),
                 f"{t.cost.latency_ms:.2f}" if t.cost and t.cost.latency_ms is not None else "-",
                 space.describe(t.sample)) for t in front],

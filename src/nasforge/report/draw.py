@@ -8,7 +8,8 @@ from pathlib import Path
 from matplotlib.axes import Axes
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 
-from nasforge.report.frame import ReportData, fmt_budget, fmt_count
+from nasforge.fmt import fmt_budget, fmt_count
+from nasforge.report.frame import ReportData
 from nasforge.report.importance import OP_NAMES
 from nasforge.report.plots import message, new_figure, save
 from nasforge.space.cell import CellSpace, edge_name

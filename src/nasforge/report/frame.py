@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasforge.config import Config
+from nasforge.fmt import fmt_budget
 from nasforge.loop import best_trial, rank_key
 from nasforge.space import make_space
 from nasforge.space.base import SearchSpace
@@ -21,20 +22,6 @@ from nasforge.types import Budget, Trial, TrialState
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-def fmt_budget(b: Budget) -> str:
-    return f"{b.epochs:g}ep@{b.fraction:.0%}"
-
-
-def fmt_count(n: float | None) -> str:
-    """12345 -> 12.3K, as `nasforge status` prints counts."""
-    if n is None:
-        return "-"
-    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.1f}{unit}"
-    return f"{n:.0f}"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nasforge.report.frame import ReportData, fmt_budget, fmt_count, load, state_counts
+from nasforge.fmt import fmt_budget, fmt_count, fmt_time
+from nasforge.report.frame import ReportData, load, state_counts
 from nasforge.types import Trial
 
 log = logging.getLogger("nasforge")
@@ -151,15 +152,6 @@ def esc(x: Any) -> str:
     return html.escape(str(x), quote=True)
 
 
-def fmt_seconds(s: float | None) -> str:
-    if s is None:
-        return "-"
-    s = round(s)
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
-
-
 def kv_table(rows: Sequence[tuple[str, str]]) -> str:
     return "<table class='kv'>" + "".join(f"<tr><td>{esc(k)}</td><td>{v}</td></tr>" for k, v in rows) + "</table>"
 
@@ -186,7 +178,7 @@ def summary_rows(data: ReportData) -> list[tuple[str, str]]:
     if data.rejection_common:
         rej += " (" + "; ".join(f"{k}: {n}" for k, n in data.rejection_common) + ")"
     rows.append(("rejected before training", esc(rej)))
-    rows.append(("search time", esc(fmt_seconds(data.experiment.elapsed))))
+    rows.append(("search time", esc(fmt_time(data.experiment.elapsed))))
     return rows
 
 
@@ -267,7 +259,7 @@ def trial_row(data: ReportData, t: Trial, best: Trial | None, front: set[int]) -
         num_cell(c.params if c else None, fmt_count(c.params) if c else "-"),
         num_cell(c.flops if c else None, fmt_count(c.flops) if c else "-"),
         num_cell(c.latency_ms if c else None, f"{c.latency_ms:.3f}" if c and c.latency_ms is not None else "-"),
-        num_cell(seconds if seconds else None, fmt_seconds(seconds)),
+        num_cell(seconds if seconds else None, fmt_time(seconds)),
         f"<td class='arch'>{esc(data.describe(t))}</td>",
         f"<td class='note'>{tags}{esc(t.reason or '')}</td>",
     ]

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from nasforge.report.frame import ReportData, fmt_budget, scores_by_budget
+from nasforge.fmt import fmt_budget
+from nasforge.report.frame import ReportData, scores_by_budget
 from nasforge.space.base import SearchSpace
 from nasforge.space.cell import CellSpace
 from nasforge.space.chain import ChainSpace

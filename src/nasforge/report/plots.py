@@ -16,8 +16,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from nasforge.fmt import fmt_budget
 from nasforge.pareto import pareto_front
-from nasforge.report.frame import ReportData, best_seen, fmt_budget, ranked
+from nasforge.report.frame import ReportData, best_seen, ranked
 from nasforge.report.importance import Analysis
 from nasforge.types import Budget, Trial, TrialState
 

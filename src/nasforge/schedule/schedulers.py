@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from nasforge.errors import ConfigError
+from nasforge.fmt import fmt_budget
 from nasforge.types import Budget, Trial, TrialState
 
 
@@ -89,7 +90,7 @@ class Scheduler:
         return self.ladder.index(t.budget) if t.budget in self.ladder else len(self.ladder) - 1
 
     def describe(self) -> str:
-        return f"{self.name}: " + " -> ".join(_fmt(b) for b in self.ladder)
+        return f"{self.name}: " + " -> ".join(fmt_budget(b) for b in self.ladder)
 
 
 class FIFO(Scheduler):
@@ -231,7 +232,3 @@ def make_scheduler(name: str, full: Budget, **options: Any) -> Scheduler:
     except TypeError as e:
         raise ConfigError(f"scheduler {name!r} does not take those options ({e}); "
                           "use eta, min_epochs or min_fraction (and bracket_size for successive_halving)") from None
-
-
-def _fmt(b: Budget) -> str:
-    return f"{b.epochs:g}ep@{b.fraction:.0%}"

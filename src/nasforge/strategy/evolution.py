@@ -75,15 +75,13 @@ class GeneticAlgorithm(Strategy):
 
     def ask(self, history: Sequence[Trial], n: int = 1) -> list[Suggestion]:
         seen = seen_keys(history)
-        scored = completed(history)
-        pool = sorted(scored, key=lambda t: (-(t.score or 0.0), t.number))[: self.population_size]
+        pool = self.parents(completed(history))
         out = []
         for i in range(n):
             if len(history) + i < self.population_size or len(pool) < 2:
                 s = self.fresh(lambda: self.space.sample(self.rng), seen)
             else:
-                a = tournament(pool, self.tournament_size, self.rng)
-                b = tournament(pool, self.tournament_size, self.rng)
+                a, b = self.pick(pool), self.pick(pool)
                 child = (self.space.crossover(a.sample, b.sample, self.rng)
                          if self.rng.random() < self.crossover_prob else dict(a.sample))
                 if self.rng.random() < self.mutation_prob or self.space.key(child) in seen:
@@ -93,3 +91,10 @@ class GeneticAlgorithm(Strategy):
                 seen.add(self.space.key(s))
             out.append(Suggestion(s))
         return out
+
+    def parents(self, scored: Sequence[Trial]) -> list[Trial]:
+        """The elite the parents come from: the ``population_size`` best by score."""
+        return sorted(scored, key=lambda t: (-(t.score or 0.0), t.number))[: self.population_size]
+
+    def pick(self, pool: Sequence[Trial]) -> Trial:
+        return tournament(pool, self.tournament_size, self.rng)
