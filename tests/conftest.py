@@ -29,3 +29,12 @@ def fmnist_small():
     from nasforge.data import load_dataset
 
     return load_dataset("fashion_mnist", limit=3000, seed=0)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run faster on one thread; two threads spin against each other on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

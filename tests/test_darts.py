@@ -17,13 +17,7 @@ from nasforge.types import TrialState
 SPACE = {"kind": "cell", "channels": 4, "n_stages": 2, "cells_per_stage": 1}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny supernets run faster on one thread; two threads spin against each other on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is faster
 
 
 @pytest.fixture(scope="module")
