@@ -45,3 +45,40 @@ def descendants(pid: int) -> list[int]:
         out += got
         todo += got
     return out
+
+
+def arm_summary(db: str, name: str, full_budget: Any) -> dict[str, Any]:
+    """One search arm read back from its store: what it evaluated, its best at the full budget, and
+    its best-so-far at the full budget against seconds since the first trial started."""
+    from collections import Counter
+
+    from nasforge.store import Store
+
+    with Store(db, create=False) as st:
+        exp = st.experiment(name)
+        if exp is None:
+            raise SystemExit(f"{db} holds no experiment {name!r}")
+        trials = st.trials(exp.id)
+    t0 = min((t.started for t in trials if t.started is not None), default=0.0)
+    full = sorted((t for t in trials if t.ok and t.budget == full_budget and t.finished is not None),
+                  key=lambda t: t.finished or 0.0)
+    timeline, best = [], None
+    for t in full:
+        if best is None or (t.score or 0.0) > (best.score or 0.0):
+            best = t
+            timeline.append({"seconds": round((t.finished or 0.0) - t0, 1), "val_accuracy": t.score,
+                             "trial": t.number})
+    return {
+        "db": db, "architectures_evaluated": len(trials), "trials_at_full_budget": len(full),
+        "states": dict(Counter(t.state.value for t in trials)),
+        "epochs_trained": round(sum(t.curve[-1]["epoch"] if t.curve else 0 for t in trials), 1),
+        "best_full_budget_val_accuracy": None if best is None else best.score,
+        "best_trial": None if best is None else best.number,
+        "best_architecture_key": None if best is None else best.key,
+        "search_seconds": round(exp.elapsed, 1), "best_so_far": timeline,
+    }
+
+
+def seconds_to_reach(timeline: list[dict[str, Any]], target: float) -> float | None:
+    """When a best-so-far timeline first reached ``target`` (None: never)."""
+    return next((p["seconds"] for p in timeline if p["val_accuracy"] >= target), None)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from nasforge.config import Config, from_dict, from_keywords, load_config
-from nasforge.data import Dataset, load_dataset
+from nasforge.data import Dataset, Preprocess, load_dataset
 from nasforge.errors import ConfigError, NasforgeError, StoreError
 from nasforge.evaluate.memory import memory_limit
 from nasforge.evaluate.torch_eval import TorchEvaluator
@@ -30,6 +30,7 @@ from nasforge.store import Experiment, Store
 from nasforge.strategy import STRATEGIES, make_strategy
 from nasforge.strategy.darts import NAME as DARTS
 from nasforge.strategy.darts import DartsProgress, darts_options, run_darts_search
+from nasforge.strategy.warm import WarmStart, initial_samples
 from nasforge.types import Sample, Trial
 
 log = logging.getLogger("nasforge")
@@ -108,6 +109,8 @@ def run_config(cfg: Config, *, resume: bool = False,
     if getattr(STRATEGIES.get(cfg.strategy.name), "multi_objective", False):
         options.setdefault("objectives", list(cfg.search.objectives))
     strategy = make_strategy(cfg.strategy.name, space, seed=cfg.seed, **options)
+    if cfg.search.initial:
+        strategy = WarmStart(strategy, initial_samples(cfg.search.initial, space, data.input_shape, data.n_classes))
     preflight(space, data.input_shape, data.n_classes)
     factory = TorchEvaluatorFactory(data, space, cfg.train, cfg.seed, cfg.search.measure_latency)
     screener = ProxyScreener(space, data, seed=cfg.seed, **cfg.search.screen) if cfg.search.screen else None
@@ -236,7 +239,8 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
                                              "models": [final_to_json(m) for m in models],
                                              "seeds": sorted({m.seed for m in models}),
                                              "summary": summarize(models), "input_shape": list(data.input_shape),
-                                             "classes": list(data.classes)})
+                                             "classes": list(data.classes),
+                                             "preprocess": data.preprocess.to_json() if data.preprocess else None})
         return models
 
 
@@ -283,6 +287,10 @@ def export(db: str | Path, *, format: str = "python", out_dir: str | Path | None
     classes = tuple(str(c) for c in r.get("classes") or meta.get("classes") or ())
     if not shape or not classes:
         raise NasforgeError(f"the last retrain of {exp.name!r} did not record its input shape: run `{again}` again")
+    if r.get("preprocess"):
+        pre: Preprocess | None = Preprocess.from_json(r["preprocess"])
+    else:  # a retrain recorded before preprocessing was: the statistics are the data's, refit the same way
+        pre = load_data(cfg).preprocess
     space = make_space(cfg.space, shape)
     model = space.build(t.sample, shape, len(classes))
     try:
@@ -292,7 +300,7 @@ def export(db: str | Path, *, format: str = "python", out_dir: str | Path | None
                             f"run `{again}` again") from None
     info = ModelInfo(input_shape=shape, classes=classes, description=space.describe(t.sample),
                      sample=dict(t.sample), space=dict(cfg.space), experiment=exp.name, trial=t.number,
-                     seed=m.get("seed"), test=m.get("test"))
+                     seed=m.get("seed"), test=m.get("test"), preprocess=pre)
     return export_model(model, format, Path(out_dir) if out_dir is not None else weights.parent / "export", info)
 
 

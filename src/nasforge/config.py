@@ -82,6 +82,7 @@ class SearchConfig:
     max_retries: int = 0  # reruns of a trial whose worker died or went silent, before it is FAILED
     trial_timeout: float | None = None  # seconds; a trial running longer fails
     max_memory_mb: float | None = None  # estimated training memory above this: rejected before training
+    initial: tuple[Mapping[str, Any], ...] = ()  # networks tried first (warm start), then the strategy's own
 
     @property
     def budget(self) -> Budget:
@@ -161,6 +162,8 @@ class Config:
             parts["max_memory_mb"] = self.search.max_memory_mb
         if self.search.screen:
             parts["screen"] = dict(self.search.screen)
+        if self.search.initial:
+            parts["initial"] = [dict(x) for x in self.search.initial]
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def to_json(self) -> dict[str, Any]:
@@ -172,7 +175,7 @@ EXECUTOR_KEYS = tuple(f.name for f in fields(ExecutorConfig))
 RECIPE_KEYS = tuple(f.name for f in fields(Recipe))
 SEARCH_KEYS = ("trials", "time_budget", "budget", "db", "measure_latency", "scheduler", "stopping", "objectives",
                "max_latency_ms", "screen", "max_retries", "trial_timeout",
-               "max_memory_mb")
+               "max_memory_mb", "initial")
 RETRAIN_KEYS = ("epochs", "baseline", "out", *RECIPE_KEYS)
 SPACE_KINDS = ("chain", "cell", "nb201")
 
@@ -228,6 +231,16 @@ def _recipe(d: Mapping[str, Any], where: str, base: Recipe) -> Recipe:
         return Recipe(**merged)
     except ValueError as e:
         raise ConfigError(f"{where}: {e}") from None
+
+
+def _initial(v: Any) -> tuple[Mapping[str, Any], ...]:
+    """The warm-start list's shape; each entry is checked against the space when the search starts."""
+    if v is None:
+        return ()
+    if not isinstance(v, list) or not all(isinstance(x, Mapping) for x in v):
+        raise ConfigError("search.initial must be a list of networks, e.g. "
+                          "[{blocks: [{type: conv, width: 32}, {type: pool}]}]")
+    return tuple(copy.deepcopy(dict(x)) for x in v)
 
 
 def _screen(v: Any) -> dict[str, Any] | None:
@@ -352,6 +365,7 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
         trial_timeout=parse_duration(se.get("trial_timeout"), "search.trial_timeout"),
         max_memory_mb=None if se.get("max_memory_mb") is None else _typed(
             se["max_memory_mb"], float, "search.max_memory_mb", positive=True),
+        initial=_initial(se.get("initial")),
     )
     search.make_scheduler()  # a bad name or option fails here, before anything runs
     search.make_stopping()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nasforge.data.base import Dataset, make_dataset
+from nasforge.data.base import Dataset, Preprocess, make_dataset
 from nasforge.data.registry import DATA_SOURCES, load_dataset
 
-__all__ = ["DATA_SOURCES", "Dataset", "load_dataset", "make_dataset"]
+__all__ = ["DATA_SOURCES", "Dataset", "Preprocess", "load_dataset", "make_dataset"]

@@ -26,6 +26,36 @@ class _Seal:
 
 
 @dataclass(frozen=True)
+class Preprocess:
+    """How raw inputs became the tensors the networks see: ``(x / scale - mean) / std``.
+
+    ``mean`` and ``std`` are per channel (images, sequences: axis 1) or per feature (tabular), fitted
+    on the training part only. Exports carry it, so a deployed model gets its inputs as in training.
+    """
+
+    scale: float | None
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def apply(self, raw: np.ndarray | torch.Tensor) -> torch.Tensor:
+        x = torch.as_tensor(raw, dtype=torch.float32)
+        if self.scale:
+            x = x / self.scale
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        return (x - torch.tensor(self.mean).view(shape)) / torch.tensor(self.std).view(shape)
+
+    def to_json(self) -> dict[str, object]:
+        return {"scale": self.scale, "mean": list(self.mean), "std": list(self.std)}
+
+    @staticmethod
+    def from_json(d: dict[str, object]) -> Preprocess:
+        scale = d.get("scale")
+        return Preprocess(None if scale is None else float(scale),  # type: ignore[arg-type]
+                          tuple(float(v) for v in d["mean"]),  # type: ignore[attr-defined]
+                          tuple(float(v) for v in d["std"]))  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
 class Dataset:
     """Train / validation / test tensors, the input shape and the class names.
 
@@ -42,6 +72,7 @@ class Dataset:
     classes: tuple[str, ...]
     _x_test: torch.Tensor | None = field(default=None, repr=False)
     _y_test: torch.Tensor | None = field(default=None, repr=False)
+    preprocess: Preprocess | None = field(default=None, compare=False)
     _seal: _Seal = field(default_factory=_Seal, repr=False, compare=False)
 
     @property
@@ -71,7 +102,8 @@ class Dataset:
 
     def search_view(self) -> Dataset:
         """The same dataset without its test split: what the search loop and evaluators get."""
-        return Dataset(self.name, self.x_train, self.y_train, self.x_val, self.y_val, self.classes)
+        return Dataset(self.name, self.x_train, self.y_train, self.x_val, self.y_val, self.classes,
+                       preprocess=self.preprocess)
 
     def train_plus_val(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Training and validation joined, for the final retrain."""
@@ -236,4 +268,6 @@ def make_dataset(
         classes=tuple(classes),
         _x_test=xte,
         _y_test=yte,
+        preprocess=Preprocess(float(scale) if scale else None, tuple(float(v) for v in mean.ravel()),
+                              tuple(float(v) for v in std.ravel())),
     )

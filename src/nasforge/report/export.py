@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nasforge.data.base import Preprocess
 from nasforge.errors import NasforgeError
 from nasforge.evaluate.cost import count_flops, count_params
 from nasforge.space.cell import Cell, ReductionBlock
@@ -58,6 +59,7 @@ class ModelInfo:
     trial: int | None = None
     seed: int | None = None
     test: Mapping[str, float] | None = None
+    preprocess: Preprocess | None = None
 
 
 # ---------------------------------------------------------------------- python source
@@ -172,12 +174,12 @@ def _class_source(cls: type[nn.Module]) -> str:
 _TEMPLATE = '''"""{description}
 
 Exported by nasforge from {origin}. Standalone: needs PyTorch only, not nasforge.
-Input: a float tensor (N, {shape_text}), normalised as nasforge's data loader did (per channel,
-with the training split's mean and standard deviation). Output: logits over CLASSES.
+Input: a float tensor (N, {shape_text}), normalised as in training: ``preprocess(raw)`` turns raw
+inputs (e.g. 0..255 pixels) into it. Output: logits over CLASSES.
 
-    from model import load
+    from model import load, preprocess
     net = load()            # Net with the weights in {weights} beside this file, in eval mode
-    logits = net(x)
+    logits = net(preprocess(raw))
 """
 
 from __future__ import annotations
@@ -191,6 +193,23 @@ INPUT_SHAPE = {input_shape!r}
 CLASSES = {classes!r}
 DESCRIPTION = {description!r}
 WEIGHTS = {weights!r}
+# (raw / SCALE - MEAN) / STD, per channel (or per feature), with the training split's statistics
+SCALE = {scale!r}
+MEAN = {mean!r}
+STD = {std!r}
+
+
+def preprocess(raw) -> torch.Tensor:
+    """Raw inputs, shaped (N, *INPUT_SHAPE) or without the channel axis, as the tensor Net expects."""
+    x = torch.as_tensor(raw, dtype=torch.float32)
+    if x.dim() == len(INPUT_SHAPE):  # e.g. (N, 28, 28) grey images: add the channel axis
+        x = x.unsqueeze(1)
+    if SCALE:
+        x = x / SCALE
+    if MEAN is None:
+        return x
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    return (x - torch.tensor(MEAN).view(shape)) / torch.tensor(STD).view(shape)
 
 
 {classes_source}class Net(nn.Sequential):
@@ -227,10 +246,13 @@ def python_source(model: nn.Module, info: ModelInfo, *, weights: str = STATE_DIC
     origin = ", ".join(x for x in (f"experiment {info.experiment!r}" if info.experiment else "",
                                    f"trial {info.trial}" if info.trial is not None else "",
                                    f"seed {info.seed}" if info.seed is not None else "") if x) or "a network"
+    pre = info.preprocess
     desc = (info.description or "A network found by nasforge").replace('"""', "'''").replace("\\", "/")
     return _TEMPLATE.format(description=desc, origin=origin, shape_text=", ".join(map(str, info.input_shape)),
                             input_shape=tuple(info.input_shape), classes=tuple(info.classes), weights=weights,
-                            classes_source=classes_source, layers=layers)
+                            classes_source=classes_source, layers=layers,
+                            scale=pre.scale if pre is not None else None,
+                            mean=pre.mean if pre is not None else None, std=pre.std if pre is not None else None)
 
 
 # ---------------------------------------------------------------------- writers
@@ -282,6 +304,7 @@ def export_model(model: nn.Module, fmt: str, out_dir: str | Path, info: ModelInf
         "input_shape": list(info.input_shape), "classes": list(info.classes),
         "params": count_params(model), "flops": count_flops(model, tuple(info.input_shape)),
         "test": dict(info.test) if info.test is not None else None, "weights": STATE_DICT,
+        "preprocess": info.preprocess.to_json() if info.preprocess is not None else None,
     }
     text = json.dumps(genotype, indent=2)
     return [_replace(lambda p: p.write_text(text), out / "model.json"), _save_state(model, out)]

@@ -1,0 +1,64 @@
+"""A search screened by a zero-cost proxy against the same search unscreened, same wall clock.
+
+Runs the config twice with the same seed and time budget, one after the other: as written, and with
+``search.screen: {proxy, sample, keep}`` added. Records for each arm the best validation accuracy at the
+full budget, its best-so-far against seconds, and when the screened arm first reached the plain arm's
+final best (``seconds_to_reach_plain_best``; null if it never did). Pick the proxy from
+``benchmarks/results/proxies.json``.
+
+    .venv/bin/python benchmarks/screen_vs_plain.py --time-budget 20m --proxy synflow
+    .venv/bin/python benchmarks/screen_vs_plain.py --plain-db runs/evo20.db --proxy synflow   # reuse a plain run
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from _common import arm_summary, seconds_to_reach, write_result
+
+import nasforge
+from nasforge.config import from_dict, load_config
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default="examples/fashion_mnist.yaml")
+    ap.add_argument("--time-budget", default="20m")
+    ap.add_argument("--proxy", default="synflow")
+    ap.add_argument("--sample", type=int, default=100, help="candidates drawn per screening round")
+    ap.add_argument("--keep", type=float, default=0.1, help="share of each round that is trained")
+    ap.add_argument("--out-dir", default="runs/screen_vs_plain")
+    ap.add_argument("--plain-db", help="read the plain arm from this finished search of the same config and budget")
+    args = ap.parse_args()
+    base = load_config(args.config)
+    out: dict[str, dict[str, Any]] = {}
+    for arm in ("plain", "screened"):
+        raw = copy.deepcopy(dict(base.raw))
+        db = args.plain_db if arm == "plain" and args.plain_db else f"{args.out_dir}/{arm}.db"
+        raw["search"] = {**raw["search"], "time_budget": args.time_budget, "db": db}
+        if arm == "screened":
+            raw["search"]["screen"] = {"proxy": args.proxy, "sample": args.sample, "keep": args.keep}
+        cfg = from_dict(raw)
+        if not (arm == "plain" and args.plain_db):
+            nasforge.search(cfg, resume=Path(db).exists())
+        out[arm] = {"screen": raw["search"].get("screen"), **arm_summary(db, cfg.name, cfg.search.budget)}
+        print(arm, {k: v for k, v in out[arm].items() if k != "best_so_far"}, file=sys.stderr, flush=True)
+    target = out["plain"]["best_full_budget_val_accuracy"]
+    timelines: dict[str, Any] = {arm: out[arm]["best_so_far"] for arm in out}
+    payload: dict[str, object] = {
+        **out, "plain_best": target,
+        "plain_seconds_to_its_best": None if target is None else seconds_to_reach(timelines["plain"], float(target)),
+        "screened_seconds_to_reach_plain_best":
+            None if target is None else seconds_to_reach(timelines["screened"], float(target)),
+    }
+    print("wrote", write_result("screen_vs_plain", __doc__.splitlines()[0],
+                                "python " + " ".join(map(shlex.quote, sys.argv)), payload))
+
+
+if __name__ == "__main__":
+    main()
