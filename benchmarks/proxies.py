@@ -2,8 +2,8 @@
 
 Samples about 50 valid, distinct candidates from each space: the chain space of
 examples/fashion_mnist.yaml and a small cell space (kind cell, C = 8 in the first stage and 16 in the
-second, one cell per stage). Trains each with nasforge's TorchEvaluator at the example's search budget
-(2 epochs on the fixed 20% subset, the example's train recipe) for its validation accuracy, scores it
+second, one cell per stage). Trains each with nasforge's TorchEvaluator (2 epochs on a fixed 20% subset,
+the example's train recipe; --epochs, --fraction) for its validation accuracy, scores it
 with every proxy in nasforge.schedule.proxies.PROXIES at the very initialisation it is trained from
 (one fixed training minibatch of 64), and records per space and proxy the Spearman rank correlation
 with validation accuracy, the best accuracy inside the proxy's top 10% and 20% (what a screen with
@@ -131,16 +131,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "examples" / "fashion_mnist.yaml"))
     ap.add_argument("--n", type=int, default=50, help="candidates per space")
-    ap.add_argument("--epochs", type=float, default=None, help="training epochs (default: the config's budget)")
-    ap.add_argument("--fraction", type=float, default=None, help="training fraction (default: the config's)")
+    ap.add_argument("--epochs", type=float, default=2.0, help="training epochs per candidate")
+    ap.add_argument("--fraction", type=float, default=0.2, help="share of the training split per candidate")
     ap.add_argument("--spaces", default="chain,cell", help="comma-separated: chain, cell")
     ap.add_argument("--batch-size", type=int, default=64, help="the proxies' minibatch")
     ap.add_argument("--seed", type=int, default=0, help="which candidates are sampled")
     ap.add_argument("--name", default="proxies", help="result file benchmarks/results/NAME.json")
     args = ap.parse_args()
     cfg = load_config(args.config)
-    args.epochs = cfg.search.epochs if args.epochs is None else args.epochs
-    args.fraction = cfg.search.fraction if args.fraction is None else args.fraction
     spaces = [s.strip() for s in args.spaces.split(",") if s.strip()]
     unknown = [s for s in spaces if s not in ("chain", "cell")]
     if unknown:
