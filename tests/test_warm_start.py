@@ -91,3 +91,16 @@ def test_initial_must_be_a_list_of_mappings():
     from nasforge.config import from_dict
     with pytest.raises(ConfigError, match=r"search\.initial must be a list"):
         from_dict({"search": {"initial": {"blocks": []}}})
+
+
+def test_a_proxy_screen_never_drops_a_queued_network(tmp_path):
+    net = {"blocks": [{"type": "pool", "pool_size": 2}, {"type": "conv", "width": 8, "kernel": 3}]}  # tiny: low synflow
+    cfg = {"name": "warm-screen", "seed": 0, "data": {"source": "digits"},
+           "space": {"kind": "chain", "max_blocks": 4, "widths": [8, 16, 32], "kernels": [3],
+                     "types": ["conv", "pool"]},
+           "strategy": {"name": "random"},
+           "search": {"trials": 2, "budget": {"epochs": 1}, "measure_latency": False, "initial": [net],
+                      "screen": {"proxy": "synflow", "sample": 10, "keep": 0.1}, "db": str(tmp_path / "s.db")}}
+    res = api.search(cfg)
+    queued = initial_samples([net], res.space, (1, 8, 8), 10)[0]
+    assert min(res.trial_list, key=lambda t: t.number).key == res.space.key(queued)

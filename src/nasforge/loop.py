@@ -359,13 +359,17 @@ def _search(store: Store, experiment: Experiment, space: SearchSpace, strategy: 
 
 def _screened(one: Callable[[set[str]], Suggestion | None], screener: Screener,
               key: Callable[[Sample], str]) -> list[dict[str, Any]]:
-    """Draw up to ``screener.sample`` distinct valid candidates and keep the screener's choice, best first."""
+    """Draw up to ``screener.sample`` distinct valid candidates and keep the screener's choice, best first.
+
+    Suggestions marked ``screen=False`` (networks the user queued) are kept unscreened, ahead of the rest.
+    """
     pool: list[Sample] = []
+    exempt: list[Sample] = []
     taken: set[str] = set()
     for _ in range(screener.sample):
         sug = one(taken)
         if sug is None:
             break
-        pool.append(sug.sample)
+        (pool if sug.screen else exempt).append(sug.sample)
         taken.add(key(sug.sample))
-    return [dict(s) for s in screener(pool)] if pool else []
+    return [dict(s) for s in exempt] + ([dict(s) for s in screener(pool)] if pool else [])

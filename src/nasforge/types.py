@@ -95,6 +95,7 @@ class Suggestion:
 
     sample: Sample
     budget: Budget | None = None
+    screen: bool = True  # False: the user asked for it (a warm start), so no proxy screen may drop it
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ Like Optuna's ``enqueue_trial`` or AutoKeras starting from known-good models. Th
 are ordinary trials: evolution's tournaments, the GA's parents and the model-based strategies'
 surrogates see them in the history like any other, so a search can improve on a hand-designed
 network instead of rediscovering it. The queue is derived from the history (a queued network already
-tried is skipped), so resuming needs no extra state.
+tried is skipped), so resuming needs no extra state. A proxy screen (``search.screen``) never drops
+them: they are trained whatever their proxy score.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class WarmStart(Strategy):
             if len(out) < n and key not in seen:
                 seen.add(key)
                 self._given.add(key)
-                out.append(Suggestion(dict(s)))
+                out.append(Suggestion(dict(s), screen=False))
         if len(out) < n:
             out += self.inner.ask(history, n - len(out))
         return out
