@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +49,30 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def search_arm(base: Any, arm: str, db: str, time_budget: str, *, run: bool = True,
+               changes: dict[str, Any] | None = None, drop: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """One arm of a side-by-side search benchmark: ``base`` (a Config) with its ``search`` section
+    changed, run (or resumed) into ``db`` unless ``run`` is false, then summarised (None: no db)."""
+    import nasforge
+    from nasforge.config import from_dict
+
+    raw = copy.deepcopy(dict(base.raw))
+    search = {**raw["search"], "time_budget": time_budget, "db": db, **(changes or {})}
+    raw["search"] = {k: v for k, v in search.items() if k not in drop}
+    cfg = from_dict(raw)
+    if run:
+        nasforge.search(cfg, resume=Path(db).exists())
+    if not Path(db).exists():
+        return None
+    out = {"scheduler": cfg.search.make_scheduler().describe(), "screen": raw["search"].get("screen"),
+           **arm_summary(db, cfg.name, cfg.search.budget)}
+    print(arm, {k: v for k, v in out.items() if k != "best_so_far"}, file=sys.stderr, flush=True)
+    return out
+
+
 def arm_summary(db: str, name: str, full_budget: Any) -> dict[str, Any]:
     """One search arm read back from its store: what it evaluated, its best at the full budget, and
     its best-so-far at the full budget against seconds since the first trial started."""
-    from collections import Counter
-
     from nasforge.store import Store
 
     with Store(db, create=False) as st:

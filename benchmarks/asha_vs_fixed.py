@@ -11,15 +11,13 @@ at the full budget and how many architectures each evaluated. One run after the 
 from __future__ import annotations
 
 import argparse
-import copy
 import shlex
 import sys
-from pathlib import Path
+from typing import Any
 
-from _common import arm_summary, write_result
+from _common import search_arm, write_result
 
-import nasforge
-from nasforge.config import from_dict, load_config
+from nasforge.config import load_config
 
 
 def main() -> None:
@@ -32,23 +30,15 @@ def main() -> None:
                     "budget (e.g. `nasforge search CONFIG --time-budget 20m`) instead of running it")
     args = ap.parse_args()
     base = load_config(args.config)
-    out: dict[str, dict[str, object]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for arm in ("asha", "fixed"):
-        raw = copy.deepcopy(dict(base.raw))
-        db = args.asha_db if arm == "asha" and args.asha_db else f"{args.out_dir}/{arm}.db"
-        raw["search"] = {**raw["search"], "time_budget": args.time_budget, "db": db}
-        if arm == "fixed":
-            raw["search"].pop("scheduler", None)
-        cfg = from_dict(raw)
-        if args.only in (None, arm) and not (arm == "asha" and args.asha_db):
-            nasforge.search(cfg, resume=Path(db).exists())
-        if not Path(db).exists():
-            continue
-        out[arm] = {"scheduler": cfg.search.make_scheduler().describe(),
-                    **arm_summary(db, cfg.name, cfg.search.budget)}
-        print(arm, {k: v for k, v in out[arm].items() if k != "best_so_far"}, file=sys.stderr, flush=True)
+        reuse = bool(arm == "asha" and args.asha_db)
+        got = search_arm(base, arm, args.asha_db if reuse else f"{args.out_dir}/{arm}.db", args.time_budget,
+                         run=args.only in (None, arm) and not reuse, drop=("scheduler",) if arm == "fixed" else ())
+        if got is not None:
+            out[arm] = got
     if len(out) == 2:
-        n_a, n_f = (int(str(out[a]["architectures_evaluated"])) for a in ("asha", "fixed"))
+        n_a, n_f = (out[a]["architectures_evaluated"] for a in ("asha", "fixed"))
         payload: dict[str, object] = {**out, "ratio_architectures_asha_over_fixed": n_a / max(1, n_f)}
         print("wrote", write_result("asha_vs_fixed", __doc__.splitlines()[0],
                                     "python " + " ".join(map(shlex.quote, sys.argv)), payload))

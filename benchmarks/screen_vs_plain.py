@@ -13,16 +13,13 @@ final best (``seconds_to_reach_plain_best``; null if it never did). Pick the pro
 from __future__ import annotations
 
 import argparse
-import copy
 import shlex
 import sys
-from pathlib import Path
 from typing import Any
 
-from _common import arm_summary, seconds_to_reach, write_result
+from _common import search_arm, seconds_to_reach, write_result
 
-import nasforge
-from nasforge.config import from_dict, load_config
+from nasforge.config import load_config
 
 
 def main() -> None:
@@ -37,17 +34,14 @@ def main() -> None:
     args = ap.parse_args()
     base = load_config(args.config)
     out: dict[str, dict[str, Any]] = {}
+    screen = {"proxy": args.proxy, "sample": args.sample, "keep": args.keep}
     for arm in ("plain", "screened"):
-        raw = copy.deepcopy(dict(base.raw))
-        db = args.plain_db if arm == "plain" and args.plain_db else f"{args.out_dir}/{arm}.db"
-        raw["search"] = {**raw["search"], "time_budget": args.time_budget, "db": db}
-        if arm == "screened":
-            raw["search"]["screen"] = {"proxy": args.proxy, "sample": args.sample, "keep": args.keep}
-        cfg = from_dict(raw)
-        if not (arm == "plain" and args.plain_db):
-            nasforge.search(cfg, resume=Path(db).exists())
-        out[arm] = {"screen": raw["search"].get("screen"), **arm_summary(db, cfg.name, cfg.search.budget)}
-        print(arm, {k: v for k, v in out[arm].items() if k != "best_so_far"}, file=sys.stderr, flush=True)
+        reuse = bool(arm == "plain" and args.plain_db)
+        got = search_arm(base, arm, args.plain_db if reuse else f"{args.out_dir}/{arm}.db", args.time_budget,
+                         run=not reuse, changes={"screen": screen} if arm == "screened" else None)
+        if got is None:
+            raise SystemExit(f"no database for the {arm} arm")
+        out[arm] = got
     target = out["plain"]["best_full_budget_val_accuracy"]
     timelines: dict[str, Any] = {arm: out[arm]["best_so_far"] for arm in out}
     payload: dict[str, object] = {

@@ -205,8 +205,10 @@ def test_standalone_source_reproduces_the_test_accuracy_without_nasforge(tmp_pat
     bunch = load_digits()
     _, test_idx = stratified_split(bunch.target, DIGITS_TEST_FRACTION, DIGITS_TEST_SEED)
     assert torch.equal(torch.from_numpy(bunch.target[test_idx]), y)
-    raw = torch.from_numpy(bunch.images[test_idx]).unsqueeze(1)
-    assert data.preprocess is not None and torch.allclose(data.preprocess.apply(raw), x, atol=1e-5)
+    pre = data.preprocess  # the recorded statistics map raw pixels to exactly the loader's tensors
+    assert pre is not None and pre.scale == 16.0
+    raw = torch.from_numpy(bunch.images[test_idx]).unsqueeze(1).float()
+    assert torch.allclose((raw / pre.scale - torch.tensor(pre.mean)) / torch.tensor(pre.std), x, atol=1e-5)
     torch.save((torch.from_numpy(bunch.images[test_idx]), y), tmp_path / "test.pt")
     r = run_isolated(tmp_path / "run", model_py, tmp_path / "test.pt")
     assert r.returncode == 0, r.stderr

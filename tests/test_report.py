@@ -3,9 +3,6 @@ page rendered in headless Chromium with a screenshot kept under tests/artifacts/
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +13,7 @@ import nasforge
 from nasforge.cli import main
 from nasforge.config import from_dict, from_keywords
 from nasforge.errors import ConfigError
+from nasforge.report.browser import find_chromium, plots_in, plots_loaded, remote_refs, render
 from nasforge.report.frame import load
 from nasforge.report.html import FIGURES, write_report
 from nasforge.report.importance import analyse
@@ -39,15 +37,6 @@ def digits_result(tmp_path_factory):
         budget={"trials": 8, "epochs": 1},
         db=db, name="digits",
     )
-
-
-def plots_in(page: str) -> dict[str, str]:
-    """Plot id -> base64 payload of its embedded PNG."""
-    return dict(re.findall(r"id='plot-([a-z_]+)'[^>]*src='data:image/png;base64,([A-Za-z0-9+/=]*)'", page))
-
-
-def remote_refs(page: str) -> list[str]:
-    return re.findall(r"""(?:src|href)\s*=\s*['"]?((?:https?:)?//[^'"\s>]+)""", page, flags=re.I)
 
 
 # ---------------------------------------------------------------------- the Python API
@@ -97,18 +86,14 @@ def test_report_has_every_plot_and_nothing_remote(digits_result):
 
 
 def test_report_renders_in_chromium(digits_result, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
+    if find_chromium() is None:
         pytest.skip("chromium is not installed (make setup installs Debian's chromium)")
     page = digits_result.report(tmp_path / "report.html")
-    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1300,4600"]
-    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    assert f'data-plots-loaded="{len(PLOTS)}"' in dom  # every figure decoded, and the page's script ran
-    assert sorted(plots_in(dom.replace('"', "'"))) == sorted(PLOTS)
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report.png"
-    shot.unlink(missing_ok=True)
-    subprocess.run([*flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True)
+    dom = render(page, shot)
+    assert plots_loaded(dom) == len(PLOTS)  # every figure decoded, and the page's script ran
+    assert sorted(plots_in(dom)) == sorted(PLOTS)
     assert shot.stat().st_size > 50_000
     print(f"report screenshot: {shot}")
 

@@ -8,7 +8,9 @@ split only, and conversion to the tensor layout the builders expect (N, C, H, W)
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,22 +39,14 @@ class Preprocess:
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
-    def apply(self, raw: np.ndarray | torch.Tensor) -> torch.Tensor:
-        x = torch.as_tensor(raw, dtype=torch.float32)
-        if self.scale:
-            x = x / self.scale
-        shape = (1, -1) + (1,) * (x.dim() - 2)
-        return (x - torch.tensor(self.mean).view(shape)) / torch.tensor(self.std).view(shape)
-
     def to_json(self) -> dict[str, object]:
         return {"scale": self.scale, "mean": list(self.mean), "std": list(self.std)}
 
     @staticmethod
-    def from_json(d: dict[str, object]) -> Preprocess:
+    def from_json(d: Mapping[str, Any]) -> Preprocess:
         scale = d.get("scale")
-        return Preprocess(None if scale is None else float(scale),  # type: ignore[arg-type]
-                          tuple(float(v) for v in d["mean"]),  # type: ignore[attr-defined]
-                          tuple(float(v) for v in d["std"]))  # type: ignore[attr-defined]
+        return Preprocess(None if scale is None else float(scale), tuple(map(float, d["mean"])),
+                          tuple(map(float, d["std"])))
 
 
 @dataclass(frozen=True)

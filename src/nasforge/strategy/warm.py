@@ -79,7 +79,7 @@ def initial_samples(specs: Sequence[Mapping[str, Any]], space: SearchSpace, inpu
                 sample = chain_sample(space, blocks, str(spec.get("head", space.dims()["head"].values[0])))
             except ValueError as e:
                 raise ConfigError(f"{where}: {e}; fit the network to the space's min_blocks/max_blocks") from None
-            unknown = {f"{k}" for b in blocks for k in b} - {k.split(".", 1)[1] for k in space.dims() if "." in k}
+            unknown = {str(k) for b in blocks for k in b} - {k.split(".", 1)[1] for k in space.dims() if "." in k}
             if unknown:
                 raise ConfigError(f"{where}: unknown block setting(s) {sorted(unknown)}; "
                                   f"use the space's dimension names (type, width, kernel, ...)")
