@@ -6,11 +6,13 @@ at the full budget and how many architectures each evaluated. One run after the 
 
     .venv/bin/python benchmarks/asha_vs_fixed.py --time-budget 20m
     .venv/bin/python benchmarks/asha_vs_fixed.py --asha-db runs/evo20.db   # reuse a finished ASHA search
+    .venv/bin/python benchmarks/asha_vs_fixed.py --scheduler '{"name": "asha", "eta": 3, "min_epochs": 1}'
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from typing import Any
@@ -28,13 +30,16 @@ def main() -> None:
     ap.add_argument("--only", choices=["asha", "fixed"], help="run one arm (e.g. after a crash)")
     ap.add_argument("--asha-db", help="read the ASHA arm from this finished search of the same config and "
                     "budget (e.g. `nasforge search CONFIG --time-budget 20m`) instead of running it")
+    ap.add_argument("--scheduler", type=json.loads, help="the ASHA arm's search.scheduler as JSON, in place of "
+                    "the config's (the fixed arm has none either way)")
     args = ap.parse_args()
     base = load_config(args.config)
     out: dict[str, dict[str, Any]] = {}
     for arm in ("asha", "fixed"):
         reuse = bool(arm == "asha" and args.asha_db)
         got = search_arm(base, arm, args.asha_db if reuse else f"{args.out_dir}/{arm}.db", args.time_budget,
-                         run=args.only in (None, arm) and not reuse, drop=("scheduler",) if arm == "fixed" else ())
+                         run=args.only in (None, arm) and not reuse, drop=("scheduler",) if arm == "fixed" else (),
+                         changes={"scheduler": args.scheduler} if arm == "asha" and args.scheduler else None)
         if got is not None:
             out[arm] = got
     if len(out) == 2:

@@ -13,6 +13,7 @@ final best (``seconds_to_reach_plain_best``; null if it never did). Pick the pro
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from typing import Any
@@ -31,14 +32,16 @@ def main() -> None:
     ap.add_argument("--keep", type=float, default=0.1, help="share of each round that is trained")
     ap.add_argument("--out-dir", default="runs/screen_vs_plain")
     ap.add_argument("--plain-db", help="read the plain arm from this finished search of the same config and budget")
+    ap.add_argument("--scheduler", type=json.loads, help="both arms' search.scheduler as JSON, in place of the config's")
     args = ap.parse_args()
     base = load_config(args.config)
     out: dict[str, dict[str, Any]] = {}
     screen = {"proxy": args.proxy, "sample": args.sample, "keep": args.keep}
+    sched = {"scheduler": args.scheduler} if args.scheduler else {}
     for arm in ("plain", "screened"):
         reuse = bool(arm == "plain" and args.plain_db)
         got = search_arm(base, arm, args.plain_db if reuse else f"{args.out_dir}/{arm}.db", args.time_budget,
-                         run=not reuse, changes={"screen": screen} if arm == "screened" else None)
+                         run=not reuse, changes={**sched, "screen": screen} if arm == "screened" else sched)
         if got is None:
             raise SystemExit(f"no database for the {arm} arm")
         out[arm] = got
