@@ -8,6 +8,7 @@ final best (``seconds_to_reach_plain_best``; null if it never did). Pick the pro
 
     .venv/bin/python benchmarks/screen_vs_plain.py --time-budget 20m --proxy synflow
     .venv/bin/python benchmarks/screen_vs_plain.py --plain-db runs/evo20.db --proxy synflow   # reuse a plain run
+    .venv/bin/python benchmarks/screen_vs_plain.py --proxy naswot --cost flops --sample 30   # cost-aware screen
 """
 
 from __future__ import annotations
@@ -30,13 +31,18 @@ def main() -> None:
     ap.add_argument("--proxy", default="synflow")
     ap.add_argument("--sample", type=int, default=100, help="candidates drawn per screening round")
     ap.add_argument("--keep", type=float, default=0.1, help="share of each round that is trained")
+    ap.add_argument("--cost", choices=["params", "flops"],
+                    help="keep the best proxy at each cost, not the best overall")
     ap.add_argument("--out-dir", default="runs/screen_vs_plain")
     ap.add_argument("--plain-db", help="read the plain arm from this finished search of the same config and budget")
-    ap.add_argument("--scheduler", type=json.loads, help="both arms' search.scheduler as JSON, in place of the config's")
+    ap.add_argument("--scheduler", type=json.loads,
+                    help="both arms' search.scheduler as JSON, in place of the config's")
     args = ap.parse_args()
     base = load_config(args.config)
     out: dict[str, dict[str, Any]] = {}
     screen = {"proxy": args.proxy, "sample": args.sample, "keep": args.keep}
+    if args.cost:
+        screen["cost"] = args.cost
     sched = {"scheduler": args.scheduler} if args.scheduler else {}
     for arm in ("plain", "screened"):
         reuse = bool(arm == "plain" and args.plain_db)

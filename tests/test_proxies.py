@@ -10,8 +10,19 @@ import torch
 from torch import nn
 
 from nasforge.data.base import Dataset
+from nasforge.evaluate.cost import count_flops, count_params
 from nasforge.evaluate.torch_eval import trial_seed
-from nasforge.schedule.proxies import PROXIES, fixed_batch, naswot, score, score_samples, screen, synflow
+from nasforge.pareto import non_dominated_sort
+from nasforge.schedule.proxies import (
+    PROXIES,
+    SCREEN_COSTS,
+    fixed_batch,
+    naswot,
+    score,
+    score_samples,
+    screen,
+    synflow,
+)
 from nasforge.space import CellSpace, ChainSpace
 from nasforge.space.chain import chain_sample
 
@@ -207,6 +218,33 @@ def test_screen_keeps_the_requested_share_best_first(digits, proxy):
     every = score_samples(sp, samples, digits, proxy, batch_size=32, seed=5)  # a second, independent run
     assert scores == sorted(every, reverse=True)[:3]  # so also: the same seed gives the same scores
     assert [id(s) for s, _ in kept] == [id(samples[i]) for i in sorted(range(12), key=lambda i: -every[i])[:3]]
+
+
+@pytest.mark.parametrize("cost", SCREEN_COSTS)
+def test_a_cost_aware_screen_keeps_the_best_proxy_at_each_cost(digits, cost):
+    sp, samples = candidates(12)
+    every = score_samples(sp, samples, digits, "naswot", batch_size=32, seed=5)
+    costs = []
+    for s in samples:
+        m = sp.build(s, (1, 8, 8), 10)
+        costs.append(count_params(m) if cost == "params" else count_flops(m, (1, 8, 8)))
+    kept = screen(sp, samples, digits, "naswot", 0.25, batch_size=32, seed=5, cost=cost)
+    at = [next(i for i, c in enumerate(samples) if c is s) for s, _ in kept]
+    assert len(at) == 3 and [v for _, v in kept] == [every[i] for i in at]
+    ok = [i for i in range(12) if math.isfinite(every[i])]
+    assert len(ok) < 12  # a broken candidate (-inf) is among the cheapest here: it must not be kept
+    front = [ok[j] for j in non_dominated_sort([(-every[i], costs[i]) for i in ok])[0]]
+    # the front's two ends (the best proxy, the cheapest that scores) are always kept; none kept is
+    # dominated unless the whole front is already in
+    assert max(ok, key=lambda i: (every[i], -costs[i])) in at
+    assert min(ok, key=lambda i: (costs[i], -every[i])) in at
+    assert all(i in front for i in at) or set(front) <= set(at)
+    # the proxy alone keeps its three best; they are not all cheap (else this test shows nothing)
+    plain = [next(i for i, c in enumerate(samples) if c is s) for s, _ in screen(sp, samples, digits, "naswot", 0.25,
+                                                                                 batch_size=32, seed=5)]
+    assert plain != at
+    with pytest.raises(ValueError, match="cost"):
+        screen(sp, samples, digits, "naswot", 0.5, cost="latency")
 
 
 def test_screen_scores_the_initialisation_the_evaluator_would_train(digits):

@@ -76,8 +76,10 @@ def test_screen_and_latency_settings_are_checked():
     cfg = from_dict({"search": {"screen": {"proxy": "synflow", "sample": 50, "keep": 0.2}, "max_latency_ms": 2}})
     assert cfg.search.screen["sample"] == 50 and cfg.search.max_latency_ms == 2.0
     assert from_dict({"search": {"screen": "naswot"}}).search.screen["keep"] == 0.1
+    assert from_dict({"search": {"screen": {"cost": "flops"}}}).search.screen["cost"] == "flops"
     for bad, msg in (({"proxy": "magic"}, "unknown proxy"), ({"keep": 2}, "keep"), ({"sample": 0}, "sample"),
-                     ({"proxy": "naswot", "n": 3}, "unknown key 'n'")):
+                     ({"proxy": "naswot", "n": 3}, "unknown key 'n'"),
+                     ({"cost": "latency"}, "screen.cost must be one of params, flops")):
         with pytest.raises(ConfigError, match=msg):
             from_dict({"search": {"screen": bad}})
     with pytest.raises(ConfigError, match="max_latency_ms"):

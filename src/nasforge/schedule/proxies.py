@@ -40,7 +40,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasforge.data.base import Dataset
+from nasforge.evaluate.cost import count_flops, count_params
 from nasforge.evaluate.torch_eval import trial_seed
+from nasforge.pareto import rank
 from nasforge.space.base import SearchSpace
 from nasforge.types import Sample
 
@@ -241,8 +243,12 @@ def score_samples(space: SearchSpace, samples: Sequence[Sample], data: Dataset, 
     return out
 
 
+SCREEN_COSTS = ("params", "flops")
+
+
 def screen(space: SearchSpace, samples: Sequence[Sample], data: Dataset, proxy: str = "naswot",
-           keep: float = 0.1, *, batch_size: int = 64, seed: int = 0) -> list[tuple[Sample, float]]:
+           keep: float = 0.1, *, batch_size: int = 64, seed: int = 0,
+           cost: str | None = None) -> list[tuple[Sample, float]]:
     """The best share ``keep`` of ``samples`` by a zero-cost proxy: ``(sample, score)`` pairs, best first.
 
     ``proxy`` names an entry of :data:`PROXIES`; ``keep`` is a share in (0, 1] of ``len(samples)``,
@@ -251,19 +257,38 @@ def screen(space: SearchSpace, samples: Sequence[Sample], data: Dataset, proxy: 
     ``batch_size`` examples (see :func:`score_samples`). Ties keep the given order; candidates that
     score -inf (non-finite proxy, failed build) come last. Deterministic for a given ``seed``.
 
+    With ``cost`` (``params`` or ``flops``) the order is NSGA-II's on (proxy, cost) instead: the
+    proxies grow with a network's size (NASWOT counts activation units), so ranking by proxy alone
+    keeps the biggest, slowest candidates; the Pareto order keeps the best-scoring one at each cost.
+
     This is what ``screen: {proxy: naswot, sample: 500, keep: 0.1}`` means: draw 500 samples,
     call ``screen(space, samples, data, "naswot", 0.1)`` and train the 50 returned.
     """
     _lookup(proxy)
     if isinstance(keep, bool) or not isinstance(keep, int | float) or not 0 < keep <= 1:
         raise ValueError(f"screen keep must be a share in (0, 1] of the sampled candidates, got {keep!r}")
+    if cost is not None and cost not in SCREEN_COSTS:
+        raise ValueError(f"screen cost must be one of {', '.join(SCREEN_COSTS)} or None, got {cost!r}")
     if not samples:
         return []
     scores = score_samples(space, samples, data, proxy, batch_size=batch_size, seed=seed)
-    order = sorted(range(len(samples)), key=lambda i: -scores[i])  # stable: ties keep the given order
+    if cost is None:
+        order = sorted(range(len(samples)), key=lambda i: -scores[i])  # stable: ties keep the given order
+    else:
+        ok = [i for i in range(len(samples)) if math.isfinite(scores[i])]  # broken ones last, however cheap
+        pts = [(-scores[i], _cost(space, samples[i], data, cost)) for i in ok]
+        order = [ok[j] for j in rank(pts)] + [i for i in range(len(samples)) if not math.isfinite(scores[i])]
     n_keep = max(1, min(len(samples), math.ceil(keep * len(samples) - 1e-9)))
     return [(samples[i], scores[i]) for i in order[:n_keep]]
 
 
-__all__ = ["PROXIES", "Proxy", "fixed_batch", "grad_norm", "naswot", "score", "score_samples", "screen", "snip",
-           "synflow"]
+def _cost(space: SearchSpace, s: Sample, data: Dataset, cost: str) -> float:
+    try:
+        model = space.build(s, data.input_shape, data.n_classes)
+        return float(count_params(model) if cost == "params" else count_flops(model, data.input_shape))
+    except (RuntimeError, ValueError, KeyError):
+        return math.inf
+
+
+__all__ = ["PROXIES", "SCREEN_COSTS", "Proxy", "fixed_batch", "grad_norm", "naswot", "score", "score_samples",
+           "screen", "snip", "synflow"]

@@ -2,8 +2,9 @@
 
 ``search.screen: {proxy: naswot, sample: 500, keep: 0.1}`` makes the loop draw 500 valid candidates
 from the strategy, score each with the proxy on one fixed minibatch, and train only the best 10%.
-``search.max_latency_ms`` rejects (with the reason, before training) any candidate whose measured
-CPU latency per image is over the limit.
+With ``cost: flops`` (or ``params``) the share kept is the best by proxy at each cost (NSGA-II's order
+on the two), not the largest networks, which the proxies favour. ``search.max_latency_ms`` rejects
+(with the reason, before training) any candidate whose measured CPU latency per image is over the limit.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from nasforge.data.base import Dataset
 from nasforge.errors import ConfigError
 from nasforge.evaluate.cost import measure_latency_ms
-from nasforge.schedule.proxies import PROXIES, screen
+from nasforge.schedule.proxies import PROXIES, SCREEN_COSTS, screen
 from nasforge.space.base import SearchSpace
 from nasforge.types import Sample
 
@@ -31,19 +32,23 @@ class ProxyScreener:
     keep: float = 0.1
     batch_size: int = 64
     seed: int = 0
+    cost: str | None = None
 
     def __call__(self, samples: Sequence[Sample]) -> list[Sample]:
         return [s for s, _ in screen(self.space, samples, self.data, self.proxy, self.keep,
-                                     batch_size=self.batch_size, seed=self.seed)]
+                                     batch_size=self.batch_size, seed=self.seed, cost=self.cost)]
 
 
 def check_screen(opts: Mapping[str, Any]) -> dict[str, Any]:
     """Validate ``search.screen`` options; returns them with defaults filled in."""
-    allowed = ("proxy", "sample", "keep", "batch_size")
+    allowed = ("proxy", "sample", "keep", "batch_size", "cost")
     for k in opts:
         if k not in allowed:
             raise ConfigError(f"unknown key {k!r} in search.screen: valid keys: {', '.join(allowed)}")
-    out = {"proxy": "naswot", "sample": 100, "keep": 0.1, "batch_size": 64, **opts}
+    out = {"proxy": "naswot", "sample": 100, "keep": 0.1, "batch_size": 64, **opts}  # no cost: proxy alone
+    if "cost" in out and out["cost"] not in SCREEN_COSTS:
+        raise ConfigError(f"search.screen.cost must be one of {', '.join(SCREEN_COSTS)} (or left out), "
+                          f"got {out['cost']!r}")
     if out["proxy"] not in PROXIES:
         raise ConfigError(f"unknown proxy {out['proxy']!r} in search.screen: choose one of {', '.join(PROXIES)}")
     for k in ("sample", "batch_size"):
