@@ -12,12 +12,21 @@ Parameters and FLOPs are recorded as baselines. The test split is never opened.
 
     .venv/bin/python benchmarks/proxies.py                          # the full run (about an hour on 2 cores)
     .venv/bin/python benchmarks/proxies.py --n 3 --epochs 0.1 --name proxies_smoke   # a quick check
+    .venv/bin/python benchmarks/proxies.py --reuse benchmarks/results/proxies.json  # train only new candidates
+
+``--reuse`` takes the trained accuracy (and cost) of every candidate an earlier result holds for the
+same space, budget and seed instead of training it again: the candidates are drawn in the same order
+for any ``--n``, and training is seeded per architecture (deterministic on the CPU), so a larger
+``--n`` adds candidates to the earlier run's. Proxy scores are always computed afresh; reused rows
+are marked ``"reused": true``. The first reusable candidate is trained again as a check, and both
+accuracies are recorded in its ``reuse_check``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import shlex
 import sys
@@ -78,7 +87,8 @@ def kept_best(scores: list[float], acc: list[float], keep: float) -> float | Non
     return round(max(acc[i] for i in order[:n_keep]), 4)
 
 
-def run_space(name: str, space: SearchSpace, data: Any, cfg: Any, args: argparse.Namespace) -> dict[str, Any]:
+def run_space(name: str, space: SearchSpace, data: Any, cfg: Any, args: argparse.Namespace,
+              earlier: dict[str, dict[str, Any]]) -> dict[str, Any]:
     shape, k = data.input_shape, data.n_classes
     samples = distinct_valid(space, args.n, shape, k, args.seed)
     evaluator = TorchEvaluator(data, space, recipe=cfg.train, seed=cfg.seed, measure_latency=False)
@@ -91,6 +101,11 @@ def run_space(name: str, space: SearchSpace, data: Any, cfg: Any, args: argparse
             (value,) = score_samples(space, [s], data, p, batch_size=args.batch_size, seed=cfg.seed)
             row["proxy_seconds"][p] = round(time.perf_counter() - t0, 4)
             row["proxies"][p] = value if math.isfinite(value) else None  # JSON has no -inf: None = ranked last
+        old = earlier.get(row["key"])
+        if old is not None and old.get("val_accuracy") is not None and any(r.get("reused") for r in rows):
+            row.update({k: old.get(k) for k in ("val_accuracy", "params", "flops", "train_seconds")}, reused=True)
+            rows.append(row)
+            continue
         t0 = time.perf_counter()
         try:
             res = evaluator.evaluate(s, budget)
@@ -100,6 +115,9 @@ def run_space(name: str, space: SearchSpace, data: Any, cfg: Any, args: argparse
         except TrainingFailed as e:
             row["val_accuracy"], row["failed"] = None, str(e)
         row["train_seconds"] = round(time.perf_counter() - t0, 2)
+        if old is not None and old.get("val_accuracy") is not None:  # the first reusable one is retrained
+            row.update(reused=True, reuse_check={"earlier": old["val_accuracy"], "now": row["val_accuracy"]})
+            print(f"{name}: reuse check, earlier {old['val_accuracy']} now {row['val_accuracy']}", file=sys.stderr)
         rows.append(row)
         print(f"{name} {i + 1}/{len(samples)} acc={row['val_accuracy']} "
               + " ".join(f"{p}={v:.4g}" if v is not None else f"{p}=-inf" for p, v in row["proxies"].items())
@@ -137,6 +155,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64, help="the proxies' minibatch")
     ap.add_argument("--seed", type=int, default=0, help="which candidates are sampled")
     ap.add_argument("--name", default="proxies", help="result file benchmarks/results/NAME.json")
+    ap.add_argument("--reuse", help="an earlier result of this benchmark: its trained candidates are not retrained")
     args = ap.parse_args()
     cfg = load_config(args.config)
     spaces = [s.strip() for s in args.spaces.split(",") if s.strip()]
@@ -152,9 +171,19 @@ def main() -> None:
     cfg_path = Path(args.config).resolve()
     results: dict[str, Any] = {}
     t0 = time.perf_counter()
+    before = json.loads(Path(args.reuse).read_text()) if args.reuse else None
+    if before is not None and (before["budget"] != {"epochs": args.epochs, "fraction": args.fraction}
+                               or before["sample_seed"] != args.seed):
+        ap.error(f"{args.reuse} was run with another budget or seed; it cannot be reused")
+    if before is not None and before["recipe"] != json.loads(json.dumps(dataclasses.asdict(cfg.train))):
+        ap.error(f"{args.reuse} was trained with another recipe; it cannot be reused")
     for name in spaces:
         space = make_space(options[name], data.input_shape)
-        results[name] = {"space": options[name], **run_space(name, space, data, cfg, args)}
+        earlier: dict[str, dict[str, Any]] = {}
+        old = (before or {}).get("spaces", {}).get(name)
+        if old is not None and old["space"] == options[name]:  # the same space, so the same keys mean the same nets
+            earlier = {r["key"]: r for r in old["rows"]}
+        results[name] = {"space": options[name], **run_space(name, space, data, cfg, args, earlier)}
         print(name, results[name]["summary"]["spearman"], file=sys.stderr, flush=True)
         # written after every space, so a long run interrupted in the second space keeps the first
         out = write_result(args.name, __doc__.splitlines()[0], command, {
