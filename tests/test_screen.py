@@ -67,6 +67,10 @@ def test_proxy_screener_and_latency_limit_on_real_networks(digits):
     pool = [s for s in (space.sample(rng) for _ in range(40)) if space.check(s, digits.input_shape) is None][:10]
     kept = ProxyScreener(space, digits, proxy="synflow", keep=0.3)(pool)
     assert len(kept) == 3 and all(s in pool for s in kept)
+    cheap = ProxyScreener(space, digits, proxy="synflow", keep=0.3, cost="params")(pool)
+    assert len(cheap) == 3 and all(s in pool for s in cheap)
+    size = {space.key(s): sum(p.numel() for p in space.build(s, digits.input_shape, 10).parameters()) for s in pool}
+    assert min(size[space.key(s)] for s in cheap) <= min(size[space.key(s)] for s in kept)
     check = latency_limit(space, digits.input_shape, 10, 1e-6)
     assert "exceeds the limit" in check(pool[0])
     assert latency_limit(space, digits.input_shape, 10, 1e6)(pool[0]) is None
