@@ -13,6 +13,7 @@ from collections import Counter
 from _common import write_result
 
 from nasforge.loop import best_trial
+from nasforge.pareto import pareto_front
 from nasforge.space import make_space
 from nasforge.store import Store
 
@@ -39,6 +40,14 @@ def main() -> None:
                                                               key=lambda t: -(t.score or 0.0))[:5]],
         "retrain": retrains[-1] if retrains else None,
     }
+    objectives = exp.config.get("search", {}).get("objectives") or ["accuracy"]
+    if len(objectives) > 1:  # a multi-objective search: its front, and every retrain (e.g. several members)
+        payload["objectives"] = objectives
+        payload["pareto_front"] = [
+            {"trial": t.number, "val_accuracy": t.score, "params": t.cost.params if t.cost else None,
+             "flops": t.cost.flops if t.cost else None, "budget": t.budget.to_json(),
+             "architecture": space.describe(t.sample)} for t in pareto_front(trials, objectives)]
+        payload["retrains"] = retrains
     print(payload)
     print("wrote", write_result(name, "Fashion-MNIST search + retrain: searched vs baseline on test",
                                 f"python benchmarks/fmnist_search.py {db} {name}", payload))
