@@ -30,14 +30,17 @@ def main() -> None:
     ap.add_argument("--only", choices=["asha", "fixed"], help="run one arm (e.g. after a crash)")
     ap.add_argument("--asha-db", help="read the ASHA arm from this finished search of the same config and "
                     "budget (e.g. `nasforge search CONFIG --time-budget 20m`) instead of running it")
+    ap.add_argument("--fixed-db", help="read the fixed arm from this finished search instead of running it")
+    ap.add_argument("--name", default="asha_vs_fixed", help="result file benchmarks/results/NAME.json")
     ap.add_argument("--scheduler", type=json.loads, help="the ASHA arm's search.scheduler as JSON, in place of "
                     "the config's (the fixed arm has none either way)")
     args = ap.parse_args()
     base = load_config(args.config)
     out: dict[str, dict[str, Any]] = {}
     for arm in ("asha", "fixed"):
-        reuse = bool(arm == "asha" and args.asha_db)
-        got = search_arm(base, arm, args.asha_db if reuse else f"{args.out_dir}/{arm}.db", args.time_budget,
+        given = args.asha_db if arm == "asha" else args.fixed_db
+        reuse = bool(given)
+        got = search_arm(base, arm, given or f"{args.out_dir}/{arm}.db", args.time_budget,
                          run=args.only in (None, arm) and not reuse, drop=("scheduler",) if arm == "fixed" else (),
                          changes={"scheduler": args.scheduler} if arm == "asha" and args.scheduler else None)
         if got is not None:
@@ -45,7 +48,7 @@ def main() -> None:
     if len(out) == 2:
         n_a, n_f = (out[a]["architectures_evaluated"] for a in ("asha", "fixed"))
         payload: dict[str, object] = {**out, "ratio_architectures_asha_over_fixed": n_a / max(1, n_f)}
-        print("wrote", write_result("asha_vs_fixed", __doc__.splitlines()[0],
+        print("wrote", write_result(args.name, __doc__.splitlines()[0],
                                     "python " + " ".join(map(shlex.quote, sys.argv)), payload))
 
 

@@ -172,6 +172,41 @@ def test_torch_promotion_continues_from_the_checkpoint(tmp_path, digits):
     assert [r["epoch"] for r in other.curve] == [1]
 
 
+def test_with_one_lr_cycle_promotions_train_exactly_what_a_full_budget_run_does(tmp_path, digits):
+    space = ChainSpace(max_blocks=3, widths=(8,), kernels=(3,))
+    s = chain_sample(space, [{"type": "conv", "width": 8, "kernel": 3, "stride": 1, "padding": "same",
+                              "act": "relu", "bn": True}, {"type": "dropout", "rate": 0.25}], head="gap")
+    recipe = from_dict({"train": {"optimizer": "sgd", "lr": 0.05, "schedule": "onecycle", "augment": True}}).train
+    along = TorchEvaluator(digits, space, seed=0, measure_latency=False, recipe=recipe, schedule_epochs=3)
+    ck = tmp_path / "t.pt"
+    one = along.evaluate(s, Budget(epochs=1), checkpoint=ck)
+    two = along.evaluate(s, Budget(epochs=2), checkpoint=ck)
+    three = along.evaluate(s, Budget(epochs=3), checkpoint=ck)
+    fixed = TorchEvaluator(digits, space, seed=0, measure_latency=False, recipe=recipe).evaluate(s, Budget(epochs=3))
+    assert three.curve == fixed.curve  # augmentation, shuffles and dropout draws all continued exactly
+    assert two.curve[:1] == one.curve and three.curve[:2] == two.curve
+    restarted = TorchEvaluator(digits, space, seed=0, measure_latency=False, recipe=recipe)  # lr_cycle: rung
+    ck2 = tmp_path / "r.pt"
+    restarted.evaluate(s, Budget(epochs=1), checkpoint=ck2)
+    assert restarted.evaluate(s, Budget(epochs=3), checkpoint=ck2).curve != fixed.curve
+    # a checkpoint written under the other cycle is not continued: that trial starts again
+    assert along.evaluate(s, Budget(epochs=3), checkpoint=ck2).curve == fixed.curve
+
+
+def test_lr_cycle_full_needs_whole_epoch_rungs():
+    base = {"search": {"budget": {"epochs": 6}}}
+    cfg = from_dict({"search": {**base["search"], "scheduler": {"name": "asha", "min_epochs": 1, "lr_cycle": "full"}}})
+    sched = cfg.search.make_scheduler()
+    assert sched.schedule_epochs == 6 and "one learning-rate cycle" in sched.describe()
+    assert from_dict({"search": {**base["search"], "scheduler": {"name": "asha", "min_epochs": 2}}}).search \
+        .make_scheduler().schedule_epochs is None
+    for bad, msg in (({"min_epochs": 1.5, "eta": 2}, "whole"), ({"min_fraction": 0.2}, "whole"),
+                     ({"min_epochs": 1, "lr_cycle": "both"}, "rung or full")):
+        with pytest.raises(ConfigError, match=msg):
+            from_dict({"search": {**base["search"], "scheduler": {"name": "asha", "lr_cycle": "full", **bad}}}) \
+                .search.make_scheduler()
+
+
 def test_a_schema_1_database_is_migrated_in_place(tmp_path):
     db = tmp_path / "old.db"
     with Store(db) as st:

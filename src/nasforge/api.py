@@ -112,7 +112,8 @@ def run_config(cfg: Config, *, resume: bool = False,
     if cfg.search.initial:
         strategy = WarmStart(strategy, initial_samples(cfg.search.initial, space, data.input_shape, data.n_classes))
     preflight(space, data.input_shape, data.n_classes)
-    factory = TorchEvaluatorFactory(data, space, cfg.train, cfg.seed, cfg.search.measure_latency)
+    factory = TorchEvaluatorFactory(data, space, cfg.train, cfg.seed, cfg.search.measure_latency,
+                                    cfg.search.make_scheduler().schedule_epochs)
     screener = ProxyScreener(space, data, seed=cfg.seed, **cfg.search.screen) if cfg.search.screen else None
     extra_check = candidate_checks(cfg, space, data)
     with Store(cfg.search.db) as store:

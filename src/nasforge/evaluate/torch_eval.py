@@ -35,13 +35,14 @@ class TorchEvaluator:
     """
 
     def __init__(self, data: Dataset, space: SearchSpace, *, recipe: Recipe | None = None, seed: int = 0,
-                 measure_latency: bool = True) -> None:
+                 measure_latency: bool = True, schedule_epochs: float | None = None) -> None:
         if data.has_test:
             data = data.search_view()  # the search never holds the test split
         self.data, self.space = data, space
         self.recipe = recipe or Recipe()
         self.seed = seed
         self.measure_latency = measure_latency
+        self.schedule_epochs = schedule_epochs  # one schedule this long, budgets stop along it (lr_cycle: full)
         self._subsets: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def training_split(self, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,15 +59,22 @@ class TorchEvaluator:
         """Train for ``budget``; with a ``checkpoint`` holding fewer epochs on the same data, continue from it.
 
         A continuation restarts the learning-rate schedule for the extra epochs (a warm restart, as in
-        SGDR), so every rung ends annealed and its score is comparable with a fresh run's.
+        SGDR), so every rung ends annealed and its score is comparable with a fresh run's. With
+        ``schedule_epochs`` (ASHA's ``lr_cycle: full``) there is one schedule of that length instead:
+        a budget stops along it, and a continuation resumes it with the saved optimiser and random
+        states, so reaching the full budget in steps trains exactly what one run to it would.
         """
         key = self.space.key(sample)
         seed = trial_seed(self.seed, key)
         torch.manual_seed(seed)
         shape, k = self.data.input_shape, self.data.n_classes
+        along = self.schedule_epochs is not None and budget.epochs <= self.schedule_epochs
         state = _load_checkpoint(checkpoint, budget, key)
+        if state is not None and along != ("generator" in state):  # written under the other lr_cycle
+            state = None
         if state is not None and float(state["epochs"]) >= budget.epochs:  # killed after saving, before storing
             return _result(tuple(state["curve"]), Cost.from_json(state["cost"]), 0.0, 0.0)
+        gen = torch.Generator().manual_seed(seed)
         try:
             model = self.space.build(sample, shape, k)
             if state is not None:
@@ -79,21 +87,32 @@ class TorchEvaluator:
             if state is not None:
                 opt.load_state_dict(state["optimizer"])
                 for g in opt.param_groups:
-                    g["lr"] = self.recipe.base_lr  # the new cycle starts at the top again
+                    g["lr"] = self.recipe.base_lr  # the schedule scales the base rate (a new cycle starts at its top)
                 done = float(state["epochs"])
             x, y = self.training_split(budget.fraction)
-            stats = train(model, x, y, epochs=budget.epochs - done, recipe=self.recipe, seed=seed + int(done * 1000),
-                          n_classes=k, x_val=self.data.x_val, y_val=self.data.y_val, on_epoch=report,
-                          start_epoch=int(done), optimizer=opt)
+            common: dict[str, Any] = {"recipe": self.recipe, "n_classes": k, "x_val": self.data.x_val,
+                                      "y_val": self.data.y_val, "on_epoch": report, "optimizer": opt}
+            if along:
+                if state is not None:
+                    gen.set_state(state["generator"])
+                    torch.set_rng_state(state["torch_rng"])  # dropout's draws continue where they stopped
+                stats = train(model, x, y, epochs=float(self.schedule_epochs or budget.epochs), seed=seed,
+                              generator=gen, done_epochs=int(done), stop_epochs=budget.epochs, **common)
+            else:
+                stats = train(model, x, y, epochs=budget.epochs - done, seed=seed + int(done * 1000),
+                              start_epoch=int(done), **common)
         except TrainingFailed:
             raise
         except (RuntimeError, ValueError) as e:  # shape errors, OOM: this candidate fails alone
             raise TrainingFailed(f"{type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
         curve = tuple(state["curve"]) + stats.curve if state is not None else stats.curve
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                          "key": key, "epochs": budget.epochs, "fraction": budget.fraction,
-                                          "curve": [dict(r) for r in curve], "cost": cost.to_json()})
+            saved = {"model": model.state_dict(), "optimizer": opt.state_dict(), "key": key,
+                     "epochs": budget.epochs, "fraction": budget.fraction,
+                     "curve": [dict(r) for r in curve], "cost": cost.to_json()}
+            if along:
+                saved.update(generator=gen.get_state(), torch_rng=torch.get_rng_state())
+            _save_checkpoint(checkpoint, saved)
         return _result(curve, cost, stats.train_seconds, stats.eval_seconds)
 
 

@@ -147,6 +147,7 @@ def train(
     optimizer: torch.optim.Optimizer | None = None,
     generator: torch.Generator | None = None,
     done_epochs: int = 0,
+    stop_epochs: float | None = None,
 ) -> TrainStats:
     """Train ``model`` in place for ``epochs`` (fractions allowed) and evaluate after every epoch.
 
@@ -154,6 +155,8 @@ def train(
     caller that checkpoints passes its own and saves its state. ``done_epochs`` resumes this same
     schedule after that many whole epochs (the model, ``optimizer`` and ``generator`` already carry
     them), so an interrupted and resumed run takes exactly the steps an uninterrupted one does.
+    ``stop_epochs`` stops after that many epochs of the ``epochs``-long schedule (a checkpoint along
+    it, as ASHA's ``lr_cycle: full`` rungs are).
     Raises :class:`TrainingFailed` on a non-finite loss so the caller can record why.
     """
     n = len(x)
@@ -169,19 +172,20 @@ def train(
     bs = min(recipe.batch_size, n)
     steps_per_epoch = math.ceil(n / bs)
     total_steps = max(1, math.ceil(epochs * steps_per_epoch))
+    end = total_steps if stop_epochs is None else min(total_steps, max(1, math.ceil(stop_epochs * steps_per_epoch)))
     base_lrs = [g["lr"] for g in opt.param_groups]
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     curve: list[Mapping[str, float]] = []
     step, train_s, eval_s = done_epochs * steps_per_epoch, 0.0, 0.0
     epoch = start_epoch + done_epochs
-    while step < total_steps:
+    while step < end:
         t0 = time.perf_counter()
         model.train()
         perm = torch.randperm(n, generator=gen)
         loss_sum = torch.zeros(())
         seen = 0
         for i in range(0, n, bs):
-            if step >= total_steps:
+            if step >= end:
                 break
             f = lr_factor(step, total_steps, recipe)
             for g, b in zip(opt.param_groups, base_lrs, strict=True):

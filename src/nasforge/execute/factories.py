@@ -19,6 +19,7 @@ class TorchEvaluatorFactory:
     recipe: Recipe
     seed: int = 0
     measure_latency: bool = True
+    schedule_epochs: float | None = None  # the scheduler's, with lr_cycle: full
 
     def __post_init__(self) -> None:
         if self.data.has_test:
@@ -26,4 +27,4 @@ class TorchEvaluatorFactory:
 
     def __call__(self) -> TorchEvaluator:
         return TorchEvaluator(self.data, self.space, recipe=self.recipe, seed=self.seed,
-                              measure_latency=self.measure_latency)
+                              measure_latency=self.measure_latency, schedule_epochs=self.schedule_epochs)

@@ -5,6 +5,12 @@ on a ladder of rungs (``min * eta**k`` epochs or data fractions, up to the searc
 A trial starts on its bracket's lowest rung; the best share ``1/eta`` of a rung is promoted to the
 next one, continuing from its checkpoint where the unit is epochs.
 
+``lr_cycle`` says what a continuation does with the learning-rate schedule: ``rung`` (the default)
+gives every rung its own cycle (a warm restart), so each rung's score comes from an annealed model;
+``full`` lays one cycle over the full budget and makes the rungs checkpoints along it, so a trial
+promoted to the top is exactly the model a fixed full-budget run trains (same steps, same random
+draws), while its lower-rung scores are read mid-cycle.
+
 Like the strategies, schedulers are derived from the stored history alone (each trial records the
 score it reached on every rung in ``Trial.rungs``), so a resumed search promotes exactly what an
 uninterrupted one would, and they hold no state of their own.
@@ -71,11 +77,17 @@ class Scheduler:
         self.full = full
         self.ladder: tuple[Budget, ...] = (full,)
         self.objectives: tuple[str, ...] = ("accuracy",)  # set by a multi-objective search
+        self.lr_cycle = "rung"
 
     @property
     def continues(self) -> bool:
         """Whether promotions resume from a checkpoint (epoch rungs) rather than retrain (fraction rungs)."""
         return len(self.ladder) > 1 and self.ladder[0].fraction == self.ladder[-1].fraction
+
+    @property
+    def schedule_epochs(self) -> float | None:
+        """The length of every trial's learning-rate schedule when it spans the full budget, else None."""
+        return self.full.epochs if self.lr_cycle == "full" and self.continues else None
 
     def new_budget(self, history: Sequence[Trial]) -> Budget:
         """The budget of the next new trial."""
@@ -90,7 +102,8 @@ class Scheduler:
         return self.ladder.index(t.budget) if t.budget in self.ladder else len(self.ladder) - 1
 
     def describe(self) -> str:
-        return f"{self.name}: " + " -> ".join(fmt_budget(b) for b in self.ladder)
+        cycle = " (one learning-rate cycle over the full budget)" if self.schedule_epochs is not None else ""
+        return f"{self.name}: " + " -> ".join(fmt_budget(b) for b in self.ladder) + cycle
 
 
 class FIFO(Scheduler):
@@ -101,12 +114,19 @@ class FIFO(Scheduler):
 
 class _Rungs(Scheduler):
     def __init__(self, full: Budget, *, eta: int = 3, min_epochs: float | None = None,
-                 min_fraction: float | None = None) -> None:
+                 min_fraction: float | None = None, lr_cycle: str = "rung") -> None:
         super().__init__(full)
         if not isinstance(eta, int) or eta < 2:
             raise ConfigError(f"scheduler eta must be an integer of at least 2, got {eta!r}")
         self.eta = eta
         self.ladder = make_ladder(full, eta, min_epochs=min_epochs, min_fraction=min_fraction)
+        if lr_cycle not in ("rung", "full"):
+            raise ConfigError(f"scheduler lr_cycle must be rung or full, got {lr_cycle!r}")
+        if lr_cycle == "full" and (min_epochs is None or any(b.epochs != int(b.epochs) for b in self.ladder)):
+            raise ConfigError("scheduler lr_cycle: full needs rungs of whole epochs (min_epochs, and a whole "
+                              f"number of epochs on every rung; the ladder is {self.describe()}): "
+                              "change min_epochs or eta, or use lr_cycle: rung")
+        self.lr_cycle = lr_cycle
 
     def order(self, trials: Sequence[Trial], k: int) -> list[Trial]:
         """Trials that finished rung ``k``, best first: by score, or with several objectives by Pareto
@@ -151,8 +171,8 @@ class SuccessiveHalving(_Rungs):
     name = "successive_halving"
 
     def __init__(self, full: Budget, *, eta: int = 3, min_epochs: float | None = None,
-                 min_fraction: float | None = None, bracket_size: int | None = None) -> None:
-        super().__init__(full, eta=eta, min_epochs=min_epochs, min_fraction=min_fraction)
+                 min_fraction: float | None = None, bracket_size: int | None = None, lr_cycle: str = "rung") -> None:
+        super().__init__(full, eta=eta, min_epochs=min_epochs, min_fraction=min_fraction, lr_cycle=lr_cycle)
         # eta**(rungs - 1) brings exactly one trial to the top; at least eta**2 so two rungs still compare 9
         self.bracket_size = bracket_size or eta ** max(len(self.ladder) - 1, 2)
         if self.bracket_size < eta:
@@ -231,4 +251,5 @@ def make_scheduler(name: str, full: Budget, **options: Any) -> Scheduler:
         return SCHEDULERS[name](full, **options)
     except TypeError as e:
         raise ConfigError(f"scheduler {name!r} does not take those options ({e}); "
-                          "use eta, min_epochs or min_fraction (and bracket_size for successive_halving)") from None
+                          "use eta, min_epochs or min_fraction, lr_cycle (and bracket_size for successive_halving)"
+                          ) from None
