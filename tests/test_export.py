@@ -4,6 +4,7 @@ nasforge cannot be imported and reproduces the retrained model's test accuracy."
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
@@ -19,7 +21,7 @@ from torch import nn
 from nasforge import api
 from nasforge.cli import main
 from nasforge.data import load_dataset
-from nasforge.data.base import stratified_split
+from nasforge.data.base import Preprocess, stratified_split
 from nasforge.data.registry import DIGITS_TEST_FRACTION, DIGITS_TEST_SEED
 from nasforge.evaluate.trainer import Recipe, train
 from nasforge.report.export import FORMATS, ModelInfo, export_model, load_python, model_from_genotype
@@ -117,6 +119,26 @@ def test_python_source_is_plain_torch(nets, tmp_path):
     chain = export_model(nets["chain"][0], "python", tmp_path / "c", nets["chain"][1])[0].read_text()
     assert "class Parallel(nn.Module)" in chain and "class Residual(nn.Module)" in chain
     assert "nasforge" not in imports(chain)
+
+
+@pytest.mark.parametrize("shape", [(4,), (1, 6, 6)])
+def test_exported_preprocess_accepts_a_single_row_or_channel_less_images(tmp_path, shape):
+    space = make_space({"kind": "chain", "types": ["dense"] if len(shape) == 1 else ["conv"], "widths": [4],
+                        "kernels": [3], "max_blocks": 1}, shape)
+    rng = np.random.default_rng(0)
+    sample = next(s for s in (space.sample(rng) for _ in range(50)) if space.check(s, shape, 3) is None)
+    n_feat = shape[0]
+    pre = Preprocess(scale=2.0, mean=tuple(0.5 for _ in range(n_feat)), std=tuple(2.0 for _ in range(n_feat)))
+    info = ModelInfo(input_shape=shape, classes=("a", "b", "c"), preprocess=pre)
+    (path, *_) = export_model(space.build(sample, shape, 3).eval(), "python", tmp_path, info)
+    spec = importlib.util.spec_from_file_location("exported_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    batch = torch.full((5, *shape), 4.0)
+    assert module.preprocess(batch).shape == batch.shape
+    assert torch.allclose(module.preprocess(batch), torch.full(batch.shape, 0.75))  # (4 / 2 - 0.5) / 2
+    one = batch[0] if len(shape) == 1 else batch[:, 0]  # one table row; images without the channel axis
+    assert module.preprocess(one).shape == ((1, *shape) if len(shape) == 1 else batch.shape)
 
 
 def imports(src: str) -> set[str]:

@@ -200,10 +200,11 @@ STD = {std!r}
 
 
 def preprocess(raw) -> torch.Tensor:
-    """Raw inputs, shaped (N, *INPUT_SHAPE) or without the channel axis, as the tensor Net expects."""
+    """Raw inputs, shaped (N, *INPUT_SHAPE), as the tensor Net expects; images or sequences may omit
+    the channel axis (e.g. (N, 28, 28) grey images), a table may be one row of INPUT_SHAPE."""
     x = torch.as_tensor(raw, dtype=torch.float32)
-    if x.dim() == len(INPUT_SHAPE):  # e.g. (N, 28, 28) grey images: add the channel axis
-        x = x.unsqueeze(1)
+    if x.dim() == len(INPUT_SHAPE):
+        x = x.unsqueeze(1) if len(INPUT_SHAPE) > 1 else x.unsqueeze(0)  # channel axis, or batch of one row
     if SCALE:
         x = x / SCALE
     if MEAN is None:
