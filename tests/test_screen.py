@@ -83,7 +83,7 @@ def test_screen_and_latency_settings_are_checked():
     assert from_dict({"search": {"screen": {"cost": "flops"}}}).search.screen["cost"] == "flops"
     for bad, msg in (({"proxy": "magic"}, "unknown proxy"), ({"keep": 2}, "keep"), ({"sample": 0}, "sample"),
                      ({"proxy": "naswot", "n": 3}, "unknown key 'n'"),
-                     ({"cost": "latency"}, "screen.cost must be one of params, flops")):
+                     ({"cost": "memory"}, "screen.cost must be one of params, flops, latency")):
         with pytest.raises(ConfigError, match=msg):
             from_dict({"search": {"screen": bad}})
     with pytest.raises(ConfigError, match="max_latency_ms"):

@@ -2,7 +2,7 @@
 
 ``search.screen: {proxy: naswot, sample: 500, keep: 0.1}`` makes the loop draw 500 valid candidates
 from the strategy, score each with the proxy on one fixed minibatch, and train only the best 10%.
-With ``cost: flops`` (or ``params``) the share kept is the best by proxy at each cost (NSGA-II's order
+With ``cost: latency`` (or ``flops``, ``params``) the share kept is the best by proxy at each cost (NSGA-II's order
 on the two), not the largest networks, which the proxies favour. ``search.max_latency_ms`` rejects
 (with the reason, before training) any candidate whose measured CPU latency per image is over the limit.
 """
