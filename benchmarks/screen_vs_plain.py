@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--proxy", default="synflow")
     ap.add_argument("--sample", type=int, default=100, help="candidates drawn per screening round")
     ap.add_argument("--keep", type=float, default=0.1, help="share of each round that is trained")
-    ap.add_argument("--cost", choices=["params", "flops"],
+    ap.add_argument("--cost", choices=["params", "flops", "latency"],
                     help="keep the best proxy at each cost, not the best overall")
     ap.add_argument("--out-dir", default="runs/screen_vs_plain")
     ap.add_argument("--plain-db", help="read the plain arm from this finished search of the same config and budget")
