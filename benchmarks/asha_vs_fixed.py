@@ -38,10 +38,9 @@ def main() -> None:
     base = load_config(args.config)
     out: dict[str, dict[str, Any]] = {}
     for arm in ("asha", "fixed"):
-        given = args.asha_db if arm == "asha" else args.fixed_db
-        reuse = bool(given)
+        given = args.asha_db if arm == "asha" else args.fixed_db  # a finished arm to read, not run
         got = search_arm(base, arm, given or f"{args.out_dir}/{arm}.db", args.time_budget,
-                         run=args.only in (None, arm) and not reuse, drop=("scheduler",) if arm == "fixed" else (),
+                         run=args.only in (None, arm) and not given, drop=("scheduler",) if arm == "fixed" else (),
                          changes={"scheduler": args.scheduler} if arm == "asha" and args.scheduler else None)
         if got is not None:
             out[arm] = got

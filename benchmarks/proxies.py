@@ -171,6 +171,8 @@ def main() -> None:
     cfg_path = Path(args.config).resolve()
     results: dict[str, Any] = {}
     t0 = time.perf_counter()
+    if args.reuse and not Path(args.reuse).is_file():
+        ap.error(f"--reuse {args.reuse}: no such file; give an earlier benchmarks/results/*.json of this script")
     before = json.loads(Path(args.reuse).read_text()) if args.reuse else None
     if before is not None and (before["budget"] != {"epochs": args.epochs, "fraction": args.fraction}
                                or before["sample_seed"] != args.seed):

@@ -112,8 +112,9 @@ def run_config(cfg: Config, *, resume: bool = False,
     if cfg.search.initial:
         strategy = WarmStart(strategy, initial_samples(cfg.search.initial, space, data.input_shape, data.n_classes))
     preflight(space, data.input_shape, data.n_classes)
+    scheduler = cfg.search.make_scheduler()  # one object: the loop's rungs and the evaluator's schedule agree
     factory = TorchEvaluatorFactory(data, space, cfg.train, cfg.seed, cfg.search.measure_latency,
-                                    cfg.search.make_scheduler().schedule_epochs)
+                                    scheduler.schedule_epochs)
     screener = ProxyScreener(space, data, seed=cfg.seed, **cfg.search.screen) if cfg.search.screen else None
     extra_check = candidate_checks(cfg, space, data)
     with Store(cfg.search.db) as store:
@@ -125,7 +126,7 @@ def run_config(cfg: Config, *, resume: bool = False,
             return run_search(store=store, experiment=exp, space=space, strategy=strategy, executor=executor,
                               input_shape=data.input_shape, n_out=data.n_classes, budget=cfg.search.budget,
                               max_trials=cfg.search.trials, time_budget=cfg.search.time_budget,
-                              on_progress=on_progress, scheduler=cfg.search.make_scheduler(),
+                              on_progress=on_progress, scheduler=scheduler,
                               stopping=cfg.search.make_stopping(),
                               checkpoint_dir=checkpoint_dir(cfg.search.db, exp.name), screener=screener,
                               extra_check=extra_check, max_retries=cfg.search.max_retries,

@@ -257,7 +257,7 @@ def screen(space: SearchSpace, samples: Sequence[Sample], data: Dataset, proxy: 
     ``batch_size`` examples (see :func:`score_samples`). Ties keep the given order; candidates that
     score -inf (non-finite proxy, failed build) come last. Deterministic for a given ``seed``.
 
-    With ``cost`` (``params``, ``flops`` or ``latency``, measured on the CPU at batch 1, about 20 ms
+    With ``cost`` (``params``, ``flops`` or ``latency``, measured on the CPU at batch 1, about 14 ms
     a candidate) the order is NSGA-II's on (proxy, cost) instead: the proxies grow with a network's
     size (NASWOT counts activation units), so ranking by proxy alone keeps the biggest, slowest
     candidates; the Pareto order keeps the best-scoring one at each cost. FLOPs miss the
