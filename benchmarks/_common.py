@@ -50,21 +50,25 @@ def descendants(pid: int) -> list[int]:
 
 
 def search_arm(base: Any, arm: str, db: str, time_budget: str, *, run: bool = True,
-               changes: dict[str, Any] | None = None, drop: tuple[str, ...] = ()) -> dict[str, Any] | None:
+               changes: dict[str, Any] | None = None, drop: tuple[str, ...] = (),
+               seed: int | None = None) -> dict[str, Any] | None:
     """One arm of a side-by-side search benchmark: ``base`` (a Config) with its ``search`` section
-    changed, run (or resumed) into ``db`` unless ``run`` is false, then summarised (None: no db)."""
+    changed (and its ``seed``, if given), run (or resumed) into ``db`` unless ``run`` is false, then
+    summarised (None: no db)."""
     import nasforge
     from nasforge.config import from_dict
 
     raw = copy.deepcopy(dict(base.raw))
     search = {**raw["search"], "time_budget": time_budget, "db": db, **(changes or {})}
     raw["search"] = {k: v for k, v in search.items() if k not in drop}
+    if seed is not None:
+        raw["seed"] = seed
     cfg = from_dict(raw)
     if run:
         nasforge.search(cfg, resume=Path(db).exists())
     if not Path(db).exists():
         return None
-    out = {"scheduler": cfg.search.make_scheduler().describe(), "screen": raw["search"].get("screen"),
+    out = {"seed": cfg.seed, "scheduler": cfg.search.make_scheduler().describe(), "screen": raw["search"].get("screen"),
            **arm_summary(db, cfg.name, cfg.search.budget)}
     print(arm, {k: v for k, v in out.items() if k != "best_so_far"}, file=sys.stderr, flush=True)
     return out
