@@ -9,6 +9,7 @@ final best (``seconds_to_reach_plain_best``; null if it never did). Pick the pro
     .venv/bin/python benchmarks/screen_vs_plain.py --time-budget 20m --proxy synflow
     .venv/bin/python benchmarks/screen_vs_plain.py --plain-db runs/evo20.db --proxy synflow   # reuse a plain run
     .venv/bin/python benchmarks/screen_vs_plain.py --proxy naswot --cost flops --sample 30   # cost-aware screen
+    .venv/bin/python benchmarks/screen_vs_plain.py --proxy synflow --sample 30 --name screen_vs_plain_synflow
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main() -> None:
                     help="keep the best proxy at each cost, not the best overall")
     ap.add_argument("--out-dir", default="runs/screen_vs_plain")
     ap.add_argument("--plain-db", help="read the plain arm from this finished search of the same config and budget")
+    ap.add_argument("--name", default="screen_vs_plain", help="result file benchmarks/results/NAME.json")
     ap.add_argument("--scheduler", type=json.loads,
                     help="both arms' search.scheduler as JSON, in place of the config's")
     args = ap.parse_args()
@@ -59,7 +61,7 @@ def main() -> None:
         "screened_seconds_to_reach_plain_best":
             None if target is None else seconds_to_reach(timelines["screened"], float(target)),
     }
-    print("wrote", write_result("screen_vs_plain", __doc__.splitlines()[0],
+    print("wrote", write_result(args.name, __doc__.splitlines()[0],
                                 "python " + " ".join(map(shlex.quote, sys.argv)), payload))
 
 
