@@ -36,6 +36,7 @@ def main() -> None:
                     help="keep the best proxy at each cost, not the best overall")
     ap.add_argument("--out-dir", default="runs/screen_vs_plain")
     ap.add_argument("--plain-db", help="read the plain arm from this finished search of the same config and budget")
+    ap.add_argument("--seed", type=int, help="both arms' seed, in place of the config's")
     ap.add_argument("--name", default="screen_vs_plain", help="result file benchmarks/results/NAME.json")
     ap.add_argument("--scheduler", type=json.loads,
                     help="both arms' search.scheduler as JSON, in place of the config's")
@@ -49,7 +50,8 @@ def main() -> None:
     for arm in ("plain", "screened"):
         reuse = bool(arm == "plain" and args.plain_db)
         got = search_arm(base, arm, args.plain_db if reuse else f"{args.out_dir}/{arm}.db", args.time_budget,
-                         run=not reuse, changes={**sched, "screen": screen} if arm == "screened" else sched)
+                         run=not reuse, seed=args.seed,
+                         changes={**sched, "screen": screen} if arm == "screened" else sched)
         if got is None:
             raise SystemExit(f"no database for the {arm} arm")
         out[arm] = got
