@@ -121,7 +121,7 @@ def test_python_source_is_plain_torch(nets, tmp_path):
     assert "nasforge" not in imports(chain)
 
 
-@pytest.mark.parametrize("shape", [(4,), (1, 6, 6)])
+@pytest.mark.parametrize("shape", [(4,), (1, 6, 6), (3, 6, 6)])
 def test_exported_preprocess_accepts_a_single_row_or_channel_less_images(tmp_path, shape):
     space = make_space({"kind": "chain", "types": ["dense"] if len(shape) == 1 else ["conv"], "widths": [4],
                         "kernels": [3], "max_blocks": 1}, shape)
@@ -137,8 +137,13 @@ def test_exported_preprocess_accepts_a_single_row_or_channel_less_images(tmp_pat
     batch = torch.full((5, *shape), 4.0)
     assert module.preprocess(batch).shape == batch.shape
     assert torch.allclose(module.preprocess(batch), torch.full(batch.shape, 0.75))  # (4 / 2 - 0.5) / 2
-    one = batch[0] if len(shape) == 1 else batch[:, 0]  # one table row; images without the channel axis
-    assert module.preprocess(one).shape == ((1, *shape) if len(shape) == 1 else batch.shape)
+    if shape[0] == 1:  # grey images without the channel axis
+        assert module.preprocess(batch[:, 0]).shape == batch.shape
+    else:  # one table row, or one colour image: a batch of one
+        assert module.preprocess(batch[0]).shape == (1, *shape)
+        if len(shape) > 1:  # colour images without their channel axis are ambiguous: refused, not guessed
+            with pytest.raises(ValueError, match="expected inputs shaped"):
+                module.preprocess(batch[:, 0])
 
 
 def imports(src: str) -> set[str]:

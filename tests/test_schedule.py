@@ -179,12 +179,13 @@ def test_with_one_lr_cycle_promotions_train_exactly_what_a_full_budget_run_does(
     recipe = from_dict({"train": {"optimizer": "sgd", "lr": 0.05, "schedule": "onecycle", "augment": True}}).train
     along = TorchEvaluator(digits, space, seed=0, measure_latency=False, recipe=recipe, schedule_epochs=3)
     ck = tmp_path / "t.pt"
-    one = along.evaluate(s, Budget(epochs=1), checkpoint=ck)
+    along.evaluate(s, Budget(epochs=1), checkpoint=ck)
     two = along.evaluate(s, Budget(epochs=2), checkpoint=ck)
     three = along.evaluate(s, Budget(epochs=3), checkpoint=ck)
     fixed = TorchEvaluator(digits, space, seed=0, measure_latency=False, recipe=recipe).evaluate(s, Budget(epochs=3))
     assert three.curve == fixed.curve  # augmentation, shuffles and dropout draws all continued exactly
-    assert two.curve[:1] == one.curve and three.curve[:2] == two.curve
+    # stopping part-way along the cycle and going on is the same as getting there in one go
+    assert along.evaluate(s, Budget(epochs=2)).curve == two.curve
     restarted = TorchEvaluator(digits, space, seed=0, measure_latency=False, recipe=recipe)  # lr_cycle: rung
     ck2 = tmp_path / "r.pt"
     restarted.evaluate(s, Budget(epochs=1), checkpoint=ck2)

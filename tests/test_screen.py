@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from nasforge.config import from_dict
 from nasforge.errors import ConfigError
 from nasforge.loop import run_search
+from nasforge.schedule.proxies import score_samples
 from nasforge.schedule.screen import ProxyScreener, latency_limit
 from nasforge.space.chain import ChainSpace
 from nasforge.store import Store
@@ -70,7 +73,10 @@ def test_proxy_screener_and_latency_limit_on_real_networks(digits):
     cheap = ProxyScreener(space, digits, proxy="synflow", keep=0.3, cost="params")(pool)
     assert len(cheap) == 3 and all(s in pool for s in cheap)
     size = {space.key(s): sum(p.numel() for p in space.build(s, digits.input_shape, 10).parameters()) for s in pool}
-    assert min(size[space.key(s)] for s in cheap) <= min(size[space.key(s)] for s in kept)
+    scores = score_samples(space, pool, digits, "synflow", batch_size=64, seed=0)
+    scoring = [s for s, v in zip(pool, scores, strict=True) if math.isfinite(v)]
+    assert min(scoring, key=lambda s: size[space.key(s)]) in cheap  # the cost option reached the screen
+    assert {space.key(s) for s in cheap} != {space.key(s) for s in kept}
     check = latency_limit(space, digits.input_shape, 10, 1e-6)
     assert "exceeds the limit" in check(pool[0])
     assert latency_limit(space, digits.input_shape, 10, 1e6)(pool[0]) is None
@@ -81,6 +87,7 @@ def test_screen_and_latency_settings_are_checked():
     assert cfg.search.screen["sample"] == 50 and cfg.search.max_latency_ms == 2.0
     assert from_dict({"search": {"screen": "naswot"}}).search.screen["keep"] == 0.1
     assert from_dict({"search": {"screen": {"cost": "flops"}}}).search.screen["cost"] == "flops"
+    assert "cost" not in from_dict({"search": {"screen": {"cost": None}}}).search.screen  # null: left out
     for bad, msg in (({"proxy": "magic"}, "unknown proxy"), ({"keep": 2}, "keep"), ({"sample": 0}, "sample"),
                      ({"proxy": "naswot", "n": 3}, "unknown key 'n'"),
                      ({"cost": "memory"}, "screen.cost must be one of params, flops, latency")):

@@ -200,11 +200,17 @@ STD = {std!r}
 
 
 def preprocess(raw) -> torch.Tensor:
-    """Raw inputs, shaped (N, *INPUT_SHAPE), as the tensor Net expects; images or sequences may omit
-    the channel axis (e.g. (N, 28, 28) grey images), a table may be one row of INPUT_SHAPE."""
+    """Raw inputs, shaped (N, *INPUT_SHAPE), as the tensor Net expects; single-channel images or
+    sequences may omit the channel axis (e.g. (N, 28, 28) grey images); one example (a table row, a
+    multi-channel image shaped INPUT_SHAPE) gets a batch axis."""
     x = torch.as_tensor(raw, dtype=torch.float32)
     if x.dim() == len(INPUT_SHAPE):
-        x = x.unsqueeze(1) if len(INPUT_SHAPE) > 1 else x.unsqueeze(0)  # channel axis, or batch of one row
+        if len(INPUT_SHAPE) > 1 and INPUT_SHAPE[0] == 1:
+            x = x.unsqueeze(1)  # the channel axis
+        elif tuple(x.shape) == INPUT_SHAPE:
+            x = x.unsqueeze(0)  # a batch of one
+        else:
+            raise ValueError(f"expected inputs shaped (N, *{{INPUT_SHAPE}}) or {{INPUT_SHAPE}}, got {{tuple(x.shape)}}")
     if SCALE:
         x = x / SCALE
     if MEAN is None:

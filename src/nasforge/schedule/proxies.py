@@ -255,12 +255,13 @@ def screen(space: SearchSpace, samples: Sequence[Sample], data: Dataset, proxy: 
     rounded up, and at least one is kept. Every candidate is built with ``space.build`` (give
     samples that passed ``space.check``) and scored on the same training minibatch of
     ``batch_size`` examples (see :func:`score_samples`). Ties keep the given order; candidates that
-    score -inf (non-finite proxy, failed build) come last. Deterministic for a given ``seed``.
+    score -inf (non-finite proxy, failed build) come last. Deterministic for a given ``seed``,
+    except with ``cost='latency'``, which orders by measured wall-clock time.
 
     With ``cost`` (``params``, ``flops`` or ``latency``, measured on the CPU at batch 1, about 14 ms
-    a candidate) the order is NSGA-II's on (proxy, cost) instead: the proxies grow with a network's
-    size (NASWOT counts activation units), so ranking by proxy alone keeps the biggest, slowest
-    candidates; the Pareto order keeps the best-scoring one at each cost. FLOPs miss the
+    a candidate) the order is NSGA-II's on (proxy, cost) instead: the kept share spreads along the
+    proxy/cost front, its two ends (the best-scoring and the cheapest candidate) first, rather than
+    taking only the top proxy scores, which grow with a network's size (NASWOT counts activation units). FLOPs miss the
     memory-bound work of wide full-resolution layers (batch-norm, activations, pooling): a
     1.9 MFLOP network with a 128-channel first conv trained 3x slower per epoch than an 8.5 MFLOP one.
 

@@ -2,8 +2,9 @@
 
 ``search.screen: {proxy: naswot, sample: 500, keep: 0.1}`` makes the loop draw 500 valid candidates
 from the strategy, score each with the proxy on one fixed minibatch, and train only the best 10%.
-With ``cost: latency`` (or ``flops``, ``params``) the share kept is the best by proxy at each cost (NSGA-II's order
-on the two), not the largest networks, which the proxies favour. ``search.max_latency_ms`` rejects
+With ``cost: latency`` (or ``flops``, ``params``) the kept share spreads along the proxy/cost front
+(NSGA-II's order: its cheapest and its best-scoring candidates first) instead of taking only the top
+proxy scores, which favour large networks. ``search.max_latency_ms`` rejects
 (with the reason, before training) any candidate whose measured CPU latency per image is over the limit.
 """
 
@@ -46,6 +47,8 @@ def check_screen(opts: Mapping[str, Any]) -> dict[str, Any]:
         if k not in allowed:
             raise ConfigError(f"unknown key {k!r} in search.screen: valid keys: {', '.join(allowed)}")
     out = {"proxy": "naswot", "sample": 100, "keep": 0.1, "batch_size": 64, **opts}  # no cost: proxy alone
+    if out.get("cost", "") is None:  # `cost: null` is the same as leaving it out
+        del out["cost"]
     if "cost" in out and out["cost"] not in SCREEN_COSTS:
         raise ConfigError(f"search.screen.cost must be one of {', '.join(SCREEN_COSTS)} (or left out), "
                           f"got {out['cost']!r}")
