@@ -86,6 +86,8 @@ def test_screen_and_latency_settings_are_checked():
     cfg = from_dict({"search": {"screen": {"proxy": "synflow", "sample": 50, "keep": 0.2}, "max_latency_ms": 2}})
     assert cfg.search.screen["sample"] == 50 and cfg.search.max_latency_ms == 2.0
     assert from_dict({"search": {"screen": "naswot"}}).search.screen["keep"] == 0.1
+    assert from_dict({"search": {"screen": {}}}).search.screen == {"proxy": "synflow", "sample": 30, "keep": 0.1,
+                                                                     "batch_size": 64}
     assert from_dict({"search": {"screen": {"cost": "flops"}}}).search.screen["cost"] == "flops"
     assert "cost" not in from_dict({"search": {"screen": {"cost": None}}}).search.screen  # null: left out
     for bad, msg in (({"proxy": "magic"}, "unknown proxy"), ({"keep": 2}, "keep"), ({"sample": 0}, "sample"),

@@ -78,7 +78,7 @@ class SearchConfig:
     stopping: Mapping[str, Any] | None = None  # {rule: median, warmup_epochs: 1}; None: no early stopping
     objectives: tuple[str, ...] = ("accuracy",)  # more than one: a multi-objective search (Pareto front)
     max_latency_ms: float | None = None  # measured per image, checked before training
-    screen: Mapping[str, Any] | None = None  # {proxy: naswot, sample: 500, keep: 0.1}; None: no screening
+    screen: Mapping[str, Any] | None = None  # {proxy: synflow, sample: 30, keep: 0.1}; None: no screening
     max_retries: int = 0  # reruns of a trial whose worker died or went silent, before it is FAILED
     trial_timeout: float | None = None  # seconds; a trial running longer fails
     max_memory_mb: float | None = None  # estimated training memory above this: rejected before training
@@ -249,7 +249,7 @@ def _screen(v: Any) -> dict[str, Any] | None:
     if isinstance(v, str):
         v = {"proxy": v}
     if not isinstance(v, Mapping):
-        raise ConfigError(f"search.screen must be a mapping such as {{proxy: naswot, sample: 500, keep: 0.1}}, "
+        raise ConfigError(f"search.screen must be a mapping such as {{proxy: synflow, sample: 30, keep: 0.1}}, "
                           f"got {v!r}")
     return check_screen(v)
 
