@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--config", default="examples/fashion_mnist.yaml")
     ap.add_argument("--time-budget", default="20m")
     ap.add_argument("--proxy", default="synflow")
-    ap.add_argument("--sample", type=int, default=100, help="candidates drawn per screening round")
+    ap.add_argument("--sample", type=int, default=30, help="candidates drawn per screening round")
     ap.add_argument("--keep", type=float, default=0.1, help="share of each round that is trained")
     ap.add_argument("--cost", choices=["params", "flops", "latency"],
                     help="keep the best proxy at each cost, not the best overall")

@@ -261,8 +261,8 @@ def screen(space: SearchSpace, samples: Sequence[Sample], data: Dataset, proxy: 
     With ``cost`` (``params``, ``flops`` or ``latency``, measured on the CPU at batch 1, about 14 ms
     a candidate) the order is NSGA-II's on (proxy, cost) instead: the kept share spreads along the
     proxy/cost front, its two ends (the best-scoring and the cheapest candidate) first, rather than
-    taking only the top proxy scores, which grow with a network's size (NASWOT counts activation units). FLOPs miss the
-    memory-bound work of wide full-resolution layers (batch-norm, activations, pooling): a
+    taking only the top proxy scores, which grow with a network's size (NASWOT counts activation
+    units). FLOPs miss the memory-bound work of wide full-resolution layers (batch-norm, activations, pooling): a
     1.9 MFLOP network with a 128-channel first conv trained 3x slower per epoch than an 8.5 MFLOP one.
 
     This is what ``screen: {proxy: naswot, sample: 500, keep: 0.1}`` means: draw 500 samples,

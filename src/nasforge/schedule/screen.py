@@ -11,7 +11,7 @@ proxy scores, which favour large networks. ``search.max_latency_ms`` rejects
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from nasforge.data.base import Dataset
@@ -46,8 +46,9 @@ def check_screen(opts: Mapping[str, Any]) -> dict[str, Any]:
     for k in opts:
         if k not in allowed:
             raise ConfigError(f"unknown key {k!r} in search.screen: valid keys: {', '.join(allowed)}")
-    # the defaults are the screen that won side by side on Fashion-MNIST (README, Measured); no cost: proxy alone
-    out = {"proxy": "synflow", "sample": 30, "keep": 0.1, "batch_size": 64, **opts}
+    # ProxyScreener's defaults, the screen that won side by side on Fashion-MNIST (README, Measured); no cost
+    out: dict[str, Any] = {f.name: f.default for f in fields(ProxyScreener) if f.name in allowed and f.name != "cost"}
+    out.update(opts)
     if out.get("cost", "") is None:  # `cost: null` is the same as leaving it out
         del out["cost"]
     if "cost" in out and out["cost"] not in SCREEN_COSTS:
