@@ -69,14 +69,29 @@ def search_arm(base: Any, arm: str, db: str, time_budget: str, *, run: bool = Tr
     if not Path(db).exists():
         return None
     out = {"seed": cfg.seed, "scheduler": cfg.search.make_scheduler().describe(), "screen": raw["search"].get("screen"),
-           **arm_summary(db, cfg.name, cfg.search.budget)}
+           **arm_summary(db, cfg.name, cfg.search.budget, cfg.search.make_scheduler())}
     print(arm, {k: v for k, v in out.items() if k != "best_so_far"}, file=sys.stderr, flush=True)
     return out
 
 
-def arm_summary(db: str, name: str, full_budget: Any) -> dict[str, Any]:
+def training_done(t: Any, scheduler: Any) -> float:
+    """The training a trial had, in full-budget trainings (epochs x data share): its curve, plus the
+    lower rungs it trained afresh before when the rungs are data fractions (a continued trial's curve
+    already holds its earlier epochs)."""
+    full = scheduler.full.epochs * scheduler.full.fraction
+    now = (t.curve[-1]["epoch"] if t.curve else 0) * t.budget.fraction
+    if scheduler.continues or t.budget not in scheduler.ladder:
+        return now / full
+    i = scheduler.ladder.index(t.budget)
+    before = len(t.rungs) - (1 if t.ok else 0)  # rungs finished below the current one
+    return (now + sum(b.epochs * b.fraction for b in scheduler.ladder[max(0, i - before):i])) / full
+
+
+def arm_summary(db: str, name: str, full_budget: Any, scheduler: Any = None) -> dict[str, Any]:
     """One search arm read back from its store: what it evaluated, its best at the full budget, and
-    its best-so-far at the full budget against seconds since the first trial started."""
+    its best-so-far at the full budget against seconds since the first trial started; with the arm's
+    ``scheduler``, also the training it did in full-budget trainings (``epochs_trained`` counts only
+    each trial's last curve, which undercounts retrained data-fraction rungs)."""
     from nasforge.store import Store
 
     with Store(db, create=False) as st:
@@ -97,6 +112,8 @@ def arm_summary(db: str, name: str, full_budget: Any) -> dict[str, Any]:
         "db": db, "architectures_evaluated": len(trials), "trials_at_full_budget": len(full),
         "states": dict(Counter(t.state.value for t in trials)),
         "epochs_trained": round(sum(t.curve[-1]["epoch"] if t.curve else 0 for t in trials), 1),
+        **({} if scheduler is None else
+           {"full_budget_trainings": round(sum(training_done(t, scheduler) for t in trials), 2)}),
         "best_full_budget_val_accuracy": None if best is None else best.score,
         "best_trial": None if best is None else best.number,
         "best_architecture_key": None if best is None else best.key,

@@ -10,6 +10,8 @@ go to OUT_DIR/seedN/{asha,fixed}.db; a database that is already there is read, n
     .venv/bin/python benchmarks/asha_vs_fixed.py --asha-db runs/evo20.db   # reuse a finished ASHA search
     .venv/bin/python benchmarks/asha_vs_fixed.py --scheduler '{"name": "asha", "eta": 3, "min_epochs": 1}'
     .venv/bin/python benchmarks/asha_vs_fixed.py --seeds 0 1 2 --name asha_vs_fixed_seeds
+    .venv/bin/python benchmarks/asha_vs_fixed.py --budget '{"epochs": 6, "fraction": 1.0}' \
+        --scheduler '{"name": "asha", "eta": 3, "min_fraction": 0.1111111111111111}'   # both arms on all the data
 """
 
 from __future__ import annotations
@@ -41,13 +43,16 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", help="run both arms once per seed (the config's seed "
                     "replaced); each seed's databases go to OUT_DIR/seedN/")
     ap.add_argument("--name", default="asha_vs_fixed", help="result file benchmarks/results/NAME.json")
+    ap.add_argument("--budget", type=json.loads, help="the full budget of both arms as JSON (search.budget), in "
+                    "place of the config's")
     ap.add_argument("--scheduler", type=json.loads, help="the ASHA arm's search.scheduler as JSON, in place of "
                     "the config's (the fixed arm has none either way)")
     args = ap.parse_args()
     if args.seeds and (args.asha_db or args.fixed_db):
         raise SystemExit("--seeds reads existing databases from OUT_DIR/seedN/; give it without --asha-db/--fixed-db")
     base = load_config(args.config)
-    changes = {"scheduler": args.scheduler} if args.scheduler else None
+    both = {"budget": args.budget} if args.budget else {}
+    changes = {**both, **({"scheduler": args.scheduler} if args.scheduler else {})}
     per_seed: dict[str, dict[str, Any]] = {}
     for seed in args.seeds or [None]:
         out: dict[str, Any] = {}
@@ -56,7 +61,7 @@ def main() -> None:
             db = given or (f"{args.out_dir}/seed{seed}/{arm}.db" if seed is not None else f"{args.out_dir}/{arm}.db")
             run = args.only in (None, arm) and not given and not (seed is not None and Path(db).exists())
             got = search_arm(base, arm, db, args.time_budget, run=run, seed=seed,
-                             drop=("scheduler",) if arm == "fixed" else (), changes=changes if arm == "asha" else None)
+                             drop=("scheduler",) if arm == "fixed" else (), changes=changes if arm == "asha" else both)
             if got is not None:
                 out[arm] = got
         if len(out) == 2:

@@ -194,6 +194,29 @@ def test_with_one_lr_cycle_promotions_train_exactly_what_a_full_budget_run_does(
     assert along.evaluate(s, Budget(epochs=3), checkpoint=ck2).curve == fixed.curve
 
 
+def test_fraction_rungs_retrain_so_a_promoted_trial_scores_what_a_full_budget_run_does(tmp_path, digits):
+    """The property the Fashion-MNIST ASHA benchmark rests on: with data-fraction rungs a promotion
+    trains the network afresh on the larger share, so its top-rung score is exactly a fixed run's."""
+    space = ChainSpace(max_blocks=3, widths=(8, 16), kernels=(3,))
+    full = Budget(epochs=2)
+    sched = ASHA(full, eta=2, min_fraction=0.25)
+    assert not sched.continues and [b.fraction for b in sched.ladder] == [0.25, 0.5, 1.0]
+    with Store(tmp_path / "s.db") as st:
+        exp = st.create_experiment("frac", {}, "fp")
+        run_search(store=st, experiment=exp, space=space, strategy=make_strategy("random", space, seed=0),
+                   evaluator=TorchEvaluator(digits, space, seed=0, measure_latency=False),
+                   input_shape=digits.input_shape, n_out=digits.n_classes, budget=full, max_trials=4,
+                   scheduler=sched, checkpoint_dir=tmp_path / "ck")
+        trials = st.trials(exp.id)
+    top = [t for t in trials if t.budget == full]
+    assert top and all(len(t.rungs) == 3 for t in top)
+    fixed = TorchEvaluator(digits, space, seed=0, measure_latency=False)
+    for t in top:
+        assert [r["epoch"] for r in t.curve] == [1, 2]  # trained from scratch on the full share
+        assert t.rungs[-1] == t.score == fixed.evaluate(t.sample, full).score
+        assert t.rungs[0] != t.rungs[-1]  # the lower rungs were scored on less data
+
+
 def test_lr_cycle_full_needs_whole_epoch_rungs():
     base = {"search": {"budget": {"epochs": 6}}}
     cfg = from_dict({"search": {**base["search"], "scheduler": {"name": "asha", "min_epochs": 1, "lr_cycle": "full"}}})
