@@ -68,8 +68,9 @@ def search_arm(base: Any, arm: str, db: str, time_budget: str, *, run: bool = Tr
         nasforge.search(cfg, resume=Path(db).exists())
     if not Path(db).exists():
         return None
-    out = {"seed": cfg.seed, "scheduler": cfg.search.make_scheduler().describe(), "screen": raw["search"].get("screen"),
-           **arm_summary(db, cfg.name, cfg.search.budget, cfg.search.make_scheduler())}
+    scheduler = cfg.search.make_scheduler()
+    out = {"seed": cfg.seed, "scheduler": scheduler.describe(), "screen": raw["search"].get("screen"),
+           **arm_summary(db, cfg.name, cfg.search.budget, scheduler)}
     print(arm, {k: v for k, v in out.items() if k != "best_so_far"}, file=sys.stderr, flush=True)
     return out
 
