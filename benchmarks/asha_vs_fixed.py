@@ -27,6 +27,7 @@ from typing import Any
 from _common import search_arm, write_result
 
 from nasforge.config import load_config
+from nasforge.errors import NasforgeError
 
 ARMS = ("asha", "fixed")
 
@@ -85,4 +86,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except NasforgeError as e:  # a bad --config, --budget or --scheduler: one line, nothing stored yet
+        raise SystemExit(f"asha_vs_fixed: {e}") from None
