@@ -44,6 +44,9 @@ def test_durations():
     ({"space": {"kind": "graph"}}, "unknown space kind"),
     ({"data": "mnist"}, "section 'data' must be a mapping"),
     ({"name": ""}, "name must be a non-empty string"),
+    ({"search": {"interim_validation": "some"}}, "interim_validation must be auto, full, none or a positive"),
+    ({"search": {"interim_validation": 0}}, "interim_validation must be"),
+    ({"search": {"interim_validation": "none", "stopping": {"rule": "median"}}}, "set it to full, auto"),
 ])
 def test_bad_values_name_the_key(raw, match):
     with pytest.raises(ConfigError, match=match):
@@ -79,3 +82,12 @@ def test_overrides_and_fingerprint():
     # Trials, time and strategy may change on resume; the seed changes what scores mean.
     assert with_overrides(cfg, trials=9, strategy="genetic").fingerprint() == cfg.fingerprint()
     assert o.fingerprint() != cfg.fingerprint()
+
+
+def test_interim_validation_auto_keeps_full_curves_for_stopping_rules():
+    assert from_dict({}).search.interim == 1000
+    assert from_dict({"search": {"stopping": {"rule": "median"}}}).search.interim == "full"
+    assert from_dict({"search": {"interim_validation": 300}}).search.interim == 300
+    assert from_dict({"search": {"interim_validation": "none"}}).search.interim == "none"
+    # what interim epochs are scored on never changes a score, so a resume may change it
+    assert from_dict({"search": {"interim_validation": "full"}}).fingerprint() == from_dict({}).fingerprint()

@@ -194,6 +194,22 @@ def test_with_one_lr_cycle_promotions_train_exactly_what_a_full_budget_run_does(
     assert along.evaluate(s, Budget(epochs=3), checkpoint=ck2).curve == fixed.curve
 
 
+def test_every_rung_ends_on_the_whole_validation_split_whatever_interim_epochs_use(tmp_path, digits):
+    """ASHA promotes on rung-end scores: they are on the whole split even when the epochs between are not."""
+    space = ChainSpace(max_blocks=3, widths=(8,), kernels=(3,))
+    s = chain_sample(space, [{"type": "conv", "width": 8, "kernel": 3, "stride": 1, "padding": "same",
+                              "act": "relu", "bn": True}], head="gap")
+    n_val = len(digits.y_val)
+    along = TorchEvaluator(digits, space, seed=0, measure_latency=False, schedule_epochs=4, interim_validation=50)
+    ck = tmp_path / "t.pt"
+    one = along.evaluate(s, Budget(epochs=1), checkpoint=ck)
+    four = along.evaluate(s, Budget(epochs=4), checkpoint=ck)
+    assert [r["val_examples"] for r in four.curve] == [n_val, 50, 50, n_val]  # epoch 1 ended rung 1
+    assert four.curve[0] == one.curve[0]
+    fixed = TorchEvaluator(digits, space, seed=0, measure_latency=False).evaluate(s, Budget(epochs=4))
+    assert four.score == fixed.score and four.metrics == fixed.metrics
+
+
 def test_fraction_rungs_retrain_so_a_promoted_trial_scores_what_a_full_budget_run_does(tmp_path, digits):
     """The property the Fashion-MNIST ASHA benchmark rests on: with data-fraction rungs a promotion
     trains the network afresh on the larger share, so its top-rung score is exactly a fixed run's."""

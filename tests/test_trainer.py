@@ -100,3 +100,36 @@ def test_fractional_epochs_take_the_matching_number_of_steps(digits):
     st = train(model, digits.x_train, digits.y_train, epochs=1.5, recipe=Recipe(batch_size=100))
     assert st.steps == math.ceil(1.5 * math.ceil(n / 100))
     assert len(st.curve) == 2
+
+
+@pytest.mark.parametrize("how", ["none", 60])
+def test_interim_validation_changes_the_curve_not_the_training(digits, how):
+    """Cheaper interim validation scores epochs before the last on less (or nothing), trains the same
+    steps, and scores the last epoch on the whole validation split, so the trial's score is unchanged."""
+    space = ChainSpace(max_blocks=3)
+    s = chain_sample(space, SMALL, head="flatten")
+    full = TorchEvaluator(digits, space, seed=0, measure_latency=False).evaluate(s, Budget(epochs=3))
+    cheap = TorchEvaluator(digits, space, seed=0, measure_latency=False,
+                           interim_validation=how).evaluate(s, Budget(epochs=3))
+    n_val = len(digits.y_val)
+    assert cheap.score == full.score and cheap.metrics == full.metrics
+    assert [r["train_loss"] for r in cheap.curve] == [r["train_loss"] for r in full.curve]
+    assert [r["val_examples"] for r in full.curve] == [n_val] * 3
+    assert cheap.curve[-1]["val_examples"] == n_val
+    if how == "none":
+        assert all("val_accuracy" not in r for r in cheap.curve[:-1])
+    else:
+        assert [r["val_examples"] for r in cheap.curve[:-1]] == [60, 60]
+        assert cheap.curve[0]["val_accuracy"] != full.curve[0]["val_accuracy"]  # a different, smaller split
+
+
+def test_interim_subset_is_fixed_and_stratified(digits):
+    from nasforge.evaluate.torch_eval import interim_split
+
+    a, b = interim_split(digits, 100, 0), interim_split(digits, 100, 0)
+    assert isinstance(a, tuple) and isinstance(b, tuple)
+    assert torch.equal(a[1], b[1]) and abs(len(a[1]) - 100) <= 10
+    assert len(a[1].unique()) == digits.n_classes
+    assert interim_split(digits, 10**6, 0) == "full" and interim_split(digits, "none", 0) is None
+    with pytest.raises(ValueError, match="interim_validation"):
+        interim_split(digits, 0, 0)

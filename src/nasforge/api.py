@@ -114,7 +114,7 @@ def run_config(cfg: Config, *, resume: bool = False,
     preflight(space, data.input_shape, data.n_classes)
     scheduler = cfg.search.make_scheduler()  # one object: the loop's rungs and the evaluator's schedule agree
     factory = TorchEvaluatorFactory(data, space, cfg.train, cfg.seed, cfg.search.measure_latency,
-                                    scheduler.schedule_epochs)
+                                    scheduler.schedule_epochs, cfg.search.interim)
     screener = ProxyScreener(space, data, seed=cfg.seed, **cfg.search.screen) if cfg.search.screen else None
     extra_check = candidate_checks(cfg, space, data)
     with Store(cfg.search.db) as store:
@@ -163,7 +163,7 @@ def search_darts(cfg: Config, *, resume: bool = False,
     space = make_space(cfg.space, data.input_shape)
     assert isinstance(space, CellSpace)
     evaluator = TorchEvaluator(data, space, recipe=cfg.train, seed=cfg.seed,
-                               measure_latency=cfg.search.measure_latency)
+                               measure_latency=cfg.search.measure_latency, interim_validation=cfg.search.interim)
     with Store(cfg.search.db) as store:
         exp = open_experiment(cfg, store, resume=resume)
         return run_darts_search(store=store, experiment=exp, space=space, data=data, evaluator=evaluator,

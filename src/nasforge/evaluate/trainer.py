@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,7 @@ from torch import nn
 from nasforge.evaluate.metrics import classification_metrics
 
 EpochCallback = Callable[[int, Mapping[str, float]], None]
+InterimVal = tuple[torch.Tensor, torch.Tensor] | Literal["full"] | None
 
 
 class TrainingFailed(Exception):
@@ -148,8 +150,14 @@ def train(
     generator: torch.Generator | None = None,
     done_epochs: int = 0,
     stop_epochs: float | None = None,
+    interim_val: InterimVal = "full",
 ) -> TrainStats:
     """Train ``model`` in place for ``epochs`` (fractions allowed) and evaluate after every epoch.
+
+    The last epoch is always scored on the whole of ``x_val``; ``interim_val`` says what the epochs
+    before it are scored on: ``"full"`` the whole split too, a smaller ``(x, y)`` split (cheaper; the
+    curve stays drawn), or ``None`` (train loss only). Validation never changes what is trained. Each
+    row's ``val_examples`` says how many examples scored it.
 
     ``generator`` (default: a new one seeded with ``seed``) draws the shuffles and augmentations; a
     caller that checkpoints passes its own and saves its state. ``done_epochs`` resumes this same
@@ -211,11 +219,17 @@ def train(
             raise TrainingFailed(f"non-finite training loss in epoch {epoch + 1}; lower the learning rate")
         epoch += 1
         row: dict[str, float] = {"epoch": float(epoch), "train_loss": train_loss}
-        if x_val is not None and y_val is not None:
+        split: tuple[torch.Tensor | None, torch.Tensor | None] | None = None
+        if step >= end or interim_val == "full":
+            split = (x_val, y_val)
+        elif isinstance(interim_val, tuple):
+            split = interim_val
+        if split is not None and split[0] is not None and split[1] is not None:
             t1 = time.perf_counter()
-            m = evaluate_split(model, x_val, y_val, n_classes, channels_last=cl)
+            m = evaluate_split(model, split[0], split[1], n_classes, channels_last=cl)
             eval_s += time.perf_counter() - t1
             row.update({f"val_{k}": v for k, v in m.items()})
+            row["val_examples"] = float(len(split[1]))
         curve.append(row)
         if on_epoch is not None:
             on_epoch(epoch, row)

@@ -20,6 +20,7 @@ class TorchEvaluatorFactory:
     seed: int = 0
     measure_latency: bool = True
     schedule_epochs: float | None = None  # the scheduler's, with lr_cycle: full
+    interim_validation: int | str = "full"  # what epochs before a budget's last are scored on
 
     def __post_init__(self) -> None:
         if self.data.has_test:
@@ -27,4 +28,5 @@ class TorchEvaluatorFactory:
 
     def __call__(self) -> TorchEvaluator:
         return TorchEvaluator(self.data, self.space, recipe=self.recipe, seed=self.seed,
-                              measure_latency=self.measure_latency, schedule_epochs=self.schedule_epochs)
+                              measure_latency=self.measure_latency, schedule_epochs=self.schedule_epochs,
+                              interim_validation=self.interim_validation)
