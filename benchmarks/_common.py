@@ -70,6 +70,7 @@ def search_arm(base: Any, arm: str, db: str, time_budget: str, *, run: bool = Tr
         return None
     scheduler = cfg.search.make_scheduler()
     out = {"seed": cfg.seed, "scheduler": scheduler.describe(), "screen": raw["search"].get("screen"),
+           "interim_validation": cfg.search.interim,
            **arm_summary(db, cfg.name, cfg.search.budget, scheduler)}
     print(arm, {k: v for k, v in out.items() if k != "best_so_far"}, file=sys.stderr, flush=True)
     return out
@@ -120,6 +121,12 @@ def arm_summary(db: str, name: str, full_budget: Any, scheduler: Any = None) -> 
         "best_architecture_key": None if best is None else best.key,
         "search_seconds": round(exp.elapsed, 1), "best_so_far": timeline,
     }
+
+
+def best_by(timeline: list[dict[str, Any]], seconds: float) -> float | None:
+    """The best-so-far a timeline had reached by ``seconds`` (None: nothing yet). A time budget lets
+    a trial started before it finish after it; this is the score strictly inside the budget."""
+    return max((p["val_accuracy"] for p in timeline if p["seconds"] <= seconds), default=None)
 
 
 def seconds_to_reach(timeline: list[dict[str, Any]], target: float) -> float | None:

@@ -24,9 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _common import search_arm, write_result
+from _common import best_by, search_arm, write_result
 
-from nasforge.config import load_config
+from nasforge.config import load_config, parse_duration
 from nasforge.errors import NasforgeError
 
 ARMS = ("asha", "fixed")
@@ -52,6 +52,7 @@ def main() -> None:
     if args.seeds and (args.asha_db or args.fixed_db):
         raise SystemExit("--seeds reads existing databases from OUT_DIR/seedN/; give it without --asha-db/--fixed-db")
     base = load_config(args.config)
+    deadline = parse_duration(args.time_budget, "--time-budget") or float("inf")
     both = {"budget": args.budget} if args.budget else {}
     changes = {**both, **({"scheduler": args.scheduler} if args.scheduler else {})}
     per_seed: dict[str, dict[str, Any]] = {}
@@ -65,6 +66,8 @@ def main() -> None:
                              drop=("scheduler",) if arm == "fixed" else (), changes=changes if arm == "asha" else both)
             if got is not None:
                 out[arm] = got
+        for arm in out:
+            out[arm]["best_within_time_budget"] = best_by(out[arm]["best_so_far"], deadline)
         if len(out) == 2:
             n_a, n_f = (out[a]["architectures_evaluated"] for a in ARMS)
             out["ratio_architectures_asha_over_fixed"] = n_a / max(1, n_f)
@@ -75,9 +78,14 @@ def main() -> None:
         payload: dict[str, Any] = next(iter(per_seed.values()))
     else:
         best = {a: [r[a]["best_full_budget_val_accuracy"] or 0.0 for r in per_seed.values()] for a in ARMS}
+        inside = {a: [r[a]["best_within_time_budget"] or 0.0 for r in per_seed.values()] for a in ARMS}
         payload = {"seeds": per_seed, "mean": {
             **{f"{a}_best_full_budget_val_accuracy": statistics.fmean(best[a]) for a in ARMS},
             "asha_wins": sum(x > y for x, y in zip(best["asha"], best["fixed"], strict=True)),
+            "asha_ties": sum(x == y for x, y in zip(best["asha"], best["fixed"], strict=True)),
+            "asha_wins_within_time_budget": sum(x > y for x, y in zip(inside["asha"], inside["fixed"], strict=True)),
+            "asha_ties_within_time_budget": sum(x == y for x, y in zip(inside["asha"], inside["fixed"],
+                                                                        strict=True)),
             "n_seeds": len(per_seed),
             "ratio_architectures_asha_over_fixed":
                 statistics.fmean(r["ratio_architectures_asha_over_fixed"] for r in per_seed.values())}}

@@ -11,7 +11,7 @@ from nasforge.schedule import ASHA, Hyperband, make_scheduler
 from nasforge.types import Budget, Trial, TrialState
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from _common import training_done
+from _common import best_by, training_done
 
 FULL = Budget(epochs=6, fraction=0.5)
 
@@ -43,3 +43,11 @@ def test_a_hyperband_trial_counts_only_the_rungs_it_started_from():
     sched = Hyperband(FULL, eta=3, min_fraction=0.5 / 9)
     # started on the middle rung, promoted to the top: the lowest rung was never trained
     assert training_done(trial(sched.ladder[2], (0.85, 0.9), 6), sched) == pytest.approx(1 / 3 + 1)
+
+
+def test_best_by_counts_only_what_finished_inside_the_time_budget():
+    timeline = [{"seconds": 300.0, "val_accuracy": 0.90}, {"seconds": 1200.0, "val_accuracy": 0.91},
+                {"seconds": 1209.0, "val_accuracy": 0.92}]
+    assert best_by(timeline, 1200) == 0.91
+    assert best_by(timeline, 100) is None
+    assert best_by(timeline, float("inf")) == 0.92
