@@ -34,7 +34,9 @@ FIGURES = (
            "dashed line counts only trials trained on the full budget."),
     FigureSpec("learning_curves", "Learning curves",
            "Validation accuracy after each epoch for the top trials (ranked as `nasforge status` ranks them: "
-           "longest-trained first, then by score)."),
+           "longest-trained first, then by score). The last epoch of each budget is scored on the whole validation "
+           "split; with the default `search.interim_validation` the epochs before it use a 1,000-example subset, "
+           "so they are noisier."),
     FigureSpec("accuracy_vs_cost", "Accuracy against cost",
            "Each scored trial by its validation accuracy and deployment cost. The red steps join the Pareto front: "
            "no other trial is both more accurate and cheaper. The star is the best trial."),
