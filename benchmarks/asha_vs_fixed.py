@@ -4,8 +4,9 @@ Runs examples/fashion_mnist.yaml twice per seed with the same time budget: once 
 2 -> 6 epochs, or ``--scheduler``) and once with every trial at the full 6 epochs; records the best
 validation accuracy at the full budget and how many architectures each evaluated, per seed and
 averaged over the seeds. A time budget lets a trial that started before it finish after it, so each
-arm also records ``best_within_time_budget``, the best of the trials that finished inside it. One run after the other, never together. With ``--seeds``, each seed's arms
-go to OUT_DIR/seedN/{asha,fixed}.db; a database that is already there is read, not run again.
+arm also records ``best_within_time_budget``, the best of the trials that finished inside it. One
+run after the other, never together. With ``--seeds``, each seed's arms go to
+OUT_DIR/seedN/{asha,fixed}.db; a database that is already there is read, not run again.
 
     .venv/bin/python benchmarks/asha_vs_fixed.py --time-budget 20m
     .venv/bin/python benchmarks/asha_vs_fixed.py --asha-db runs/evo20.db   # reuse a finished ASHA search
