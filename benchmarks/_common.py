@@ -125,7 +125,7 @@ def arm_summary(db: str, name: str, full_budget: Any, scheduler: Any = None) -> 
 
 def best_by(timeline: list[dict[str, Any]], seconds: float) -> float | None:
     """The best-so-far a timeline had reached by ``seconds`` (None: nothing yet). A time budget lets
-    a trial started before it finish after it; this is the score strictly inside the budget."""
+    a trial started before it finish after it; this is the score of what finished inside the budget."""
     return max((p["val_accuracy"] for p in timeline if p["seconds"] <= seconds), default=None)
 
 

@@ -79,15 +79,18 @@ def main() -> None:
     if args.seeds is None:  # one seed: the flat layout of the earlier results
         payload: dict[str, Any] = next(iter(per_seed.values()))
     else:
-        best = {a: [r[a]["best_full_budget_val_accuracy"] or 0.0 for r in per_seed.values()] for a in ARMS}
-        inside = {a: [r[a]["best_within_time_budget"] or 0.0 for r in per_seed.values()] for a in ARMS}
+        def per_arm(key: str) -> dict[str, list[float]]:
+            return {a: [r[a][key] or 0.0 for r in per_seed.values()] for a in ARMS}
+
+        def tally(key: str, suffix: str = "") -> dict[str, int]:
+            pairs = list(zip(*per_arm(key).values(), strict=True))  # (asha, fixed) per seed
+            return {f"asha_wins{suffix}": sum(a > f for a, f in pairs),
+                    f"asha_ties{suffix}": sum(a == f for a, f in pairs)}
+
+        best = per_arm("best_full_budget_val_accuracy")
         payload = {"seeds": per_seed, "mean": {
             **{f"{a}_best_full_budget_val_accuracy": statistics.fmean(best[a]) for a in ARMS},
-            "asha_wins": sum(x > y for x, y in zip(best["asha"], best["fixed"], strict=True)),
-            "asha_ties": sum(x == y for x, y in zip(best["asha"], best["fixed"], strict=True)),
-            "asha_wins_within_time_budget": sum(x > y for x, y in zip(inside["asha"], inside["fixed"], strict=True)),
-            "asha_ties_within_time_budget": sum(x == y for x, y in zip(inside["asha"], inside["fixed"],
-                                                                        strict=True)),
+            **tally("best_full_budget_val_accuracy"), **tally("best_within_time_budget", "_within_time_budget"),
             "n_seeds": len(per_seed),
             "ratio_architectures_asha_over_fixed":
                 statistics.fmean(r["ratio_architectures_asha_over_fixed"] for r in per_seed.values())}}

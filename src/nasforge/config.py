@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from nasforge.errors import ConfigError
+from nasforge.evaluate.torch_eval import check_interim
 from nasforge.evaluate.trainer import Recipe
 from nasforge.pareto import check_objectives
 from nasforge.schedule.schedulers import Scheduler, make_scheduler
@@ -399,15 +400,17 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
 
 
 def _interim(value: Any, stopping: bool) -> int | str:
-    if isinstance(value, str) and value in ("auto", "full", "none"):
-        if value == "none" and stopping:
-            raise ConfigError("search.stopping reads the learning curve after every epoch, but "
-                              "search.interim_validation is none: set it to full, auto or a number of examples")
+    if isinstance(value, str) and value == "auto":
         return value
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    raise ConfigError(f"search.interim_validation must be auto, full, none or a positive number of examples, "
-                      f"got {value!r}")
+    try:
+        how = check_interim(value)
+    except ValueError:
+        raise ConfigError(f"search.interim_validation must be auto, full, none or a positive number of examples, "
+                          f"got {value!r}") from None
+    if how == "none" and stopping:
+        raise ConfigError("search.stopping reads the learning curve after every epoch, but "
+                          "search.interim_validation is none: set it to full, auto or a number of examples")
+    return how
 
 
 def load_config(path: str | Path) -> Config:

@@ -124,16 +124,24 @@ class TorchEvaluator:
         return _result(curve, cost, stats.train_seconds, stats.eval_seconds)
 
 
+def check_interim(how: object) -> int | str:
+    """``how`` when it is an ``interim_validation`` (full, none or a positive number of examples)."""
+    if isinstance(how, str) and how in ("full", "none"):
+        return how
+    if isinstance(how, int) and not isinstance(how, bool) and how > 0:
+        return how
+    raise ValueError(f"interim_validation must be full, none or a positive number of examples, got {how!r}")
+
+
 def interim_split(data: Dataset, how: int | str, seed: int) -> InterimVal:
     """The split interim epochs are scored on (see :class:`TorchEvaluator`); a subset at least as large
     as the validation split is the whole split."""
+    how = check_interim(how)
     if how == "none":
         return None
-    if how == "full" or (isinstance(how, int) and how >= len(data.y_val)):
+    if how == "full" or int(how) >= len(data.y_val):
         return "full"
-    if not isinstance(how, int) or isinstance(how, bool) or how < 1:
-        raise ValueError(f"interim_validation must be full, none or a positive number of examples, got {how!r}")
-    share = how / len(data.y_val)
+    share = int(how) / len(data.y_val)
     _, keep = stratified_split(data.y_val.numpy(), share, seed + 104729)
     idx = torch.from_numpy(np.asarray(keep, dtype=np.int64))
     return data.x_val[idx], data.y_val[idx]

@@ -219,12 +219,8 @@ def train(
             raise TrainingFailed(f"non-finite training loss in epoch {epoch + 1}; lower the learning rate")
         epoch += 1
         row: dict[str, float] = {"epoch": float(epoch), "train_loss": train_loss}
-        split: tuple[torch.Tensor | None, torch.Tensor | None] | None = None
-        if step >= end or interim_val == "full":
-            split = (x_val, y_val)
-        elif isinstance(interim_val, tuple):
-            split = interim_val
-        if split is not None and split[0] is not None and split[1] is not None:
+        split = (x_val, y_val) if step >= end or interim_val == "full" else interim_val
+        if isinstance(split, tuple) and split[0] is not None and split[1] is not None:
             t1 = time.perf_counter()
             m = evaluate_split(model, split[0], split[1], n_classes, channels_last=cl)
             eval_s += time.perf_counter() - t1
