@@ -83,7 +83,8 @@ def main() -> None:
             return {a: [r[a][key] or 0.0 for r in per_seed.values()] for a in ARMS}
 
         def tally(key: str, suffix: str = "") -> dict[str, int]:
-            pairs = list(zip(*per_arm(key).values(), strict=True))  # (asha, fixed) per seed
+            arm = per_arm(key)
+            pairs = list(zip(arm["asha"], arm["fixed"], strict=True))
             return {f"asha_wins{suffix}": sum(a > f for a, f in pairs),
                     f"asha_ties{suffix}": sum(a == f for a, f in pairs)}
 
