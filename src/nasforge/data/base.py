@@ -55,7 +55,9 @@ class Dataset:
 
     ``x_*`` are float32 (normalised), ``y_*`` int64 class indices. The test split is reachable only
     through :meth:`open_test`, which logs and counts every read, and :meth:`search_view` drops it
-    altogether so nothing on the search path can touch it.
+    altogether so nothing on the search path can touch it. ``flip_invariant`` is the source's
+    declaration that a horizontal flip keeps an image's class (Fashion-MNIST, CIFAR: yes; digits: no),
+    which decides whether training flips when the recipe leaves ``flip`` unset.
     """
 
     name: str
@@ -67,6 +69,7 @@ class Dataset:
     _x_test: torch.Tensor | None = field(default=None, repr=False)
     _y_test: torch.Tensor | None = field(default=None, repr=False)
     preprocess: Preprocess | None = field(default=None, compare=False)
+    flip_invariant: bool = field(default=False, compare=False)
     _seal: _Seal = field(default_factory=_Seal, repr=False, compare=False)
 
     @property
@@ -97,7 +100,7 @@ class Dataset:
     def search_view(self) -> Dataset:
         """The same dataset without its test split: what the search loop and evaluators get."""
         return Dataset(self.name, self.x_train, self.y_train, self.x_val, self.y_val, self.classes,
-                       preprocess=self.preprocess)
+                       preprocess=self.preprocess, flip_invariant=self.flip_invariant)
 
     def train_plus_val(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Training and validation joined, for the final retrain."""
@@ -172,6 +175,37 @@ def _labels(y: np.ndarray, what: str) -> np.ndarray:
     return y
 
 
+def _classes(name: str, y_train: np.ndarray, y_test: np.ndarray | None, classes: tuple[str, ...] | None,
+             ) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
+    """The class names, and the labels as indices into them.
+
+    Named classes (a source's list, an npz ``classes`` array, text labels) are taken as given: label
+    ``i`` is ``classes[i]``. Without names the classes are the labels present (training and test):
+    labels 0..K-1 stay as they are, any other set (1-based, with gaps) becomes indices into its sorted
+    values, each class named by its label, so an unused label never becomes an empty class. Training
+    labels of a single class are refused, whichever label that is.
+    """
+    present = np.unique(y_train if y_test is None else np.concatenate([y_train, y_test]))
+    if classes is not None and present.size and int(present[-1]) >= len(classes):
+        raise DataError(f"{name}: labels go up to {int(present[-1])} but only {len(classes)} class names given; "
+                        "give a name for every class or labels 0..K-1")
+    in_train = np.unique(y_train)
+    if len(in_train) < 2:
+        label = classes[int(in_train[0])] if classes is not None and in_train.size else \
+            ", ".join(str(int(v)) for v in in_train)
+        raise DataError(f"{name}: every training label is {label!r}, a single class; "
+                        "give examples of at least two classes")
+    if classes is not None:
+        return y_train, y_test, tuple(classes)
+    if int(present[-1]) == len(present) - 1:  # 0..K-1, all present
+        return y_train, y_test, tuple(str(i) for i in range(len(present)))
+    log.info("%s: labels %s are not 0..%d; class i is the i-th label in sorted order",
+             name, ", ".join(str(int(v)) for v in present[:12]) + (" ..." if len(present) > 12 else ""),
+             len(present) - 1)
+    y_test = None if y_test is None else np.searchsorted(present, y_test).astype(np.int64)
+    return np.searchsorted(present, y_train).astype(np.int64), y_test, tuple(str(int(v)) for v in present)
+
+
 def make_dataset(
     name: str,
     x_train: np.ndarray,
@@ -219,13 +253,7 @@ def make_dataset(
         if x_test.shape[1:] != xt.shape[1:]:
             raise DataError(f"{name}: test examples have shape {x_test.shape[1:]} but training ones {xt.shape[1:]}; "
                             "give both splits the same shape")
-    n_classes = int(max(y_train.max(), -1 if y_test is None or not y_test.size else y_test.max())) + 1
-    if classes is None:
-        classes = tuple(str(i) for i in range(n_classes))
-    elif len(classes) < n_classes:
-        raise DataError(f"{name}: labels go up to {n_classes - 1} but only {len(classes)} class names given")
-    if n_classes < 2:
-        raise DataError(f"{name}: all labels are the same class; give at least two classes")
+    y_train, y_test, classes = _classes(name, y_train, y_test, classes)
 
     xf = xt.astype(np.float32)
     if scale:

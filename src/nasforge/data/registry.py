@@ -25,6 +25,9 @@ LAYOUTS = ("auto", "image", "sequence", "tabular")
 # The digits test split is fixed so test scores stay comparable between runs with different seeds.
 DIGITS_TEST_SEED = 0
 DIGITS_TEST_FRACTION = 0.2
+# Sources whose classes survive a horizontal flip (a mirrored shirt is a shirt, a mirrored 2 is no digit):
+# the only ones a recipe with ``flip`` unset flips. Anything else flips only with ``flip: true``.
+FLIP_INVARIANT = frozenset({"fashion_mnist", "cifar10", "cifar100"})
 
 
 class Loader(Protocol):
@@ -92,10 +95,12 @@ def _finish(
     limit: int | None,
     scale: float | None = None,
     images: bool = False,
+    flip_invariant: bool = False,
 ) -> Dataset:
     """Apply ``limit``, flatten built-in images for a tabular layout, and build the Dataset.
 
-    ``origin`` (a path, or the source name) is what make_dataset's error messages start with.
+    ``origin`` (a path, or the source name) is what make_dataset's error messages start with;
+    ``flip_invariant`` is the source's declaration that horizontal flips keep the class.
     """
     x_train, y_train, x_test, y_test = raw.x_train, raw.y_train, raw.x_test, raw.y_test
     if limit is not None:
@@ -112,7 +117,7 @@ def _finish(
             x_test = x_test.reshape(len(x_test), -1)
     ds = make_dataset(origin, x_train, y_train, x_test, y_test, classes=raw.classes,
                       val_fraction=val_fraction, seed=seed, layout=layout, scale=scale)
-    return dataclasses.replace(ds, name=name)
+    return dataclasses.replace(ds, name=name, flip_invariant=flip_invariant and ds.x_train.ndim == 4)
 
 
 # ----------------------------------------------------------------------------------------- loaders
@@ -135,7 +140,8 @@ def _idx_source(
     x_tr, y_tr, x_te, y_te = read_idx_dir(directory, require_test=True)
     raw = RawSplits(x_tr, y_tr, x_te, y_te, classes)
     return _finish(name, raw, origin=f"{name} in {directory}", val_fraction=val_fraction, seed=seed,
-                   layout=layout, limit=limit, scale=255.0 if x_tr.dtype == np.uint8 else None, images=True)
+                   layout=layout, limit=limit, scale=255.0 if x_tr.dtype == np.uint8 else None, images=True,
+                   flip_invariant=name in FLIP_INVARIANT)
 
 
 def load_fashion_mnist(
@@ -183,7 +189,7 @@ def _cifar(
     x_tr, y_tr, x_te, y_te, classes = read_cifar(path, n)
     raw = RawSplits(x_tr, y_tr, x_te, y_te, classes)
     return _finish(name, raw, origin=f"{name} in {path}", val_fraction=val_fraction, seed=seed, layout=layout,
-                   limit=limit, scale=255.0, images=True)
+                   limit=limit, scale=255.0, images=True, flip_invariant=name in FLIP_INVARIANT)
 
 
 def load_cifar10(

@@ -40,7 +40,10 @@ class Recipe:
     schedule: str = "cosine"  # cosine | onecycle | constant
     warmup_fraction: float = 0.0
     label_smoothing: float = 0.0
-    augment: bool = False  # random crop (pad 2) and horizontal flip, images only
+    augment: bool = False  # random crop (pad 2), images only
+    # Random horizontal flip, images only. None: with ``augment``, on data whose source declares flips
+    # label-preserving (Fashion-MNIST, CIFAR), never on others (digits: a mirrored 2 is no digit).
+    flip: bool | None = None
     channels_last: bool = True
 
     def __post_init__(self) -> None:
@@ -52,6 +55,15 @@ class Recipe:
             raise ValueError(f"batch_size must be positive, got {self.batch_size}")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        for share in ("warmup_fraction", "label_smoothing"):
+            if not 0 <= getattr(self, share) < 1:
+                raise ValueError(f"{share} must be a share in [0, 1), got {getattr(self, share)}")
+        if self.flip is not None and not isinstance(self.flip, bool):
+            raise ValueError(f"flip must be true, false or unset (as the data source declares), got {self.flip!r}")
+
+    def flips(self, flip_invariant: bool) -> bool:
+        """Whether training flips images, for data whose source does (or does not) declare flips label-preserving."""
+        return self.flip if self.flip is not None else self.augment and flip_invariant
 
     @property
     def base_lr(self) -> float:
@@ -90,17 +102,22 @@ def lr_factor(step: int, total: int, recipe: Recipe) -> float:
     return 0.5 * (1 + math.cos(math.pi * t))
 
 
-def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
-    """Random crop with zero padding and random horizontal flip, per example, as tensor ops."""
+def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 2, *, crop: bool = True,
+                  flip: bool = True) -> torch.Tensor:
+    """Random crop with zero padding and/or random horizontal flip, per example, as tensor ops."""
     n, _, h, w = x.shape
-    xp = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-    rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, None, :]
-    out = xp[torch.arange(n)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
-    flip = torch.rand(n, generator=gen) < 0.5
-    return torch.where(flip[:, None, None, None], out.flip(-1), out)
+    out = x
+    if crop:
+        xp = F.pad(x, (pad, pad, pad, pad))
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+        rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, None, :]
+        out = xp[torch.arange(n)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
+    if flip:
+        flipped = torch.rand(n, generator=gen) < 0.5
+        out = torch.where(flipped[:, None, None, None], out.flip(-1), out)
+    return out
 
 
 @torch.no_grad()
@@ -151,6 +168,7 @@ def train(
     done_epochs: int = 0,
     stop_epochs: float | None = None,
     interim_val: InterimVal = "full",
+    flip_invariant: bool = False,
 ) -> TrainStats:
     """Train ``model`` in place for ``epochs`` (fractions allowed) and evaluate after every epoch.
 
@@ -159,6 +177,8 @@ def train(
     curve stays drawn), or ``None`` (train loss only). Validation never changes what is trained. Each
     row's ``val_examples`` says how many examples scored it.
 
+    ``flip_invariant`` is the data source's declaration that horizontal flips keep the class
+    (:attr:`Dataset.flip_invariant`); with the recipe's ``flip`` unset, only such data are flipped.
     ``generator`` (default: a new one seeded with ``seed``) draws the shuffles and augmentations; a
     caller that checkpoints passes its own and saves its state. ``done_epochs`` resumes this same
     schedule after that many whole epochs (the model, ``optimizer`` and ``generator`` already carry
@@ -173,6 +193,7 @@ def train(
     n_classes = n_classes or int(y.max()) + 1
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     image = x.ndim == 4
+    crop, flip = recipe.augment and image, recipe.flips(flip_invariant) and image
     cl = recipe.channels_last and image
     if cl:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -200,8 +221,8 @@ def train(
                 g["lr"] = b * f
             idx = perm[i:i + bs]
             xb, yb = x[idx], y[idx]
-            if recipe.augment and image:
-                xb = augment_batch(xb, gen)
+            if crop or flip:
+                xb = augment_batch(xb, gen, crop=crop, flip=flip)
             if cl:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             loss = criterion(model(xb), yb)

@@ -62,10 +62,11 @@ class Block:
     def get(self, name: str) -> Any:
         return dict(self.args)[name]
 
-    def describe(self) -> str:
+    def describe(self, rank: int = 2) -> str:
+        """Short text, e.g. ``conv32 3x3 bn relu``; with ``rank=1`` (sequences) kernels read ``k3``."""
         a = dict(self.args)
         if self.type == "conv":
-            s = f"conv{a['width']} {a['kernel']}x{a['kernel']}"
+            s = f"conv{a['width']} " + (f"k{a['kernel']}" if rank == 1 else f"{a['kernel']}x{a['kernel']}")
             s += f"/s{a['stride']}" if a["stride"] != 1 else ""
             s += " valid" if a["padding"] == "valid" else ""
             return s + (" bn" if a["bn"] else "") + f" {a['act']}" + (" +skip" if a["skip"] else "")
@@ -360,6 +361,7 @@ def build_chain(blocks: Sequence[Block], head: str, input_shape: tuple[int, ...]
     spatial = list(input_shape[1:])
     flat = rank == 0
     features = input_shape[0] if flat else 0
+    learned = False  # whether a conv has made feature maps of its own (before it, channels are the input's)
 
     def flatten() -> None:
         nonlocal flat, features
@@ -391,6 +393,7 @@ def build_chain(blocks: Sequence[Block], head: str, input_shape: tuple[int, ...]
                 layers.extend(mods)
             channels = b.get("width")
             spatial = [(d + 2 * pad - k) // st + 1 for d in spatial]
+            learned = True
         elif b.type == "parallel":
             branches = [nn.Sequential(*conv_bn_act(channels, b, k, 1, k // 2))
                         for k in PARALLEL_KERNELS[: b.get("branches")]]
@@ -398,6 +401,7 @@ def build_chain(blocks: Sequence[Block], head: str, input_shape: tuple[int, ...]
             par = Parallel(branches, b.get("merge"))
             layers.append(Residual(par, shortcut(channels, out_ch)) if b.get("skip") else par)
             channels = out_ch
+            learned = True
         elif b.type == "pool":
             size = b.get("pool_size")
             pad = size // 2 if size > 2 else 0
@@ -414,7 +418,9 @@ def build_chain(blocks: Sequence[Block], head: str, input_shape: tuple[int, ...]
         elif b.type == "dropout":
             # On feature maps drop whole channels: the usual choice for convolutions, and on a CPU it avoids
             # drawing a random number per activation (bernoulli_ was 22% of a training step, profiled).
-            drop: Any = nn.Dropout if flat else {2: nn.Dropout2d, 1: nn.Dropout1d}[rank]
+            # Before any conv the channels are the input's: dropping one would blank whole images of a
+            # 1-channel set, so there (input dropout) each value is dropped on its own.
+            drop: Any = nn.Dropout if flat or not learned else {2: nn.Dropout2d, 1: nn.Dropout1d}[rank]
             layers.append(drop(b.get("rate")))
         elif b.type == "batchnorm":
             layers.append(nn.BatchNorm1d(features) if flat else bn_sp(channels))
