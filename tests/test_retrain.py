@@ -15,6 +15,7 @@ from nasforge.cli import main
 from nasforge.data import load_dataset
 from nasforge.data.base import Dataset
 from nasforge.evaluate.trainer import Recipe
+from nasforge.paths import MARKER
 from nasforge.report import retrain as rt
 from nasforge.store import Store
 
@@ -136,7 +137,7 @@ def test_interrupted_retrain_resumes_to_the_numbers_of_an_uninterrupted_one(tmp_
         api.retrain(db, seeds=3, out_dir=tmp_path / "b", on_epoch=stop)
     assert data[-1].test_reads == 1  # seed 0 was scored; seed 1 had not finished training
     work = tmp_path / "b" / "digits" / "checkpoints"
-    assert {p.name for p in work.iterdir()} == {"seed0.json", "seed1-searched.pt", "seed1-baseline.pt"}
+    assert {p.name for p in work.iterdir()} == {"seed0.json", "seed1-searched.pt", "seed1-baseline.pt", MARKER}
     trained: list[tuple[str, int]] = []
     resumed = api.retrain(db, seeds=3, out_dir=tmp_path / "b", on_epoch=lambda n, e, row: trained.append((n, e)))
     assert data[-1].test_reads == 2  # seeds 1 and 2; seed 0 is not tested again

@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from nasforge import atomic
+
 log = logging.getLogger("nasforge")
 
 # NB201's settings for the strategies that have published ones (REA: population 10, tournament 3).
@@ -127,8 +129,7 @@ def run_bench(table_path: str | Path, dataset: str, strategies: Sequence[str], q
         "queries": queries, "seeds": seeds, "strategies": results,
     }
     if out_json is not None:
-        Path(out_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(out_json).write_text(json.dumps(doc, indent=1) + "\n")
+        atomic.write_text(out_json, json.dumps(doc, indent=1) + "\n")
     if out_png is not None:
         plot_bench(doc, out_png)
     return doc
@@ -161,8 +162,7 @@ def plot_bench(doc: Mapping[str, Any], out_png: str | Path) -> bool:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=120)
+    atomic.replace(out_png, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
     return True
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nasforge import atomic
 from nasforge.data.base import Dataset, stratified_split
 from nasforge.evaluate.cost import measure_cost
 from nasforge.evaluate.trainer import InterimVal, Recipe, TrainingFailed, make_optimizer, train
@@ -99,7 +99,7 @@ class TorchEvaluator:
             x, y = self.training_split(budget.fraction)
             common: dict[str, Any] = {"recipe": self.recipe, "n_classes": k, "x_val": self.data.x_val,
                                       "y_val": self.data.y_val, "on_epoch": report, "optimizer": opt,
-                                      "interim_val": self.interim}
+                                      "interim_val": self.interim, "flip_invariant": self.data.flip_invariant}
             if along:
                 if state is not None:
                     gen.set_state(state["generator"])
@@ -173,7 +173,4 @@ def _load_checkpoint(path: Path | None, budget: Budget, key: str) -> dict[str, A
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write atomically: a kill mid-write leaves the previous checkpoint, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic.torch_save(state, path)

@@ -12,19 +12,25 @@
   parameters and FLOPs) with the state dict beside it; :func:`model_from_genotype` rebuilds it.
 
 Every export reproduces the trained network's outputs (tested per format).
+
+Text from the experiment (its name, the description, class names, anything read from a database)
+reaches ``model.py`` only as escaped Python literals: as ``repr`` in assignments, and with every
+backslash, double quote and unprintable character escaped inside docstrings. Before a ``model.py`` is
+reported written, its exact bytes are compiled and ``DESCRIPTION``, ``CLASSES`` and the docstrings are
+checked to read back as the strings given. Every file is written atomically (:mod:`nasforge.atomic`).
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import importlib.util
 import inspect
 import json
-import os
 import textwrap
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nasforge import atomic
 from nasforge.data.base import Preprocess
 from nasforge.errors import NasforgeError
 from nasforge.evaluate.cost import count_flops, count_params
@@ -114,6 +121,36 @@ def _literal(value: Any, where: str) -> str:
     return text
 
 
+_DOC_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _doc_text(text: str) -> str:
+    """What a docstring can hold of ``text``: a class's docstring must encode as UTF-8, so lone surrogates
+    (from a file name or a database read with surrogateescape) stand as their escapes, e.g. ``\\udcff``."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _doc(text: str) -> str:
+    """``text`` as it may stand inside a triple-quoted docstring and read back as itself.
+
+    Backslashes and double quotes are escaped (so nothing can close the docstring or start an escape),
+    and so is every unprintable character (line breaks, NUL, lone surrogates, which UTF-8 cannot encode).
+    """
+    out = []
+    for ch in str(text):
+        if ch in _DOC_ESCAPES:
+            out.append(_DOC_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return "".join(out)
+
+
 def _leaf(m: nn.Module) -> str:
     """``nn.Conv2d(1, 8, kernel_size=3, padding=1, bias=False)``: settings at their defaults are left out."""
     t = type(m)
@@ -164,21 +201,21 @@ def _class_source(cls: type[nn.Module]) -> str:
     """A standalone copy of one of nasforge's modules: a plain constructor and the original forward."""
     children, attrs = _CUSTOM[cls]
     params = ", ".join(children + attrs)
-    doc = (inspect.getdoc(cls) or cls.__name__).splitlines()[0]
+    doc = _doc((inspect.getdoc(cls) or cls.__name__).splitlines()[0])
     body = "".join(f"        self.{p} = {p}\n" for p in children + attrs)
     forward = textwrap.indent(textwrap.dedent(inspect.getsource(cls.forward)), "    ")
     return (f"class {cls.__name__}(nn.Module):\n    \"\"\"{doc}\"\"\"\n\n    def __init__(self, {params}):\n"
             f"        super().__init__()\n{body}\n{forward}")
 
 
-_TEMPLATE = '''"""{description}
+_TEMPLATE = '''"""{doc}
 
 Exported by nasforge from {origin}. Standalone: needs PyTorch only, not nasforge.
 Input: a float tensor (N, {shape_text}), normalised as in training: ``preprocess(raw)`` turns raw
 inputs (e.g. 0..255 pixels) into it. Output: logits over CLASSES.
 
     from model import load, preprocess
-    net = load()            # Net with the weights in {weights} beside this file, in eval mode
+    net = load()            # Net with the weights in {weights_doc} beside this file, in eval mode
     logits = net(preprocess(raw))
 """
 
@@ -189,14 +226,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-INPUT_SHAPE = {input_shape!r}
-CLASSES = {classes!r}
-DESCRIPTION = {description!r}
-WEIGHTS = {weights!r}
+INPUT_SHAPE = {input_shape}
+CLASSES = {classes}
+DESCRIPTION = {description}
+WEIGHTS = {weights}
 # (raw / SCALE - MEAN) / STD, per channel (or per feature), with the training split's statistics
-SCALE = {scale!r}
-MEAN = {mean!r}
-STD = {std!r}
+SCALE = {scale}
+MEAN = {mean}
+STD = {std}
 
 
 def preprocess(raw) -> torch.Tensor:
@@ -220,7 +257,7 @@ def preprocess(raw) -> torch.Tensor:
 
 
 {classes_source}class Net(nn.Sequential):
-    """{description}"""
+    """{doc}"""
 
     def __init__(self) -> None:
         super().__init__(
@@ -254,24 +291,41 @@ def python_source(model: nn.Module, info: ModelInfo, *, weights: str = STATE_DIC
                                    f"trial {info.trial}" if info.trial is not None else "",
                                    f"seed {info.seed}" if info.seed is not None else "") if x) or "a network"
     pre = info.preprocess
-    desc = (info.description or "A network found by nasforge").replace('"""', "'''").replace("\\", "/")
-    return _TEMPLATE.format(description=desc, origin=origin, shape_text=", ".join(map(str, info.input_shape)),
-                            input_shape=tuple(info.input_shape), classes=tuple(info.classes), weights=weights,
-                            classes_source=classes_source, layers=layers,
-                            scale=pre.scale if pre is not None else None,
-                            mean=pre.mean if pre is not None else None, std=pre.std if pre is not None else None)
+    desc = info.description or "A network found by nasforge"
+    # user text only as escaped literals: _doc inside the docstrings, _literal (a checked repr) elsewhere
+    return _TEMPLATE.format(
+        doc=_doc(_doc_text(desc)), origin=_doc(origin), shape_text=_doc(", ".join(map(str, info.input_shape))),
+        weights_doc=_doc(weights), input_shape=_literal(tuple(info.input_shape), "input_shape"),
+        classes=_literal(tuple(info.classes), "classes"), description=_literal(desc, "description"),
+        weights=_literal(weights, "weights"), classes_source=classes_source, layers=layers,
+        scale=_literal(pre.scale if pre is not None else None, "preprocess.scale"),
+        mean=_literal(pre.mean if pre is not None else None, "preprocess.mean"),
+        std=_literal(pre.std if pre is not None else None, "preprocess.std"))
+
+
+def _check_source(data: bytes, info: ModelInfo) -> None:
+    """Compile the exact bytes of a ``model.py`` and read its strings back; ExportError if anything is off."""
+    try:
+        compile(data, "model.py", "exec", dont_inherit=True)
+        tree = ast.parse(data)
+    except (SyntaxError, ValueError) as e:
+        raise ExportError(f"the generated model.py does not compile ({e}); please report this") from e
+    values: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            with contextlib.suppress(ValueError, SyntaxError):
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+    net = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Net"), None)
+    desc = info.description or "A network found by nasforge"
+    module_doc = ast.get_docstring(tree, clean=False) or ""
+    if (values.get("DESCRIPTION") != desc or values.get("CLASSES") != tuple(info.classes) or net is None
+            or ast.get_docstring(net, clean=False) != _doc_text(desc)
+            or not module_doc.startswith(_doc_text(desc) + "\n")):
+        raise ExportError("the generated model.py does not read back the description and classes given; "
+                          "please report this")
 
 
 # ---------------------------------------------------------------------- writers
-def _replace(write: Callable[[Path], object], path: Path) -> Path:
-    """Write through a temporary file and rename, so a file is either the old or the new export."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-    return path
-
-
 def _plain(model: nn.Module) -> nn.Module:
     """A detached eval-mode copy in the default memory layout (training may leave channels_last)."""
     m = copy.deepcopy(model).eval()
@@ -280,7 +334,7 @@ def _plain(model: nn.Module) -> nn.Module:
 
 def _save_state(model: nn.Module, out_dir: Path) -> Path:
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    return _replace(lambda p: torch.save(state, p), out_dir / STATE_DICT)
+    return atomic.torch_save(state, out_dir / STATE_DICT)
 
 
 def _example(info: ModelInfo) -> torch.Tensor:
@@ -294,15 +348,16 @@ def export_model(model: nn.Module, fmt: str, out_dir: str | Path, info: ModelInf
     out = Path(out_dir)
     model = _plain(model)
     if fmt == "python":
-        src = python_source(model, info)
-        return [_replace(lambda p: p.write_text(src), out / "model.py"), _save_state(model, out)]
+        data = python_source(model, info).encode("utf-8")  # Python's source encoding, whatever the locale
+        _check_source(data, info)
+        return [atomic.replace(out / "model.py", lambda p: _write_checked(p, data, info)), _save_state(model, out)]
     if fmt == "torchscript":
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracing warnings about a future-deprecated API, not about this model
             traced = torch.jit.trace(model, _example(info))
-        return [_replace(lambda p: torch.jit.save(traced, str(p)), out / "model_torchscript.pt")]
+        return [atomic.replace(out / "model_torchscript.pt", lambda p: torch.jit.save(traced, str(p)))]
     if fmt == "onnx":
-        return [_replace(lambda p: _onnx(model, info, p), out / "model.onnx")]
+        return [atomic.replace(out / "model.onnx", lambda p: _onnx(model, info, p))]
     genotype = {
         "format": "nasforge-genotype", "version": 1, "experiment": info.experiment, "trial": info.trial,
         "seed": info.seed, "description": info.description,
@@ -314,7 +369,13 @@ def export_model(model: nn.Module, fmt: str, out_dir: str | Path, info: ModelInf
         "preprocess": info.preprocess.to_json() if info.preprocess is not None else None,
     }
     text = json.dumps(genotype, indent=2)
-    return [_replace(lambda p: p.write_text(text), out / "model.json"), _save_state(model, out)]
+    return [atomic.write_text(out / "model.json", text), _save_state(model, out)]
+
+
+def _write_checked(path: Path, data: bytes, info: ModelInfo) -> None:
+    """Write ``model.py`` and compile what is on disk before it replaces the previous export."""
+    path.write_bytes(data)
+    _check_source(path.read_bytes(), info)
 
 
 def _onnx(model: nn.Module, info: ModelInfo, path: Path) -> None:

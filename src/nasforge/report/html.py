@@ -1,11 +1,19 @@
 """The report page: one self-contained HTML file (figures embedded as data URIs, inline CSS and a small
-inline table sorter, nothing fetched from anywhere), with the figures also written as PNGs beside it."""
+inline table sorter, nothing fetched from anywhere), with the figures also written as PNGs beside it.
+
+The page carries a strict Content-Security-Policy: nothing loads from anywhere (``default-src 'none'``),
+images only as data URIs, and the one style sheet and the one script run only because their exact
+text is hashed into the policy; any other script or style that found its way into the page would not
+run. Every text from the experiment (names, descriptions, failure reasons) is HTML-escaped, in
+attributes too. The page and its PNGs are written atomically (:mod:`nasforge.atomic`).
+"""
 
 from __future__ import annotations
 
 import base64
 import contextlib
 import datetime
+import hashlib
 import html
 import logging
 from collections.abc import Callable, Sequence
@@ -13,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nasforge import atomic
 from nasforge.fmt import fmt_budget, fmt_count, fmt_time
 from nasforge.report.frame import ReportData, load, state_counts
 from nasforge.types import Trial
@@ -80,7 +89,7 @@ def write_report(db: str | Path, *, name: str | None = None, out: str | Path | N
         png = makers[fig.id](page.parent / f"{fig.id}.png")
         images[fig.id] = base64.b64encode(png.read_bytes()).decode("ascii")
     importance_text = analysis.method + (f" Not shown: {analysis.note}." if analysis.note else "")
-    page.write_text(render(data, images, importance_text), encoding="utf-8")
+    atomic.write_text(page, render(data, images, importance_text))
     log.info("report written to %s", page)
     return page
 
@@ -115,6 +124,8 @@ tr.pareto td:first-child { box-shadow: inset 3px 0 #d62728; }
 .tag { font-size: 11px; border-radius: 3px; padding: 0 4px; margin-left: 4px; }
 .tag.best { background: #f1c232; } .tag.pareto { background: #f4cccc; }
 .scroll { max-height: 720px; overflow: auto; }
+.cols { display: flex; gap: 48px; flex-wrap: wrap; }
+h2.sub { font-size: 15px; }
 """
 
 SORTER = """
@@ -150,7 +161,21 @@ window.addEventListener("load", function () {  // how many figures decoded: a ch
 """
 
 
+def csp_hash(text: str) -> str:
+    """A CSP source that allows exactly the inline ``<script>`` or ``<style>`` whose content is ``text``."""
+    digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+    return f"'sha256-{digest}'"
+
+
+# Nothing from anywhere (no fetch, frame, font, form target or base URL), figures only as data URIs,
+# and only this page's own style sheet and script, by hash. It has no double quote, so it stands in the
+# page's double-quoted attribute with its single quotes as they are (a test holds it to that).
+CSP = (f"default-src 'none'; img-src data:; style-src {csp_hash(CSS)}; script-src {csp_hash(SORTER)}; "
+       "base-uri 'none'; form-action 'none'")
+
+
 def esc(x: Any) -> str:
+    """HTML-escaped text, safe in element content and in quoted attribute values (both quote kinds)."""
     return html.escape(str(x), quote=True)
 
 
@@ -239,7 +264,7 @@ def retrain_block(data: ReportData) -> str:
 
 
 def num_cell(v: float | None, text: str) -> str:
-    return f"<td data-v='{v!r}'>{esc(text)}</td>" if v is not None else "<td>-</td>"
+    return f"<td data-v='{esc(v)}'>{esc(text)}</td>" if v is not None else "<td>-</td>"
 
 
 def trial_row(data: ReportData, t: Trial, best: Trial | None, front: set[int]) -> str:
@@ -255,7 +280,7 @@ def trial_row(data: ReportData, t: Trial, best: Trial | None, front: set[int]) -
     seconds = t.train_seconds + t.eval_seconds
     cells = [
         num_cell(t.number, str(t.number)),
-        f"<td class='state-{esc(t.state.value)}'>{esc(t.state.value.lower())}</td>",
+        f"<td class='{esc('state-' + t.state.value)}'>{esc(t.state.value.lower())}</td>",
         num_cell(t.score, f"{t.score:.4f}") if t.score is not None else "<td>-</td>",
         num_cell(t.budget.epochs * t.budget.fraction, fmt_budget(t.budget)),
         num_cell(c.params if c else None, fmt_count(c.params) if c else "-"),
@@ -265,7 +290,7 @@ def trial_row(data: ReportData, t: Trial, best: Trial | None, front: set[int]) -
         f"<td class='arch'>{esc(data.describe(t))}</td>",
         f"<td class='note'>{tags}{esc(t.reason or '')}</td>",
     ]
-    return f"<tr class='{' '.join(cls)}'>" + "".join(cells) + "</tr>"
+    return f"<tr class='{esc(' '.join(cls))}'>" + "".join(cells) + "</tr>"
 
 
 def trials_table(data: ReportData) -> str:
@@ -273,9 +298,9 @@ def trials_table(data: ReportData) -> str:
         return "<p class='caption'>No trials yet.</p>"
     best = data.best
     front = {t.number for t in data.pareto} if len(data.objectives) > 1 else set()
-    head = "".join(f"<th{' class=arch' if h in ('architecture', 'note') else ''}>{h}</th>" for h in
-                   ("trial", "state", "val acc", "budget", "params", "FLOPs", "latency ms", "time", "architecture",
-                    "note"))
+    names = ("trial", "state", "val acc", "budget", "params", "FLOPs", "latency ms", "time", "architecture", "note")
+    head = "".join(f"<th class='arch'>{esc(h)}</th>" if h in ("architecture", "note") else f"<th>{esc(h)}</th>"
+                   for h in names)
     body = "".join(trial_row(data, t, best, front) for t in data.trials)
     return (f"<div class='scroll'><table class='trials sortable' id='trials'><thead><tr>{head}</tr></thead>"
             f"<tbody>{body}</tbody></table></div>")
@@ -287,14 +312,15 @@ def render(data: ReportData, images: dict[str, str], importance_text: str) -> st
     for fig in FIGURES:
         caption = importance_text if fig.id == "importance" else fig.caption
         sections.append(
-            f"<section id='{fig.id}'><h2>{esc(fig.title)}</h2>"
-            f"<img class='plot' id='plot-{fig.id}' data-plot='{fig.id}' alt='{esc(fig.title)}' "
-            f"src='data:image/png;base64,{images[fig.id]}'>"
+            f"<section id='{esc(fig.id)}'><h2>{esc(fig.title)}</h2>"
+            f"<img class='plot' id='{esc('plot-' + fig.id)}' data-plot='{esc(fig.id)}' alt='{esc(fig.title)}' "
+            f"src='{esc('data:image/png;base64,' + images[fig.id])}'>"
             f"<p class='caption'>{esc(caption)}</p></section>")
-    nav = "".join(f"<a href='#{i}'>{esc(t)}</a>" for i, t in
+    nav = "".join(f"<a href='{esc('#' + i)}'>{esc(t)}</a>" for i, t in
                   [("summary", "Summary"), *[(f.id, f.title) for f in FIGURES], ("trials", "Trials")])
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{html.escape(CSP, quote=False)}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>nasforge report: {esc(data.experiment.name)}</title>
 <style>{CSS}</style></head>
@@ -304,8 +330,8 @@ def render(data: ReportData, images: dict[str, str], importance_text: str) -> st
 <nav>{nav}</nav>
 <main>
 <section id="summary"><h2>Summary</h2>
-<div style="display:flex; gap:48px; flex-wrap:wrap"><div>{kv_table(summary_rows(data))}</div>
-<div><h2 style="font-size:15px">Best trial</h2>{best_block(data)}</div></div></section>
+<div class="cols"><div>{kv_table(summary_rows(data))}</div>
+<div><h2 class="sub">Best trial</h2>{best_block(data)}</div></div></section>
 {"".join(sections)}
 <section id="trials"><h2>Trials</h2>
 <p class="caption">Click a column to sort. Highlighted: the best trial; red edge: on the Pareto front (multi-objective

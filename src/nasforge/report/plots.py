@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from nasforge import atomic
 from nasforge.fmt import fmt_budget
 from nasforge.pareto import pareto_front
 from nasforge.report.frame import ReportData, best_seen, ranked
@@ -34,9 +35,8 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, facecolor="white")
-    return path
+    """Write ``fig`` as a PNG atomically: a failed write leaves the previous figure, not half of one."""
+    return atomic.replace(path, lambda tmp: fig.savefig(tmp, dpi=DPI, facecolor="white", format="png"))
 
 
 def message(ax: Axes, text: str) -> None:

@@ -18,8 +18,7 @@ import hashlib
 import json
 import logging
 import math
-import os
-import shutil
+import re
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,15 +29,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from nasforge import atomic
 from nasforge.data.base import Dataset
 from nasforge.evaluate.cost import measure_cost
 from nasforge.evaluate.torch_eval import trial_seed
 from nasforge.evaluate.trainer import Recipe, evaluate_split, make_optimizer, train
+from nasforge.paths import owned_dir, remove_owned
 from nasforge.space.base import SearchSpace
 from nasforge.space.chain import Block, build_chain
 from nasforge.types import Trial
 
 log = logging.getLogger("nasforge")
+# what a retrain leaves in its folder: a folder holding only these (a retrain of an older nasforge) is reused
+RETRAIN_FILES = re.compile(r"(searched|baseline|seed\d+)[^/]*|checkpoints|export|\..*")
 
 
 def _conv(width: int) -> Block:
@@ -46,21 +49,40 @@ def _conv(width: int) -> Block:
                           ("bn", False), ("skip", False)))
 
 
-# The classic 2-conv network: conv32 3x3, max-pool, conv64 3x3, max-pool, dense128, output.
-BASELINE_BLOCKS = (
-    _conv(32),
-    Block("pool", (("pool", "max"), ("pool_size", 2))),
-    _conv(64),
-    Block("pool", (("pool", "max"), ("pool_size", 2))),
-    Block("dense", (("width", 128), ("act", "relu"))),
-)
-BASELINE_NAME = "baseline: conv32 3x3 > maxpool2 > conv64 3x3 > maxpool2 > dense128 relu"
+_MAXPOOL2 = Block("pool", (("pool", "max"), ("pool_size", 2)))
+_DENSE128 = Block("dense", (("width", 128), ("act", "relu")))
+# The classic 2-conv network on images: conv32 3x3, max-pool, conv64 3x3, max-pool, dense128, output.
+BASELINE_BLOCKS = (_conv(32), _MAXPOOL2, _conv(64), _MAXPOOL2, _DENSE128)
+
+
+def baseline_blocks(input_shape: tuple[int, ...]) -> tuple[Block, ...]:
+    """The baseline for this input: the blocks it is built from, and described by.
+
+    Images ``(C, H, W)`` get the 2-conv network with 3x3 convolutions, sequences ``(C, L)`` the same
+    with 1-D convolutions (kernel 3); a max-pool is left out where an axis is already down to 1 (it
+    would collapse it). Flat (tabular) input ``(F,)`` gets the dense part alone: dense128 relu.
+    """
+    if len(input_shape) < 2:
+        return (_DENSE128,)
+    spatial = list(input_shape[1:])
+    blocks: list[Block] = []
+    for conv in BASELINE_BLOCKS[0], BASELINE_BLOCKS[2]:
+        blocks.append(conv)  # stride 1, same padding: the size is kept
+        if min(spatial) >= 2:
+            blocks.append(_MAXPOOL2)
+            spatial = [(d - 2) // 2 + 1 for d in spatial]
+    return (*blocks, _DENSE128)
+
+
+def baseline_description(input_shape: tuple[int, ...]) -> str:
+    """What :func:`baseline_model` builds for this input, e.g. ``conv32 k3 > maxpool2 > ...`` on sequences."""
+    rank = len(input_shape) - 1
+    return " > ".join(b.describe(rank) for b in baseline_blocks(input_shape))
 
 
 def baseline_model(input_shape: tuple[int, ...], n_out: int) -> nn.Module:
-    """The hand-designed reference; on flat inputs only its dense part applies."""
-    blocks = BASELINE_BLOCKS if len(input_shape) > 1 else BASELINE_BLOCKS[-1:]
-    return build_chain(blocks, "flatten", input_shape, n_out)
+    """The hand-designed reference for images, sequences or flat input (see :func:`baseline_blocks`)."""
+    return build_chain(baseline_blocks(input_shape), "flatten", input_shape, n_out)
 
 
 @dataclass(frozen=True)
@@ -74,21 +96,6 @@ class FinalModel:
     train_seconds: float
     weights: str | None
     seed: int = 0
-
-
-def _save_atomic(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file, then rename: a kill mid-write leaves the previous file whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _load_checkpoint(path: Path | None, run: str) -> dict[str, Any] | None:
@@ -137,14 +144,15 @@ def fit_final(model: nn.Module, data: Dataset, *, epochs: float, recipe: Recipe,
 
     def after_epoch(epoch: int, row: Mapping[str, float]) -> None:
         if checkpoint is not None:
-            _save_atomic({"run": run, "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                          "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                          "train_seconds": seconds + time.perf_counter() - t0}, checkpoint)
+            atomic.torch_save({"run": run, "epoch": epoch, "model": model.state_dict(),
+                               "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                               "torch_rng": torch.get_rng_state(),
+                               "train_seconds": seconds + time.perf_counter() - t0}, checkpoint)
         if on_epoch is not None:
             on_epoch(epoch, row)
 
     train(model, x, y, epochs=epochs, recipe=recipe, seed=seed, n_classes=data.n_classes, on_epoch=after_epoch,
-          optimizer=opt, generator=gen, done_epochs=done)
+          optimizer=opt, generator=gen, done_epochs=done, flip_invariant=data.flip_invariant)
     return seconds + time.perf_counter() - t0
 
 
@@ -176,7 +184,7 @@ def retrain_best(
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
     shape, k = data.input_shape, data.n_classes
-    work = out_dir / "checkpoints" if out_dir is not None else None
+    work = owned_dir(out_dir / "checkpoints", RETRAIN_FILES) if out_dir is not None else None
     x_all, _ = data.train_plus_val()
     common = {"key": best.key, "epochs": epochs, "recipe": asdict(recipe), "data": [data.name, len(x_all), *shape, k]}
     out: list[FinalModel] = []
@@ -193,7 +201,7 @@ def retrain_best(
         models.append(("searched", space.describe(best.sample), space.build(best.sample, shape, k)))
         if baseline:
             torch.manual_seed(s)
-            models.append(("baseline", BASELINE_NAME.split(": ", 1)[1], baseline_model(shape, k)))
+            models.append(("baseline", baseline_description(shape), baseline_model(shape, k)))
         seconds: dict[str, float] = {}
         for name, _, model in models:
             label = name if seeds == 1 else f"{name}/seed{s}"
@@ -211,8 +219,8 @@ def retrain_best(
             if out_dir is not None:
                 stem = name if i == 0 else f"{name}-seed{s}"
                 p = out_dir / f"{stem}.pt"
-                _save_atomic({n: t.contiguous() for n, t in model.state_dict().items()}, p)
-                _write_text_atomic(out_dir / f"{stem}.json", json.dumps(
+                atomic.torch_save({n: t.contiguous() for n, t in model.state_dict().items()}, p)
+                atomic.write_text(out_dir / f"{stem}.json", json.dumps(
                     {"name": name, "description": desc, "trial": best.number if name == "searched" else None,
                      "sample": dict(best.sample) if name == "searched" else None, "seed": s,
                      "input_shape": list(shape), "classes": list(data.classes), "test": test}, indent=2))
@@ -220,13 +228,13 @@ def retrain_best(
             results.append(FinalModel(name, desc, test, cost.params, cost.flops, cost.latency_ms, seconds[name],
                                       path, s))
         if work is not None:  # the seed's record replaces its checkpoints as the resume state
-            _write_text_atomic(work / f"seed{s}.json", json.dumps(
+            atomic.write_text(work / f"seed{s}.json", json.dumps(
                 {"run": seed_run, "models": [final_to_json(m) for m in results]}))
             for name, _, _ in models:
                 (work / f"seed{s}-{name}.pt").unlink(missing_ok=True)
         out += results
     if work is not None:
-        shutil.rmtree(work, ignore_errors=True)  # finished: the next retrain starts afresh
+        remove_owned(work)  # finished: the next retrain starts afresh
     return out
 
 
