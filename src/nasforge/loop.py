@@ -25,7 +25,7 @@ from nasforge.execute.inline import InlineExecutor
 from nasforge.schedule.schedulers import FIFO, Scheduler
 from nasforge.schedule.stopping import StoppingRule
 from nasforge.space.base import SearchSpace
-from nasforge.store import Experiment, Store, process_token, reason_kind
+from nasforge.store import Experiment, Lease, Store, reason_kind
 from nasforge.strategy.base import Strategy
 from nasforge.types import Budget, Sample, Suggestion, Trial, TrialState
 
@@ -182,22 +182,18 @@ def run_search(
     promotion or new proposal (strategies see running trials in the history and avoid their keys).
     A trial whose worker is lost (killed, or silent for too long) runs again up to ``max_retries``
     times, then fails; one running past ``trial_timeout`` seconds fails. The loop holds the
-    experiment's lease in the store while it runs and records heartbeats of running trials every
-    ``heartbeat_every`` seconds.
+    experiment's lease in the store while it runs, renewed from a timer every ``heartbeat_every``
+    seconds (so an inline epoch of any length keeps it), and records heartbeats of running trials as
+    often. A loop whose lease another process took over stops with a StoreError and writes nothing more.
     """
     if executor is None:
         if evaluator is None:
             raise TypeError("run_search needs an evaluator or an executor")
         executor = InlineExecutor(evaluator)
-    token = process_token()
-    store.acquire(experiment.id, token)
-    try:
+    with store.lease(experiment.id, every=heartbeat_every) as lease:
         return _search(store, experiment, space, strategy, executor, input_shape, n_out, budget, max_trials,
                        time_budget, on_progress, max_rejections, max_duplicates, scheduler or FIFO(budget), stopping,
-                       checkpoint_dir, screener, extra_check, max_retries, trial_timeout, heartbeat_every)
-    finally:
-        with contextlib.suppress(Exception):  # a failing store must not hide the error that ended the search
-            store.release(experiment.id, token)
+                       checkpoint_dir, screener, extra_check, max_retries, trial_timeout, heartbeat_every, lease)
 
 
 def _search(store: Store, experiment: Experiment, space: SearchSpace, strategy: Strategy, executor: Executor,
@@ -205,7 +201,7 @@ def _search(store: Store, experiment: Experiment, space: SearchSpace, strategy: 
             on_progress: Callable[[Progress], None] | None, max_rejections: int, max_duplicates: int,
             scheduler: Scheduler, stopping: StoppingRule | None, checkpoint_dir: Path | None,
             screener: Screener | None, extra_check: Callable[[Sample], str | None] | None, max_retries: int,
-            trial_timeout: float | None, heartbeat_every: float) -> SearchOutcome:
+            trial_timeout: float | None, heartbeat_every: float, lease: Lease) -> SearchOutcome:
     exp_id = experiment.id
     resumed = store.reset_interrupted(exp_id)
     history = store.trials(exp_id)
@@ -328,6 +324,7 @@ def _search(store: Store, experiment: Experiment, space: SearchSpace, strategy: 
 
     def beat() -> None:
         nonlocal last_beat
+        lease.check()  # the timer found the lease taken over: stop here, the trial in flight included
         if time.time() - last_beat >= heartbeat_every:
             last_beat = time.time()
             store.heartbeat(exp_id, executor.last_seen())

@@ -8,7 +8,9 @@ Concurrency: the search driver is the only writer (workers never touch the datab
 as ``nasforge status`` may open it at any time (WAL). A driver holds a lease on its experiment
 (``experiments.driver``: host, pid and process start time, plus ``driver_beat``), so a second driver
 on the same experiment is refused while the first is alive, and a dead driver's lease is taken over
-at once. While trials run, the driver records each one's ``heartbeat``: the last time it heard from
+at once. The beat is renewed from a timer thread (:class:`Lease`), and only while the lease is still the
+driver's: a driver whose lease another process took over writes nothing more (every write transaction
+checks) and stops. While trials run, the driver records each one's ``heartbeat``: the last time it heard from
 the worker. Busy databases are retried with backoff. The file must live on a local disk: SQLite's
 locking is not reliable over network file systems.
 """
@@ -20,13 +22,15 @@ import logging
 import os
 import socket
 import sqlite3
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from nasforge.errors import StoreError
 from nasforge.types import Budget, Cost, Trial, TrialState
@@ -132,6 +136,83 @@ def token_alive(token: str, beat: float | None, stale_after: float) -> bool:
     return beat is not None and time.time() - beat < stale_after
 
 
+def lost_lease(path: Path, name: str, holder: str | None) -> str:
+    """The message of a driver whose lease another process took over (or cleared)."""
+    if holder:
+        host, _, rest = holder.partition(":")
+        who = f"was taken over by process {rest.split(':')[0]} on {host}"
+    else:
+        who = "was released by another program"
+    return (f"the lease of experiment {name!r} in {path} {who}, so this process stopped without writing more; "
+            "run `nasforge status` and resume with --resume once no other process runs it")
+
+
+class Lease:
+    """An experiment's lease held by this process, renewed from a daemon timer thread.
+
+    Every ``every`` seconds the thread sets ``driver_beat``, over its own SQLite connection (one
+    belongs to the thread that opened it), and only while ``driver`` still names this process: when
+    another process has taken the lease over, the thread stops renewing and records why in ``lost``;
+    :meth:`check` raises it as a StoreError, for the driver to stop. A busy database skips a beat.
+    """
+
+    def __init__(self, path: Path, exp_id: int, token: str, every: float, *, timeout: float = 5.0) -> None:
+        self.path, self.exp_id, self.token, self.every, self.timeout = path, exp_id, token, every, timeout
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if every > 0:
+            self._thread = threading.Thread(target=self._run, name=f"nasforge-lease-{exp_id}", daemon=True)
+            self._thread.start()
+
+    def check(self) -> None:
+        """Raise StoreError if the lease was lost."""
+        if self.lost is not None:
+            raise StoreError(self.lost)
+
+    def guard(self, callback: Callable[..., None] | None) -> Callable[..., None]:
+        """``callback`` (an epoch's, say) after :meth:`check`: a long job stops at its next step without the lease."""
+
+        def guarded(*args: Any) -> None:
+            self.check()
+            if callback is not None:
+                callback(*args)
+
+        return guarded
+
+    def renew(self, conn: sqlite3.Connection) -> bool:
+        """One beat; False (and ``lost`` says why) when another process holds the lease now."""
+        cur = conn.execute("UPDATE experiments SET driver_beat=? WHERE id=? AND driver=?",
+                           (time.time(), self.exp_id, self.token))
+        if cur.rowcount:
+            return True
+        row = conn.execute("SELECT name, driver FROM experiments WHERE id=?", (self.exp_id,)).fetchone()
+        self.lost = lost_lease(self.path, row[0] if row else str(self.exp_id), row[1] if row else None)
+        log.warning("%s", self.lost)
+        return False
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
+        except sqlite3.Error as e:
+            log.warning("cannot renew the lease of %s (%s); it goes stale unless the driver beats", self.path, e)
+            return
+        try:
+            while not self._stop.wait(self.every):
+                try:
+                    if not self.renew(conn):
+                        return
+                except sqlite3.Error as e:  # busy, or briefly unreadable: try again at the next beat
+                    log.debug("lease renewal skipped: %s", e)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=self.timeout + 1.0)
+
+
 @dataclass(frozen=True)
 class Experiment:
     id: int
@@ -150,23 +231,76 @@ def _dumps(x: Any) -> str:
 class Store:
     """A SQLite experiment database. Use one Store per process; it is the single writer."""
 
-    def __init__(self, path: str | os.PathLike[str], *, create: bool = True, timeout: float = 10.0) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True, readonly: bool = False,
+                 timeout: float = 10.0) -> None:
+        """Open (``create``: or start) a database. ``readonly`` opens with SQLite's ``mode=ro``: for commands
+        that only read, so nothing they refuse (or do) can change the file.
+
+        An existing file is checked through a read-only connection before anything writes to it (no
+        ``journal_mode`` switch, no schema): an empty file or another program's database given to a
+        command that reads is refused unchanged.
+        """
         self.path = Path(path)
-        if not create and not self.path.exists():
+        self._leases: dict[int, list[Any]] = {}  # experiments whose lease this Store holds: id -> [token, depth]
+        self.readonly = readonly
+        if (readonly or not create) and not self.path.exists():
             raise StoreError(f"no database at {self.path}: run `nasforge search` first or give the right path")
         if self.path.exists() and self.path.is_dir():
             raise StoreError(f"{self.path} is a directory: give a database file path such as runs/search.db")
-        if create:
+        version = self._inspect(timeout, empty_ok=create and not readonly) if self.path.exists() else None
+        if create and not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if readonly and version == SCHEMA_VERSION:
+                self.conn = self._connect_ro(timeout)
+                return
             self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
             self.conn.row_factory = sqlite3.Row
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
+            if readonly:  # a nasforge database of an older schema: upgraded once, then read as asked
+                self.conn.close()
+                self.conn = self._connect_ro(timeout)
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.path} is not a usable nasforge database ({e}); give another --db path") from None
+
+    def _connect_ro(self, timeout: float) -> sqlite3.Connection:
+        conn = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True, timeout=timeout,
+                               isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _inspect(self, timeout: float, *, empty_ok: bool) -> int | None:
+        """The schema version of an existing file, read without writing; refuses what is not a nasforge database.
+
+        None for an empty file (no tables), which only a command that creates a database may fill.
+        """
+        try:
+            conn = self._connect_ro(timeout)
+            try:
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() \
+                    if "meta" in tables else None
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path} is not a usable nasforge database ({e}); give another --db path") from None
+        if not tables:
+            if empty_ok:
+                return None
+            raise StoreError(f"{self.path} is not a nasforge database (it is empty); run `nasforge search` first "
+                             "or give the right path")
+        if "meta" not in tables or row is None:
+            raise StoreError(f"{self.path} is an SQLite file of another program; give another --db path")
+        try:
+            version = int(row[0])
+        except ValueError:
+            raise StoreError(f"{self.path} has a damaged schema version ({row[0]!r}); give another --db path") from None
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer nasforge (schema {version}); upgrade nasforge")
+        return version
 
     def _migrate(self) -> None:
         tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -195,8 +329,12 @@ class Store:
         return any(r[1] == words[5] for r in self.conn.execute(f"PRAGMA table_info({words[2]})"))
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; a database another connection keeps busy is retried with backoff."""
+    def transaction(self, *, fenced: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction; a database another connection keeps busy is retried with backoff.
+
+        While this Store holds an experiment's lease, a transaction first checks that it still does: a
+        driver another process took over (:func:`lost_lease`) writes nothing more.
+        """
         for attempt in range(BUSY_RETRIES):
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
@@ -210,12 +348,21 @@ class Store:
                 log.debug("database busy, retrying (%d)", attempt + 1)
                 time.sleep(min(2.0, 0.05 * 2 ** attempt))
         try:
+            if fenced:
+                self._fence()
             yield self.conn
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
         else:
             self.conn.execute("COMMIT")
+
+    def _fence(self) -> None:
+        """Refuse to write once another process has taken over a lease this Store held (inside the transaction)."""
+        for exp_id, (token, _) in self._leases.items():
+            row = self.conn.execute("SELECT name, driver FROM experiments WHERE id=?", (exp_id,)).fetchone()
+            if row is None or row[1] != token:
+                raise StoreError(lost_lease(self.path, row[0] if row else str(exp_id), row[1] if row else None))
 
     def close(self) -> None:
         self.conn.close()
@@ -246,8 +393,12 @@ class Store:
             row = self.conn.execute("SELECT * FROM experiments WHERE name=?", (name,)).fetchone()
         if row is None:
             return None
-        return Experiment(row["id"], row["name"], row["fingerprint"], json.loads(row["config"]), row["created"],
-                          row["elapsed"], json.loads(row["strategy_state"]) if row["strategy_state"] else None)
+        try:
+            return Experiment(row["id"], row["name"], row["fingerprint"], json.loads(row["config"]), row["created"],
+                              row["elapsed"], json.loads(row["strategy_state"]) if row["strategy_state"] else None)
+        except (ValueError, TypeError) as e:
+            raise StoreError(f"experiment {row['name']!r} in {self.path} is damaged ({type(e).__name__}: "
+                             f"{str(e)[:100]}); give another --db") from None
 
     def experiment_names(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT name FROM experiments ORDER BY id")]
@@ -283,7 +434,11 @@ class Store:
 
     def trials(self, exp_id: int) -> list[Trial]:
         rows = self.conn.execute("SELECT * FROM trials WHERE experiment_id=? ORDER BY number", (exp_id,))
-        return [_trial(r) for r in rows]
+        try:
+            return [_trial(r) for r in rows]
+        except (ValueError, TypeError, KeyError) as e:
+            raise StoreError(f"a trial in {self.path} is damaged ({type(e).__name__}: {str(e)[:100]}); "
+                             "give another --db") from None
 
     def reset_interrupted(self, exp_id: int) -> int:
         """RUNNING trials of a killed search go back to PENDING so they run again; returns how many.
@@ -307,11 +462,16 @@ class Store:
         self.heartbeat(exp_id, {trial.number: time.time()})
 
     def heartbeat(self, exp_id: int, beats: Mapping[int, float]) -> None:
-        """Record the last sign of life of running trials' workers (and renew the driver's lease)."""
-        with self.transaction() as c:
+        """Record the last sign of life of running trials' workers, and renew the lease if this Store holds it.
+
+        Raises StoreError, writing nothing, when another process has taken the lease over.
+        """
+        with self.transaction() as c:  # fenced: the lease is still this Store's
             c.executemany("UPDATE trials SET heartbeat=? WHERE experiment_id=? AND number=? AND state='RUNNING'",
                           [(t, exp_id, n) for n, t in beats.items()])
-            c.execute("UPDATE experiments SET driver_beat=? WHERE id=?", (time.time(), exp_id))
+            if exp_id in self._leases:
+                c.execute("UPDATE experiments SET driver_beat=? WHERE id=? AND driver=?",
+                          (time.time(), exp_id, self._leases[exp_id][0]))
 
     def heartbeats(self, exp_id: int) -> dict[int, float | None]:
         """Running trials and their last heartbeat."""
@@ -326,8 +486,16 @@ class Store:
                             (exp_id, number)).fetchone()
         return int(row[0]) if row else 0
 
-    def acquire(self, exp_id: int, token: str, *, stale_after: float = 60.0) -> None:
-        """Take the experiment's lease for the process ``token`` names, unless a live process holds it."""
+    def acquire(self, exp_id: int, token: str, *, stale_after: float = 60.0,
+                then: str = "run again with --resume") -> None:
+        """Take the experiment's lease for the process ``token`` names, unless a live process holds it.
+
+        Taking a lease this Store already holds nests (each acquire needs its release). ``then`` ends the
+        refusal's message: what to do once the other process is done.
+        """
+        if exp_id in self._leases and self._leases[exp_id][0] == token:
+            self._leases[exp_id][1] += 1
+            return
         with self.transaction() as c:
             row = c.execute("SELECT name, driver, driver_beat FROM experiments WHERE id=?", (exp_id,)).fetchone()
             if row is None:
@@ -336,12 +504,39 @@ class Store:
             if held and held != token and token_alive(held, beat, stale_after):
                 host, _, rest = held.partition(":")
                 raise StoreError(f"experiment {name!r} in {self.path} is being run by process {rest.split(':')[0]} "
-                                 f"on {host}; wait for it to finish or stop it, then run again with --resume")
+                                 f"on {host}; wait for it to finish or stop it, then {then}")
             c.execute("UPDATE experiments SET driver=?, driver_beat=? WHERE id=?", (token, time.time(), exp_id))
+        self._leases[exp_id] = [token, 1]
 
     def release(self, exp_id: int, token: str) -> None:
-        with self.transaction() as c:
+        """Give the lease up (the outermost release of nested acquires does), if ``token`` still holds it."""
+        held = self._leases.get(exp_id)
+        if held is not None and held[0] == token:
+            held[1] -= 1
+            if held[1] > 0:
+                return
+            del self._leases[exp_id]
+        with self.transaction(fenced=False) as c:
             c.execute("UPDATE experiments SET driver=NULL WHERE id=? AND driver=?", (exp_id, token))
+
+    @contextmanager
+    def lease(self, exp_id: int, *, token: str | None = None, every: float = 5.0, stale_after: float = 60.0,
+              then: str = "run again with --resume") -> Iterator[Lease]:
+        """Hold the experiment's lease for this process while the block runs, renewed every ``every`` seconds.
+
+        The renewal runs on a timer thread, so a long epoch or a slow step never lets the lease go
+        stale; a block whose lease another process took over learns it from :meth:`Lease.check` and
+        from every write it tries (both raise StoreError). Released at the end, whatever happens.
+        """
+        token = token or process_token()
+        self.acquire(exp_id, token, stale_after=stale_after, then=then)
+        keeper = Lease(self.path, exp_id, token, every)
+        try:
+            yield keeper
+        finally:
+            keeper.stop()
+            with suppress(Exception):  # a failing store must not hide the error that ended the block
+                self.release(exp_id, token)
 
     # ------------------------------------------------------------------ rejections and results
     def add_rejection(self, exp_id: int, key: str, reason: str) -> None:

@@ -3,6 +3,11 @@
 Trials run in exactly the order the driver submits them, so a seeded search is reproducible trial
 for trial. A ``trial_timeout`` interrupts the trial with a timer signal (SIGALRM) when the driver
 runs in the main thread of a Unix process; elsewhere the limit is checked after every epoch.
+
+The driver's own work between epochs (``on_beat``: heartbeats, the lease check) is not the trial's:
+when it fails (say the driver lost its lease), the trial stops and that error ends ``wait``, rather
+than being recorded as the trial's failure. The lease itself is renewed by a timer in the store, not
+per epoch, so an epoch of any length keeps it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,14 @@ from types import FrameType
 
 from nasforge.execute.base import Evaluator, EvaluatorFactory, Job, Outcome, TrialTimeout, run_job, timeout_reason
 from nasforge.types import TrialState
+
+
+class _DriverStop(BaseException):
+    """Carries an error of the driver's ``on_beat`` through the trial (``run_job`` catches Exception)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class InlineExecutor:
@@ -50,7 +63,10 @@ class InlineExecutor:
         def on_epoch(_: int) -> None:
             self._seen = time.time()
             if on_beat is not None:
-                on_beat()
+                try:
+                    on_beat()
+                except Exception as e:
+                    raise _DriverStop(e) from e
             if deadline is not None and not use_alarm and time.time() > deadline:
                 raise TrialTimeout
 
@@ -70,6 +86,8 @@ class InlineExecutor:
                     signal.signal(signal.SIGALRM, previous)
         except TrialTimeout:  # the alarm went off between the end of the trial and the timer's reset
             out = Outcome(job.number, TrialState.FAILED, reason=timeout_reason(limit))
+        except _DriverStop as stop:
+            raise stop.error from None
         finally:
             self._job = None
         return [out]

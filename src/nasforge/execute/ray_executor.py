@@ -4,6 +4,13 @@
 CPUs; ``address: auto`` (or ``ray://head:10001``, or ``host:port``) joins an existing cluster
 instead, and leaves it running afterwards. Install with ``pip install 'nasforge[ray]'``.
 
+Ray has no authentication by default, so the private instance listens on 127.0.0.1 only (see
+:func:`_loopback_only`): its GCS, raylet, object manager, agents and every worker's and the driver's
+gRPC server. Joining a cluster leaves its listeners to the cluster's own settings: there this
+driver's gRPC server and the workers' listen on the node's network address, reachable from the
+cluster's network. Ray's ``ray.init`` replaces the SIGTERM handler; one the program had set (the
+CLI's) is put back.
+
 The factory (and the data it holds) is put in Ray's object store once; each actor reads it once
 when it starts and builds its evaluator there, so data reach each worker once, not once per trial.
 Actors are threaded (two calls at once): while one thread trains, the driver pings the other every
@@ -20,10 +27,13 @@ checkpoints (fraction rungs retrain from scratch); nasforge must be installed on
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -39,6 +49,55 @@ from nasforge.execute.base import (
 from nasforge.types import TrialState
 
 log = logging.getLogger("nasforge")
+LOOPBACK = "127.0.0.1"
+_CLUSTER_MODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # Ray's switch between a loopback node and a networked one
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[dict[str, Any]]:
+    """While a local Ray instance starts: its node address is 127.0.0.1, so nothing listens elsewhere.
+
+    Ray binds its gRPC servers and agents by the node's address. On Linux it takes the address that
+    reaches the network even when told ``_node_ip_address="127.0.0.1"`` (it "resolves" loopback
+    away), unless its cluster mode is off, as it is by default on macOS and Windows. Turning it off
+    here (Ray's flag for this process; its variable for the processes it starts, which inherit the
+    environment) makes the node address 127.0.0.1: GCS, raylet, object manager, core workers and the
+    driver bind 127.0.0.1 only. Both are put back afterwards: joining a cluster later needs them.
+    Yields ``ray.init``'s extra keywords.
+    """
+    constants: Any = None
+    with contextlib.suppress(ImportError):  # a Ray without it: the check after ray.init warns
+        constants = importlib.import_module("ray._private.ray_constants")
+    had_flag = hasattr(constants, "ENABLE_RAY_CLUSTER")
+    flag = getattr(constants, "ENABLE_RAY_CLUSTER", None)
+    env = os.environ.get(_CLUSTER_MODE)
+    os.environ[_CLUSTER_MODE] = "0"
+    if had_flag:
+        constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield {"_node_ip_address": LOOPBACK}
+    finally:
+        if had_flag:
+            constants.ENABLE_RAY_CLUSTER = flag
+        if env is None:
+            os.environ.pop(_CLUSTER_MODE, None)
+        else:
+            os.environ[_CLUSTER_MODE] = env
+
+
+@contextlib.contextmanager
+def _keep_sigterm() -> Iterator[None]:
+    """Put back a SIGTERM handler the program had set (the CLI's: Ctrl-C's path) after ``ray.init`` replaced it.
+
+    Ray's own handler (exit at once) stays only where the program had none.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and previous is not None and previous != signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, previous)
 
 
 class _RayWorker:
@@ -102,15 +161,20 @@ class RayExecutor:
             kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                   "logging_level": logging.ERROR}
             try:
-                if address:
-                    ray.init(address=address, **kw)
-                else:
-                    ray.init(address="local", num_cpus=workers * threads_per_worker, **kw)
+                with _keep_sigterm():
+                    if address:
+                        ray.init(address=address, **kw)
+                    else:
+                        with _loopback_only() as local:
+                            ray.init(address="local", num_cpus=workers * threads_per_worker, **kw, **local)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 where = f"the Ray cluster at {address}" if address else "a local Ray instance"
                 raise ExecutorError(f"cannot start or join {where} ({str(e).splitlines()[0][:200]}); "
                                     "check executor.address, or leave it out to start a local one") from None
             self._owns = True
+            if not address and (node := ray.util.get_node_ip_address()) != LOOPBACK:
+                log.warning("the local Ray instance runs on %s, not only on %s: Ray has no authentication by "
+                            "default, so anyone who reaches this machine may reach it", node, LOOPBACK)
         self._factory_ref = ray.put(factory)
         remote: Any = ray.remote
         self._cls = remote(num_cpus=threads_per_worker, max_concurrency=2, max_restarts=0)(_RayWorker)
