@@ -43,7 +43,7 @@ def test_durations():
     ({"strategy": {"options": [1, 2]}}, "strategy.options must be a mapping"),
     ({"space": {"kind": "graph"}}, "unknown space kind"),
     ({"data": "mnist"}, "section 'data' must be a mapping"),
-    ({"name": ""}, "name must be a non-empty string"),
+    ({"name": ""}, "experiment name .* is not allowed"),
     ({"search": {"interim_validation": "some"}}, "interim_validation must be auto, full, none or a positive"),
     ({"search": {"interim_validation": 0}}, "interim_validation must be"),
     ({"search": {"interim_validation": "none", "stopping": {"rule": "median"}}}, "set it to full, auto"),

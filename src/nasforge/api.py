@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,15 @@ import torch
 
 from nasforge.config import Config, from_dict, from_keywords, load_config
 from nasforge.data import Dataset, Preprocess, load_dataset
-from nasforge.errors import ConfigError, NasforgeError, StoreError
+from nasforge.errors import ConfigError, DataError, NasforgeError, StoreError
 from nasforge.evaluate.memory import memory_limit
 from nasforge.evaluate.torch_eval import TorchEvaluator
 from nasforge.execute import make_executor
 from nasforge.execute.factories import TorchEvaluatorFactory
+from nasforge.fmt import fmt_budget
 from nasforge.loop import Progress, SearchOutcome, best_trial, preflight, run_search
-from nasforge.report.retrain import FinalModel, final_to_json, retrain_best, summarize
+from nasforge.paths import check_name, inside, is_owned, owned_dir
+from nasforge.report.retrain import RETRAIN_FILES, FinalModel, final_to_json, retrain_best, summarize
 from nasforge.result import Result
 from nasforge.schedule.screen import ProxyScreener, latency_limit
 from nasforge.space import CellSpace, SearchSpace, make_space
@@ -113,6 +116,9 @@ def run_config(cfg: Config, *, resume: bool = False,
         strategy = WarmStart(strategy, initial_samples(cfg.search.initial, space, data.input_shape, data.n_classes))
     preflight(space, data.input_shape, data.n_classes)
     scheduler = cfg.search.make_scheduler()  # one object: the loop's rungs and the evaluator's schedule agree
+    for rung in scheduler.ladder:
+        check_trains(rung.epochs, rung.fraction, len(data.x_train), cfg.train.batch_size,
+                     "search.budget" if len(scheduler.ladder) == 1 else f"the scheduler's rung {fmt_budget(rung)}")
     factory = TorchEvaluatorFactory(data, space, cfg.train, cfg.seed, cfg.search.measure_latency,
                                     scheduler.schedule_epochs, cfg.search.interim)
     screener = ProxyScreener(space, data, seed=cfg.seed, **cfg.search.screen) if cfg.search.screen else None
@@ -162,33 +168,92 @@ def search_darts(cfg: Config, *, resume: bool = False,
     data = load_data(cfg).search_view()
     space = make_space(cfg.space, data.input_shape)
     assert isinstance(space, CellSpace)
+    check_trains(cfg.search.epochs, cfg.search.fraction, len(data.x_train), cfg.train.batch_size, "search.budget")
     evaluator = TorchEvaluator(data, space, recipe=cfg.train, seed=cfg.seed,
                                measure_latency=cfg.search.measure_latency, interim_validation=cfg.search.interim)
     with Store(cfg.search.db) as store:
         exp = open_experiment(cfg, store, resume=resume)
-        return run_darts_search(store=store, experiment=exp, space=space, data=data, evaluator=evaluator,
-                                budget=cfg.search.budget, options=options, seed=cfg.seed,
-                                time_budget=cfg.search.time_budget, on_progress=on_progress)
+        with store.lease(exp.id):  # the supernet phase writes too: one driver at a time, as for any search
+            return run_darts_search(store=store, experiment=exp, space=space, data=data, evaluator=evaluator,
+                                    budget=cfg.search.budget, options=options, seed=cfg.seed,
+                                    time_budget=cfg.search.time_budget, on_progress=on_progress)
 
 
 def checkpoint_dir(db: str | Path, name: str) -> Path:
     """Where a search keeps the checkpoints of trials a scheduler may still promote: beside its database."""
     p = Path(db)
-    return p.parent / f"{p.stem}-checkpoints" / name
+    root = p.parent / f"{p.stem}-checkpoints"
+    return inside(root / check_name(name), root, "checkpoint")
 
 
-def stored(db: str | Path, name: str | None = None) -> tuple[Store, Experiment, Config]:
-    """Open an existing database and its experiment (the latest one unless named)."""
-    store = Store(db, create=False)
+def stored(db: str | Path, name: str | None = None, *, readonly: bool = True) -> tuple[Store, Experiment, Config]:
+    """Open an existing database and its experiment (the latest one unless named).
+
+    Read-only unless asked (SQLite ``mode=ro``): a command that only reads cannot change the file.
+    The stored name is checked like a new one, since it becomes part of paths and the database may
+    come from someone else.
+    """
+    if name is not None:
+        check_name(name)
+    store = Store(db, create=False, readonly=readonly)
     exp = store.experiment(name)
-    if exp is None:
-        held = store.experiment_names()
-        store.close()
-        if name is not None and held:
-            raise StoreError(f"{db} has no experiment {name!r} (it holds {', '.join(map(repr, held))}); "
-                             "pick one with --name")
-        raise StoreError(f"{db} holds no experiment yet: run `nasforge search CONFIG --db {db}` first")
-    return store, exp, from_dict(exp.config)
+    if exp is not None:
+        try:
+            check_name(exp.name, f"the experiment name stored in {db}")
+            cfg = from_dict(exp.config)
+        except NasforgeError as e:
+            store.close()
+            raise StoreError(f"{e}; this database cannot be used as it is") from None
+        return store, exp, cfg
+    held = store.experiment_names()
+    store.close()
+    if name is not None and held:
+        raise StoreError(f"{db} has no experiment {name!r} (it holds {', '.join(map(repr, held))}); "
+                         "pick one with --name")
+    raise StoreError(f"{db} holds no experiment yet: run `nasforge search CONFIG --db {db}` first")
+
+
+def positive_number(value: Any, what: str, example: str) -> float:
+    """A finite number above 0 (``--epochs``, ``epochs:``), else a one-line error naming an example."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise NasforgeError(f"{what} must be a finite number above 0, got {value!r}: use e.g. {example}")
+    return float(value)
+
+
+def check_whole(value: Any, what: str, *, minimum: int) -> None:
+    """None, or a whole number of at least ``minimum`` (trial numbers, parameter limits)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+        raise NasforgeError(f"{what} must be a whole number of at least {minimum}, got {value!r}")
+
+
+def check_trains(epochs: float, fraction: float, n_train: int, batch_size: int, what: str) -> None:
+    """Refuse a budget that trains on fewer examples than one batch (or on none): its score would mean nothing."""
+    subset = n_train * fraction
+    seen = subset * epochs
+    need = min(batch_size, n_train)
+    if subset < 1 or seen < need:
+        raise NasforgeError(f"{what} trains on {seen:.3g} examples ({epochs:g} epochs of {fraction:g} of "
+                            f"{n_train} examples), fewer than one batch of {need}: raise its epochs or fraction")
+
+
+def models_dir(db: str | Path, cfg: Config, name: str, out_dir: str | Path | None) -> Path:
+    """Where a retrain writes: ``--out``, else the config's ``retrain.out``, else ``<db stem>-models``, plus the name.
+
+    The stored ``retrain.out`` comes from the database, which may be someone else's: it is used only
+    if it lies inside the database's folder or the current one; ``--out`` says anywhere else.
+    """
+    check_name(name)
+    if out_dir is not None:
+        root = Path(out_dir)
+    elif cfg.retrain.out is not None:
+        root = Path(cfg.retrain.out)
+        near = [Path(db).parent.resolve(), Path.cwd().resolve()]
+        if not any(root.resolve() == b or root.resolve().is_relative_to(b) for b in near):
+            raise NasforgeError(f"the stored retrain.out {str(root)!r} lies outside the database's folder and the "
+                                "current one; give --out to write the weights there (or elsewhere)")
+    else:
+        root = Path(db).parent / f"{Path(db).stem}-models"
+    return inside(root / name, root, "retrain output")
 
 
 def choose_trial(trials: list[Trial], *, trial: int | None = None, max_params: int | None = None) -> Trial | None:
@@ -218,31 +283,45 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
     ``max_params`` the best trial with at most that many parameters. ``seeds=N`` trains each model
     N times (seeds ``seed .. seed+N-1``) and reads the test split once per seed, after that seed's
     training; the stored result holds every seed and the mean and standard deviation. An interrupted
-    retrain continues from its last epoch checkpoint when run again with the same settings.
+    retrain continues from its last epoch checkpoint when run again with the same settings. A retrain
+    holds the experiment's lease as a search does: a second retrain or search of it meanwhile is refused.
     Returns one FinalModel per model and seed, seed by seed (``[searched, baseline]`` for one seed).
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise NasforgeError(f"seeds must be a positive whole number, got {seeds!r}: use e.g. --seeds 3")
-    store, exp, cfg = stored(db, name)
+    if epochs is not None:
+        epochs = positive_number(epochs, "epochs", "--epochs 10")
+    check_whole(trial, "trial", minimum=0)
+    check_whole(seed, "seed", minimum=0)
+    check_whole(max_params, "max_params", minimum=1)
+    store, exp, cfg = stored(db, name, readonly=False)
     with store:
+        # every check before anything is written (the lease included), trained or tested
         best = choose_trial(store.trials(exp.id), trial=trial, max_params=max_params)
         if best is None:
             raise NasforgeError(f"experiment {exp.name!r} in {db} has no completed trial yet; "
                                 "run or resume the search first")
+        n_epochs = epochs if epochs is not None else cfg.retrain.epochs
+        out = models_dir(db, cfg, exp.name, out_dir)
         data = load_data(cfg)
+        if not data.has_test:
+            raise DataError(f"{data.name} has no test split, and retrain scores on one (once, at the end): give "
+                            "test data (a test.csv beside train.csv, x_test/y_test in the .npz), then retrain")
+        x_all, _ = data.train_plus_val()
+        check_trains(n_epochs, 1.0, len(x_all), cfg.retrain.recipe.batch_size, "the retrain (--epochs)")
         space = make_space(cfg.space, data.input_shape)
-        out = Path(out_dir or cfg.retrain.out or Path(db).parent / f"{Path(db).stem}-models") / exp.name
-        models = retrain_best(best=best, space=space, data=data,
-                              epochs=epochs if epochs is not None else cfg.retrain.epochs,
-                              recipe=cfg.retrain.recipe, seed=cfg.seed if seed is None else seed,
-                              baseline=cfg.retrain.baseline if baseline is None else baseline,
-                              out_dir=out, on_epoch=on_epoch, seeds=seeds)
-        store.add_result(exp.id, "retrain", {"trial": best.number, "epochs": epochs or cfg.retrain.epochs,
-                                             "models": [final_to_json(m) for m in models],
-                                             "seeds": sorted({m.seed for m in models}),
-                                             "summary": summarize(models), "input_shape": list(data.input_shape),
-                                             "classes": list(data.classes),
-                                             "preprocess": data.preprocess.to_json() if data.preprocess else None})
+        # the experiment's lease, as a search takes it: two retrains would share one checkpoint folder
+        with store.lease(exp.id, then="run the retrain again") as lease:
+            models = retrain_best(best=best, space=space, data=data, epochs=n_epochs,
+                                  recipe=cfg.retrain.recipe, seed=cfg.seed if seed is None else seed,
+                                  baseline=cfg.retrain.baseline if baseline is None else baseline,
+                                  out_dir=owned_dir(out, RETRAIN_FILES), on_epoch=lease.guard(on_epoch),
+                                  seeds=seeds)
+            store.add_result(exp.id, "retrain", {
+                "trial": best.number, "epochs": n_epochs, "models": [final_to_json(m) for m in models],
+                "seeds": sorted({m.seed for m in models}), "summary": summarize(models),
+                "input_shape": list(data.input_shape), "classes": list(data.classes),
+                "preprocess": data.preprocess.to_json() if data.preprocess else None})
         return models
 
 
@@ -262,6 +341,7 @@ def export(db: str | Path, *, format: str = "python", out_dir: str | Path | None
 
     if format not in FORMATS:
         raise NasforgeError(f"unknown export format {format!r}: choose one of {', '.join(FORMATS)}")
+    check_whole(trial, "trial", minimum=0)
     store, exp, cfg = stored(db, name)
     with store:
         results = store.results(exp.id, "retrain")
@@ -276,8 +356,9 @@ def export(db: str | Path, *, format: str = "python", out_dir: str | Path | None
     m = next((m for m in r["models"] if m["name"] == "searched"), None)
     t = trials.get(int(r["trial"]))
     weights = Path(m["weights"]) if m is not None and m.get("weights") else None
+    default_models = Path(cfg.retrain.out or Path(db).parent / f"{Path(db).stem}-models") / exp.name
     if weights is not None and not weights.exists():  # a relative path from another working directory
-        weights = Path(cfg.retrain.out or Path(db).parent / f"{Path(db).stem}-models") / exp.name / weights.name
+        weights = default_models / weights.name
     if m is None or t is None or weights is None or not weights.exists():
         raise NasforgeError(f"the weights of the last retrain of {exp.name!r} are missing: run `{again}` again")
     side = weights.with_suffix(".json")
@@ -303,7 +384,14 @@ def export(db: str | Path, *, format: str = "python", out_dir: str | Path | None
     info = ModelInfo(input_shape=shape, classes=classes, description=space.describe(t.sample),
                      sample=dict(t.sample), space=dict(cfg.space), experiment=exp.name, trial=t.number,
                      seed=m.get("seed"), test=m.get("test"), preprocess=pre)
-    return export_model(model, format, Path(out_dir) if out_dir is not None else weights.parent / "export", info)
+    if out_dir is not None:
+        target = Path(out_dir)
+    elif is_owned(weights.parent) or weights.parent.resolve() == default_models.resolve():
+        target = owned_dir(weights.parent / "export")
+    else:  # the database names a folder nasforge did not make: write nothing there unless told
+        raise NasforgeError(f"the recorded weights {weights} lie in a folder nasforge did not create; give --out to "
+                            "choose where the export goes")
+    return export_model(model, format, target, info)
 
 
 def load(db: str | Path, name: str | None = None) -> Result:

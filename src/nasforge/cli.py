@@ -13,6 +13,9 @@ from typing import Any, TextIO
 from nasforge.bench import add_bench_parser
 from nasforge.errors import NasforgeError
 from nasforge.fmt import fmt_budget, fmt_count, fmt_time
+from nasforge.report.export import FORMATS
+from nasforge.strategy import STRATEGIES
+from nasforge.strategy.darts import NAME as DARTS
 
 log = logging.getLogger("nasforge")
 
@@ -31,14 +34,18 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], out: TextIO) -> 
 class ProgressPrinter:
     """One line per finished trial; on a terminal also a live status line."""
 
-    def __init__(self, out: TextIO, describe: Any) -> None:
+    def __init__(self, out: TextIO, describe: Any, header: str | None = None) -> None:
         self.out, self.describe = out, describe
+        self.header = header  # printed with the first event: after the whole config has been checked and built
         self.tty = out.isatty()
         self.darts = False  # a DARTS search: supernet epochs first, then its one trial
 
     def __call__(self, p: Any) -> None:
         from nasforge.types import TrialState
 
+        if self.header is not None:
+            print(self.header, file=self.out, flush=True)
+            self.header = None
         if p.event in ("supernet_start", "supernet"):  # DARTS trains a supernet before its one trial
             self.supernet(p)
             return
@@ -54,7 +61,10 @@ class ProgressPrinter:
             else:
                 what = f"{t.state.value}: {t.reason}"
             dur = fmt_time(t.duration)
-            line = f"trial {t.number:4d}  {what}  ({dur})  {self.describe(t.sample)}"
+            # a scheduler's promotion reports the same trial again, at a higher rung; the tally counts it once
+            rung = len(t.rungs) + (t.state is not TrialState.COMPLETE)  # 1 for a trial's first result
+            again = f"promoted, rung {rung}: " if rung > 1 else ""
+            line = f"trial {t.number:4d}  {again}{what}  ({dur})  {self.describe(t.sample)}"
             print(("\r\033[K" if self.tty else "") + line, file=self.out)
         elif p.event == "start" and self.darts:
             print("scoring the derived cell like any trial", file=self.out)
@@ -94,9 +104,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             data_shape["space"] = make_space(cfg.space)
         return str(data_shape["space"].describe(sample))
 
-    print(f"nasforge search: experiment {cfg.name!r}, strategy {cfg.strategy.name}, "
-          f"{cfg.search.make_scheduler().describe()}, db {cfg.search.db}", file=sys.stderr)
-    outcome = api.search(cfg, resume=args.resume, on_progress=ProgressPrinter(sys.stderr, describe))
+    header = (f"nasforge search: experiment {cfg.name!r}, strategy {cfg.strategy.name}, "
+              f"{cfg.search.make_scheduler().describe()}, db {cfg.search.db}")
+    outcome = api.search(cfg, resume=args.resume, on_progress=ProgressPrinter(sys.stderr, describe, header))
     states = Counter(t.state.value for t in outcome.trial_list)
     why = {"trials": "trial budget reached", "time": "time budget reached",
            "exhausted": "no untried candidate left", "epochs": "supernet trained, derived cell scored",
@@ -116,6 +126,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from nasforge.loop import best_trial, rank_key
     from nasforge.space import make_space
 
+    if args.top < 1:
+        raise NasforgeError(f"--top must be at least 1, got {args.top}")
     store, exp, cfg = api.stored(args.db, args.name)
     with store:
         trials = store.trials(exp.id)
@@ -253,8 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", help="search architectures as a YAML config describes")
     s.add_argument("config", help="YAML config (see examples/)")
-    s.add_argument("--strategy", help="override strategy.name (random, evolution, genetic, reinforce, tpe, "
-                                      "bananas, local_search; darts: one-shot)")
+    s.add_argument("--strategy", help=f"override strategy.name ({', '.join(STRATEGIES)}; {DARTS}: one-shot); "
+                                      "the config's strategy.options that the new strategy takes are kept")
     s.add_argument("--trials", type=int, help="override search.trials (finished trials in all)")
     s.add_argument("--time-budget", help="override search.time_budget, e.g. 20m, 1h, 90s")
     s.add_argument("--seed", type=int, help="override the seed")
@@ -284,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="export the retrained searched network (python, torchscript, onnx, json)")
     e.add_argument("db")
-    e.add_argument("--format", required=True, choices=("python", "torchscript", "onnx", "json"),
+    e.add_argument("--format", required=True, choices=FORMATS,
                    help="python: standalone source + state dict; torchscript; onnx (nasforge[onnx]); json: genotype")
     e.add_argument("--out", help="directory (default: export/ beside the retrained weights)")
     e.add_argument("--name", help="experiment name (default: the latest)")
@@ -307,29 +319,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    terminated: list[int] = []
+
+    def terminate(signum: int, frame: object) -> None:
+        terminated.append(signum)
+        raise KeyboardInterrupt  # Ctrl-C's path: finally blocks release leases and stop workers, a message, an exit
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: signals stay as they are
+        previous = terminate
     try:
         return int(args.func(args))
     except NasforgeError as e:
         print(f"nasforge: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        code = 128 + signal.SIGTERM if terminated else 130  # 143 after SIGTERM, as a shell reports a kill by it
         if args.command == "retrain":
             print("\nnasforge: interrupted; run the same retrain command again to continue from the last epoch",
                   file=sys.stderr)
-            return 130
+            return code
         print("\nnasforge: interrupted; everything finished so far is stored, continue with --resume",
               file=sys.stderr)
-        return 130
+        return code
     except Exception as e:
         if args.debug:
             raise
         print(f"nasforge: internal error: {type(e).__name__}: {e} (rerun with --debug for details and report it)",
               file=sys.stderr)
         return 1
+    finally:
+        if previous is not terminate:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,6 +11,8 @@ import copy
 import difflib
 import hashlib
 import json
+import logging
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -20,15 +22,19 @@ from typing import Any
 
 import yaml
 
-from nasforge.errors import ConfigError
+from nasforge.errors import ConfigError, NasforgeError
 from nasforge.evaluate.torch_eval import check_interim
 from nasforge.evaluate.trainer import Recipe
+from nasforge.execute import EXECUTORS
 from nasforge.pareto import check_objectives
+from nasforge.paths import check_name
 from nasforge.schedule.schedulers import Scheduler, make_scheduler
 from nasforge.schedule.screen import check_screen
 from nasforge.schedule.stopping import StoppingRule, make_stopping
+from nasforge.space import SPACES
 from nasforge.types import Budget
 
+log = logging.getLogger("nasforge")
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$")
 
 
@@ -140,7 +146,7 @@ class ExecutorConfig:
         return opts
 
 
-EXECUTOR_KINDS = ("inline", "pool", "ray")
+EXECUTOR_KINDS = tuple(EXECUTORS)  # the registry's names
 
 
 @dataclass(frozen=True)
@@ -188,7 +194,7 @@ SEARCH_KEYS = ("trials", "time_budget", "budget", "db", "measure_latency", "sche
                "max_memory_mb", "initial", "interim_validation")
 AUTO_INTERIM_EXAMPLES = 1000
 RETRAIN_KEYS = ("epochs", "baseline", "out", *RECIPE_KEYS)
-SPACE_KINDS = ("chain", "cell", "nb201")
+SPACE_KINDS = tuple(SPACES)
 
 
 def _unknown(keys: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
@@ -197,6 +203,19 @@ def _unknown(keys: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> N
             close = difflib.get_close_matches(str(k), allowed, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(allowed)}"
             raise ConfigError(f"unknown key {k!r} in {where}: {hint}")
+
+
+def _finite(value: Any, where: str) -> None:
+    """Refuse NaN and infinity anywhere in a config (YAML's .nan, .inf): no setting means "unlimited" by them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where or 'the config'} must be a finite number, got {value!r}; leave a limit out "
+                          "for none")
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _finite(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _finite(v, f"{where}[{i}]")
 
 
 def _section(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -216,6 +235,8 @@ def _typed(value: Any, kind: type | tuple[type, ...], where: str, *, positive: b
     if not isinstance(value, kind):
         names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
         raise ConfigError(f"{where} must be {names}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")
     if positive and not value > 0:  # type: ignore[operator]
         raise ConfigError(f"{where} must be positive, got {value!r}")
     return value
@@ -228,6 +249,11 @@ def _recipe(d: Mapping[str, Any], where: str, base: Recipe) -> Recipe:
             kw[k] = _typed(v, str, f"{where}.{k}")
         elif k in ("augment", "channels_last"):
             kw[k] = _typed(v, bool, f"{where}.{k}")
+        elif k == "flip":  # unset (or auto): as the data source declares
+            if v is not None and v != "auto" and not isinstance(v, bool):
+                raise ConfigError(f"{where}.flip must be true, false or auto (as the data source declares), "
+                                  f"got {v!r}")
+            kw[k] = None if v == "auto" else v
         elif k == "batch_size":
             kw[k] = _typed(v, int, f"{where}.{k}", positive=True)
         elif k == "lr":
@@ -320,10 +346,12 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"a config must be a mapping of sections, got {type(raw).__name__}")
     _unknown(raw, TOP_KEYS, "the config")
-    name = raw.get("name", "nasforge")
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"name must be a non-empty string, got {name!r}")
-    seed = _typed(raw.get("seed", 0), int, "seed")
+    _finite(raw, "")
+    try:
+        name = check_name(raw.get("name", "nasforge"))
+    except NasforgeError as e:
+        raise ConfigError(str(e)) from None
+    seed = _count(raw.get("seed", 0), "seed")
 
     d = _section(raw, "data")
     _unknown(d, tuple(f.name for f in fields(DataConfig)), "data")
@@ -444,7 +472,7 @@ def with_overrides(cfg: Config, **over: Any) -> Config:
         if raw["strategy"] is None or not isinstance(raw["strategy"], Mapping):
             raw["strategy"] = {}
         if raw["strategy"].get("name") != over["strategy"]:
-            raw["strategy"] = {"name": over["strategy"]}  # options belong to the strategy they were written for
+            raw["strategy"] = {"name": over["strategy"], **_carried_options(raw["strategy"], over["strategy"])}
     search = dict(raw.get("search") or {})
     for k in ("trials", "time_budget", "db"):
         if over.get(k) is not None:
@@ -455,6 +483,24 @@ def with_overrides(cfg: Config, **over: Any) -> Config:
     if over.get("name") is not None:
         raw["name"] = over["name"]
     return from_dict(raw)
+
+
+def _carried_options(section: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The config's strategy options that the strategy named on the command line also takes; says which it drops."""
+    import inspect
+
+    from nasforge.strategy import STRATEGIES
+
+    opts = section.get("options")
+    if not isinstance(opts, Mapping) or not opts or name not in STRATEGIES:
+        return {}
+    takes = set(inspect.signature(STRATEGIES[name]).parameters) - {"space", "seed"}
+    kept = {k: v for k, v in opts.items() if k in takes}
+    dropped = [str(k) for k in opts if k not in takes]
+    if dropped:
+        log.warning("--strategy %s: strategy.options %s of %s do not apply to %s and are left out", name,
+                    ", ".join(dropped), section.get("name"), name)
+    return {"options": kept} if kept else {}
 
 
 BUDGET_KEYS = ("trials", "time_budget", "epochs", "fraction")

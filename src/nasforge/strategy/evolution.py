@@ -25,7 +25,10 @@ class RegularizedEvolution(Strategy):
     def __init__(self, space: SearchSpace, *, seed: int = 0, population_size: int = 20, sample_size: int = 5) -> None:
         super().__init__(space, seed=seed)
         if population_size < 2 or not 1 <= sample_size <= population_size:
-            raise ValueError("evolution needs population_size >= 2 and 1 <= sample_size <= population_size")
+            raise ValueError(f"evolution needs population_size >= 2 and 1 <= sample_size <= population_size, got "
+                             f"population_size {population_size!r} and sample_size {sample_size!r}"
+                             f"{' (the default)' if sample_size == 5 else ''}: set both, e.g. "
+                             "{population_size: 10, sample_size: 3}")
         self.population_size, self.sample_size = population_size, sample_size
 
     def ask(self, history: Sequence[Trial], n: int = 1) -> list[Suggestion]:
