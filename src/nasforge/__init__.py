@@ -1,6 +1,6 @@
 """nasforge: neural architecture search that finds, trains and exports networks on a CPU."""
 
-from nasforge.api import load, retrain, search
+from nasforge.api import auto, load, retrain, search
 from nasforge.config import Config, from_dict, load_config
 from nasforge.errors import NasforgeError
 from nasforge.result import Result
@@ -10,5 +10,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Budget", "Config", "Cost", "EvalResult", "NasforgeError", "Result", "Sample", "Suggestion", "Trial",
-    "TrialState", "__version__", "from_dict", "load", "load_config", "retrain", "search",
+    "TrialState", "__version__", "auto", "from_dict", "load", "load_config", "retrain", "search",
 ]

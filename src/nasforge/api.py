@@ -23,8 +23,9 @@ from nasforge.evaluate.torch_eval import TorchEvaluator
 from nasforge.execute import make_executor
 from nasforge.execute.factories import TorchEvaluatorFactory
 from nasforge.fmt import fmt_budget
-from nasforge.loop import Progress, SearchOutcome, best_trial, preflight, run_search
+from nasforge.loop import Deadline, Progress, SearchOutcome, best_trial, preflight, run_search
 from nasforge.paths import check_name, inside, is_owned, owned_dir
+from nasforge.report.references import check_baseline, others_record, resolve_baseline, sklearn_references
 from nasforge.report.retrain import RETRAIN_FILES, FinalModel, final_to_json, retrain_best, summarize
 from nasforge.result import Result
 from nasforge.schedule.screen import ProxyScreener, latency_limit
@@ -102,8 +103,12 @@ def search(config: Config | Mapping[str, Any] | str | Path | None = None, *,
 
 
 def run_config(cfg: Config, *, resume: bool = False,
-               on_progress: Callable[[Progress | DartsProgress], None] | None = None) -> SearchOutcome:
-    """Run (or resume) the search a checked config describes; returns the loop's outcome."""
+               on_progress: Callable[[Progress | DartsProgress], None] | None = None,
+               deadline: Deadline | None = None) -> SearchOutcome:
+    """Run (or resume) the search a checked config describes; returns the loop's outcome.
+
+    ``deadline`` (``nasforge auto``'s) ends the search by a wall-clock time, trials in flight included.
+    """
     if cfg.strategy.name == DARTS:
         return search_darts(cfg, resume=resume, on_progress=on_progress)
     data = load_data(cfg).search_view()
@@ -112,15 +117,16 @@ def run_config(cfg: Config, *, resume: bool = False,
     if getattr(STRATEGIES.get(cfg.strategy.name), "multi_objective", False):
         options.setdefault("objectives", list(cfg.search.objectives))
     strategy = make_strategy(cfg.strategy.name, space, seed=cfg.seed, **options)
-    if cfg.search.initial:
-        strategy = WarmStart(strategy, initial_samples(cfg.search.initial, space, data.input_shape, data.n_classes))
     preflight(space, data.input_shape, data.n_classes)
     scheduler = cfg.search.make_scheduler()  # one object: the loop's rungs and the evaluator's schedule agree
+    if cfg.search.initial:
+        strategy = WarmStart(strategy, initial_samples(cfg.search.initial, space, data.input_shape, data.n_classes),
+                             budget=scheduler.ladder[-1] if cfg.search.initial_budget == "full" else None)
     for rung in scheduler.ladder:
         check_trains(rung.epochs, rung.fraction, len(data.x_train), cfg.train.batch_size,
                      "search.budget" if len(scheduler.ladder) == 1 else f"the scheduler's rung {fmt_budget(rung)}")
     factory = TorchEvaluatorFactory(data, space, cfg.train, cfg.seed, cfg.search.measure_latency,
-                                    scheduler.schedule_epochs, cfg.search.interim)
+                                    scheduler.schedule_epochs, cfg.search.interim, cfg.search.folds)
     screener = ProxyScreener(space, data, seed=cfg.seed, **cfg.search.screen) if cfg.search.screen else None
     extra_check = candidate_checks(cfg, space, data)
     with Store(cfg.search.db) as store:
@@ -136,7 +142,7 @@ def run_config(cfg: Config, *, resume: bool = False,
                               stopping=cfg.search.make_stopping(),
                               checkpoint_dir=checkpoint_dir(cfg.search.db, exp.name), screener=screener,
                               extra_check=extra_check, max_retries=cfg.search.max_retries,
-                              trial_timeout=cfg.search.trial_timeout)
+                              trial_timeout=cfg.search.trial_timeout, deadline=deadline)
         finally:
             executor.shutdown()
 
@@ -273,11 +279,13 @@ def choose_trial(trials: list[Trial], *, trial: int | None = None, max_params: i
 
 
 def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = None, seed: int | None = None,
-            baseline: bool | None = None, out_dir: str | Path | None = None, trial: int | None = None,
+            baseline: bool | str | None = None, out_dir: str | Path | None = None, trial: int | None = None,
             max_params: int | None = None,
             on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None,
-            seeds: int = 1) -> list[FinalModel]:
+            seeds: int = 1, model_epochs: Mapping[str, float] | None = None) -> list[FinalModel]:
     """Train the best stored architecture (and the baseline) on train+val; score on test once each.
+
+    ``model_epochs`` ({"searched": E1, "baseline": E2}) overrides ``epochs`` per model.
 
     ``trial`` picks a stored trial by number instead (e.g. a member of the Pareto front), and
     ``max_params`` the best trial with at most that many parameters. ``seeds=N`` trains each model
@@ -285,12 +293,20 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
     training; the stored result holds every seed and the mean and standard deviation. An interrupted
     retrain continues from its last epoch checkpoint when run again with the same settings. A retrain
     holds the experiment's lease as a search does: a second retrain or search of it meanwhile is refused.
+    ``baseline`` overrides ``retrain.baseline``: ``True`` the classic 2-conv network, ``False`` none,
+    ``"auto"`` the data kind's strong reference (resnet20, resnet1d, mlp) or a name in
+    :data:`~nasforge.report.references.REFERENCES`. On flat data with a baseline, scikit-learn's
+    logistic regression and gradient boosting are scored on the same read of the test split and
+    stored under ``"others"``.
     Returns one FinalModel per model and seed, seed by seed (``[searched, baseline]`` for one seed).
     """
+    if baseline is not None:
+        check_baseline(baseline, "baseline")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise NasforgeError(f"seeds must be a positive whole number, got {seeds!r}: use e.g. --seeds 3")
     if epochs is not None:
         epochs = positive_number(epochs, "epochs", "--epochs 10")
+    model_epochs = {k: positive_number(v, f"epochs of {k}", "10") for k, v in (model_epochs or {}).items()}
     check_whole(trial, "trial", minimum=0)
     check_whole(seed, "seed", minimum=0)
     check_whole(max_params, "max_params", minimum=1)
@@ -310,17 +326,32 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
         x_all, _ = data.train_plus_val()
         check_trains(n_epochs, 1.0, len(x_all), cfg.retrain.recipe.batch_size, "the retrain (--epochs)")
         space = make_space(cfg.space, data.input_shape)
+        wanted = cfg.retrain.baseline if baseline is None else baseline
+        reference = resolve_baseline(wanted, data.input_shape)  # a reference for other data fails here
+        first = cfg.seed if seed is None else seed
+        others: dict[str, dict[str, Any]] | None = None  # the scikit-learn references, once scored
+
+        def on_test(s: int, x_test: torch.Tensor, y_test: torch.Tensor) -> None:
+            # the first read of this retrain serves the scikit-learn references too: no second look at test
+            nonlocal others
+            if reference is not None and others is None:
+                others = others_record(sklearn_references(data, x_test, y_test, seed=first))
+
         # the experiment's lease, as a search takes it: two retrains would share one checkpoint folder
         with store.lease(exp.id, then="run the retrain again") as lease:
             models = retrain_best(best=best, space=space, data=data, epochs=n_epochs,
-                                  recipe=cfg.retrain.recipe, seed=cfg.seed if seed is None else seed,
-                                  baseline=cfg.retrain.baseline if baseline is None else baseline,
+                                  recipe=cfg.retrain.recipe, seed=first, baseline=wanted,
                                   out_dir=owned_dir(out, RETRAIN_FILES), on_epoch=lease.guard(on_epoch),
-                                  seeds=seeds)
+                                  seeds=seeds, on_test=on_test, model_epochs=model_epochs)
+            if reference is not None and len(data.input_shape) == 1 and others is None:
+                log.warning("scikit-learn references skipped: every seed was scored before an interruption, and "
+                            "the test split is not read again for them")
             store.add_result(exp.id, "retrain", {
-                "trial": best.number, "epochs": n_epochs, "models": [final_to_json(m) for m in models],
+                "trial": best.number, "epochs": n_epochs, **({"model_epochs": model_epochs} if model_epochs else {}),
+                "models": [final_to_json(m) for m in models],
                 "seeds": sorted({m.seed for m in models}), "summary": summarize(models),
-                "input_shape": list(data.input_shape), "classes": list(data.classes),
+                "input_shape": list(data.input_shape), "classes": list(data.classes), "data": data.name,
+                "others": others or {},
                 "preprocess": data.preprocess.to_json() if data.preprocess else None})
         return models
 
@@ -407,3 +438,19 @@ def report(db: str | Path, *, name: str | None = None, out: str | Path | None = 
     from nasforge.report.html import write_report
 
     return write_report(db, name=name, out=out)
+
+
+def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db", seed: int = 0,
+         name: str | None = None, resume: bool = False, reference_only: bool = False,
+         say: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Plan, search, train the final network and the data kind's reference, test once and report, within
+    ``time_budget`` (``"15m"``, ``"1h"`` or seconds); returns the result record (see ``nasforge status --json``).
+
+    ``data`` is a built-in name (``fashion_mnist``, ``mnist``, ``digits``), a path (``.npz``, ``.csv``, a
+    folder of IDX, CSV or CIFAR files) or a YAML config. ``say`` hears the plan and progress lines.
+    """
+    from nasforge.auto import run_auto
+
+    return run_auto(data, time_budget=time_budget, db=db, seed=seed, name=name, resume=resume,
+                    reference_only=reference_only, say=say or (lambda line: log.info("%s", line)))
+

@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from nasforge.bench import add_bench_parser
@@ -134,6 +134,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         n_rej, common = store.rejection_summary(exp.id)
         results = store.results(exp.id, "retrain")
     space = make_space(cfg.space)
+    if args.json is not None:
+        from nasforge.report.record import data_name, result_record
+
+        record = result_record(exp, trials, results[-1] if results else None,
+                               data=data_name(cfg.data.source, cfg.data.path), describe=space.describe)
+        if write_record(record, args.json):
+            return 0  # the record alone on stdout
     states = Counter(t.state.value for t in trials)
     print(f"experiment {exp.name!r} in {args.db}: strategy {cfg.strategy.name}, searched {fmt_time(exp.elapsed)}")
     print("trials: " + (", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())) or "none")
@@ -166,7 +173,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         n_seeds = len({m.get("seed", 0) for m in r["models"]})
         print(f"last retrain (trial {r['trial']}, {r['epochs']:g} epochs"
               + (f", {n_seeds} seeds" if n_seeds > 1 else "") + "):")
-        print_final(r["models"], sys.stdout)
+        print_final(r["models"], sys.stdout, r.get("others"))
         print_summary(r["models"], sys.stdout)
     best = best_trial(trials)
     if best is None:
@@ -174,12 +181,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_final(models: Sequence[dict[str, Any]], out: TextIO) -> None:
+def print_final(models: Sequence[dict[str, Any]], out: TextIO,
+                others: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    """The final table; ``others`` (scikit-learn references, stored by a retrain on flat data) as extra rows."""
     seeds = len({m.get("seed", 0) for m in models}) > 1  # several seeds: a seed column
     rows = [(m["name"], *((m.get("seed", 0),) if seeds else ()), f"{100 * m['test']['accuracy']:.2f}%",
              f"{m['test']['f1']:.4f}", fmt_count(m["params"]),
              fmt_count(m["flops"]), f"{m['latency_ms']:.2f}" if m["latency_ms"] is not None else "-",
              fmt_time(m["train_seconds"]), m["description"]) for m in models]
+    rows += [(name, *(("-",) if seeds else ()), f"{100 * o['accuracy']:.2f}%", f"{o['f1']:.4f}", "-", "-", "-",
+              fmt_time(o["seconds"]), o.get("description", name)) for name, o in (others or {}).items()]
     table(rows, ("model", *(("seed",) if seeds else ()), "test_acc", "test_f1", "params", "FLOPs", "lat_ms", "train",
                  "architecture"), out)
 
@@ -198,9 +209,28 @@ def print_summary(models: Sequence[dict[str, Any]], out: TextIO) -> None:
     table(rows, ("model", "test_acc", "test_f1", "seeds"), out)
 
 
+def write_record(record: Mapping[str, Any], target: str) -> bool:
+    """Write a ``--json`` record to PATH (atomically) or, for ``-``, to stdout; True when it went to stdout."""
+    from nasforge import atomic
+    from nasforge.report.record import record_json
+
+    if target == "-":
+        sys.stdout.write(record_json(record))
+        return True
+    atomic.write_text(target, record_json(record))
+    return False
+
+
 def cmd_retrain(args: argparse.Namespace) -> int:
     from nasforge import api
+    from nasforge.report.references import check_baseline
     from nasforge.report.retrain import final_to_json, summarize
+
+    if args.baseline is not None:
+        if args.no_baseline:
+            raise NasforgeError("give --baseline NAME or --no-baseline, not both")
+        check_baseline(args.baseline, "--baseline")
+    out = sys.stderr if args.json == "-" else sys.stdout  # with the record on stdout, the tables go to stderr
 
     def on_epoch(name: str, epoch: int, row: Any) -> None:
         print(f"  {name} epoch {epoch}: train loss {row['train_loss']:.4f}", file=sys.stderr, flush=True)
@@ -208,21 +238,75 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     t0 = time.time()
     models = api.retrain(args.db, name=args.name, epochs=args.epochs, seed=args.seed, trial=args.trial,
                          max_params=args.max_params,
-                         baseline=False if args.no_baseline else None, out_dir=args.out, on_epoch=on_epoch,
-                         seeds=args.seeds)
+                         baseline=False if args.no_baseline else args.baseline, out_dir=args.out,
+                         on_epoch=on_epoch, seeds=args.seeds)
+    store, exp, cfg = api.stored(args.db, args.name)  # what the retrain stored: the others and the record
+    with store:
+        stored = store.results(exp.id, "retrain")[-1]
+        trials = store.trials(exp.id) if args.json is not None else []
     per_seed = " per seed, after its training" if args.seeds > 1 else ""
-    print(f"final training done in {fmt_time(time.time() - t0)}; test split read once{per_seed}")
+    print(f"final training done in {fmt_time(time.time() - t0)}; test split read once{per_seed}", file=out)
     rows = [final_to_json(m) for m in models]
-    print_final(rows, sys.stdout)
-    print_summary(rows, sys.stdout)
+    print_final(rows, out, stored.get("others"))
+    print_summary(rows, out)
     summary = summarize(models)
     if "baseline" in summary:
         d = 100 * (summary["searched"]["accuracy_mean"] - summary["baseline"]["accuracy_mean"])
-        print(f"searched minus baseline: {d:+.2f} points of test accuracy"
-              + (f" (means over {args.seeds} seeds)" if args.seeds > 1 else ""))
+        which = next((m.reference for m in models if m.name == "baseline"), None)
+        print(f"searched minus baseline{f' ({which})' if which not in (None, 'classic') else ''}: "
+              f"{d:+.2f} points of test accuracy" + (f" (means over {args.seeds} seeds)" if args.seeds > 1 else ""),
+              file=out)
     for m in models:
         if m.weights:
-            print(f"weights: {m.weights}")
+            print(f"weights: {m.weights}", file=out)
+    if args.json is not None:
+        from nasforge.report.record import data_name, result_record
+
+        if not write_record(result_record(exp, trials, stored, data=data_name(cfg.data.source, cfg.data.path)),
+                            args.json):
+            print(f"record: {args.json}", file=out)
+    return 0
+
+
+def cmd_auto(args: argparse.Namespace) -> int:
+    from nasforge.auto import run_auto
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    described: dict[str, Any] = {}
+
+    def describe(sample: Any) -> str:
+        if "space" not in described:
+            from nasforge.space import make_space
+
+            described["space"] = make_space({"kind": "mlp" if "depth" in sample else "stage"})
+        return str(described["space"].describe(sample))
+
+    out = sys.stderr if args.json == "-" else sys.stdout
+    record = run_auto(args.data, time_budget=args.time_budget, db=args.db, seed=args.seed, name=args.name,
+                      resume=args.resume, reference_only=args.reference_only, print_config=args.print_config,
+                      say=say, on_progress=ProgressPrinter(sys.stderr, describe))
+    if args.print_config:
+        sys.stdout.write(record["config"])
+        return 0
+    from nasforge.api import stored
+
+    store, exp, _ = stored(args.db, record["experiment"])
+    with store:
+        last = store.results(exp.id, "retrain")[-1]
+    sec = record["seconds"]
+    print(f"nasforge auto: done in {fmt_time(sec['total'])} of {fmt_time(record['time_budget_s'])} "
+          f"(search {fmt_time(sec.get('search', 0.0))}, final training {fmt_time(sec['final'])}); "
+          "test split read once", file=out)
+    print_final(last["models"], out, last.get("others"))
+    s, r = record.get("searched"), record.get("reference")
+    if s and r:
+        print(f"searched minus reference ({r['name']}): "
+              f"{100 * (s['test_accuracy'] - r['test_accuracy']):+.2f} points of test accuracy", file=out)
+    print(f"report: {record['report']}", file=out)
+    if args.json is not None and not write_record(record, args.json):
+        print(f"record: {args.json}", file=out)
     return 0
 
 
@@ -279,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("db")
     st.add_argument("--name", help="experiment name (default: the latest)")
     st.add_argument("--top", type=int, default=10)
+    st.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                    help="write the experiment's record (search, final retrain, references; accuracies as fractions) "
+                         "as JSON to PATH, or alone on stdout without PATH")
     st.set_defaults(func=cmd_status)
 
     r = sub.add_parser("retrain", help="train the best architecture and the baseline, test once")
@@ -288,11 +375,33 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int)
     r.add_argument("--out", help="directory for weights (default: next to the database)")
     r.add_argument("--no-baseline", action="store_true", help="skip the hand-designed baseline")
+    r.add_argument("--baseline", metavar="NAME",
+                   help="the hand-designed reference to train: classic (the default), resnet20 (images), resnet1d "
+                        "(sequences), mlp (tables), or auto (the data kind's); overrides retrain.baseline")
+    r.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                   help="also write the record (as `status --json`) to PATH, or to stdout without PATH "
+                        "(the tables then go to stderr)")
     r.add_argument("--trial", type=int, help="retrain this trial (e.g. a Pareto-front member) instead of the best")
     r.add_argument("--max-params", type=int, help="retrain the best trial with at most this many parameters")
     r.add_argument("--seeds", type=int, default=1,
                    help="train each model this many times (seeds SEED, SEED+1, ...); report test mean and std")
     r.set_defaults(func=cmd_retrain)
+
+    au = sub.add_parser("auto", help="plan, search, train and test within one time budget, from data alone")
+    au.add_argument("data", help="fashion_mnist, mnist, digits, a .npz/.csv file, a folder of IDX/CSV/CIFAR files, "
+                                 "or a YAML config (its data section)")
+    au.add_argument("--time-budget", required=True, help="the whole run, e.g. 15m, 1h: it ends within it")
+    au.add_argument("--db", default="runs/auto.db", help="the SQLite file (default: runs/auto.db)")
+    au.add_argument("--seed", type=int, default=0)
+    au.add_argument("--name", help="experiment name (default: auto-<data source>)")
+    au.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                    help="write the result record as JSON to PATH, or to stdout without PATH")
+    au.add_argument("--print-config", action="store_true",
+                    help="print the YAML that runs this plan with `nasforge search` and `retrain`, and stop")
+    au.add_argument("--reference-only", action="store_true",
+                    help="no search: train the data kind's reference for the whole budget (the side-by-side arm)")
+    au.add_argument("--resume", action="store_true", help="continue an interrupted auto run of this --db and --name")
+    au.set_defaults(func=cmd_auto)
 
     e = sub.add_parser("export", help="export the retrained searched network (python, torchscript, onnx, json)")
     e.add_argument("db")

@@ -28,6 +28,7 @@ from nasforge.evaluate.trainer import Recipe
 from nasforge.execute import EXECUTORS
 from nasforge.pareto import check_objectives
 from nasforge.paths import check_name
+from nasforge.report.references import check_baseline
 from nasforge.schedule.schedulers import Scheduler, make_scheduler
 from nasforge.schedule.screen import check_screen
 from nasforge.schedule.stopping import StoppingRule, make_stopping
@@ -91,6 +92,8 @@ class SearchConfig:
     max_memory_mb: float | None = None  # estimated training memory above this: rejected before training
     initial: tuple[Mapping[str, Any], ...] = ()  # networks tried first (warm start), then the strategy's own
     interim_validation: int | str = "auto"  # what epochs before a budget's last are scored on
+    initial_budget: str = "lowest"  # search.initial networks start on the lowest rung, or get the full budget
+    folds: int = 1  # more than one: trials scored by stratified cross-validation over train+validation (small data)
 
     @property
     def interim(self) -> int | str:
@@ -121,7 +124,7 @@ class SearchConfig:
 class RetrainConfig:
     epochs: float = 10.0
     recipe: Recipe = field(default_factory=lambda: Recipe(optimizer="sgd", schedule="onecycle", augment=True))
-    baseline: bool = True
+    baseline: bool | str = True  # true: classic; false: none; auto or a name in report.references.REFERENCES
     out: str | None = None
 
 
@@ -180,6 +183,10 @@ class Config:
             parts["screen"] = dict(self.search.screen)
         if self.search.initial:
             parts["initial"] = [dict(x) for x in self.search.initial]
+        if self.search.initial_budget != "lowest":
+            parts["initial_budget"] = self.search.initial_budget
+        if self.search.folds > 1:  # it changes every score
+            parts["folds"] = self.search.folds
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def to_json(self) -> dict[str, Any]:
@@ -191,7 +198,7 @@ EXECUTOR_KEYS = tuple(f.name for f in fields(ExecutorConfig))
 RECIPE_KEYS = tuple(f.name for f in fields(Recipe))
 SEARCH_KEYS = ("trials", "time_budget", "budget", "db", "measure_latency", "scheduler", "stopping", "objectives",
                "max_latency_ms", "screen", "max_retries", "trial_timeout",
-               "max_memory_mb", "initial", "interim_validation")
+               "max_memory_mb", "initial", "interim_validation", "folds", "initial_budget")
 AUTO_INTERIM_EXAMPLES = 1000
 RETRAIN_KEYS = ("epochs", "baseline", "out", *RECIPE_KEYS)
 SPACE_KINDS = tuple(SPACES)
@@ -406,6 +413,8 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
             se["max_memory_mb"], float, "search.max_memory_mb", positive=True),
         initial=_initial(se.get("initial")),
         interim_validation=_interim(se.get("interim_validation", "auto"), bool(se.get("stopping"))),
+        folds=_folds(se.get("folds", 1)),
+        initial_budget=_initial_budget(se.get("initial_budget", "lowest")),
     )
     search.make_scheduler()  # a bad name or option fails here, before anything runs
     search.make_stopping()
@@ -419,12 +428,26 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
     rrecipe = _recipe({k: v for k, v in rt.items() if k in RECIPE_KEYS}, "retrain", RetrainConfig().recipe)
     retrain = RetrainConfig(
         epochs=_typed(rt.get("epochs", 10.0), float, "retrain.epochs", positive=True), recipe=rrecipe,
-        baseline=_typed(rt.get("baseline", True), bool, "retrain.baseline"),
+        baseline=check_baseline(rt.get("baseline", True)),
         out=None if rt.get("out") is None else str(rt["out"]),
     )
     return Config(name=name, seed=seed, data=data, space=sp, strategy=strategy, search=search, train=train,
                   executor=_executor(_section(raw, "executor")),
                   retrain=retrain, raw=copy.deepcopy(dict(raw)))
+
+
+def _initial_budget(value: Any) -> str:
+    if value not in ("lowest", "full"):
+        raise ConfigError(f"search.initial_budget must be lowest (a warm start starts on the lowest rung, as any "
+                          f"trial) or full (it trains for the full budget at once), got {value!r}")
+    return str(value)
+
+
+def _folds(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 20:
+        raise ConfigError(f"search.folds must be a whole number from 1 (one validation split) to 20, got {value!r}; "
+                          "5 is usual for small data")
+    return value
 
 
 def _interim(value: Any, stopping: bool) -> int | str:

@@ -32,7 +32,8 @@ from nasforge.types import Budget, Sample, Suggestion, Trial, TrialState
 log = logging.getLogger("nasforge")
 QUEUE = "_screened_queue"  # key of the screened-candidate queue inside the saved strategy state
 
-__all__ = ["Evaluator", "Progress", "Reporter", "SearchOutcome", "best_trial", "preflight", "propose", "run_search"]
+__all__ = ["Deadline", "Evaluator", "Progress", "Reporter", "SearchOutcome", "best_trial", "preflight", "propose",
+           "run_search"]
 
 
 class Screener(Protocol):
@@ -59,6 +60,26 @@ class Progress:
     @property
     def remaining(self) -> float | None:
         return None if self.time_budget is None else max(0.0, self.time_budget - self.elapsed)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A wall-clock end (``time.time()``) that no trial may run past, for a search that must end on time.
+
+    A trial starts only if ``estimate(budget)`` seconds fit before ``at``, and it runs with the time
+    left as its timeout (within ``search.trial_timeout``): ``nasforge auto`` plans phases that must end
+    when planned, where the search's ``time_budget`` alone lets trials in flight finish late.
+    """
+
+    at: float
+    estimate: Callable[[Budget], float] = field(default=lambda b: 0.0)
+
+    def fits(self, budget: Budget) -> bool:
+        return time.time() + self.estimate(budget) <= self.at
+
+    def timeout(self, limit: float | None) -> float:
+        left = max(1.0, self.at - time.time())
+        return left if limit is None else min(limit, left)
 
 
 @dataclass
@@ -168,6 +189,7 @@ def run_search(
     max_retries: int = 0,
     trial_timeout: float | None = None,
     heartbeat_every: float = 5.0,
+    deadline: Deadline | None = None,
 ) -> SearchOutcome:
     """Run (or resume) a search until ``max_trials`` finished trials or ``time_budget`` seconds in all.
 
@@ -184,6 +206,7 @@ def run_search(
     times, then fails; one running past ``trial_timeout`` seconds fails. The loop holds the
     experiment's lease in the store while it runs, renewed from a timer every ``heartbeat_every``
     seconds (so an inline epoch of any length keeps it), and records heartbeats of running trials as
+    often. With a ``deadline`` no trial starts that is not expected to end before it, and none runs past it.
     often. A loop whose lease another process took over stops with a StoreError and writes nothing more.
     """
     if executor is None:
@@ -193,7 +216,8 @@ def run_search(
     with store.lease(experiment.id, every=heartbeat_every) as lease:
         return _search(store, experiment, space, strategy, executor, input_shape, n_out, budget, max_trials,
                        time_budget, on_progress, max_rejections, max_duplicates, scheduler or FIFO(budget), stopping,
-                       checkpoint_dir, screener, extra_check, max_retries, trial_timeout, heartbeat_every, lease)
+                       checkpoint_dir, screener, extra_check, max_retries, trial_timeout, heartbeat_every, lease,
+                       deadline)
 
 
 def _search(store: Store, experiment: Experiment, space: SearchSpace, strategy: Strategy, executor: Executor,
@@ -201,7 +225,8 @@ def _search(store: Store, experiment: Experiment, space: SearchSpace, strategy: 
             on_progress: Callable[[Progress], None] | None, max_rejections: int, max_duplicates: int,
             scheduler: Scheduler, stopping: StoppingRule | None, checkpoint_dir: Path | None,
             screener: Screener | None, extra_check: Callable[[Sample], str | None] | None, max_retries: int,
-            trial_timeout: float | None, heartbeat_every: float, lease: Lease) -> SearchOutcome:
+            trial_timeout: float | None, heartbeat_every: float, lease: Lease,
+            deadline: Deadline | None) -> SearchOutcome:
     exp_id = experiment.id
     resumed = store.reset_interrupted(exp_id)
     history = store.trials(exp_id)
@@ -236,6 +261,14 @@ def _search(store: Store, experiment: Experiment, space: SearchSpace, strategy: 
                        max_rejections=max_rejections, max_duplicates=max_duplicates, extra_check=extra_check,
                        taken=taken)
 
+    def fits(trial: Trial) -> bool:
+        """Whether a waiting trial or promotion can end before the deadline; if not, nothing more starts."""
+        nonlocal stopped, closed
+        if deadline is None or deadline.fits(trial.budget):
+            return True
+        stopped, closed = "time", True
+        return False
+
     def next_trial() -> Trial | None:
         """The next trial to start (stored PENDING): a waiting one, a promotion or a new proposal."""
         nonlocal stopped, closed, queue
@@ -243,13 +276,14 @@ def _search(store: Store, experiment: Experiment, space: SearchSpace, strategy: 
             stopped, closed = "time", True
             return None
         pending = next((t for t in history if t.state is TrialState.PENDING), None)
-        if pending is None and (promo := scheduler.promotion(history)) is not None:
+        promo = scheduler.promotion(history) if pending is None else None
+        if promo is not None and (deadline is None or deadline.fits(promo.budget)):  # else a cheaper new trial
             pending = promo.trial.with_(state=TrialState.PENDING, budget=promo.budget)
             store.update_trial(exp_id, pending)
             put(pending)
             log.debug("promoting trial %d to %s", pending.number, promo.budget)
         if pending is not None:
-            return pending
+            return pending if fits(pending) else None
         if len(history) >= max_trials:  # every trial made so far finishes: with none in flight, all are finished
             stopped = "trials"
             return None
@@ -260,8 +294,12 @@ def _search(store: Store, experiment: Experiment, space: SearchSpace, strategy: 
             stopped, closed = "exhausted", True
             return None
         number = max((t.number for t in history), default=-1) + 1
+        budget_new = sug.budget or scheduler.new_budget(history)
+        if deadline is not None and not deadline.fits(budget_new):
+            stopped, closed = "time", True
+            return None
         pending = Trial(number=number, key=space.key(sug.sample), sample=dict(sug.sample),
-                        state=TrialState.PENDING, budget=sug.budget or scheduler.new_budget(history))
+                        state=TrialState.PENDING, budget=budget_new)
         saved = strategy.state_dict()
         store.add_trial(exp_id, pending, {**saved, QUEUE: queue} if screener is not None else saved)
         history.append(pending)
@@ -280,7 +318,8 @@ def _search(store: Store, experiment: Experiment, space: SearchSpace, strategy: 
             peers = stopping_view(history, stopping.metric) if executor.remote else tuple(history)
         inflight[trial.number] = (trial, ckpt)
         executor.submit(Job(trial.number, dict(trial.sample), trial.budget, str(ckpt) if ckpt else None,
-                            tuple(trial.curve), stopping, peers, trial_timeout))
+                            tuple(trial.curve), stopping, peers,
+                            deadline.timeout(trial_timeout) if deadline is not None else trial_timeout))
 
     def finish(out: Outcome) -> None:
         nonlocal mark

@@ -10,13 +10,18 @@ Third-party strategies can reuse the suite::
         @pytest.fixture
         def make(self):
             return lambda space, seed: MyStrategy(space, seed=seed)
+
+Spaces likewise: ``tests/test_spaces_suite.py`` runs :class:`SpaceSuite` on every entry of
+``nasforge.space.SPACES`` with each input kind (image, sequence, flat) the entry accepts.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -229,6 +234,130 @@ class StrategySuite:
         for seed in range(5):
             best = max(t.score or 0.0 for t in simulate(make(space, seed), space, fn, 60))
             assert best > ref
+
+
+class SpaceSuite:
+    """Contract tests every search space must pass; subclass and provide ``space`` and ``input_shape`` fixtures.
+
+    What the strategies, the loop and the store rely on: samples are flat JSON points of ``dims()``,
+    ``key`` is canonical (dormant values and JSON round trips change nothing), ``mutate`` and
+    ``crossover`` stay in the space, ``check`` explains rather than raises, and every sample that
+    passes ``check`` builds a network of the right output shape.
+    """
+
+    n_samples = 30
+
+    def samples(self, space: SearchSpace, seed: int = 0, n: int | None = None) -> list[dict[str, Any]]:
+        rng = np.random.default_rng(seed)
+        return [dict(space.sample(rng)) for _ in range(n or self.n_samples)]
+
+    @staticmethod
+    def assert_in_space(space: SearchSpace, s: Sample) -> None:
+        dims = space.dims()
+        assert set(s) == set(dims), f"dimensions differ: {sorted(set(s) ^ set(dims))}"
+        active = space.active(s)
+        assert set(active) <= set(dims)
+        for name in active:
+            dims[name].index(s[name])  # ValueError if outside the space
+
+    def test_samples_are_json_points_that_round_trip(self, space: SearchSpace) -> None:
+        for s in self.samples(space):
+            self.assert_in_space(space, s)
+            back = json.loads(json.dumps(s))
+            assert back == s
+            assert space.key(back) == space.key(s)
+
+    def test_same_seed_same_samples(self, space: SearchSpace) -> None:
+        a, b = self.samples(space, 5), self.samples(space, 5)
+        assert [space.key(s) for s in a] == [space.key(s) for s in b]
+        assert len({space.key(s) for s in a}) > 1
+
+    def test_key_is_a_canonical_string_blind_to_dormant_values(self, space: SearchSpace) -> None:
+        rng = np.random.default_rng(1)
+        dims = space.dims()
+        for s in self.samples(space, 1):
+            k = space.key(s)
+            assert isinstance(k, str) and k
+            assert space.key(dict(s)) == k and space.key(dict(reversed(list(s.items())))) == k
+            active = set(space.active(s))
+            for name in dims:
+                if name not in active and len(dims[name]) > 1:  # a dormant value: same network, same key
+                    other = dict(s)
+                    other[name] = dims[name].other(s[name], rng)
+                    assert space.key(other) == k, f"changing dormant {name} changed the key"
+
+    def test_mutate_changes_the_network_and_stays_in_the_space(self, space: SearchSpace) -> None:
+        rng = np.random.default_rng(2)
+        changed = total = 0
+        for s in self.samples(space, 2):
+            before = dict(s)
+            for _ in range(3):
+                child = space.mutate(s, rng)
+                self.assert_in_space(space, child)
+                changed += space.key(child) != space.key(s)
+                total += 1
+            assert s == before, "mutate changed its argument"
+        assert changed >= 0.6 * total, f"only {changed} of {total} mutations changed the network"
+
+    def test_crossover_stays_in_the_space(self, space: SearchSpace) -> None:
+        rng = np.random.default_rng(3)
+        pool = self.samples(space, 3)
+        for a, b in itertools.pairwise(pool):
+            before = (dict(a), dict(b))
+            child = space.crossover(a, b, rng)
+            self.assert_in_space(space, child)
+            assert (a, b) == before, "crossover changed its arguments"
+
+    def test_check_explains_and_never_raises(self, space: SearchSpace, input_shape: tuple[int, ...]) -> None:
+        for s in self.samples(space, 4):
+            reason = space.check(s, input_shape, 7)
+            assert reason is None or (isinstance(reason, str) and reason)
+        assert isinstance(space.check({}, input_shape, 7), str)  # not a point of the space: a reason
+        bad = dict(self.samples(space, 4, 1)[0])
+        name = space.active(bad)[0]
+        bad[name] = "no such value"
+        assert isinstance(space.check(bad, input_shape, 7), str)
+
+    def test_valid_samples_build_and_run(self, space: SearchSpace, input_shape: tuple[int, ...]) -> None:
+        import torch
+
+        rng = np.random.default_rng(5)
+        valid = []
+        for _ in range(200):
+            s = space.sample(rng)
+            if space.check(s, input_shape, 7) is None:
+                valid.append(s)
+                if len(valid) == 3:
+                    break
+        assert valid, f"no valid sample among 200 for input {input_shape}"
+        torch.manual_seed(0)
+        for s in valid:
+            model = space.build(s, input_shape, 7)
+            assert isinstance(model, torch.nn.Module)
+            with torch.no_grad():
+                out = model.train()(torch.randn(2, *input_shape))
+            assert out.shape == (2, 7), space.describe(s)
+            assert torch.isfinite(out).all()
+
+    def test_describe_is_short_text(self, space: SearchSpace) -> None:
+        for s in self.samples(space, 6, 10):
+            text = space.describe(s)
+            assert isinstance(text, str) and text.strip() and "\n" not in text
+
+    def test_uses_no_global_rng(self, space: SearchSpace, input_shape: tuple[int, ...]) -> None:
+        np.random.seed(0)
+        random.seed(0)
+        before = (np.random.get_state()[1].copy(), random.getstate())  # type: ignore[index]
+        rng = np.random.default_rng(7)
+        pool = self.samples(space, 7, 10)
+        for a, b in itertools.pairwise(pool):
+            c = space.crossover(space.mutate(a, rng), b, rng)
+            space.key(c)
+            space.active(c)
+            space.describe(c)
+            space.check(c, input_shape, 7)
+        assert np.array_equal(np.random.get_state()[1], before[0])  # type: ignore[index]
+        assert random.getstate() == before[1]
 
 
 def run_toy(strategy_name: str, seeds: int, trials: int, **options: Any) -> list[float]:

@@ -41,7 +41,7 @@ class TorchEvaluator:
 
     def __init__(self, data: Dataset, space: SearchSpace, *, recipe: Recipe | None = None, seed: int = 0,
                  measure_latency: bool = True, schedule_epochs: float | None = None,
-                 interim_validation: int | str = "full") -> None:
+                 interim_validation: int | str = "full", folds: int = 1) -> None:
         if data.has_test:
             data = data.search_view()  # the search never holds the test split
         self.data, self.space = data, space
@@ -51,6 +51,10 @@ class TorchEvaluator:
         self.schedule_epochs = schedule_epochs  # one schedule this long, budgets stop along it (lr_cycle: full)
         self._subsets: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
         self.interim: InterimVal = interim_split(data, interim_validation, seed)
+        if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1:
+            raise ValueError(f"folds must be a whole number of at least 1, got {folds!r}")
+        self.folds = folds
+        self._fold_evaluators: list[TorchEvaluator] | None = None
 
     def training_split(self, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
         if fraction >= 1.0:
@@ -71,6 +75,8 @@ class TorchEvaluator:
         a budget stops along it, and a continuation resumes it with the saved optimiser and random
         states, so reaching the full budget in steps trains exactly what one run to it would.
         """
+        if self.folds > 1:
+            return self._cross_validate(sample, budget, report)
         key = self.space.key(sample)
         seed = trial_seed(self.seed, key)
         torch.manual_seed(seed)
@@ -122,6 +128,42 @@ class TorchEvaluator:
                 saved.update(generator=gen.get_state(), torch_rng=torch.get_rng_state())
             _save_checkpoint(checkpoint, saved)
         return _result(curve, cost, stats.train_seconds, stats.eval_seconds)
+
+
+    def _cross_validate(self, sample: Sample, budget: Budget, report: Reporter | None) -> EvalResult:
+        """The mean over ``folds`` stratified folds of train+validation, each trained afresh for ``budget``.
+
+        For small data: one validation split of a few hundred examples ranks networks by noise (many
+        tie at 100%), while every example scores once across the folds. Promotions retrain (no
+        checkpoint), and only the first fold reports its epochs (to a stopping rule or the log).
+        """
+        if self._fold_evaluators is None:
+            x = torch.cat([self.data.x_train, self.data.x_val])
+            y = torch.cat([self.data.y_train, self.data.y_val])
+            order = np.random.default_rng(self.seed + 31337).permutation(len(y))
+            ys = y.numpy()[order]
+            fold_of = np.empty(len(y), dtype=np.int64)
+            for c in np.unique(ys):  # stratified: each class dealt round-robin over the folds
+                idx = np.flatnonzero(ys == c)
+                fold_of[order[idx]] = np.arange(len(idx)) % self.folds
+            self._fold_evaluators = []
+            for f in range(self.folds):
+                val = torch.from_numpy(np.flatnonzero(fold_of == f))
+                tr = torch.from_numpy(np.flatnonzero(fold_of != f))
+                part = Dataset(f"{self.data.name}/fold{f}", x[tr], y[tr], x[val], y[val], self.data.classes,
+                               preprocess=self.data.preprocess, flip_invariant=self.data.flip_invariant)
+                self._fold_evaluators.append(TorchEvaluator(
+                    part, self.space, recipe=self.recipe, seed=self.seed + f, measure_latency=self.measure_latency
+                    and f == 0, interim_validation="none"))
+        results = [ev.evaluate(sample, budget, report if f == 0 else None)
+                   for f, ev in enumerate(self._fold_evaluators)]
+        metrics = {m: float(np.mean([r.metrics[m] for r in results])) for m in results[0].metrics}
+        last = {**results[0].curve[-1], **{f"val_{m}": v for m, v in metrics.items() if m != "train_loss"},
+                "val_examples": float(sum(len(ev.data.y_val) for ev in self._fold_evaluators)),
+                "folds": float(self.folds)}
+        return EvalResult(score=metrics["accuracy"], metrics=metrics, curve=(*results[0].curve[:-1], last),
+                          cost=results[0].cost, train_seconds=sum(r.train_seconds for r in results),
+                          eval_seconds=sum(r.eval_seconds for r in results))
 
 
 def check_interim(how: object) -> int | str:

@@ -21,6 +21,7 @@ class TorchEvaluatorFactory:
     measure_latency: bool = True
     schedule_epochs: float | None = None  # the scheduler's, with lr_cycle: full
     interim_validation: int | str = "full"  # what epochs before a budget's last are scored on
+    folds: int = 1  # more than one: each trial is scored by cross-validation over train+validation
 
     def __post_init__(self) -> None:
         if self.data.has_test:
@@ -29,4 +30,4 @@ class TorchEvaluatorFactory:
     def __call__(self) -> TorchEvaluator:
         return TorchEvaluator(self.data, self.space, recipe=self.recipe, seed=self.seed,
                               measure_latency=self.measure_latency, schedule_epochs=self.schedule_epochs,
-                              interim_validation=self.interim_validation)
+                              interim_validation=self.interim_validation, folds=self.folds)

@@ -2,7 +2,7 @@
 
 - ``python``: ``model.py`` defines ``class Net(nn.Sequential)`` from plain ``torch.nn`` layers (and,
   where the network has them, the source of the few custom modules it uses: parallel branches,
-  residual blocks, DAG cells, reduction blocks), generated from the built module tree. With it goes
+  residual blocks, squeeze-excitation, DAG cells, reduction blocks), generated from the built module tree. With it goes
   ``model_state_dict.pt``, a state dict that loads with ``torch.load(..., weights_only=True)``.
   The file imports only torch: it runs where nasforge is not installed.
 - ``torchscript``: ``model_torchscript.pt``, traced (the networks' control flow depends only on
@@ -44,6 +44,7 @@ from nasforge.errors import NasforgeError
 from nasforge.evaluate.cost import count_flops, count_params
 from nasforge.space.cell import Cell, ReductionBlock
 from nasforge.space.chain import Parallel, Residual
+from nasforge.space.stage import ResBlock, SqueezeExcite
 
 FORMATS = ("python", "torchscript", "onnx", "json")
 STATE_DICT = "model_state_dict.pt"
@@ -80,6 +81,7 @@ _LEAVES: dict[type[nn.Module], tuple[str, ...]] = {
     nn.Linear: ("in_features", "out_features", "bias"),
     nn.BatchNorm1d: _BN,
     nn.BatchNorm2d: _BN,
+    nn.LayerNorm: ("normalized_shape", "eps", "elementwise_affine", "bias"),
     nn.MaxPool1d: ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
     nn.MaxPool2d: ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
     nn.AvgPool1d: ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
@@ -91,6 +93,7 @@ _LEAVES: dict[type[nn.Module], tuple[str, ...]] = {
     nn.Dropout1d: ("p",),
     nn.Dropout2d: ("p",),
     nn.ReLU: (),
+    nn.ReLU6: (),
     nn.GELU: ("approximate",),
     nn.SiLU: (),
     nn.ELU: ("alpha",),
@@ -107,6 +110,8 @@ _CUSTOM: dict[type[nn.Module], tuple[tuple[str, ...], tuple[str, ...]]] = {
     Residual: (("body", "shortcut"), ("crop", "stride")),
     Cell: (("edges",), ("n_nodes", "wiring")),
     ReductionBlock: (("conv_a", "conv_b", "shortcut"), ()),
+    ResBlock: (("body", "shortcut", "act"), ()),
+    SqueezeExcite: (("gate",), ()),
 }
 
 

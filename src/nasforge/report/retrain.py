@@ -35,54 +35,17 @@ from nasforge.evaluate.cost import measure_cost
 from nasforge.evaluate.torch_eval import trial_seed
 from nasforge.evaluate.trainer import Recipe, evaluate_split, make_optimizer, train
 from nasforge.paths import owned_dir, remove_owned
+from nasforge.report.references import BASELINE_BLOCKS as BASELINE_BLOCKS
+from nasforge.report.references import REFERENCES, resolve_baseline
+from nasforge.report.references import baseline_blocks as baseline_blocks
+from nasforge.report.references import baseline_description as baseline_description
+from nasforge.report.references import baseline_model as baseline_model
 from nasforge.space.base import SearchSpace
-from nasforge.space.chain import Block, build_chain
 from nasforge.types import Trial
 
 log = logging.getLogger("nasforge")
 # what a retrain leaves in its folder: a folder holding only these (a retrain of an older nasforge) is reused
 RETRAIN_FILES = re.compile(r"(searched|baseline|seed\d+)[^/]*|checkpoints|export|\..*")
-
-
-def _conv(width: int) -> Block:
-    return Block("conv", (("width", width), ("kernel", 3), ("stride", 1), ("padding", "same"), ("act", "relu"),
-                          ("bn", False), ("skip", False)))
-
-
-_MAXPOOL2 = Block("pool", (("pool", "max"), ("pool_size", 2)))
-_DENSE128 = Block("dense", (("width", 128), ("act", "relu")))
-# The classic 2-conv network on images: conv32 3x3, max-pool, conv64 3x3, max-pool, dense128, output.
-BASELINE_BLOCKS = (_conv(32), _MAXPOOL2, _conv(64), _MAXPOOL2, _DENSE128)
-
-
-def baseline_blocks(input_shape: tuple[int, ...]) -> tuple[Block, ...]:
-    """The baseline for this input: the blocks it is built from, and described by.
-
-    Images ``(C, H, W)`` get the 2-conv network with 3x3 convolutions, sequences ``(C, L)`` the same
-    with 1-D convolutions (kernel 3); a max-pool is left out where an axis is already down to 1 (it
-    would collapse it). Flat (tabular) input ``(F,)`` gets the dense part alone: dense128 relu.
-    """
-    if len(input_shape) < 2:
-        return (_DENSE128,)
-    spatial = list(input_shape[1:])
-    blocks: list[Block] = []
-    for conv in BASELINE_BLOCKS[0], BASELINE_BLOCKS[2]:
-        blocks.append(conv)  # stride 1, same padding: the size is kept
-        if min(spatial) >= 2:
-            blocks.append(_MAXPOOL2)
-            spatial = [(d - 2) // 2 + 1 for d in spatial]
-    return (*blocks, _DENSE128)
-
-
-def baseline_description(input_shape: tuple[int, ...]) -> str:
-    """What :func:`baseline_model` builds for this input, e.g. ``conv32 k3 > maxpool2 > ...`` on sequences."""
-    rank = len(input_shape) - 1
-    return " > ".join(b.describe(rank) for b in baseline_blocks(input_shape))
-
-
-def baseline_model(input_shape: tuple[int, ...], n_out: int) -> nn.Module:
-    """The hand-designed reference for images, sequences or flat input (see :func:`baseline_blocks`)."""
-    return build_chain(baseline_blocks(input_shape), "flatten", input_shape, n_out)
 
 
 @dataclass(frozen=True)
@@ -96,6 +59,7 @@ class FinalModel:
     train_seconds: float
     weights: str | None
     seed: int = 0
+    reference: str | None = None  # the baseline's entry in REFERENCES; None for the searched network
 
 
 def _load_checkpoint(path: Path | None, run: str) -> dict[str, Any] | None:
@@ -169,28 +133,42 @@ def retrain_best(
     epochs: float,
     recipe: Recipe,
     seed: int,
-    baseline: bool = True,
+    baseline: bool | str = True,
     out_dir: Path | None = None,
     on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None,
     seeds: int = 1,
+    on_test: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    model_epochs: Mapping[str, float] | None = None,
 ) -> list[FinalModel]:
     """Train the best searched network (and the baseline) with one recipe, ``seeds`` times; test once per seed.
 
+    ``baseline`` is ``True`` (the classic 2-conv reference), ``False`` (none), ``"auto"`` (the data
+    kind's default) or a name in :data:`~nasforge.report.references.REFERENCES`; the model is named
+    ``baseline`` whichever it is, and its ``reference`` says which.
     Returns one FinalModel per model and seed, seed by seed (``[searched, baseline]`` for one seed).
     ``on_epoch`` gets the model's name, with ``/seed<S>`` appended when there are several seeds.
+    ``model_epochs`` gives a model (``searched``, ``baseline``) its own number of epochs instead of
+    ``epochs``: ``nasforge auto`` trains both for the same time, which is not the same epochs.
+    ``on_test(seed, x_test, y_test)`` gets the test arrays right after each read, so other
+    references can be scored on the same read rather than a second one.
     With ``out_dir`` the weights are saved there (``searched.pt`` for the first seed,
     ``searched-seed<S>.pt`` for the others) and training checkpoints under ``out_dir/checkpoints``.
     """
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
     shape, k = data.input_shape, data.n_classes
+    reference = resolve_baseline(baseline, shape)  # an unknown or misfitting reference fails before training
+    # the classic baseline keeps the fingerprints of earlier retrains, so their interrupted state still resumes
+    tag: bool | str = True if reference == "classic" else (reference or False)
     work = owned_dir(out_dir / "checkpoints", RETRAIN_FILES) if out_dir is not None else None
     x_all, _ = data.train_plus_val()
-    common = {"key": best.key, "epochs": epochs, "recipe": asdict(recipe), "data": [data.name, len(x_all), *shape, k]}
+    per_model = dict(model_epochs or {})  # e.g. {"searched": 12, "baseline": 15}: the same time each, not epochs
+    common = {"key": best.key, "epochs": epochs, "recipe": asdict(recipe), "data": [data.name, len(x_all), *shape, k],
+              **({"model_epochs": per_model} if per_model else {})}
     out: list[FinalModel] = []
     for i in range(seeds):
         s = seed + i
-        seed_run = _run_id(**common, seed=s, baseline=baseline)
+        seed_run = _run_id(**common, seed=s, baseline=tag)
         scored = _load_scored(work, s, seed_run)
         if scored is not None:  # scored before an interruption: neither trained nor tested again
             log.info("seed %d was scored before the interruption; reusing it", s)
@@ -199,23 +177,28 @@ def retrain_best(
         models: list[tuple[str, str, nn.Module]] = []
         torch.manual_seed(trial_seed(s, best.key))
         models.append(("searched", space.describe(best.sample), space.build(best.sample, shape, k)))
-        if baseline:
+        if reference is not None:
             torch.manual_seed(s)
-            models.append(("baseline", baseline_description(shape), baseline_model(shape, k)))
+            models.append(("baseline", *REFERENCES[reference].build(shape, k)))
         seconds: dict[str, float] = {}
         for name, _, model in models:
             label = name if seeds == 1 else f"{name}/seed{s}"
             cb = (lambda e, row, n=label: on_epoch(n, e, row)) if on_epoch else None
-            log.info("retraining %s for %s epochs", label, epochs)
+            n_epochs = per_model.get(name, epochs)
+            log.info("retraining %s for %s epochs", label, n_epochs)
             ckpt = work / f"seed{s}-{name}.pt" if work is not None else None
-            seconds[name] = fit_final(model, data, epochs=epochs, recipe=recipe, seed=s, on_epoch=cb,
-                                      checkpoint=ckpt, run=_run_id(**common, seed=s, model=name))
+            which = name if name == "searched" or tag is True else f"{name}:{reference}"
+            seconds[name] = fit_final(model, data, epochs=n_epochs, recipe=recipe, seed=s, on_epoch=cb,
+                                      checkpoint=ckpt, run=_run_id(**common, seed=s, model=which))
         x_test, y_test = data.open_test()  # every model of this seed is trained: the one read for this seed
+        if on_test is not None:
+            on_test(s, x_test, y_test)
         results: list[FinalModel] = []
         for name, desc, model in models:
             test = evaluate_split(model, x_test, y_test, k, channels_last=recipe.channels_last)
             cost = measure_cost(model, shape)
             path = None
+            ref = reference if name == "baseline" else None
             if out_dir is not None:
                 stem = name if i == 0 else f"{name}-seed{s}"
                 p = out_dir / f"{stem}.pt"
@@ -223,10 +206,11 @@ def retrain_best(
                 atomic.write_text(out_dir / f"{stem}.json", json.dumps(
                     {"name": name, "description": desc, "trial": best.number if name == "searched" else None,
                      "sample": dict(best.sample) if name == "searched" else None, "seed": s,
-                     "input_shape": list(shape), "classes": list(data.classes), "test": test}, indent=2))
+                     "input_shape": list(shape), "classes": list(data.classes), "test": test,
+                     **({"reference": ref} if ref is not None else {})}, indent=2))
                 path = str(p)
             results.append(FinalModel(name, desc, test, cost.params, cost.flops, cost.latency_ms, seconds[name],
-                                      path, s))
+                                      path, s, ref))
         if work is not None:  # the seed's record replaces its checkpoints as the resume state
             atomic.write_text(work / f"seed{s}.json", json.dumps(
                 {"run": seed_run, "models": [final_to_json(m) for m in results]}))
@@ -253,14 +237,17 @@ def _load_scored(work: Path | None, seed: int, run: str) -> list[FinalModel] | N
 
 
 def final_to_json(m: FinalModel) -> dict[str, Any]:
+    """The stored form; a baseline also says which reference it is (``"reference": "resnet20"``)."""
     return {"name": m.name, "description": m.description, "test": dict(m.test), "params": m.params,
             "flops": m.flops, "latency_ms": m.latency_ms, "train_seconds": m.train_seconds, "weights": m.weights,
-            "seed": m.seed}
+            "seed": m.seed, **({"reference": m.reference} if m.reference is not None else {})}
 
 
 def final_from_json(d: Mapping[str, Any]) -> FinalModel:
+    """A stored model; a baseline stored before references were named was the classic one."""
+    ref = d.get("reference", "classic" if d["name"] == "baseline" else None)
     return FinalModel(d["name"], d["description"], dict(d["test"]), int(d["params"]), int(d["flops"]),
-                      d.get("latency_ms"), float(d["train_seconds"]), d.get("weights"), int(d.get("seed", 0)))
+                      d.get("latency_ms"), float(d["train_seconds"]), d.get("weights"), int(d.get("seed", 0)), ref)
 
 
 def summarize(models: Sequence[FinalModel] | Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -11,9 +11,12 @@ from nasforge.errors import ConfigError
 from nasforge.space.base import SearchSpace
 from nasforge.space.cell import CellSpace, NasBench201Space
 from nasforge.space.chain import ChainSpace
+from nasforge.space.mlp import MlpSpace
 from nasforge.space.params import Choice
+from nasforge.space.stage import StageSpace
 
-SPACES: dict[str, type] = {"chain": ChainSpace, "cell": CellSpace, "nb201": NasBench201Space}
+SPACES: dict[str, type] = {"chain": ChainSpace, "cell": CellSpace, "nb201": NasBench201Space, "stage": StageSpace,
+                           "mlp": MlpSpace}
 
 
 def make_space(options: Mapping[str, Any], input_shape: tuple[int, ...] | None = None) -> SearchSpace:
@@ -34,9 +37,9 @@ def make_space(options: Mapping[str, Any], input_shape: tuple[int, ...] | None =
         if not types:
             raise ConfigError("the data are flat (tabular) but space.types allows only conv/pool; add dense")
         opts["types"] = types
-    if kind in ("cell", "nb201") and input_shape is not None and len(input_shape) not in (2, 3):
+    if kind in ("cell", "nb201", "stage") and input_shape is not None and len(input_shape) not in (2, 3):
         raise ConfigError(f"space kind {kind!r} needs image or sequence data, not input shape {input_shape}; "
-                          "use kind: chain for flat (tabular) data")
+                          "use kind: mlp or chain for flat (tabular) data")
     try:
         space: SearchSpace = cls(**opts)
     except (TypeError, ValueError) as e:
@@ -44,4 +47,5 @@ def make_space(options: Mapping[str, Any], input_shape: tuple[int, ...] | None =
     return space
 
 
-__all__ = ["SPACES", "CellSpace", "ChainSpace", "Choice", "NasBench201Space", "SearchSpace", "make_space"]
+__all__ = ["SPACES", "CellSpace", "ChainSpace", "Choice", "MlpSpace", "NasBench201Space", "SearchSpace", "StageSpace",
+           "make_space"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -34,6 +34,42 @@ def check_values(dims: Mapping[str, Choice], s: Sample, names: Iterable[str]) ->
         raise ValueError(f"sample lacks dimension(s) {missing[:5]}")
     for name in names:
         dims[name].index(s[name])
+
+
+def option_values(name: str, values: Sequence[Any], kind: type, *, allowed: Sequence[Any] | None = None,
+                  lo: float | None = None, hi: float | None = None) -> tuple[Any, ...]:
+    """A space option's values as a tuple, or a ValueError naming the option: configs are typed by hand,
+    so an empty list, a wrong type, a repeat or an out-of-range value is told at once, not at build time."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"space.{name} must be a list of values, got {values!r}")
+    vals = tuple(values)
+    if not vals:
+        raise ValueError(f"space.{name} is empty: give at least one value")
+    for v in vals:
+        ok = isinstance(v, kind) and not (kind is not bool and isinstance(v, bool))
+        if kind is float and isinstance(v, int) and not isinstance(v, bool):
+            ok = True
+        if not ok:
+            raise ValueError(f"space.{name} values must be of type {kind.__name__}, got {v!r}")
+    vals = tuple(float(v) for v in vals) if kind is float else vals
+    if len(set(vals)) != len(vals):
+        raise ValueError(f"space.{name} repeats a value: {list(vals)}")
+    if allowed is not None:
+        bad = [v for v in vals if v not in allowed]
+        if bad:
+            raise ValueError(f"space.{name} has unknown value(s) {bad}: choose from {list(allowed)}")
+    if (lo is not None and min(vals) < lo) or (hi is not None and max(vals) > hi):
+        raise ValueError(f"space.{name} values must be between {lo} and {hi}, got {list(vals)}")
+    return vals
+
+
+def limit_option(name: str, value: float | None) -> int | None:
+    """A ``max_params``/``max_flops`` option: None (no limit) or a positive integer (``1e6`` from a config is fine)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1 or value != int(value):
+        raise ValueError(f"space.{name} must be a positive integer or null, got {value!r}")
+    return int(value)
 
 
 def limit_reason(build: Callable[[], nn.Module], input_shape: tuple[int, ...], max_params: int | None,

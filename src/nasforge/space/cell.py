@@ -268,6 +268,7 @@ class Nd:
         self.conv: Any = {2: nn.Conv2d, 1: nn.Conv1d}[rank]
         self.bn: Any = {2: nn.BatchNorm2d, 1: nn.BatchNorm1d}[rank]
         self.avg: Any = {2: nn.AvgPool2d, 1: nn.AvgPool1d}[rank]
+        self.max: Any = {2: nn.MaxPool2d, 1: nn.MaxPool1d}[rank]
         self.gap: Any = {2: nn.AdaptiveAvgPool2d, 1: nn.AdaptiveAvgPool1d}[rank]
 
 

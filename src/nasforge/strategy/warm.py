@@ -17,7 +17,7 @@ from nasforge.errors import ConfigError
 from nasforge.space.base import SearchSpace
 from nasforge.space.chain import ChainSpace, chain_sample
 from nasforge.strategy.base import Strategy, seen_keys
-from nasforge.types import Sample, Suggestion, Trial
+from nasforge.types import Budget, Sample, Suggestion, Trial
 
 
 class WarmStart(Strategy):
@@ -25,8 +25,11 @@ class WarmStart(Strategy):
 
     name = "warm_start"
 
-    def __init__(self, inner: Strategy, samples: Sequence[Sample]) -> None:
+    def __init__(self, inner: Strategy, samples: Sequence[Sample], budget: Budget | None = None) -> None:
+        """``budget``: what the queued networks train for (a scheduler's full budget: a hand-designed
+        network is not judged at the lowest rung, where slow starters lose); None: as any new trial."""
         super().__init__(inner.space, seed=inner.seed)
+        self.budget = budget
         self.inner = inner
         self.rng = inner.rng  # one RNG: the wrapper draws nothing itself
         self.samples = [dict(s) for s in samples]
@@ -40,7 +43,7 @@ class WarmStart(Strategy):
             if len(out) < n and key not in seen:
                 seen.add(key)
                 self._given.add(key)
-                out.append(Suggestion(dict(s), screen=False))
+                out.append(Suggestion(dict(s), budget=self.budget, screen=False))
         if len(out) < n:
             out += self.inner.ask(history, n - len(out))
         return out

@@ -1,0 +1,105 @@
+"""`nasforge auto` on three kinds of small data, each with only DATA and a time budget, as a new user runs it.
+
+- digits (scikit-learn's bundled 8x8 images): `nasforge auto digits --time-budget 3m`
+- a generated 1-D sequence set (nasforge.data.synthetic.make_sequences: 4,000 training signals, 10
+  classes that are the order of two motifs at random positions): `--time-budget 10m`
+- a CSV written from scikit-learn's bundled breast-cancer table (569 rows, 30 features; 80/20
+  stratified train.csv/test.csv): `--time-budget 5m`
+
+Each must beat its hand-designed reference (trained in the same run, same recipe, same time) on the
+test split; the table also beats logistic regression. One heavy job at a time: the runs go one
+after another. Writes benchmarks/results/auto_small.json.
+
+    .venv/bin/python benchmarks/auto_small.py [--only digits,sequence,table] [--scale 1.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_result
+
+NASFORGE = [sys.executable, "-m", "nasforge"]
+
+
+def sequence_data(folder: Path) -> str:
+    from nasforge.data.synthetic import make_sequences
+
+    x, y = make_sequences(4000, seed=0)
+    xt, yt = make_sequences(1000, seed=1)
+    np.savez(folder / "sequences.npz", x_train=x, y_train=y, x_test=xt, y_test=yt)
+    cfg = folder / "sequences.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "sequences", "data": {"source": "npz", "path": str(folder / "sequences.npz"),
+                                                                 "layout": "sequence"}}))
+    return str(cfg)
+
+
+def table_data(folder: Path) -> str:
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_breast_cancer(as_frame=True)
+    frame = bunch.frame.rename(columns={"target": "label"})
+    train, test = train_test_split(frame, test_size=0.2, stratify=frame["label"], random_state=0)
+    out = folder / "breast_cancer"
+    out.mkdir()
+    train.to_csv(out / "train.csv", index=False)
+    test.to_csv(out / "test.csv", index=False)
+    return str(out)
+
+
+def run(name: str, data: str, budget: str, folder: Path) -> dict[str, object]:
+    record = folder / f"{name}.json"
+    t0 = time.time()
+    proc = subprocess.run([*NASFORGE, "auto", data, "--time-budget", budget, "--db", str(folder / f"{name}.db"),
+                           "--json", str(record)], capture_output=True, text=True)
+    wall = time.time() - t0
+    if proc.returncode != 0:
+        return {"data": name, "error": proc.stderr.strip().splitlines()[-1:], "wall_s": wall}
+    rec = json.loads(record.read_text())
+    searched, reference = rec["searched"]["test_accuracy"], rec["reference"]["test_accuracy"]
+    out = {"data": name, "command": f"nasforge auto {Path(data).name} --time-budget {budget}",
+           "time_budget_s": rec["time_budget_s"], "wall_s": round(wall, 1), "within_budget": wall <= 1.05 * rec[
+               "time_budget_s"], "searched": rec["searched"], "reference": rec["reference"], "others": rec["others"],
+           "trials": rec["trials"], "seconds": rec["seconds"], "beats_reference": searched > reference}
+    if rec["others"]:
+        out["beats_logistic_regression"] = searched > rec["others"]["logistic_regression"]["accuracy"]
+    out["plan"] = {k: rec["plan"][k] for k in ("search_seconds", "final_seconds_each", "trial_epochs",
+                                               "trial_fraction", "rungs", "expected_trials", "why")}
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", default="digits,sequence,table")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every time budget (a quick check: 0.3)")
+    args = p.parse_args()
+    wanted = args.only.split(",")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        cases = {"digits": ("digits", 180), "sequence": (sequence_data(folder), 600),
+                 "table": (table_data(folder), 300)}
+        for name in wanted:
+            data, seconds = cases[name]
+            budget = f"{round(seconds * args.scale)}s"
+            print(f"{name}: nasforge auto {data} --time-budget {budget}", flush=True)
+            rows.append(run(name, data, budget, folder))
+            print(json.dumps({k: rows[-1].get(k) for k in ("wall_s", "beats_reference", "beats_logistic_regression",
+                                                           "error")}), flush=True)
+    write_result("auto_small" + ("" if args.scale == 1.0 else f"_x{args.scale:g}"), __doc__.splitlines()[0],
+                 "python benchmarks/auto_small.py " + " ".join(sys.argv[1:]), {"runs": rows})
+
+
+if __name__ == "__main__":
+    main()

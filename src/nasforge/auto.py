@@ -1,0 +1,573 @@
+"""``nasforge auto``: one data set and one time budget in; a searched, trained, tested network out, on time.
+
+The planner measures instead of assuming: it loads the data, times training steps of the data
+kind's hand-designed reference network on this machine, and sizes everything from that, in
+optimizer steps rather than epochs (a 4,000-example set gets many epochs, a 60,000-example one
+few): the final training of the searched network and of the reference (the same recipe, the same
+time each), the search share, each trial's budget and the rung ladder, the expected number of
+trials. No trial starts that is not expected to end inside the search share, and the final
+trainings are sized from a timing of the very networks they train. Every number of the plan
+comes with one line that says why.
+
+The plan is stored with the experiment, so ``--resume`` continues it rather than re-planning.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from nasforge.config import parse_duration
+from nasforge.data import Dataset
+from nasforge.errors import ConfigError, NasforgeError, StoreError
+from nasforge.evaluate.trainer import Recipe, train
+from nasforge.paths import check_name
+from nasforge.report.references import FLAT, IMAGE, data_kind, default_reference, make_reference
+
+log = logging.getLogger("nasforge")
+
+BUILT_IN = ("fashion_mnist", "mnist", "digits")  # data sets nasforge finds by name, with no path
+SEARCH_SHARE_MAX = 0.5  # of the time left after loading and probing: the rest trains the two final networks
+FINAL_EPOCHS_MAX = 200  # more epochs than this does not pay on the data sets measured; the time goes to search
+FINAL_STEPS_TARGET = 20_000  # optimizer steps a final training aims at, when the budget allows
+TRIALS_TARGET = 30  # lowest-rung trials the search share should hold at least
+ETA = 3  # ASHA's reduction factor; three rungs
+SAFETY = 1.08  # timings are of a quiet machine; plans leave this much slack
+RESERVE_MIN = 10.0  # seconds kept for testing, storing and the report
+
+
+# ------------------------------------------------------------------------------------------ data
+
+def resolve_data(data: str) -> dict[str, Any]:
+    """The config (a raw mapping: at least ``data``) that DATA names: a built-in name, a path, or a YAML config."""
+    key = data.strip().lower().replace("-", "_")
+    if key in BUILT_IN:
+        return {"data": {"source": key}}
+    p = Path(data).expanduser()
+    if not p.exists():
+        raise NasforgeError(f"unknown data {data!r}: give {', '.join(BUILT_IN)}, a .npz or .csv file, a folder of "
+                            "IDX, CSV (train.csv, test.csv) or CIFAR files, or a YAML config")
+    if p.is_file() and p.suffix.lower() in (".yaml", ".yml"):
+        from nasforge.config import load_config
+
+        cfg = load_config(p)
+        return {"data": dict(cfg.raw.get("data") or {"source": cfg.data.source}),
+                **{k: cfg.raw[k] for k in ("name", "seed") if k in cfg.raw}}
+    if p.is_file() and p.suffix.lower() == ".npz":
+        return {"data": {"source": "npz", "path": str(p)}}
+    if p.is_file() and p.suffix.lower() == ".csv":
+        return {"data": {"source": "csv", "path": str(p)}}
+    if p.is_dir():
+        names = {q.name for q in p.iterdir()}
+        if "train.csv" in names:
+            return {"data": {"source": "csv", "path": str(p)}}
+        if any(n.startswith("data_batch_") for n in names) or (p / "cifar-10-batches-py").is_dir():
+            return {"data": {"source": "cifar10", "path": str(p)}}
+        if {"train", "test", "meta"} <= names or (p / "cifar-100-python").is_dir():
+            return {"data": {"source": "cifar100", "path": str(p)}}
+        if any("idx3-ubyte" in n for n in names):
+            return {"data": {"source": "idx", "path": str(p)}}
+    raise NasforgeError(f"cannot tell what data {data!r} holds: give a .npz or .csv file, a folder with train.csv, "
+                        "IDX files or CIFAR batches, or a YAML config with a data section")
+
+
+VALIDATION_MIN = 500  # examples: a validation split smaller than this ranks networks by noise
+FOLDS = 5
+
+
+def validation_for(n: int) -> tuple[float, int, str]:
+    """``(val_fraction, folds, why)``: a 10% split where it holds ~500 examples, else 5-fold cross-validation."""
+    if 0.1 * n >= VALIDATION_MIN:
+        return 0.1, 1, f"a 10% validation split holds {int(0.1 * n):,} examples"
+    return (1 / FOLDS, FOLDS, f"{FOLDS}-fold cross-validation over all {n:,} training examples: a 10% split would "
+            f"hold {int(0.1 * n)}, too few to rank networks (many tie at 100%); each trial trains {FOLDS} times")
+
+
+# ----------------------------------------------------------------------------------------- probe
+
+@dataclass(frozen=True)
+class Timing:
+    """Measured seconds per optimizer step of one network at one batch size, on this machine."""
+
+    seconds_per_step: float
+    steps: int
+    params: int
+
+    def epoch_seconds(self, n: int, batch: int) -> float:
+        return self.seconds_per_step * math.ceil(n / min(batch, n))
+
+
+def time_steps(model: torch.nn.Module, data: Dataset, recipe: Recipe, *, window: float = 2.0,
+               max_steps: int = 60) -> Timing:
+    """Seconds per training step of ``model`` with ``recipe``, over a sustained window after two warm-up steps.
+
+    Trains a copy on real batches of the training split (with its augmentation), so the figure is
+    what the search and the final training will pay per step, not a FLOP estimate.
+    """
+    model = copy.deepcopy(model)
+    x, y = data.x_train, data.y_train
+    bs = min(recipe.batch_size, len(x))
+    common: dict[str, Any] = {"recipe": recipe, "n_classes": data.n_classes, "flip_invariant": data.flip_invariant}
+    train(model, x[: 2 * bs], y[: 2 * bs], epochs=1, **common)  # warm-up: allocator, kernels, threads
+    steps = 4
+    while True:  # grow the window until it lasts ``window`` seconds (small data: several epochs of it)
+        n = min(len(x), steps * bs)
+        stats = train(model, x[:n], y[:n], epochs=steps / math.ceil(n / bs), **common)
+        seconds = stats.train_seconds
+        if seconds >= window or steps >= max_steps:
+            steps = stats.steps
+            break
+        steps = min(max_steps, max(steps * 2, int(steps * window / max(seconds, 1e-3)) + 1))
+    params = sum(p.numel() for p in model.parameters())
+    return Timing(seconds / max(steps, 1), steps, params)
+
+
+# ------------------------------------------------------------------------------------------ plan
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``auto`` will do, in seconds and steps, with the reason for each number."""
+
+    data: dict[str, Any]
+    kind: str
+    n_train: int
+    input_shape: tuple[int, ...]
+    classes: int
+    time_budget: float
+    reference: str
+    reference_timing: Timing
+    batch_size: int
+    search_seconds: float
+    final_seconds_each: float
+    final_epochs_reference: int
+    trial_epochs: float
+    trial_fraction: float
+    rungs: str
+    min_epochs: float | None
+    min_fraction: float | None
+    expected_trials: int
+    trial_timeout: float
+    population: int
+    val_fraction: float
+    folds: int
+    space: dict[str, Any]
+    train: dict[str, Any]
+    reference_only: bool = False
+    why: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(d: Mapping[str, Any]) -> Plan:
+        d = dict(d)
+        d["reference_timing"] = Timing(**d["reference_timing"])
+        d["input_shape"] = tuple(d["input_shape"])
+        return Plan(**d)
+
+    def trial_seconds(self, epochs: float, fraction: float) -> float:
+        """Expected seconds of a trial of this budget, at the reference's speed (validation included)."""
+        steps = math.ceil(epochs * math.ceil(self.n_train * fraction / self.batch_size))
+        return SAFETY * steps * self.reference_timing.seconds_per_step * 1.1 * self.folds
+
+    def lines(self) -> list[str]:
+        fmt = _fmt_s
+        out = [f"plan for {self.data.get('source')} ({self.kind}, {self.n_train:,} training examples, "
+               f"{self.classes} classes, input {self.input_shape}) in {fmt(self.time_budget)}:"]
+        if self.reference_only:
+            out.append(f"  reference only: {self.reference}, {self.final_epochs_reference} epochs "
+                       f"(~{fmt(self.final_seconds_each)})")
+        else:
+            out += [f"  search {fmt(self.search_seconds)}: about {self.expected_trials} trials, "
+                    f"full budget {self.trial_epochs:g} epochs on {self.trial_fraction:.0%} of the data, "
+                    f"rungs {self.rungs}" + (f", each scored by {self.folds}-fold cross-validation" if self.folds > 1
+                                              else ""),
+                    f"  final training {fmt(2 * self.final_seconds_each)}: the searched network and the reference "
+                    f"({self.reference}) {fmt(self.final_seconds_each)} each; the reference gets "
+                    f"{self.final_epochs_reference} epochs"]
+        out += [f"  why {k}: {v}" for k, v in self.why.items()]
+        return out
+
+
+def _fmt_s(s: float) -> str:
+    s = max(0.0, s)
+    if s < 10:
+        return f"{s:.1f}s"
+    if s < 120:
+        return f"{s:.0f}s"
+    if s < 7200:
+        return f"{s / 60:.1f}m"
+    return f"{s / 3600:.2f}h"
+
+
+def _budget_text(seconds: float) -> str:
+    """A --time-budget value of at least ``seconds``: 45s, 3m, 2h."""
+    if seconds < 120:
+        return f"{math.ceil(seconds)}s"
+    return f"{math.ceil(seconds / 60)}m" if seconds < 7200 else f"{math.ceil(seconds / 3600)}h"
+
+
+def recipe_for(kind: str) -> dict[str, Any]:
+    """The training recipe of a data kind (search and final alike): SGD with one-cycle and label smoothing
+    for images and sequences, random crops for images (flips as the source declares), Adam for tables."""
+    if kind == FLAT:
+        return {"optimizer": "adamw", "lr": 1e-2, "weight_decay": 1e-4, "schedule": "onecycle",
+                "label_smoothing": 0.0, "augment": False}
+    return {"optimizer": "sgd", "lr": 0.1, "weight_decay": 5e-4, "schedule": "onecycle", "label_smoothing": 0.1,
+            "augment": kind == IMAGE}
+
+
+def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spent: float, reference: str,
+              timing: Timing, recipe: Recipe, reference_flops: int, reference_only: bool = False,
+              folds: int = 1) -> Plan:
+    """Size every phase from the measured step time of the reference; refuse a budget that cannot hold it."""
+    n, bs = len(data.x_train) + len(data.x_val), recipe.batch_size  # the final trainings see train+val
+    n_search = len(data.x_train)
+    kind = data_kind(data.input_shape)
+    epoch_s = timing.epoch_seconds(n, bs) * SAFETY
+    reserve = max(RESERVE_MIN, 0.02 * time_budget)
+    left = time_budget - spent - reserve
+    why: dict[str, str] = {}
+    minimum = spent + reserve + 2 * epoch_s + (0 if reference_only else 4 * timing.epoch_seconds(n_search, bs))
+    if left < (epoch_s if reference_only else 2 * epoch_s + 4 * timing.epoch_seconds(n_search, bs)):
+        raise NasforgeError(f"a time budget of {_fmt_s(time_budget)} cannot train the reference ({reference}) even "
+                            f"once here: one epoch takes {_fmt_s(epoch_s)} on this machine, and loading and "
+                            f"timing took {_fmt_s(spent)}; give at least --time-budget {_budget_text(minimum)}")
+    steps_per_epoch = math.ceil(n / min(bs, n))
+    why["timing"] = (f"{reference} ({timing.params:,} parameters) trains {1 / timing.seconds_per_step:.1f} steps/s "
+                     f"at batch {bs} here (measured over {timing.steps} steps): {_fmt_s(epoch_s)} an epoch")
+    base: dict[str, Any] = {"data": dict(raw["data"]), "kind": kind, "n_train": n_search,
+                            "input_shape": tuple(data.input_shape), "classes": data.n_classes,
+                            "time_budget": time_budget, "reference": reference, "reference_timing": timing,
+                            "batch_size": bs, "val_fraction": float(raw["data"].get("val_fraction", 0.1)),
+                            "folds": folds,
+                            "train": {}, "space": {}}
+    if reference_only:
+        alone = max(1, int(left / epoch_s))
+        why["final"] = f"the whole budget but {_fmt_s(reserve)} for testing goes to the reference: {alone} epochs"
+        return Plan(**base, search_seconds=0.0, final_seconds_each=alone * epoch_s, final_epochs_reference=alone,
+                    trial_epochs=0.0, trial_fraction=1.0, rungs="-", min_epochs=None, min_fraction=None,
+                    expected_trials=0, trial_timeout=0.0, population=0, reference_only=True, why=why)
+
+    # final: each of the two networks gets what the reference needs to converge, within half of what is left
+    want_epochs = max(1, min(FINAL_EPOCHS_MAX, math.ceil(FINAL_STEPS_TARGET / steps_per_epoch)))
+    each = min(want_epochs * epoch_s, (1 - SEARCH_SHARE_MAX) * left / 2)
+    final_epochs = max(1, int(each / epoch_s))
+    each = final_epochs * epoch_s
+    search = left - 2 * each
+    converge = min(FINAL_STEPS_TARGET, FINAL_EPOCHS_MAX * steps_per_epoch)
+    why["final"] = (f"{final_epochs} epochs ({final_epochs * steps_per_epoch:,} steps) for each network: "
+                    + (f"as many as converging takes ({converge:,} steps, at most {FINAL_EPOCHS_MAX} epochs)"
+                       if final_epochs >= want_epochs else
+                       f"the most that half of the {_fmt_s(left)} left holds for two networks"))
+    # search: the full trial budget so that ~TRIALS_TARGET trials fit (ASHA spends ~1/3 of a full budget a trial)
+    full_trial_s = min(each * folds, max(epoch_s / 8, 3 * search / TRIALS_TARGET))  # no longer than a final
+    # a trial's epoch: its training examples (all but one fold, with folds) once per fold, and validation
+    fold_n = n - n // folds if folds > 1 else n_search
+    search_epoch_s = timing.epoch_seconds(fold_n, bs) * SAFETY * 1.1 * folds
+    trial_epochs = full_trial_s / search_epoch_s
+    lowest = ETA ** 2 * 2 * min(bs, n_search) / n_search  # the lowest rung still trains on two batches
+    min_epochs: float | None = None
+    min_fraction: float | None = None
+    if trial_epochs >= 1:
+        epochs, fraction = round(max(trial_epochs, lowest), 2), 1.0
+        min_epochs = epochs / ETA ** 2
+        rung_text = " -> ".join(f"{epochs / ETA ** k:.3g} ep" for k in (2, 1, 0))
+    else:  # a large data set: every trial trains 1 epoch on a share of it, rungs grow the share
+        epochs, fraction = 1.0, round(min(1.0, max(trial_epochs, lowest)), 4)
+        min_fraction = fraction / ETA ** 2
+        rung_text = " -> ".join(f"{fraction / ETA ** k:.1%}" for k in (2, 1, 0))
+    expected = max(1, int(search / (full_trial_s / 3)))  # a new trial costs ~1/3 of a full one under ASHA
+    population = int(min(20, max(4, expected // 4)))
+    why["search"] = (f"{_fmt_s(search)} left after the final trainings; a full trial of {_fmt_s(full_trial_s)} lets "
+                     f"~{expected} trials through ASHA (eta {ETA}: most stop at the lowest rung)")
+    why["budget"] = (f"{epochs:g} epochs on {fraction:.0%} of the data = "
+                     f"{math.ceil(epochs * math.ceil(n_search * fraction / bs)):,} steps a full trial"
+                     + (": the data set is large, so rungs grow the data share" if fraction < 1 else ""))
+    why["space"] = (f"candidates may cost up to the reference's {reference_flops:,} FLOPs an example: in the same "
+                    "final-training time a costlier network would get fewer epochs than the reference")
+    why["population"] = f"evolution keeps {population} networks: about a quarter of the expected trials"
+    why["validation"] = validation_for(n)[2] if folds > 1 or "val_fraction" not in raw["data"] else \
+        f"data.val_fraction {raw['data']['val_fraction']} as configured"
+    return Plan(**base, search_seconds=search, final_seconds_each=each, final_epochs_reference=final_epochs,
+                trial_epochs=epochs, trial_fraction=fraction, rungs=rung_text, min_epochs=min_epochs,
+                min_fraction=min_fraction, expected_trials=expected, trial_timeout=max(30.0, 3 * full_trial_s),
+                population=population, why=why)
+
+
+# ------------------------------------------------------------------------------------------ config
+
+def search_config(plan: Plan, *, name: str, seed: int, db: str, initial: list[dict[str, Any]],
+                  space: Mapping[str, Any], train: Mapping[str, Any], reference_flops: int) -> dict[str, Any]:
+    """The YAML config that runs this plan's search with ``nasforge search`` (and its final with ``retrain``)."""
+    sched: dict[str, Any] = {"name": "asha", "eta": ETA}
+    if plan.min_fraction is not None:
+        sched["min_fraction"] = plan.min_fraction
+    elif plan.min_epochs is not None:
+        sched["min_epochs"] = plan.min_epochs
+    else:  # --reference-only: no search, the config records data, recipe and reference
+        return {"name": name, "seed": seed, "data": {**plan.data, "val_fraction": plan.val_fraction},
+                "space": dict(space), "search": {"db": db}, "train": dict(train),
+                "retrain": {"epochs": plan.final_epochs_reference, **dict(train), "baseline": plan.reference}}
+    return {
+        "name": name, "seed": seed, "data": {**plan.data, "val_fraction": plan.val_fraction},
+        "space": {**space, "max_flops": int(reference_flops)},
+        "strategy": {"name": "evolution", "options": {"population_size": plan.population,
+                                                      "sample_size": max(2, plan.population // 4)}},
+        "search": {"trials": 100_000, "time_budget": f"{math.ceil(plan.search_seconds)}s",
+                   "budget": {"epochs": plan.trial_epochs, "fraction": plan.trial_fraction},
+                   "scheduler": sched, "db": db, "initial": initial, "initial_budget": "full",
+                   **({"folds": plan.folds} if plan.folds > 1 else {}),
+                   "trial_timeout": f"{math.ceil(plan.trial_timeout)}s"},
+        "train": dict(train),
+        "retrain": {"epochs": plan.final_epochs_reference, **dict(train), "baseline": plan.reference},
+    }
+
+
+def to_yaml(cfg: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(json.loads(json.dumps(cfg)), sort_keys=False)
+
+
+def check_budget(value: Any) -> float:
+    seconds = parse_duration(value, "--time-budget")
+    if seconds is None:
+        raise ConfigError("auto needs --time-budget, e.g. 15m or 1h")
+    return seconds
+
+
+def warm_start(kind: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The search space of a data kind and the hand-designed networks it starts from, as points of it.
+
+    Images and sequences: ResNet-20 (2-D or 1-D). Tables: the reference MLP and a linear model (the
+    space's depth 0, logistic regression), so the search begins from the classical baselines.
+    """
+    if kind == FLAT:
+        from nasforge.space.mlp import MlpSpace
+
+        mlp = MlpSpace().reference()
+        return {"kind": "mlp"}, [mlp, {**mlp, "depth": 0}]
+    from nasforge.space.stage import StageSpace
+
+    return {"kind": "stage"}, [StageSpace().resnet20()]
+
+
+Say = Callable[[str], None]
+
+
+def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", seed: int = 0, name: str | None = None,
+             resume: bool = False, reference_only: bool = False, print_config: bool = False,
+             say: Say = lambda line: None, on_progress: Callable[[Any], None] | None = None,
+             on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None) -> dict[str, Any]:
+    """Plan, search, train the final network and the reference, test once, write the report; within ``time_budget``.
+
+    Returns the result record (``nasforge status --json``'s shape) with ``time_budget_s``, ``seconds``
+    per phase and the plan; with ``print_config`` only ``{"config": YAML}``, nothing run or stored.
+    """
+    from nasforge import api
+    from nasforge.data import load_dataset
+    from nasforge.loop import Deadline
+    from nasforge.report.record import result_record
+    from nasforge.space import make_space
+    from nasforge.store import Store
+
+    t0 = time.time()
+    budget = check_budget(time_budget)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"--seed must be a whole number of at least 0, got {seed!r}")
+    raw = resolve_data(data)
+    source = str(raw["data"].get("source"))
+    name = check_name(name or raw.get("name") or ("reference" if reference_only else f"auto-{source}"))
+    db = str(db)
+    plan: Plan | None = None
+    if resume:
+        store, exp, cfg = api.stored(db, name)
+        with store:
+            plans = store.results(exp.id, "auto_plan")
+        if not plans:
+            raise StoreError(f"experiment {name!r} in {db} was not made by nasforge auto: resume it with "
+                             "`nasforge search CONFIG --resume`")
+        plan = Plan.from_json(plans[-1]["plan"])
+        raw_cfg: dict[str, Any] = dict(cfg.raw)
+        say(f"resuming the plan of {name!r} in {db}")
+    else:
+        if Path(db).exists():
+            with Store(db, readonly=True) as st:
+                if st.experiment(name) is not None:
+                    raise StoreError(f"experiment {name!r} already exists in {db}: add --resume to continue it, "
+                                     "or give another --db or --name")
+        d = dict(raw["data"])
+        loaded = load_dataset(d["source"], d.get("path"), seed=seed, layout=d.get("layout", "auto"),
+                              label_column=d.get("label_column"), limit=d.get("limit"),
+                              val_fraction=float(d.get("val_fraction", 0.1)))
+        folds = 1
+        if "val_fraction" not in d:
+            vf, folds, _ = validation_for(len(loaded.x_train) + len(loaded.x_val))
+            if vf != 0.1:
+                loaded = load_dataset(d["source"], d.get("path"), seed=seed, layout=d.get("layout", "auto"),
+                                      label_column=d.get("label_column"), limit=d.get("limit"), val_fraction=vf)
+            d["val_fraction"] = vf
+        raw = {**raw, "data": d}
+        kind = data_kind(loaded.input_shape)
+        ref = default_reference(loaded.input_shape)
+        recipe_kw = recipe_for(kind)
+        recipe = Recipe(**recipe_kw)
+        _, ref_model = make_reference(ref, loaded.input_shape, loaded.n_classes)
+        from nasforge.evaluate.cost import count_flops
+
+        flops = count_flops(ref_model, loaded.input_shape)
+        say(f"timing {ref} on this machine ...")
+        timing = time_steps(ref_model, loaded, recipe)
+        plan = make_plan(raw=raw, data=loaded, time_budget=budget, spent=time.time() - t0, reference=ref,
+                         timing=timing, recipe=recipe, reference_flops=flops, reference_only=reference_only,
+                         folds=folds)
+        space, initial = warm_start(kind)
+        raw_cfg = search_config(plan, name=name, seed=seed, db=db, initial=initial, space=space,
+                                train=recipe_kw, reference_flops=flops)
+        if print_config:
+            return {"config": to_yaml(raw_cfg)}
+        for line in plan.lines():
+            say(line)
+    cfg = api.as_config(raw_cfg)
+    phases: dict[str, float] = {}
+    if not plan.reference_only:
+        t1 = time.time()
+        with Store(db) as store:
+            exp = store.experiment(name) or store.create_experiment(name, cfg.to_json(), cfg.fingerprint())
+            if not store.results(exp.id, "auto_plan"):
+                store.add_result(exp.id, "auto_plan", {"plan": plan.to_json(), "time_budget": budget})
+            left = plan.search_seconds - exp.elapsed
+        deadline = Deadline(time.time() + max(0.0, left), lambda b: plan.trial_seconds(b.epochs, b.fraction))
+        if left > 0:
+            api.run_config(cfg, resume=True, on_progress=on_progress, deadline=deadline)
+        phases["search"] = time.time() - t1
+    t2 = time.time()
+    left = budget - (t2 - t0) - max(RESERVE_MIN, 0.02 * budget)  # what the search left: the final fits in it
+    if plan.reference_only:
+        reference_alone(db, name, plan, cfg, seconds=left, say=say, on_epoch=on_epoch)
+    else:
+        final_training(db, name, plan, cfg, seconds=min(plan.final_seconds_each, left / 2), say=say,
+                       on_epoch=on_epoch)
+    phases["final"] = time.time() - t2
+    t3 = time.time()
+    page = api.report(db, name=name)
+    phases["report"] = time.time() - t3
+    with Store(db, readonly=True) as store:
+        stored = store.experiment(name)
+        assert stored is not None
+        trials = store.trials(stored.id)
+        retrains = store.results(stored.id, "retrain")
+    record = result_record(stored, trials, retrains[-1] if retrains else None, data=source,
+                           describe=make_space(cfg.space).describe)
+    record.update({"time_budget_s": budget, "report": str(page), "db": db, "plan": plan.to_json()})
+    record["seconds"].update({k: round(v, 1) for k, v in phases.items()}, total=round(time.time() - t0, 1))
+    return record
+
+
+def _epoch_printer(say: Say, plans: Mapping[str, tuple[int, float]],
+                   on_epoch: Callable[[str, int, Mapping[str, float]], None] | None
+                   ) -> Callable[[str, int, Mapping[str, float]], None]:
+    """Epoch lines with the final phase's ETA: this model's measured pace, then the planned time of those after it.
+
+    ``plans`` maps each model, in training order, to (epochs, planned seconds).
+    """
+    order = list(plans)
+    last = [time.time()]  # the previous epoch's end: a model's first epoch starts there
+    began: dict[str, float] = {}
+
+    def report(name: str, epoch: int, row: Mapping[str, float]) -> None:
+        now = time.time()
+        start = began.setdefault(name, last[0])
+        last[0] = now
+        total = plans[name][0] if name in plans else epoch
+        later = sum(plans[n][1] for n in order[order.index(name) + 1:]) if name in plans else 0.0
+        eta = (now - start) / max(epoch, 1) * max(total - epoch, 0) + later
+        if epoch % max(1, total // 10) == 0 or epoch == total:  # about ten lines a network
+            say(f"  {name} epoch {epoch}/{total}: train loss {row['train_loss']:.4f}  (final phase ETA {_fmt_s(eta)})")
+        if on_epoch is not None:
+            on_epoch(name, epoch, row)
+
+    return report
+
+
+def final_training(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float, say: Say,
+                   on_epoch: Callable[[str, int, Mapping[str, float]], None] | None) -> None:
+    """Train the best searched network and the reference for ``seconds`` each, epochs from a timing of each network."""
+    from nasforge import api
+    from nasforge.loop import best_trial
+    from nasforge.space import make_space
+    from nasforge.store import Store
+
+    with Store(db, readonly=True) as store:
+        exp = store.experiment(name)
+        assert exp is not None
+        best = best_trial(store.trials(exp.id))
+    if best is None:
+        raise NasforgeError(f"the search of {name!r} finished no trial in its share of the budget; give a larger "
+                            "--time-budget (the plan printed above says how long one trial takes)")
+    data = api.load_data(cfg)
+    space = make_space(cfg.space, data.input_shape)
+    recipe = cfg.retrain.recipe
+    n = len(data.x_train) + len(data.x_val)
+    timing = time_steps(space.build(best.sample, data.input_shape, data.n_classes), data, recipe)
+    epoch_s = timing.epoch_seconds(n, recipe.batch_size) * SAFETY
+    ref_epoch_s = plan.reference_timing.epoch_seconds(n, recipe.batch_size) * SAFETY
+    steps_per_epoch = math.ceil(n / min(recipe.batch_size, n))
+    cap = max(1, min(FINAL_EPOCHS_MAX, math.ceil(FINAL_STEPS_TARGET / steps_per_epoch)))  # as the plan's
+    epochs = {"searched": max(1, min(cap, int(seconds / epoch_s))),
+              "baseline": max(1, min(cap, int(seconds / ref_epoch_s)))}
+    say(f"final training: trial {best.number} ({space.describe(best.sample)}) {epochs['searched']} epochs at "
+        f"{_fmt_s(epoch_s)} an epoch (measured), the reference {plan.reference} {epochs['baseline']} epochs; "
+        f"~{_fmt_s(seconds)} each; the test split is read once, at the end")
+    printer = _epoch_printer(say, {"searched": (epochs["searched"], epochs["searched"] * epoch_s),
+                                   "baseline": (epochs["baseline"], epochs["baseline"] * ref_epoch_s)}, on_epoch)
+    api.retrain(db, name=name, trial=best.number, baseline=plan.reference, on_epoch=printer,
+                epochs=float(epochs["searched"]), model_epochs=epochs)
+
+
+def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float, say: Say,
+                    on_epoch: Callable[[str, int, Mapping[str, float]], None] | None) -> None:
+    """``--reference-only``: the reference trained for the whole budget with the same recipe, tested once, stored."""
+    from nasforge import api
+    from nasforge.evaluate.cost import measure_cost
+    from nasforge.evaluate.trainer import evaluate_split
+    from nasforge.report.retrain import FinalModel, final_to_json, fit_final, summarize
+    from nasforge.store import Store
+
+    data = api.load_data(cfg)
+    recipe = cfg.retrain.recipe
+    n = len(data.x_train) + len(data.x_val)
+    epoch_s = plan.reference_timing.epoch_seconds(n, recipe.batch_size) * SAFETY
+    epochs = max(1, int(seconds / epoch_s))
+    torch.manual_seed(cfg.seed)
+    desc, model = make_reference(plan.reference, data.input_shape, data.n_classes)
+    say(f"training the reference {desc} alone: {epochs} epochs at {_fmt_s(epoch_s)} an epoch")
+    printer = _epoch_printer(say, {"baseline": (epochs, epochs * epoch_s)}, on_epoch)
+    secs = fit_final(model, data, epochs=epochs, recipe=recipe, seed=cfg.seed,
+                     on_epoch=lambda e, row: printer("baseline", e, row))
+    x_test, y_test = data.open_test()
+    test = evaluate_split(model, x_test, y_test, data.n_classes, channels_last=recipe.channels_last)
+    cost = measure_cost(model, data.input_shape)
+    m = FinalModel("baseline", desc, test, cost.params, cost.flops, cost.latency_ms, secs, None, cfg.seed,
+                   reference=plan.reference)
+    with Store(db) as store:
+        exp = store.experiment(name) or store.create_experiment(name, cfg.to_json(), cfg.fingerprint())
+        if not store.results(exp.id, "auto_plan"):
+            store.add_result(exp.id, "auto_plan", {"plan": plan.to_json(), "time_budget": plan.time_budget})
+        store.add_result(exp.id, "retrain", {
+            "trial": None, "epochs": epochs, "models": [final_to_json(m)], "seeds": [cfg.seed],
+            "summary": summarize([m]), "input_shape": list(data.input_shape), "classes": list(data.classes),
+            "data": data.name, "others": {}, "preprocess": data.preprocess.to_json() if data.preprocess else None})
+
+
+__all__ = ["Plan", "Timing", "check_budget", "make_plan", "recipe_for", "resolve_data", "run_auto", "search_config",
+           "time_steps", "to_yaml", "validation_for"]

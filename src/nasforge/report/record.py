@@ -1,0 +1,86 @@
+"""One machine-readable record of an experiment: search, final retrain and references, accuracies as fractions.
+
+``nasforge status --json``, ``nasforge retrain --json`` and ``nasforge auto`` all write this record,
+so a script or a results table reads one shape whichever command made it. It is built from what the
+store holds (the experiment, its trials and its last retrain result), never from the console text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from nasforge.loop import best_trial
+from nasforge.report.retrain import summarize
+from nasforge.store import Experiment
+from nasforge.types import Sample, Trial, TrialState
+
+
+def result_record(experiment: Experiment, trials: Sequence[Trial], retrain: Mapping[str, Any] | None, *,
+                  data: str, describe: Callable[[Sample], str] | None = None) -> dict[str, Any]:
+    """The record of an experiment and its last stored retrain result (None: not retrained yet).
+
+    Keys: ``data`` (the retrain's stored dataset name, else ``data``), ``experiment``, ``seconds``
+    (``search``: the experiment's elapsed time; ``final``: every final training and fit, summed),
+    ``searched`` (test accuracy and macro F1, the mean over seeds, with its cost, architecture and
+    trial), ``reference`` (the baseline: which reference, its test accuracy, F1, params and
+    architecture; None without one), ``others`` (scikit-learn references on flat data), ``seeds``
+    and ``trials`` (complete, pruned, failed). Before a retrain the test fields are None and
+    ``searched`` describes the best trial (with ``describe``, its architecture).
+    """
+    states = [t.state for t in trials]
+    record: dict[str, Any] = {
+        "data": data, "experiment": experiment.name,
+        "seconds": {"search": experiment.elapsed, "final": None},
+        "searched": None, "reference": None, "others": {}, "seeds": 0,
+        "trials": {"complete": states.count(TrialState.COMPLETE), "pruned": states.count(TrialState.PRUNED),
+                   "failed": states.count(TrialState.FAILED)},
+    }
+    if retrain is None:
+        best = best_trial(list(trials))
+        if best is not None:
+            record["searched"] = {
+                "test_accuracy": None, "test_f1": None, "val_accuracy": best.score,
+                "params": best.cost.params if best.cost else None, "flops": best.cost.flops if best.cost else None,
+                "latency_ms": best.cost.latency_ms if best.cost else None,
+                "architecture": describe(best.sample) if describe is not None else None, "trial": best.number}
+        return record
+    models = list(retrain["models"])
+    summary = summarize(models)
+    others = {k: dict(v) for k, v in (retrain.get("others") or {}).items()}
+    record["data"] = retrain.get("data") or data
+    record["others"] = others
+    record["seeds"] = len({m.get("seed", 0) for m in models})
+    record["seconds"]["final"] = (sum(float(m["train_seconds"]) for m in models)
+                                  + sum(float(v.get("seconds", 0.0)) for v in others.values()))
+    scores = {t.number: t.score for t in trials}
+    searched = next((m for m in models if m["name"] == "searched"), None)
+    if searched is not None:
+        s = summary["searched"]
+        record["searched"] = {
+            "test_accuracy": s["accuracy_mean"], "test_f1": s["f1_mean"], "test_accuracy_std": s["accuracy_std"],
+            "val_accuracy": scores.get(int(retrain["trial"])), "params": searched["params"],
+            "flops": searched["flops"], "latency_ms": searched["latency_ms"],
+            "architecture": searched["description"], "trial": retrain["trial"]}
+    base = next((m for m in models if m["name"] == "baseline"), None)
+    if base is not None:
+        b = summary["baseline"]
+        record["reference"] = {
+            "name": base.get("reference", "classic"),  # stored before references were named: the classic one
+            "test_accuracy": b["accuracy_mean"], "test_f1": b["f1_mean"], "test_accuracy_std": b["accuracy_std"],
+            "params": base["params"], "flops": base["flops"], "architecture": base["description"]}
+    return record
+
+
+def data_name(source: str, path: str | None) -> str:
+    """The name the loaders give a dataset (a file's or folder's stem for csv, npz and idx), without loading it."""
+    if source in ("csv", "npz", "idx") and path:
+        return Path(path).expanduser().stem or source
+    return source
+
+
+def record_json(record: Mapping[str, Any]) -> str:
+    """The record as the text the commands write (indented, a final newline)."""
+    return json.dumps(record, indent=2) + "\n"

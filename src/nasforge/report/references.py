@@ -1,0 +1,238 @@
+"""Hand-designed references the searched network is measured against, in one explicit registry.
+
+A search is only worth its time if what it finds beats what a practitioner would have written by
+hand for that kind of data, trained with the same recipe. Each :class:`Reference` builds such a
+network for an input shape and class count and names the data kinds it is meant for:
+
+- ``classic``: the 2-conv network (1-D convolutions on sequences, ``dense128 relu`` on tables); the
+  default ``retrain.baseline: true``, kept so stored experiments and published figures stay comparable.
+- ``resnet20``: the CIFAR ResNet-20 (three residual stages of 16, 32, 64 channels), for images.
+- ``resnet1d``: the same stage-space sample built with 1-D convolutions, for sequences.
+- ``mlp``: the reference multilayer perceptron of the MLP space, for flat (tabular) data.
+
+For flat data, :func:`sklearn_references` adds scikit-learn's logistic regression and gradient
+boosting, scored on the same single read of the test split as the networks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from nasforge.data.base import Dataset
+from nasforge.errors import ConfigError, NasforgeError
+from nasforge.evaluate.metrics import classification_metrics
+from nasforge.space.chain import Block, build_chain
+
+log = logging.getLogger("nasforge")
+
+IMAGE, SEQUENCE, FLAT = "image", "sequence", "flat"
+KINDS = (IMAGE, SEQUENCE, FLAT)
+
+
+def data_kind(input_shape: tuple[int, ...]) -> str:
+    """``image`` for ``(C, H, W)``, ``sequence`` for ``(C, L)``, ``flat`` for ``(F,)``."""
+    kind = {3: IMAGE, 2: SEQUENCE, 1: FLAT}.get(len(input_shape))
+    if kind is None:
+        raise NasforgeError(f"input shape {input_shape} is neither an image (C, H, W), a sequence (C, L) nor "
+                            "flat (F,): no reference network fits it")
+    return kind
+
+
+# ----------------------------------------------------------------------------------- classic 2-conv
+
+
+def _conv(width: int) -> Block:
+    return Block("conv", (("width", width), ("kernel", 3), ("stride", 1), ("padding", "same"), ("act", "relu"),
+                          ("bn", False), ("skip", False)))
+
+
+_MAXPOOL2 = Block("pool", (("pool", "max"), ("pool_size", 2)))
+_DENSE128 = Block("dense", (("width", 128), ("act", "relu")))
+# The classic 2-conv network on images: conv32 3x3, max-pool, conv64 3x3, max-pool, dense128, output.
+BASELINE_BLOCKS = (_conv(32), _MAXPOOL2, _conv(64), _MAXPOOL2, _DENSE128)
+
+
+def baseline_blocks(input_shape: tuple[int, ...]) -> tuple[Block, ...]:
+    """The classic baseline for this input: the blocks it is built from, and described by.
+
+    Images ``(C, H, W)`` get the 2-conv network with 3x3 convolutions, sequences ``(C, L)`` the same
+    with 1-D convolutions (kernel 3); a max-pool is left out where an axis is already down to 1 (it
+    would collapse it). Flat (tabular) input ``(F,)`` gets the dense part alone: dense128 relu.
+    """
+    if len(input_shape) < 2:
+        return (_DENSE128,)
+    spatial = list(input_shape[1:])
+    blocks: list[Block] = []
+    for conv in BASELINE_BLOCKS[0], BASELINE_BLOCKS[2]:
+        blocks.append(conv)  # stride 1, same padding: the size is kept
+        if min(spatial) >= 2:
+            blocks.append(_MAXPOOL2)
+            spatial = [(d - 2) // 2 + 1 for d in spatial]
+    return (*blocks, _DENSE128)
+
+
+def baseline_description(input_shape: tuple[int, ...]) -> str:
+    """What :func:`baseline_model` builds for this input, e.g. ``conv32 k3 > maxpool2 > ...`` on sequences."""
+    rank = len(input_shape) - 1
+    return " > ".join(b.describe(rank) for b in baseline_blocks(input_shape))
+
+
+def baseline_model(input_shape: tuple[int, ...], n_out: int) -> nn.Module:
+    """The classic reference for images, sequences or flat input (see :func:`baseline_blocks`)."""
+    return build_chain(baseline_blocks(input_shape), "flatten", input_shape, n_out)
+
+
+# ----------------------------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A hand-designed network: ``build(input_shape, n_out)`` gives ``(description, module)``.
+
+    ``kinds`` are the data kinds (:data:`KINDS`) it is meant for; building it for another kind is
+    refused, since a 1-D ResNet on images or an MLP on pixels would be a straw man, not a reference.
+    """
+
+    kinds: frozenset[str]
+    about: str
+    build: Callable[[tuple[int, ...], int], tuple[str, nn.Module]]
+
+    def applies(self, input_shape: tuple[int, ...]) -> bool:
+        return len(input_shape) in (1, 2, 3) and data_kind(input_shape) in self.kinds
+
+
+def _classic(input_shape: tuple[int, ...], n_out: int) -> tuple[str, nn.Module]:
+    # described without a prefix: the text stored experiments and published figures already show
+    return baseline_description(input_shape), baseline_model(input_shape, n_out)
+
+
+def _resnet(name: str) -> Callable[[tuple[int, ...], int], tuple[str, nn.Module]]:
+    def build(input_shape: tuple[int, ...], n_out: int) -> tuple[str, nn.Module]:
+        from nasforge.space.stage import StageSpace  # the stage space builds 2-D or 1-D from the input's rank
+
+        space = StageSpace()
+        sample = space.resnet20()
+        why = space.check(sample, input_shape, n_out)
+        if why is not None:
+            raise ConfigError(f"reference {name} cannot be built for input shape {input_shape}: {why}; "
+                              "use retrain.baseline: classic")
+        return f"{name}: {space.describe(sample)}", space.build(sample, input_shape, n_out)
+
+    return build
+
+
+def _mlp(input_shape: tuple[int, ...], n_out: int) -> tuple[str, nn.Module]:
+    from nasforge.space.mlp import MlpSpace
+
+    space = MlpSpace()
+    sample = space.reference()
+    desc = space.describe(sample)  # "mlp 256-256 ...": the name is already its first word
+    return f"mlp: {desc.removeprefix('mlp ')}", space.build(sample, input_shape, n_out)
+
+
+REFERENCES: dict[str, Reference] = {
+    "classic": Reference(frozenset(KINDS), "the 2-conv network (1-D on sequences, dense128 on tables)", _classic),
+    "resnet20": Reference(frozenset({IMAGE}), "ResNet-20: residual stages of 16, 32, 64 channels", _resnet("resnet20")),
+    "resnet1d": Reference(frozenset({SEQUENCE}), "ResNet-20's stages with 1-D convolutions", _resnet("resnet1d")),
+    "mlp": Reference(frozenset({FLAT}), "the MLP space's reference multilayer perceptron", _mlp),
+}
+AUTO = "auto"  # the data kind's default reference
+DEFAULTS = {IMAGE: "resnet20", SEQUENCE: "resnet1d", FLAT: "mlp"}
+
+
+def default_reference(input_shape: tuple[int, ...]) -> str:
+    """The strong reference for this kind of data: resnet20 on images, resnet1d on sequences, mlp on tables."""
+    return DEFAULTS[data_kind(input_shape)]
+
+
+def check_baseline(value: Any, where: str = "retrain.baseline") -> bool | str:
+    """``true``, ``false``, ``auto`` or a name of :data:`REFERENCES`, else a one-line ConfigError."""
+    if isinstance(value, bool) or (isinstance(value, str) and (value in REFERENCES or value == AUTO)):
+        return value
+    raise ConfigError(f"{where} must be true (classic), false, {AUTO} (the data kind's default) or a reference "
+                      f"name ({', '.join(REFERENCES)}), got {value!r}")
+
+
+def resolve_baseline(value: bool | str | None, input_shape: tuple[int, ...]) -> str | None:
+    """The reference a retrain trains for this input: ``true`` is classic, ``false``/None none, ``auto`` the default.
+
+    A reference not meant for this kind of data is refused before anything trains.
+    """
+    if value is None or value is False:
+        return None
+    name = "classic" if value is True else str(check_baseline(value))
+    if name == AUTO:
+        return default_reference(input_shape)
+    if not REFERENCES[name].applies(input_shape):
+        kind = data_kind(input_shape)
+        fits = [n for n, r in REFERENCES.items() if kind in r.kinds]
+        raise ConfigError(f"reference {name!r} is for {'/'.join(sorted(REFERENCES[name].kinds))} data, not {kind} "
+                          f"data (input shape {input_shape}): use {AUTO} or one of {', '.join(fits)}")
+    return name
+
+
+def make_reference(name: str, input_shape: tuple[int, ...], n_out: int) -> tuple[str, nn.Module]:
+    """Build the named reference (or ``auto``'s) for this input: ``(description, module)``."""
+    resolved = resolve_baseline(name, input_shape)
+    assert resolved is not None
+    return REFERENCES[resolved].build(input_shape, n_out)
+
+
+# ----------------------------------------------------------------------------------- scikit-learn
+
+
+SKLEARN = {
+    "logistic_regression": "StandardScaler + LogisticRegression(max_iter=2000)",
+    "gradient_boosting": "HistGradientBoostingClassifier",
+}
+
+
+def sklearn_references(data: Dataset, x_test: torch.Tensor, y_test: torch.Tensor, *,
+                       seed: int = 0) -> list[dict[str, Any]]:
+    """Logistic regression and gradient boosting on flat data, fit on train+validation, scored on the test split.
+
+    ``x_test``/``y_test`` are the arrays the retrain already opened (the split is sealed: reading it
+    again would count as another look). One dict per model: ``name``, ``description``, ``accuracy``,
+    ``f1`` (macro) and ``seconds`` (fit and predict). Empty, with the reason logged, for images or
+    sequences, or when scikit-learn is not installed.
+    """
+    if len(data.input_shape) != 1:
+        log.info("scikit-learn references skipped: the data are not flat (input shape %s)", data.input_shape)
+        return []
+    try:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+    except ImportError as e:
+        log.warning("scikit-learn references skipped: scikit-learn is not importable (%s); install it to get them", e)
+        return []
+    x, y = data.train_plus_val()
+    xs, ys, xt = x.numpy(), y.numpy(), x_test.numpy()
+    models: dict[str, Any] = {
+        "logistic_regression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+        "gradient_boosting": HistGradientBoostingClassifier(random_state=seed),
+    }
+    out: list[dict[str, Any]] = []
+    for name, model in models.items():
+        t0 = time.perf_counter()
+        model.fit(xs, ys)
+        pred = torch.as_tensor(model.predict(xt), dtype=torch.int64)
+        seconds = time.perf_counter() - t0
+        m = classification_metrics(pred, y_test.to(torch.int64), data.n_classes)
+        out.append({"name": name, "description": SKLEARN[name], "accuracy": m["accuracy"], "f1": m["f1"],
+                    "seconds": seconds})
+        log.info("%s: test accuracy %.4f in %.1f s", name, m["accuracy"], seconds)
+    return out
+
+
+def others_record(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The stored form of :func:`sklearn_references`: ``{name: {accuracy, f1, seconds, description}}``."""
+    return {r["name"]: {k: v for k, v in r.items() if k != "name"} for r in rows}

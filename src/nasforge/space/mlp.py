@@ -1,0 +1,173 @@
+"""The MLP space: multilayer perceptrons for flat (tabular) data, with the knobs that matter there.
+
+On tables a well-regularised plain MLP is the strong neural baseline (Kadra et al. 2021, Gorishniy
+et al. 2021), so the space is MLPs: ``depth`` hidden layers (1..4) with a width per layer
+(``l{i}.width``), and for the whole network a normalisation (``norm``: none / batch / layer),
+``dropout``, ``residual`` skips between consecutive hidden layers of equal width, and the activation
+(``act``). One hidden layer is ``Linear -> norm -> activation -> dropout`` (the Linear has no bias
+before batch-norm, which would cancel it). :meth:`MlpSpace.reference` is the plain reference MLP.
+
+Widths of layers beyond ``depth`` are dormant, and so is ``residual`` where no two consecutive layers
+have equal width: :meth:`MlpSpace.key` ignores them. Inputs of any shape are flattened first.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from nasforge.space.base import check_values, limit_option, limit_reason, option_values
+from nasforge.space.chain import ACTIVATIONS, Residual
+from nasforge.space.params import Choice, choice
+from nasforge.types import Sample
+
+NORMS = ("none", "batch", "layer")
+
+
+class MlpSpace:
+    """Hidden-layer stacks for flat inputs; every dimension can be restricted from the config."""
+
+    kind = "mlp"
+
+    def __init__(
+        self,
+        *,
+        min_depth: int = 0,
+        max_depth: int = 4,
+        widths: Sequence[int] = (32, 64, 128, 256, 512),
+        norms: Sequence[str] = NORMS,
+        dropouts: Sequence[float] = (0.0, 0.1, 0.3),
+        residual: Sequence[bool] = (False, True),
+        activations: Sequence[str] = ("relu", "gelu"),
+        max_params: int | None = None,
+        max_flops: int | None = None,
+    ) -> None:
+        for name, v in (("min_depth", min_depth), ("max_depth", max_depth)):
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 16:
+                raise ValueError(f"space.{name} must be an integer between 0 and 16, got {v!r}")
+        if min_depth > max_depth:
+            raise ValueError(f"space needs min_depth <= max_depth, got {min_depth} and {max_depth}")
+        self.min_depth, self.max_depth = min_depth, max_depth
+        self.widths = option_values("widths", widths, int, lo=1, hi=65536)
+        self.norms = option_values("norms", norms, str, allowed=NORMS)
+        self.dropouts = option_values("dropouts", dropouts, float)
+        if not all(0 <= r < 1 for r in self.dropouts):
+            raise ValueError(f"space.dropouts must be in [0, 1), got {list(self.dropouts)}")
+        self.residual = option_values("residual", residual, bool)
+        self.activations = option_values("activations", activations, str, allowed=tuple(ACTIVATIONS))
+        self.max_params = limit_option("max_params", max_params)
+        self.max_flops = limit_option("max_flops", max_flops)
+        dims: dict[str, Choice] = {"depth": choice(range(min_depth, max_depth + 1))}
+        for i in range(max_depth):
+            dims[f"l{i}.width"] = choice(self.widths)
+        dims.update(norm=choice(self.norms), dropout=choice(self.dropouts), residual=choice(self.residual),
+                    act=choice(self.activations))
+        self._dims = dims
+
+    def reference(self) -> dict[str, Any]:
+        """The plain reference MLP: two hidden layers of 256, batch-norm, ReLU, dropout 0.1, no skips.
+
+        A common strong default for tables; ValueError if this space cannot hold it.
+        """
+        s: dict[str, Any] = {name: d.values[0] for name, d in self._dims.items()}
+        s.update({"depth": 2, "l0.width": 256, "l1.width": 256, "norm": "batch", "dropout": 0.1,
+                  "residual": False, "act": "relu"})
+        try:
+            check_values(self._dims, s, self.active(s))
+        except ValueError as e:
+            raise ValueError(f"the reference MLP is not a point of this mlp space: {e}") from None
+        return s
+
+    # ------------------------------------------------------------------ the SearchSpace protocol
+    def dims(self) -> Mapping[str, Choice]:
+        return self._dims
+
+    def widths_of(self, s: Sample) -> list[int]:
+        return [int(s[f"l{i}.width"]) for i in range(int(s["depth"]))]
+
+    def active(self, s: Sample) -> list[str]:
+        """Names of the dimensions that shape the network for this sample."""
+        w = self.widths_of(s)
+        if not w:  # depth 0: a linear classifier (logistic regression); nothing else shapes it
+            return ["depth"]
+        names = ["depth", *[f"l{i}.width" for i in range(len(w))], "norm", "dropout", "act"]
+        if any(a == b for a, b in itertools.pairwise(w)):
+            names.append("residual")
+        return names
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Any]:
+        """Every dimension uniformly."""
+        return {name: d.sample(rng) for name, d in self._dims.items()}
+
+    def mutate(self, s: Sample, rng: np.random.Generator) -> dict[str, Any]:
+        """Change one active dimension to another value."""
+        out = dict(s)
+        names = [n for n in self.active(s) if len(self._dims[n]) > 1]
+        if not names:
+            return out
+        name = names[int(rng.integers(len(names)))]
+        out[name] = self._dims[name].other(s[name], rng)
+        return out
+
+    def crossover(self, a: Sample, b: Sample, rng: np.random.Generator) -> dict[str, Any]:
+        """Uniform crossover: each dimension comes from one parent."""
+        return {name: a[name] if rng.random() < 0.5 else b[name] for name in self._dims}
+
+    def key(self, s: Sample) -> str:
+        """Canonical text: widths, norm, dropout, activation, and the skips only where they exist."""
+        skips = s["residual"] if "residual" in self.active(s) else None
+        if not self.widths_of(s):
+            return "[]"
+        return json.dumps([self.widths_of(s), s["norm"], float(s["dropout"]), s["act"], skips], separators=(",", ":"))
+
+    def describe(self, s: Sample) -> str:
+        """E.g. ``mlp 256-256 batchnorm relu dropout0.1`` (``+skip`` where residual connections exist)."""
+        if not self.widths_of(s):
+            return "linear (logistic regression)"
+        text = "mlp " + "-".join(map(str, self.widths_of(s)))
+        text += {"none": "", "batch": " batchnorm", "layer": " layernorm"}[s["norm"]] + f" {s['act']}"
+        text += f" dropout{float(s['dropout']):g}" if float(s["dropout"]) > 0 else ""
+        return text + (" +skip" if "residual" in self.active(s) and s["residual"] else "")
+
+    def validate_sample(self, s: Sample) -> None:
+        """Raise ValueError if ``s`` lacks a dimension or holds an active value outside the space."""
+        check_values(self._dims, s, self.active(s))
+
+    def check(self, s: Sample, input_shape: tuple[int, ...], n_out: int = 10) -> str | None:
+        """Why the sample is not a point of this space or exceeds the limits, or None (any input shape fits)."""
+        try:
+            self.validate_sample(s)
+        except (ValueError, KeyError, TypeError) as e:
+            return f"not a point of this space: {e}"
+        return limit_reason(lambda: self.build(s, input_shape, n_out), input_shape, self.max_params, self.max_flops)
+
+    def build(self, s: Sample, input_shape: tuple[int, ...], n_out: int) -> nn.Sequential:
+        """Hidden layers (a skip around each one that keeps the width, where ``residual``), then a linear head."""
+        layers: list[nn.Module] = []
+        if len(input_shape) != 1:
+            layers.append(nn.Flatten())
+        features = math.prod(input_shape)
+        norm, act, rate = s["norm"], ACTIVATIONS[s["act"]], float(s["dropout"])
+        skip = bool(s["residual"])
+        for i, w in enumerate(self.widths_of(s)):
+            mods: list[nn.Module] = [nn.Linear(features, w, bias=norm != "batch")]
+            if norm == "batch":
+                mods.append(nn.BatchNorm1d(w))
+            elif norm == "layer":
+                mods.append(nn.LayerNorm(w))
+            mods.append(act())
+            if rate > 0:
+                mods.append(nn.Dropout(rate))
+            if skip and i > 0 and w == features:  # between hidden layers only, as active() says
+                layers.append(Residual(nn.Sequential(*mods), nn.Identity()))
+            else:
+                layers.extend(mods)
+            features = w
+        layers.append(nn.Linear(features, n_out))
+        return nn.Sequential(*layers)
