@@ -234,7 +234,7 @@ def check_whole(value: Any, what: str, *, minimum: int) -> None:
 
 def check_trains(epochs: float, fraction: float, n_train: int, batch_size: int, what: str) -> None:
     """Refuse a budget that trains on fewer examples than one batch (or on none): its score would mean nothing."""
-    subset = n_train * fraction
+    subset = round(n_train * fraction)  # the size of the stratified subset a fraction trains on
     seen = subset * epochs
     need = min(batch_size, n_train)
     if subset < 1 or seen < need:
@@ -441,7 +441,7 @@ def report(db: str | Path, *, name: str | None = None, out: str | Path | None = 
 
 
 def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db", seed: int = 0,
-         name: str | None = None, resume: bool = False, reference_only: bool = False,
+         name: str | None = None, resume: bool = False, reference_only: bool = False, reference: str = "auto",
          say: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Plan, search, train the final network and the data kind's reference, test once and report, within
     ``time_budget`` (``"15m"``, ``"1h"`` or seconds); returns the result record (see ``nasforge status --json``).
@@ -449,8 +449,9 @@ def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db"
     ``data`` is a built-in name (``fashion_mnist``, ``mnist``, ``digits``), a path (``.npz``, ``.csv``, a
     folder of IDX, CSV or CIFAR files) or a YAML config. ``say`` hears the plan and progress lines.
     """
-    from nasforge.auto import run_auto
+    from nasforge.autoplan import run_auto
 
     return run_auto(data, time_budget=time_budget, db=db, seed=seed, name=name, resume=resume,
-                    reference_only=reference_only, say=say or (lambda line: log.info("%s", line)))
+                    reference_only=reference_only, reference=reference,
+                    say=say or (lambda line: log.info("%s", line)))
 

@@ -269,7 +269,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def cmd_auto(args: argparse.Namespace) -> int:
-    from nasforge.auto import run_auto
+    from nasforge.autoplan import run_auto
 
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -286,6 +286,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
     out = sys.stderr if args.json == "-" else sys.stdout
     record = run_auto(args.data, time_budget=args.time_budget, db=args.db, seed=args.seed, name=args.name,
                       resume=args.resume, reference_only=args.reference_only, print_config=args.print_config,
+                      reference=args.baseline,
                       say=say, on_progress=ProgressPrinter(sys.stderr, describe))
     if args.print_config:
         sys.stdout.write(record["config"])
@@ -401,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--reference-only", action="store_true",
                     help="no search: train the data kind's reference for the whole budget (the side-by-side arm)")
     au.add_argument("--resume", action="store_true", help="continue an interrupted auto run of this --db and --name")
+    au.add_argument("--baseline", default="auto", metavar="NAME",
+                    help="the reference: auto (the data kind's: resnet20, resnet1d or mlp) or classic (the 2-conv "
+                         "network), resnet20, resnet1d, mlp")
     au.set_defaults(func=cmd_auto)
 
     e = sub.add_parser("export", help="export the retrained searched network (python, torchscript, onnx, json)")

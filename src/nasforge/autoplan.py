@@ -10,6 +10,7 @@ trainings are sized from a timing of the very networks they train. Every number 
 comes with one line that says why.
 
 The plan is stored with the experiment, so ``--resume`` continues it rather than re-planning.
+(The module is ``autoplan``: ``nasforge.auto`` is the function that runs it.)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from nasforge.data import Dataset
 from nasforge.errors import ConfigError, NasforgeError, StoreError
 from nasforge.evaluate.trainer import Recipe, train
 from nasforge.paths import check_name
-from nasforge.report.references import FLAT, IMAGE, data_kind, default_reference, make_reference
+from nasforge.report.references import FLAT, IMAGE, data_kind, default_reference, make_reference, resolve_baseline
 
 log = logging.getLogger("nasforge")
 
@@ -297,8 +298,8 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     why["space"] = (f"candidates may cost up to the reference's {reference_flops:,} FLOPs an example: in the same "
                     "final-training time a costlier network would get fewer epochs than the reference")
     why["population"] = f"evolution keeps {population} networks: about a quarter of the expected trials"
-    why["validation"] = validation_for(n)[2] if folds > 1 or "val_fraction" not in raw["data"] else \
-        f"data.val_fraction {raw['data']['val_fraction']} as configured"
+    why["validation"] = (validation_for(n)[2] if folds > 1 else
+                         f"a {len(data.x_val) / n:.0%} validation split holds {len(data.x_val):,} examples")
     return Plan(**base, search_seconds=search, final_seconds_each=each, final_epochs_reference=final_epochs,
                 trial_epochs=epochs, trial_fraction=fraction, rungs=rung_text, min_epochs=min_epochs,
                 min_fraction=min_fraction, expected_trials=expected, trial_timeout=max(30.0, 3 * full_trial_s),
@@ -366,6 +367,7 @@ Say = Callable[[str], None]
 
 def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", seed: int = 0, name: str | None = None,
              resume: bool = False, reference_only: bool = False, print_config: bool = False,
+             reference: str = "auto",
              say: Say = lambda line: None, on_progress: Callable[[Any], None] | None = None,
              on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None) -> dict[str, Any]:
     """Plan, search, train the final network and the reference, test once, write the report; within ``time_budget``.
@@ -418,7 +420,7 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
             d["val_fraction"] = vf
         raw = {**raw, "data": d}
         kind = data_kind(loaded.input_shape)
-        ref = default_reference(loaded.input_shape)
+        ref = resolve_baseline(reference, loaded.input_shape) or default_reference(loaded.input_shape)
         recipe_kw = recipe_for(kind)
         recipe = Recipe(**recipe_kw)
         _, ref_model = make_reference(ref, loaded.input_shape, loaded.n_classes)
@@ -468,7 +470,8 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         retrains = store.results(stored.id, "retrain")
     record = result_record(stored, trials, retrains[-1] if retrains else None, data=source,
                            describe=make_space(cfg.space).describe)
-    record.update({"time_budget_s": budget, "report": str(page), "db": db, "plan": plan.to_json()})
+    record.update({"time_budget_s": budget, "report": str(page), "db": db,
+                   "plan": json.loads(json.dumps(plan.to_json()))})  # as stored: lists, not tuples
     record["seconds"].update({k: round(v, 1) for k, v in phases.items()}, total=round(time.time() - t0, 1))
     return record
 

@@ -1,0 +1,208 @@
+"""`nasforge auto`: what DATA means, plans sized from measurement, the deadline, and runs that end on time.
+
+The end-to-end runs use a small generated table (seconds of training) with budgets of tens of
+seconds; the planner's arithmetic is checked on its own with a given timing, so no test waits for
+the clock beyond those runs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from nasforge.autoplan import Plan, Timing, make_plan, resolve_data, run_auto, validation_for
+from nasforge.cli import main
+from nasforge.config import from_dict
+from nasforge.data.base import Dataset
+from nasforge.errors import NasforgeError
+from nasforge.evaluate.trainer import Recipe
+from nasforge.loop import Deadline, run_search
+from nasforge.store import Store
+from nasforge.strategy import make_strategy
+from nasforge.testing import TOY_SHAPE, FunctionEvaluator, toy_objective, toy_space
+from nasforge.types import Budget
+
+
+def table(folder: Path, n: int = 400, features: int = 8, seed: int = 0) -> Path:
+    """A two-class table where a linear rule with noise decides: train.csv and test.csv in ``folder``."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("train.csv", n), ("test.csv", n // 4)):
+        x = rng.normal(size=(rows, features))
+        y = (x[:, 0] + 0.5 * x[:, 1] + 0.3 * rng.normal(size=rows) > 0).astype(int)
+        lines = [",".join([*(f"f{i}" for i in range(features)), "label"])]
+        lines += [",".join([*(f"{v:.4f}" for v in r), str(c)]) for r, c in zip(x, y, strict=True)]
+        (folder / name).write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def fake(n: int, shape: tuple[int, ...] = (1, 8, 8), classes: int = 10) -> Dataset:
+    """A Dataset of zeros with ``n`` training examples: the planner reads only sizes and shapes."""
+    y = torch.arange(n) % classes
+    yv = torch.arange(max(n // 9, classes)) % classes
+    return Dataset("fake", torch.zeros(n, *shape), y, torch.zeros(len(yv), *shape), yv,
+                   tuple(str(i) for i in range(classes)))
+
+
+# ------------------------------------------------------------------------------------------ DATA
+
+def test_data_names_paths_and_configs(tmp_path):
+    assert resolve_data("digits") == {"data": {"source": "digits"}}
+    assert resolve_data("Fashion-MNIST") == {"data": {"source": "fashion_mnist"}}
+    folder = table(tmp_path / "t")
+    assert resolve_data(str(folder))["data"] == {"source": "csv", "path": str(folder)}
+    assert resolve_data(str(folder / "train.csv"))["data"]["source"] == "csv"
+    np.savez(tmp_path / "a.npz", x_train=np.zeros((4, 3)), y_train=np.arange(4) % 2)
+    assert resolve_data(str(tmp_path / "a.npz"))["data"]["source"] == "npz"
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    (idx / "train-images-idx3-ubyte.gz").touch()
+    assert resolve_data(str(idx))["data"]["source"] == "idx"
+    cifar = tmp_path / "cifar"
+    cifar.mkdir()
+    (cifar / "data_batch_1").touch()
+    assert resolve_data(str(cifar))["data"]["source"] == "cifar10"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "mine", "data": {"source": "digits", "limit": 500}}))
+    assert resolve_data(str(cfg)) == {"data": {"source": "digits", "limit": 500}, "name": "mine"}
+
+
+@pytest.mark.parametrize("data", ["no_such_data", "/nonexistent/x.npz"])
+def test_unknown_data_is_one_line(tmp_path, capsys, data):
+    assert main(["auto", data, "--time-budget", "1m", "--db", str(tmp_path / "a.db")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("nasforge: error: unknown data") and "Traceback" not in "".join(err)
+    assert not (tmp_path / "a.db").exists()
+
+
+@pytest.mark.parametrize("budget", ["0", "-5m", "soon", "inf"])
+def test_bad_budgets_are_one_line(tmp_path, capsys, budget):
+    assert main(["auto", "digits", f"--time-budget={budget}", "--db", str(tmp_path / "a.db")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("nasforge: error: ")
+    assert not (tmp_path / "a.db").exists()
+
+
+# ------------------------------------------------------------------------------------------ plans
+
+def plan_for(n: int, budget: float, step: float = 0.05, **kw) -> Plan:
+    data = fake(n)
+    return make_plan(raw={"data": {"source": "fake"}}, data=data, time_budget=budget, spent=5.0, reference="resnet20",
+                     timing=Timing(step, 40, 272_000), recipe=Recipe(), reference_flops=5_000_000, **kw)
+
+
+def test_a_plan_fits_its_budget_and_says_why():
+    p = plan_for(4000, 600)
+    assert p.search_seconds > 0 and p.final_seconds_each > 0 and p.expected_trials >= 1
+    assert 5.0 + p.search_seconds + 2 * p.final_seconds_each <= 600
+    assert set(p.why) >= {"timing", "final", "search", "budget", "validation", "space"}
+    text = "\n".join(p.lines())
+    assert f"about {p.expected_trials} trials" in text and "final training" in text
+
+
+def test_budgets_are_steps_so_small_data_get_more_epochs():
+    small, large = plan_for(4000, 1200), plan_for(60000, 1200)
+    assert small.trial_epochs * small.trial_fraction > large.trial_epochs * large.trial_fraction
+    assert small.final_epochs_reference > large.final_epochs_reference
+    slow = plan_for(60000, 1200, step=0.2)  # Fashion-MNIST-sized, ResNet-20's pace here
+    assert slow.trial_fraction < 1 and slow.min_fraction is not None  # a large set: rungs grow the data share
+    longer = plan_for(4000, 2400)  # more time: longer (more faithful) trials, about as many
+    assert longer.trial_epochs > small.trial_epochs and longer.expected_trials >= small.expected_trials
+
+
+def test_a_budget_too_small_names_the_measured_minimum():
+    with pytest.raises(NasforgeError, match=r"cannot train the reference .* give at least --time-budget \d+"):
+        plan_for(60000, 30, step=0.2)
+
+
+def test_small_data_are_cross_validated():
+    assert validation_for(60000)[:2] == (0.1, 1)
+    vf, folds, why = validation_for(455)
+    assert folds == 5 and vf == 0.2 and "cross-validation" in why
+    p = plan_for(400, 300, folds=5)
+    assert p.folds == 5 and p.trial_seconds(1, 1.0) == pytest.approx(5 * plan_for(400, 300).trial_seconds(1, 1.0))
+
+
+# ------------------------------------------------------------------------------------------ deadline
+
+def test_no_trial_starts_that_cannot_end_before_the_deadline(tmp_path):
+    space = toy_space()
+    ev = FunctionEvaluator(lambda s: toy_objective(space, s), delay=0.2)
+    with Store(tmp_path / "d.db") as st:
+        exp = st.create_experiment("toy", {}, "fp")
+        t0 = time.time()
+        out = run_search(store=st, experiment=exp, space=space, strategy=make_strategy("random", space, seed=0),
+                         evaluator=ev, input_shape=TOY_SHAPE, budget=Budget(), max_trials=1000,
+                         deadline=Deadline(t0 + 1.5, lambda b: 0.3))
+    assert out.stopped == "time"
+    assert time.time() - t0 < 1.5 + 0.3  # the last trial started with its 0.3 s estimate still fitting
+    assert 3 <= len(out.trials) <= 7
+
+
+# ------------------------------------------------------------------------------------------ end to end
+
+def test_auto_on_a_table_ends_on_time_and_records_everything(tmp_path, capsys):
+    data = table(tmp_path / "t")
+    t0 = time.time()
+    code = main(["auto", str(data), "--time-budget", "45s", "--db", str(tmp_path / "a.db"),
+                 "--json", str(tmp_path / "r.json")])
+    wall = time.time() - t0
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert wall <= 45 * 1.05
+    assert "plan for csv" in out.err and "why timing" in out.err and "searched minus reference (mlp)" in out.out
+    rec = json.loads((tmp_path / "r.json").read_text())
+    assert set(rec) >= {"data", "time_budget_s", "seconds", "searched", "reference", "others", "trials"}
+    assert rec["time_budget_s"] == 45 and rec["seconds"]["total"] <= 45 * 1.05
+    assert 0 <= rec["searched"]["test_accuracy"] <= 1 and rec["reference"]["name"] == "mlp"
+    assert set(rec["others"]) == {"logistic_regression", "gradient_boosting"}
+    assert rec["trials"]["complete"] >= 2
+    assert Path(rec["report"]).exists()
+
+
+def test_print_config_reproduces_the_plan_with_search(tmp_path, capsys):
+    data = table(tmp_path / "t")
+    assert main(["auto", str(data), "--time-budget", "2m", "--db", str(tmp_path / "a.db"), "--print-config"]) == 0
+    cfg = from_dict(yaml.safe_load(capsys.readouterr().out))
+    assert cfg.search.scheduler is not None and cfg.search.scheduler["name"] == "asha"
+    assert cfg.space["kind"] == "mlp" and cfg.search.initial and cfg.search.folds == 5
+    assert not (tmp_path / "a.db").exists()  # planned, nothing stored
+
+
+def test_interrupted_auto_resumes_its_stored_plan(tmp_path):
+    data = table(tmp_path / "t")
+    db = tmp_path / "a.db"
+    seen = []
+
+    def stop_after_two(p):
+        if p.event == "trial":
+            seen.append(p.trial.number)
+            if len(seen) == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_auto(str(data), time_budget="40s", db=db, on_progress=stop_after_two)
+    with Store(db, readonly=True) as st:
+        exp = st.experiment()
+        plan = st.results(exp.id, "auto_plan")[-1]["plan"]
+        assert len([t for t in st.trials(exp.id) if t.ok]) >= 2
+    rec = run_auto(str(data), time_budget="40s", db=db, resume=True)
+    assert rec["plan"] == plan  # the stored plan, not a new one
+    assert rec["searched"]["test_accuracy"] is not None and rec["trials"]["complete"] >= 2
+    with pytest.raises(NasforgeError, match="already exists"):
+        run_auto(str(data), time_budget="40s", db=db)
+
+
+def test_reference_only_trains_the_reference_for_the_budget(tmp_path, capsys):
+    data = table(tmp_path / "t")
+    assert main(["auto", str(data), "--time-budget", "20s", "--reference-only", "--db", str(tmp_path / "a.db"),
+                 "--json", str(tmp_path / "r.json")]) == 0
+    rec = json.loads((tmp_path / "r.json").read_text())
+    assert rec["searched"] is None and rec["reference"]["name"] == "mlp"
+    assert rec["trials"] == {"complete": 0, "pruned": 0, "failed": 0}
+    assert rec["seconds"]["total"] <= 20 * 1.05
