@@ -92,3 +92,20 @@ def limit_reason(build: Callable[[], nn.Module], input_shape: tuple[int, ...], m
         if f > max_flops:
             return f"{f:,} FLOPs exceed the limit of {max_flops:,}"
     return None
+
+
+def mutate_one(dims: Mapping[str, Choice], names: Iterable[str], s: Sample, rng: np.random.Generator) -> dict[str, Any]:
+    """``s`` with one of ``names`` (those with another value to take) changed to another value, chosen uniformly."""
+    out = dict(s)
+    names = [n for n in names if len(dims[n]) > 1]
+    if not names:
+        return out
+    name = names[int(rng.integers(len(names)))]
+    out[name] = dims[name].other(s[name], rng)
+    return out
+
+
+def uniform_crossover(dims: Mapping[str, Choice], a: Sample, b: Sample, rng: np.random.Generator) -> dict[str, Any]:
+    """Each dimension from one parent, chosen by a fair coin."""
+    return {name: a[name] if rng.random() < 0.5 else b[name] for name in dims}
+

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasforge.space.base import check_values, limit_reason
+from nasforge.space.base import check_values, limit_reason, mutate_one, uniform_crossover
 from nasforge.space.params import Choice, choice
 from nasforge.types import Sample
 
@@ -98,17 +98,11 @@ class CellSpace:
 
     def mutate(self, s: Sample, rng: np.random.Generator) -> dict[str, Any]:
         """Change one edge to another operation (NB201's REA mutation)."""
-        out = dict(s)
-        names = [n for n in self._dims if len(self._dims[n]) > 1]
-        if not names:
-            return out
-        name = names[int(rng.integers(len(names)))]
-        out[name] = self._dims[name].other(s[name], rng)
-        return out
+        return mutate_one(self._dims, self._dims, s, rng)
 
     def crossover(self, a: Sample, b: Sample, rng: np.random.Generator) -> dict[str, Any]:
         """Uniform crossover: each edge's operation comes from one parent."""
-        return {name: a[name] if rng.random() < 0.5 else b[name] for name in self._dims}
+        return uniform_crossover(self._dims, a, b, rng)
 
     def key(self, s: Sample) -> str:
         """Canonical text of the cell in NB201's convention (equal to the benchmark's ``unique_str``).

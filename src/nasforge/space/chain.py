@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasforge.space.base import check_values, limit_reason
+from nasforge.space.base import check_values, limit_reason, mutate_one
 from nasforge.space.params import Choice, choice
 from nasforge.types import Sample
 
@@ -227,13 +227,7 @@ class ChainSpace:
             if can_remove:
                 slots.pop(int(rng.integers(n)))
                 return self._with_slots(s, slots)
-        out = dict(s)
-        names = [n for n in self.active(s) if len(self._dims[n]) > 1]
-        if not names:
-            return out
-        name = names[int(rng.integers(len(names)))]
-        out[name] = self._dims[name].other(s[name], rng)
-        return out
+        return mutate_one(self._dims, self.active(s), s, rng)
 
     def crossover(self, a: Sample, b: Sample, rng: np.random.Generator) -> dict[str, Any]:
         """Uniform crossover, block-aligned: each block slot (all its settings) comes from one parent."""

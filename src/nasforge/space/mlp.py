@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from nasforge.space.base import check_values, limit_option, limit_reason, option_values
+from nasforge.space.base import check_values, limit_option, limit_reason, mutate_one, option_values, uniform_crossover
 from nasforge.space.chain import ACTIVATIONS, Residual
 from nasforge.space.params import Choice, choice
 from nasforge.types import Sample
@@ -107,17 +107,11 @@ class MlpSpace:
 
     def mutate(self, s: Sample, rng: np.random.Generator) -> dict[str, Any]:
         """Change one active dimension to another value."""
-        out = dict(s)
-        names = [n for n in self.active(s) if len(self._dims[n]) > 1]
-        if not names:
-            return out
-        name = names[int(rng.integers(len(names)))]
-        out[name] = self._dims[name].other(s[name], rng)
-        return out
+        return mutate_one(self._dims, self.active(s), s, rng)
 
     def crossover(self, a: Sample, b: Sample, rng: np.random.Generator) -> dict[str, Any]:
         """Uniform crossover: each dimension comes from one parent."""
-        return {name: a[name] if rng.random() < 0.5 else b[name] for name in self._dims}
+        return uniform_crossover(self._dims, a, b, rng)
 
     def key(self, s: Sample) -> str:
         """Canonical text: widths, norm, dropout, activation, and the skips only where they exist."""

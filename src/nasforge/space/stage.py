@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasforge.space.base import check_values, limit_option, limit_reason, option_values
+from nasforge.space.base import check_values, limit_option, limit_reason, mutate_one, option_values
 from nasforge.space.cell import Nd
 from nasforge.space.params import Choice, choice
 from nasforge.types import Sample
@@ -139,13 +139,7 @@ class StageSpace:
 
     def mutate(self, s: Sample, rng: np.random.Generator) -> dict[str, Any]:
         """Change one active dimension to another value (a changed ``n_stages`` adds or drops the last stage)."""
-        out = dict(s)
-        names = [n for n in self.active(s) if len(self._dims[n]) > 1]
-        if not names:
-            return out
-        name = names[int(rng.integers(len(names)))]
-        out[name] = self._dims[name].other(s[name], rng)
-        return out
+        return mutate_one(self._dims, self.active(s), s, rng)
 
     def crossover(self, a: Sample, b: Sample, rng: np.random.Generator) -> dict[str, Any]:
         """Uniform crossover, stage-aligned: each stage slot (all its settings) comes from one parent."""
