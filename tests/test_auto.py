@@ -186,7 +186,7 @@ def test_interrupted_auto_resumes_its_stored_plan(tmp_path):
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_auto(str(data), time_budget="40s", db=db, on_progress=stop_after_two)
+        run_auto(str(data), time_budget="40s", db=db, progress=lambda describe: stop_after_two)
     with Store(db, readonly=True) as st:
         exp = st.experiment()
         plan = st.results(exp.id, "auto_plan")[-1]["plan"]

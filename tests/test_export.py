@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -64,6 +65,12 @@ def trained(kind: str) -> tuple[nn.Module, ModelInfo, torch.Tensor]:
         shape = (3, 7, 7)  # odd sizes: the reduction's ceil-mode shortcut pool matters
         space = make_space(CELL, shape)
         sample, spec = CELL_SAMPLE, CELL
+    return train_briefly(space, sample, shape, spec, trial=3)
+
+
+def train_briefly(space: Any, sample: Any, shape: tuple[int, ...], spec: Any, *,
+                  trial: int) -> tuple[nn.Module, ModelInfo, torch.Tensor]:
+    """A network of ``space`` trained 2 epochs on random data (5 classes), its export info and 8 test inputs."""
     assert space.check(sample, shape, 5) is None
     torch.manual_seed(0)
     model = space.build(sample, shape, 5)
@@ -71,7 +78,7 @@ def trained(kind: str) -> tuple[nn.Module, ModelInfo, torch.Tensor]:
     x = torch.randn((64, *shape), generator=gen)
     train(model, x, torch.randint(0, 5, (64,), generator=gen), epochs=2, recipe=Recipe(batch_size=16), seed=0)
     info = ModelInfo(input_shape=shape, classes=tuple("abcde"), description=space.describe(sample),
-                     sample=sample, space=spec, experiment="t", trial=3)
+                     sample=sample, space=spec, experiment="t", trial=trial)
     return model.eval(), info, torch.randn((8, *shape), generator=gen)
 
 

@@ -28,6 +28,8 @@ from nasforge.report.retrain import final_from_json
 from nasforge.store import Experiment, Store
 from nasforge.types import Trial, TrialState
 
+from .test_retrain import capture_data
+
 RECORD_KEYS = {"data", "experiment", "seconds", "searched", "reference", "others", "trials"}
 
 
@@ -157,18 +159,6 @@ def copy_db(tabular: tuple[Path, dict[str, Any]], tmp_path: Path) -> Path:
     with Store(tabular[0]) as st:
         st.conn.execute("VACUUM INTO ?", (str(db),))
     return db
-
-
-def capture_data(monkeypatch: pytest.MonkeyPatch) -> list[Dataset]:
-    seen: list[Dataset] = []
-    real = api.load_data
-
-    def load(cfg):  # type: ignore[no-untyped-def]
-        seen.append(real(cfg))
-        return seen[-1]
-
-    monkeypatch.setattr(api, "load_data", load)
-    return seen
 
 
 def test_the_cli_refuses_unknown_or_misfitting_baselines_in_one_line_and_writes_nothing(

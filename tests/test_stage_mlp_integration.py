@@ -18,6 +18,8 @@ from nasforge.strategy import make_strategy
 from nasforge.testing import simulate
 from nasforge.types import Sample
 
+from .test_export import train_briefly
+
 STAGE = {"kind": "stage", "widths": [8, 16], "stems": [8], "max_stages": 3}
 STAGES = [  # every kind of block: basic with identity, inverted with residual, projections, SE, pooling
     {"depth": 2, "width": 8, "block": "basic", "kernel": 3, "se": True},
@@ -29,7 +31,6 @@ MLP = {"kind": "mlp", "widths": [16, 32]}
 
 def trained(kind: str) -> tuple[nn.Module, ModelInfo, torch.Tensor]:
     """A briefly trained network (batch-norm statistics off their defaults) and a batch to compare on."""
-    from nasforge.evaluate.trainer import Recipe, train
 
     spec: dict = STAGE if kind.startswith("stage") else MLP
     shape: tuple[int, ...] = {"stage": (3, 9, 9), "stage1d": (2, 20), "mlp": (12,), "mlp_ln": (12,)}[kind]
@@ -40,15 +41,7 @@ def trained(kind: str) -> tuple[nn.Module, ModelInfo, torch.Tensor]:
         norm = "layer" if kind == "mlp_ln" else "batch"
         sample = {"depth": 3, "l0.width": 32, "l1.width": 32, "l2.width": 16, "l3.width": 16, "norm": norm,
                   "dropout": 0.1, "residual": True, "act": "gelu"}
-    assert space.check(sample, shape, 5) is None
-    torch.manual_seed(0)
-    model = space.build(sample, shape, 5)
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn((64, *shape), generator=gen)
-    train(model, x, torch.randint(0, 5, (64,), generator=gen), epochs=2, recipe=Recipe(batch_size=16), seed=0)
-    info = ModelInfo(input_shape=shape, classes=tuple("abcde"), description=space.describe(sample),
-                     sample=sample, space=spec, experiment="t", trial=1)
-    return model.eval(), info, torch.randn((8, *shape), generator=gen)
+    return train_briefly(space, sample, shape, spec, trial=1)
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,9 @@ import yaml
 from nasforge.config import parse_duration
 from nasforge.data import Dataset
 from nasforge.errors import ConfigError, NasforgeError, StoreError
+from nasforge.evaluate.cost import count_flops, count_params
 from nasforge.evaluate.trainer import Recipe, train
+from nasforge.fmt import fmt_time
 from nasforge.paths import check_name
 from nasforge.report.references import FLAT, IMAGE, data_kind, default_reference, make_reference, resolve_baseline
 
@@ -129,8 +131,7 @@ def time_steps(model: torch.nn.Module, data: Dataset, recipe: Recipe, *, window:
             steps = stats.steps
             break
         steps = min(max_steps, max(steps * 2, int(steps * window / max(seconds, 1e-3)) + 1))
-    params = sum(p.numel() for p in model.parameters())
-    return Timing(seconds / max(steps, 1), steps, params)
+    return Timing(seconds / max(steps, 1), steps, count_params(model))
 
 
 # ------------------------------------------------------------------------------------------ plan
@@ -161,8 +162,6 @@ class Plan:
     population: int
     val_fraction: float
     folds: int
-    space: dict[str, Any]
-    train: dict[str, Any]
     reference_only: bool = False
     why: dict[str, str] = field(default_factory=dict)
 
@@ -171,7 +170,7 @@ class Plan:
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> Plan:
-        d = dict(d)
+        d = {k: v for k, v in d.items() if k in Plan.__dataclass_fields__}  # a key of another version: ignored
         d["reference_timing"] = Timing(**d["reference_timing"])
         d["input_shape"] = tuple(d["input_shape"])
         return Plan(**d)
@@ -201,14 +200,9 @@ class Plan:
 
 
 def _fmt_s(s: float) -> str:
+    """:func:`~nasforge.fmt.fmt_time`, with a tenth of a second below 10 s (an epoch of a small set is 0.4s)."""
     s = max(0.0, s)
-    if s < 10:
-        return f"{s:.1f}s"
-    if s < 120:
-        return f"{s:.0f}s"
-    if s < 7200:
-        return f"{s / 60:.1f}m"
-    return f"{s / 3600:.2f}h"
+    return f"{s:.1f}s" if s < 10 else fmt_time(s)
 
 
 def _budget_text(seconds: float) -> str:
@@ -239,11 +233,13 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     reserve = max(RESERVE_MIN, 0.02 * time_budget)
     left = time_budget - spent - reserve
     why: dict[str, str] = {}
-    minimum = spent + reserve + 2 * epoch_s + (0 if reference_only else 4 * timing.epoch_seconds(n_search, bs))
-    if left < (epoch_s if reference_only else 2 * epoch_s + 4 * timing.epoch_seconds(n_search, bs)):
+    # at least one epoch of each final training, and a few epochs of search
+    need = epoch_s if reference_only else 2 * epoch_s + 4 * timing.epoch_seconds(n_search, bs)
+    if left < need:
         raise NasforgeError(f"a time budget of {_fmt_s(time_budget)} cannot train the reference ({reference}) even "
                             f"once here: one epoch takes {_fmt_s(epoch_s)} on this machine, and loading and "
-                            f"timing took {_fmt_s(spent)}; give at least --time-budget {_budget_text(minimum)}")
+                            f"timing took {_fmt_s(spent)}; give at least "
+                            f"--time-budget {_budget_text(spent + reserve + need)}")
     steps_per_epoch = math.ceil(n / min(bs, n))
     why["timing"] = (f"{reference} ({timing.params:,} parameters) trains {1 / timing.seconds_per_step:.1f} steps/s "
                      f"at batch {bs} here (measured over {timing.steps} steps): {_fmt_s(epoch_s)} an epoch")
@@ -251,8 +247,7 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
                             "input_shape": tuple(data.input_shape), "classes": data.n_classes,
                             "time_budget": time_budget, "reference": reference, "reference_timing": timing,
                             "batch_size": bs, "val_fraction": float(raw["data"].get("val_fraction", 0.1)),
-                            "folds": folds,
-                            "train": {}, "space": {}}
+                            "folds": folds}
     if reference_only:
         alone = max(1, int(left / epoch_s))
         why["final"] = f"the whole budget but {_fmt_s(reserve)} for testing goes to the reference: {alone} epochs"
@@ -368,12 +363,14 @@ Say = Callable[[str], None]
 def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", seed: int = 0, name: str | None = None,
              resume: bool = False, reference_only: bool = False, print_config: bool = False,
              reference: str = "auto",
-             say: Say = lambda line: None, on_progress: Callable[[Any], None] | None = None,
+             say: Say = lambda line: None,
+             progress: Callable[[Callable[[Any], str]], Callable[[Any], None]] | None = None,
              on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None) -> dict[str, Any]:
     """Plan, search, train the final network and the reference, test once, write the report; within ``time_budget``.
 
     Returns the result record (``nasforge status --json``'s shape) with ``time_budget_s``, ``seconds``
     per phase and the plan; with ``print_config`` only ``{"config": YAML}``, nothing run or stored.
+    ``progress``, given the search space's ``describe``, returns the search's progress callback.
     """
     from nasforge import api
     from nasforge.data import load_dataset
@@ -390,7 +387,6 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
     source = str(raw["data"].get("source"))
     name = check_name(name or raw.get("name") or ("reference" if reference_only else f"auto-{source}"))
     db = str(db)
-    plan: Plan | None = None
     if resume:
         store, exp, cfg = api.stored(db, name)
         with store:
@@ -424,8 +420,6 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         recipe_kw = recipe_for(kind)
         recipe = Recipe(**recipe_kw)
         _, ref_model = make_reference(ref, loaded.input_shape, loaded.n_classes)
-        from nasforge.evaluate.cost import count_flops
-
         flops = count_flops(ref_model, loaded.input_shape)
         say(f"timing {ref} on this machine ...")
         timing = time_steps(ref_model, loaded, recipe)
@@ -450,6 +444,7 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
             left = plan.search_seconds - exp.elapsed
         deadline = Deadline(time.time() + max(0.0, left), lambda b: plan.trial_seconds(b.epochs, b.fraction))
         if left > 0:
+            on_progress = progress(make_space(cfg.space).describe) if progress is not None else None
             api.run_config(cfg, resume=True, on_progress=on_progress, deadline=deadline)
         phases["search"] = time.time() - t1
     t2 = time.time()

@@ -274,20 +274,11 @@ def cmd_auto(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    described: dict[str, Any] = {}
-
-    def describe(sample: Any) -> str:
-        if "space" not in described:
-            from nasforge.space import make_space
-
-            described["space"] = make_space({"kind": "mlp" if "depth" in sample else "stage"})
-        return str(described["space"].describe(sample))
-
     out = sys.stderr if args.json == "-" else sys.stdout
     record = run_auto(args.data, time_budget=args.time_budget, db=args.db, seed=args.seed, name=args.name,
                       resume=args.resume, reference_only=args.reference_only, print_config=args.print_config,
                       reference=args.baseline,
-                      say=say, on_progress=ProgressPrinter(sys.stderr, describe))
+                      say=say, progress=lambda describe: ProgressPrinter(sys.stderr, describe))
     if args.print_config:
         sys.stdout.write(record["config"])
         return 0
