@@ -16,13 +16,24 @@ import pytest
 import torch
 import yaml
 
-from nasforge.autoplan import Plan, Timing, make_plan, resolve_data, run_auto, validation_for
+from nasforge.autoplan import (
+    Plan,
+    Timing,
+    make_plan,
+    resolve_data,
+    run_auto,
+    search_config,
+    stage_options,
+    validation_for,
+    warm_start,
+)
 from nasforge.cli import main
 from nasforge.config import from_dict
 from nasforge.data.base import Dataset
 from nasforge.errors import NasforgeError
 from nasforge.evaluate.trainer import Recipe
 from nasforge.loop import Deadline, run_search
+from nasforge.report.references import data_kind
 from nasforge.store import Store
 from nasforge.strategy import make_strategy
 from nasforge.testing import TOY_SHAPE, FunctionEvaluator, toy_objective, toy_space
@@ -99,7 +110,7 @@ def plan_for(n: int, budget: float, step: float = 0.05, **kw) -> Plan:
 def test_a_plan_fits_its_budget_and_says_why():
     p = plan_for(4000, 600)
     assert p.search_seconds > 0 and p.final_seconds_each > 0 and p.expected_trials >= 1
-    assert 5.0 + p.search_seconds + 2 * p.final_seconds_each <= 600
+    assert 5.0 + p.search_seconds + (2 if p.with_reference else 1) * p.final_seconds_each <= 600
     assert set(p.why) >= {"timing", "final", "search", "budget", "validation", "space"}
     text = "\n".join(p.lines())
     assert f"about {p.expected_trials} trials" in text and "final training" in text
@@ -113,6 +124,35 @@ def test_budgets_are_steps_so_small_data_get_more_epochs():
     assert slow.trial_fraction < 1 and slow.min_fraction is not None  # a large set: rungs grow the data share
     longer = plan_for(4000, 2400)  # more time: longer (more faithful) trials, about as many
     assert longer.trial_epochs > small.trial_epochs and longer.expected_trials >= small.expected_trials
+
+
+def test_the_reference_shares_the_final_time_only_where_halving_it_costs_little():
+    roomy = plan_for(1000, 1200, step=0.01)  # hundreds of epochs each in half the final time
+    assert roomy.with_reference and "reference" not in roomy.why
+    assert "the searched network and the reference" in "\n".join(roomy.lines())
+    tight = plan_for(60000, 3600, step=0.16)  # Fashion-MNIST's hour: sharing would give each ~10 of 43 epochs
+    assert not tight.with_reference and "--reference-only" in tight.why["reference"]
+    assert "the searched network alone" in "\n".join(tight.lines())
+    assert 5.0 + tight.search_seconds + tight.final_seconds_each <= 3600
+
+
+def test_long_trials_get_budgets_in_the_reference_time():
+    assert plan_for(60000, 3600, step=0.16).equal_time  # lowest-rung trials of tens of seconds
+    short = plan_for(1000, 120, step=0.01)
+    assert not short.equal_time and "equal_time" not in short.why  # a 1 s timing would double a 1 s trial
+    cfg = search_config(plan_for(60000, 3600, step=0.16), name="x", seed=0, db="x.db", initial=[],
+                        space={"kind": "stage"}, train={}, reference_flops=1)
+    assert cfg["search"]["equal_time"] == "resnet20"
+    from_dict(cfg)  # the config auto writes is one nasforge search accepts
+
+
+@pytest.mark.parametrize(("shape", "stages", "kernels"), [((1, 28, 28), 3, None), ((3, 32, 32), 4, None),
+                                                          ((1, 8, 8), 3, None), ((1, 128), 6, [3, 5, 7])])
+def test_the_stage_space_is_as_deep_as_the_input_allows(shape, stages, kernels):
+    opts = stage_options(shape)
+    assert opts["max_stages"] == stages and opts.get("kernels") == kernels
+    space, initial = warm_start(data_kind(shape), shape)
+    assert space == opts and len(initial) == 1  # ResNet-20 is a point of every one of them
 
 
 def test_a_budget_too_small_names_the_measured_minimum():

@@ -91,3 +91,16 @@ def test_interim_validation_auto_keeps_full_curves_for_stopping_rules():
     assert from_dict({"search": {"interim_validation": "none"}}).search.interim == "none"
     # what interim epochs are scored on never changes a score, so a resume may change it
     assert from_dict({"search": {"interim_validation": "full"}}).fingerprint() == from_dict({}).fingerprint()
+
+
+@pytest.mark.parametrize("value", [True, 3, "resnet50", ""])
+def test_equal_time_names_a_reference(value):
+    with pytest.raises(ConfigError, match="search.equal_time must be auto .* or a reference name"):
+        from_dict({"data": {"source": "digits"}, "search": {"equal_time": value}})
+
+
+def test_equal_time_changes_the_fingerprint():
+    base = {"data": {"source": "digits"}}
+    on = from_dict({**base, "search": {"equal_time": "resnet20"}})
+    assert on.search.equal_time == "resnet20" and from_dict(base).search.equal_time is None
+    assert on.fingerprint() != from_dict(base).fingerprint()

@@ -133,3 +133,26 @@ def test_interim_subset_is_fixed_and_stratified(digits):
     assert interim_split(digits, 10**6, 0) == "full" and interim_split(digits, "none", 0) is None
     with pytest.raises(ValueError, match="interim_validation"):
         interim_split(digits, 0, 0)
+
+
+@pytest.mark.parametrize(("reference_step", "epochs"), [(1e3, 4), (1e-9, 1)])
+def test_equal_time_gives_a_network_the_epochs_of_the_reference_time(digits, tmp_path, reference_step, epochs):
+    """A reference 1000 s a step: any network is >4x faster, so it trains 4x the budget's epochs; a reference
+    infinitely fast: 1/4x (one partial epoch). The factor survives a promotion, through the checkpoint."""
+    space = ChainSpace(max_blocks=3)
+    s = chain_sample(space, SMALL, head="flatten")
+    ev = TorchEvaluator(digits, space, seed=0, measure_latency=False, equal_time=reference_step)
+    ck = tmp_path / "t.pt"
+    first = ev.evaluate(s, Budget(epochs=1), checkpoint=ck)
+    assert len(first.curve) == epochs
+    assert torch.load(ck, weights_only=True)["time_factor"] == (4.0 if epochs == 4 else 0.25)
+    later = TorchEvaluator(digits, space, seed=0, measure_latency=False, equal_time=1.0)  # another process
+    promoted = later.evaluate(s, Budget(epochs=2), checkpoint=ck)  # keeps the checkpoint's factor, not re-timed
+    assert len(promoted.curve) == 2 * epochs
+    plain = TorchEvaluator(digits, space, seed=0, measure_latency=False).evaluate(s, Budget(epochs=1))
+    assert len(plain.curve) == 1 and ev.time_factor(s, space.key(s)) in (4.0, 0.25)
+
+
+def test_equal_time_must_be_a_positive_time(digits):
+    with pytest.raises(ValueError, match="equal_time must be a positive number"):
+        TorchEvaluator(digits, ChainSpace(max_blocks=3), equal_time=0.0)

@@ -20,12 +20,19 @@ from nasforge.data import Dataset, Preprocess, load_dataset
 from nasforge.errors import ConfigError, DataError, NasforgeError, StoreError
 from nasforge.evaluate.memory import memory_limit
 from nasforge.evaluate.torch_eval import TorchEvaluator
+from nasforge.evaluate.trainer import Recipe
 from nasforge.execute import make_executor
 from nasforge.execute.factories import TorchEvaluatorFactory
 from nasforge.fmt import fmt_budget
 from nasforge.loop import Deadline, Progress, SearchOutcome, best_trial, preflight, run_search
 from nasforge.paths import check_name, inside, is_owned, owned_dir
-from nasforge.report.references import check_baseline, others_record, resolve_baseline, sklearn_references
+from nasforge.report.references import (
+    check_baseline,
+    make_reference,
+    others_record,
+    resolve_baseline,
+    sklearn_references,
+)
 from nasforge.report.retrain import RETRAIN_FILES, FinalModel, final_to_json, retrain_best, summarize
 from nasforge.result import Result
 from nasforge.schedule.screen import ProxyScreener, latency_limit
@@ -102,6 +109,17 @@ def search(config: Config | Mapping[str, Any] | str | Path | None = None, *,
     return Result.from_outcome(run_config(cfg, resume=resume, on_progress=on_progress), cfg)
 
 
+def reference_step_seconds(name: str | None, data: Dataset, recipe: Recipe) -> float | None:
+    """``search.equal_time``'s yardstick: the named reference's seconds per training step here (None: off)."""
+    ref = resolve_baseline(name, data.input_shape)
+    if ref is None:
+        return None
+    from nasforge.evaluate.timing import time_steps
+
+    _, model = make_reference(ref, data.input_shape, data.n_classes)
+    return time_steps(model, data, recipe, window=2.0).seconds_per_step
+
+
 def run_config(cfg: Config, *, resume: bool = False,
                on_progress: Callable[[Progress | DartsProgress], None] | None = None,
                deadline: Deadline | None = None) -> SearchOutcome:
@@ -126,7 +144,8 @@ def run_config(cfg: Config, *, resume: bool = False,
         check_trains(rung.epochs, rung.fraction, len(data.x_train), cfg.train.batch_size,
                      "search.budget" if len(scheduler.ladder) == 1 else f"the scheduler's rung {fmt_budget(rung)}")
     factory = TorchEvaluatorFactory(data, space, cfg.train, cfg.seed, cfg.search.measure_latency,
-                                    scheduler.schedule_epochs, cfg.search.interim, cfg.search.folds)
+                                    scheduler.schedule_epochs, cfg.search.interim, cfg.search.folds,
+                                    reference_step_seconds(cfg.search.equal_time, data, cfg.train))
     screener = ProxyScreener(space, data, seed=cfg.seed, **cfg.search.screen) if cfg.search.screen else None
     extra_check = candidate_checks(cfg, space, data)
     with Store(cfg.search.db) as store:

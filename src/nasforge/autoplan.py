@@ -15,7 +15,6 @@ The plan is stored with the experiment, so ``--resume`` continues it rather than
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -31,8 +30,9 @@ import yaml
 from nasforge.config import parse_duration
 from nasforge.data import Dataset
 from nasforge.errors import ConfigError, NasforgeError, StoreError
-from nasforge.evaluate.cost import count_flops, count_params
-from nasforge.evaluate.trainer import Recipe, train
+from nasforge.evaluate.cost import count_flops
+from nasforge.evaluate.timing import Timing, probe_window, time_steps
+from nasforge.evaluate.trainer import Recipe
 from nasforge.fmt import fmt_time
 from nasforge.paths import check_name
 from nasforge.report.references import FLAT, IMAGE, data_kind, default_reference, make_reference, resolve_baseline
@@ -45,6 +45,8 @@ FINAL_EPOCHS_MAX = 200  # more epochs than this does not pay on the data sets me
 FINAL_STEPS_TARGET = 20_000  # optimizer steps a final training aims at, when the budget allows
 TRIALS_TARGET = 30  # lowest-rung trials the search share should hold at least
 ETA = 3  # ASHA's reduction factor; three rungs
+EQUAL_TIME_RUNG = 15.0  # seconds: lowest-rung trials at least this long get budgets in the reference's time
+SHARE_MIN = 0.5  # the reference trains in the same run only if each network still gets this share of converging
 SAFETY = 1.08  # timings are of a quiet machine; plans leave this much slack
 RESERVE_MIN = 10.0  # seconds kept for testing, storing and the report
 
@@ -96,44 +98,6 @@ def validation_for(n: int) -> tuple[float, int, str]:
             f"hold {int(0.1 * n)}, too few to rank networks (many tie at 100%); each trial trains {FOLDS} times")
 
 
-# ----------------------------------------------------------------------------------------- probe
-
-@dataclass(frozen=True)
-class Timing:
-    """Measured seconds per optimizer step of one network at one batch size, on this machine."""
-
-    seconds_per_step: float
-    steps: int
-    params: int
-
-    def epoch_seconds(self, n: int, batch: int) -> float:
-        return self.seconds_per_step * math.ceil(n / min(batch, n))
-
-
-def time_steps(model: torch.nn.Module, data: Dataset, recipe: Recipe, *, window: float = 2.0,
-               max_steps: int = 60) -> Timing:
-    """Seconds per training step of ``model`` with ``recipe``, over a sustained window after two warm-up steps.
-
-    Trains a copy on real batches of the training split (with its augmentation), so the figure is
-    what the search and the final training will pay per step, not a FLOP estimate.
-    """
-    model = copy.deepcopy(model)
-    x, y = data.x_train, data.y_train
-    bs = min(recipe.batch_size, len(x))
-    common: dict[str, Any] = {"recipe": recipe, "n_classes": data.n_classes, "flip_invariant": data.flip_invariant}
-    train(model, x[: 2 * bs], y[: 2 * bs], epochs=1, **common)  # warm-up: allocator, kernels, threads
-    steps = 4
-    while True:  # grow the window until it lasts ``window`` seconds (small data: several epochs of it)
-        n = min(len(x), steps * bs)
-        stats = train(model, x[:n], y[:n], epochs=steps / math.ceil(n / bs), **common)
-        seconds = stats.train_seconds
-        if seconds >= window or steps >= max_steps:
-            steps = stats.steps
-            break
-        steps = min(max_steps, max(steps * 2, int(steps * window / max(seconds, 1e-3)) + 1))
-    return Timing(seconds / max(steps, 1), steps, count_params(model))
-
-
 # ------------------------------------------------------------------------------------------ plan
 
 @dataclass(frozen=True)
@@ -163,6 +127,8 @@ class Plan:
     val_fraction: float
     folds: int
     reference_only: bool = False
+    with_reference: bool = True
+    equal_time: bool = False
     why: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -194,7 +160,9 @@ class Plan:
                                               else ""),
                     f"  final training {fmt(2 * self.final_seconds_each)}: the searched network and the reference "
                     f"({self.reference}) {fmt(self.final_seconds_each)} each; the reference gets "
-                    f"{self.final_epochs_reference} epochs"]
+                    f"{self.final_epochs_reference} epochs" if self.with_reference else
+                    f"  final training {fmt(self.final_seconds_each)}: the searched network alone (about "
+                    f"{self.final_epochs_reference} epochs at the reference's speed)"]
         out += [f"  why {k}: {v}" for k, v in self.why.items()]
         return out
 
@@ -255,17 +223,28 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
                     trial_epochs=0.0, trial_fraction=1.0, rungs="-", min_epochs=None, min_fraction=None,
                     expected_trials=0, trial_timeout=0.0, population=0, reference_only=True, why=why)
 
-    # final: each of the two networks gets what the reference needs to converge, within half of what is left
+    # final: each of the two networks gets what the reference needs to converge, within half of what is left;
+    # where sharing would leave each less than half of that, the searched network trains alone (the
+    # reference is then its own arm: --reference-only), since halving a short training costs the most
     want_epochs = max(1, min(FINAL_EPOCHS_MAX, math.ceil(FINAL_STEPS_TARGET / steps_per_epoch)))
-    each = min(want_epochs * epoch_s, (1 - SEARCH_SHARE_MAX) * left / 2)
+    final_share = (1 - SEARCH_SHARE_MAX) * left
+    with_reference = final_share / 2 >= SHARE_MIN * want_epochs * epoch_s
+    each = min(want_epochs * epoch_s, final_share / 2 if with_reference else final_share)
     final_epochs = max(1, int(each / epoch_s))
     each = final_epochs * epoch_s
-    search = left - 2 * each
+    search = left - (2 if with_reference else 1) * each
     converge = min(FINAL_STEPS_TARGET, FINAL_EPOCHS_MAX * steps_per_epoch)
-    why["final"] = (f"{final_epochs} epochs ({final_epochs * steps_per_epoch:,} steps) for each network: "
+    who = "each network" if with_reference else "the searched network"
+    why["final"] = (f"{final_epochs} epochs ({final_epochs * steps_per_epoch:,} steps) for {who}: "
                     + (f"as many as converging takes ({converge:,} steps, at most {FINAL_EPOCHS_MAX} epochs)"
                        if final_epochs >= want_epochs else
-                       f"the most that half of the {_fmt_s(left)} left holds for two networks"))
+                       f"the most that half of the {_fmt_s(left)} left holds"
+                       + (" for two networks" if with_reference else "")))
+    if not with_reference:
+        why["reference"] = (f"not trained in this run: sharing the final time would give each network "
+                            f"{int(final_share / 2 / epoch_s)} of the {want_epochs} epochs converging takes; run "
+                            "the same command with --reference-only for the reference's arm (it gets the whole "
+                            "budget)")
     # search: the full trial budget so that ~TRIALS_TARGET trials fit (ASHA spends ~1/3 of a full budget a trial)
     full_trial_s = min(each * folds, max(epoch_s / 8, 3 * search / TRIALS_TARGET))  # no longer than a final
     # a trial's epoch: its training examples (all but one fold, with folds) once per fold, and validation
@@ -284,6 +263,11 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
         min_fraction = fraction / ETA ** 2
         rung_text = " -> ".join(f"{fraction / ETA ** k:.1%}" for k in (2, 1, 0))
     expected = max(1, int(search / (full_trial_s / 3)))  # a new trial costs ~1/3 of a full one under ASHA
+    equal_time = full_trial_s / ETA ** 2 >= EQUAL_TIME_RUNG
+    if equal_time:
+        why["equal_time"] = (f"budgets are in {reference}'s time: each candidate is timed (~1s) and trains the "
+                             "epochs it would get in that time, as the final training (a fixed time) will treat it; "
+                             f"a lowest-rung trial of {_fmt_s(full_trial_s / ETA ** 2)} amortises the timing")
     population = int(min(20, max(4, expected // 4)))
     why["search"] = (f"{_fmt_s(search)} left after the final trainings; a full trial of {_fmt_s(full_trial_s)} lets "
                      f"~{expected} trials through ASHA (eta {ETA}: most stop at the lowest rung)")
@@ -298,7 +282,7 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     return Plan(**base, search_seconds=search, final_seconds_each=each, final_epochs_reference=final_epochs,
                 trial_epochs=epochs, trial_fraction=fraction, rungs=rung_text, min_epochs=min_epochs,
                 min_fraction=min_fraction, expected_trials=expected, trial_timeout=max(30.0, 3 * full_trial_s),
-                population=population, why=why)
+                population=population, with_reference=with_reference, equal_time=equal_time, why=why)
 
 
 # ------------------------------------------------------------------------------------------ config
@@ -324,6 +308,7 @@ def search_config(plan: Plan, *, name: str, seed: int, db: str, initial: list[di
                    "budget": {"epochs": plan.trial_epochs, "fraction": plan.trial_fraction},
                    "scheduler": sched, "db": db, "initial": initial, "initial_budget": "full",
                    **({"folds": plan.folds} if plan.folds > 1 else {}),
+                   **({"equal_time": plan.reference} if plan.equal_time else {}),
                    "trial_timeout": f"{math.ceil(plan.trial_timeout)}s"},
         "train": dict(train),
         "retrain": {"epochs": plan.final_epochs_reference, **dict(train), "baseline": plan.reference},
@@ -341,11 +326,27 @@ def check_budget(value: Any) -> float:
     return seconds
 
 
-def warm_start(kind: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+FINAL_SIDE = 4  # the stage space stops halving the resolution here: 4 is where ResNets end on 32 px (8) and 28 px (7)
+
+
+def stage_options(input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """The stage space's settings that follow from the input: as many stages as halvings keep >= 4 positions a
+    side (a 128-step sequence needs 6 to see motifs far apart, an 8x8 image no more than ResNet-20's 3), and
+    kernel 7 as well on sequences, where a wide kernel costs little."""
+    side = min(input_shape[1:])
+    stages = max(3, min(8, 1 + int(math.log2(max(side, 1) / FINAL_SIDE))))
+    opts: dict[str, Any] = {"kind": "stage", "max_stages": stages}
+    if len(input_shape) == 2:
+        opts["kernels"] = [3, 5, 7]
+    return opts
+
+
+def warm_start(kind: str, input_shape: tuple[int, ...]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The search space of a data kind and the hand-designed networks it starts from, as points of it.
 
-    Images and sequences: ResNet-20 (2-D or 1-D). Tables: the reference MLP and a linear model (the
-    space's depth 0, logistic regression), so the search begins from the classical baselines.
+    Images and sequences: ResNet-20 (2-D or 1-D) in a stage space as deep as the input allows. Tables:
+    the reference MLP and a linear model (the space's depth 0, logistic regression), so the search begins
+    from the classical baselines.
     """
     if kind == FLAT:
         from nasforge.space.mlp import MlpSpace
@@ -354,7 +355,9 @@ def warm_start(kind: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         return {"kind": "mlp"}, [mlp, {**mlp, "depth": 0}]
     from nasforge.space.stage import StageSpace
 
-    return {"kind": "stage"}, [StageSpace().resnet20()]
+    opts = stage_options(input_shape)
+    space = StageSpace(**{k: v for k, v in opts.items() if k != "kind"})
+    return opts, [space.resnet20()]
 
 
 Say = Callable[[str], None]
@@ -422,11 +425,11 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         _, ref_model = make_reference(ref, loaded.input_shape, loaded.n_classes)
         flops = count_flops(ref_model, loaded.input_shape)
         say(f"timing {ref} on this machine ...")
-        timing = time_steps(ref_model, loaded, recipe)
+        timing = time_steps(ref_model, loaded, recipe, window=probe_window(budget))
         plan = make_plan(raw=raw, data=loaded, time_budget=budget, spent=time.time() - t0, reference=ref,
                          timing=timing, recipe=recipe, reference_flops=flops, reference_only=reference_only,
                          folds=folds)
-        space, initial = warm_start(kind)
+        space, initial = warm_start(kind, tuple(loaded.input_shape))
         raw_cfg = search_config(plan, name=name, seed=seed, db=db, initial=initial, space=space,
                                 train=recipe_kw, reference_flops=flops)
         if print_config:
@@ -452,8 +455,9 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
     if plan.reference_only:
         reference_alone(db, name, plan, cfg, seconds=left, say=say, on_epoch=on_epoch)
     else:
-        final_training(db, name, plan, cfg, seconds=min(plan.final_seconds_each, left / 2), say=say,
-                       on_epoch=on_epoch)
+        final_training(db, name, plan, cfg, seconds=min(plan.final_seconds_each,
+                                                        left / 2 if plan.with_reference else left),
+                       say=say, on_epoch=on_epoch)
     phases["final"] = time.time() - t2
     t3 = time.time()
     page = api.report(db, name=name)
@@ -499,7 +503,8 @@ def _epoch_printer(say: Say, plans: Mapping[str, tuple[int, float]],
 
 def final_training(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float, say: Say,
                    on_epoch: Callable[[str, int, Mapping[str, float]], None] | None) -> None:
-    """Train the best searched network and the reference for ``seconds`` each, epochs from a timing of each network."""
+    """Train the best searched network (and the reference, where the plan has it) for ``seconds`` each, epochs
+    from a timing of each network."""
     from nasforge import api
     from nasforge.loop import best_trial
     from nasforge.space import make_space
@@ -516,20 +521,23 @@ def final_training(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float, 
     space = make_space(cfg.space, data.input_shape)
     recipe = cfg.retrain.recipe
     n = len(data.x_train) + len(data.x_val)
-    timing = time_steps(space.build(best.sample, data.input_shape, data.n_classes), data, recipe)
+    timing = time_steps(space.build(best.sample, data.input_shape, data.n_classes), data, recipe,
+                        window=probe_window(seconds))
     epoch_s = timing.epoch_seconds(n, recipe.batch_size) * SAFETY
     ref_epoch_s = plan.reference_timing.epoch_seconds(n, recipe.batch_size) * SAFETY
     steps_per_epoch = math.ceil(n / min(recipe.batch_size, n))
     cap = max(1, min(FINAL_EPOCHS_MAX, math.ceil(FINAL_STEPS_TARGET / steps_per_epoch)))  # as the plan's
-    epochs = {"searched": max(1, min(cap, int(seconds / epoch_s))),
-              "baseline": max(1, min(cap, int(seconds / ref_epoch_s)))}
+    epochs = {"searched": max(1, min(cap, int(seconds / epoch_s)))}
+    plans = {"searched": (epochs["searched"], epochs["searched"] * epoch_s)}
+    if plan.with_reference:
+        epochs["baseline"] = max(1, min(cap, int(seconds / ref_epoch_s)))
+        plans["baseline"] = (epochs["baseline"], epochs["baseline"] * ref_epoch_s)
     say(f"final training: trial {best.number} ({space.describe(best.sample)}) {epochs['searched']} epochs at "
-        f"{_fmt_s(epoch_s)} an epoch (measured), the reference {plan.reference} {epochs['baseline']} epochs; "
-        f"~{_fmt_s(seconds)} each; the test split is read once, at the end")
-    printer = _epoch_printer(say, {"searched": (epochs["searched"], epochs["searched"] * epoch_s),
-                                   "baseline": (epochs["baseline"], epochs["baseline"] * ref_epoch_s)}, on_epoch)
-    api.retrain(db, name=name, trial=best.number, baseline=plan.reference, on_epoch=printer,
-                epochs=float(epochs["searched"]), model_epochs=epochs)
+        f"{_fmt_s(epoch_s)} an epoch (measured)"
+        + (f", the reference {plan.reference} {epochs['baseline']} epochs" if plan.with_reference else ", alone")
+        + f"; ~{_fmt_s(seconds)}{' each' if plan.with_reference else ''}; the test split is read once, at the end")
+    api.retrain(db, name=name, trial=best.number, baseline=plan.reference if plan.with_reference else False,
+                on_epoch=_epoch_printer(say, plans, on_epoch), epochs=float(epochs["searched"]), model_epochs=epochs)
 
 
 def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float, say: Say,

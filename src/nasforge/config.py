@@ -28,7 +28,7 @@ from nasforge.evaluate.trainer import Recipe
 from nasforge.execute import EXECUTORS
 from nasforge.pareto import check_objectives
 from nasforge.paths import check_name
-from nasforge.report.references import check_baseline
+from nasforge.report.references import AUTO, REFERENCES, check_baseline
 from nasforge.schedule.schedulers import Scheduler, make_scheduler
 from nasforge.schedule.screen import check_screen
 from nasforge.schedule.stopping import StoppingRule, make_stopping
@@ -94,6 +94,7 @@ class SearchConfig:
     interim_validation: int | str = "auto"  # what epochs before a budget's last are scored on
     initial_budget: str = "lowest"  # search.initial networks start on the lowest rung, or get the full budget
     folds: int = 1  # more than one: trials scored by stratified cross-validation over train+validation (small data)
+    equal_time: str | None = None  # a reference name: budgets are in its training time, each network its own epochs
 
     @property
     def interim(self) -> int | str:
@@ -187,6 +188,8 @@ class Config:
             parts["initial_budget"] = self.search.initial_budget
         if self.search.folds > 1:  # it changes every score
             parts["folds"] = self.search.folds
+        if self.search.equal_time is not None:  # so does this
+            parts["equal_time"] = self.search.equal_time
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def to_json(self) -> dict[str, Any]:
@@ -198,7 +201,7 @@ EXECUTOR_KEYS = tuple(f.name for f in fields(ExecutorConfig))
 RECIPE_KEYS = tuple(f.name for f in fields(Recipe))
 SEARCH_KEYS = ("trials", "time_budget", "budget", "db", "measure_latency", "scheduler", "stopping", "objectives",
                "max_latency_ms", "screen", "max_retries", "trial_timeout",
-               "max_memory_mb", "initial", "interim_validation", "folds", "initial_budget")
+               "max_memory_mb", "initial", "interim_validation", "folds", "initial_budget", "equal_time")
 AUTO_INTERIM_EXAMPLES = 1000
 RETRAIN_KEYS = ("epochs", "baseline", "out", *RECIPE_KEYS)
 SPACE_KINDS = tuple(SPACES)
@@ -415,6 +418,7 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
         interim_validation=_interim(se.get("interim_validation", "auto"), bool(se.get("stopping"))),
         folds=_folds(se.get("folds", 1)),
         initial_budget=_initial_budget(se.get("initial_budget", "lowest")),
+        equal_time=_equal_time(se.get("equal_time")),
     )
     search.make_scheduler()  # a bad name or option fails here, before anything runs
     search.make_stopping()
@@ -441,6 +445,15 @@ def _initial_budget(value: Any) -> str:
         raise ConfigError(f"search.initial_budget must be lowest (a warm start starts on the lowest rung, as any "
                           f"trial) or full (it trains for the full budget at once), got {value!r}")
     return str(value)
+
+
+def _equal_time(value: Any) -> str | None:
+    if value is None or value is False:
+        return None
+    if not isinstance(value, str) or (value not in REFERENCES and value != AUTO):
+        raise ConfigError(f"search.equal_time must be {AUTO} (the data kind's reference) or a reference name "
+                          f"({', '.join(REFERENCES)}): budgets are then in its measured training time; got {value!r}")
+    return value
 
 
 def _folds(value: Any) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from nasforge.types import Budget, Cost, EvalResult, Sample
 
 log = logging.getLogger("nasforge")
 Reporter = Callable[[int, Mapping[str, float]], None]
+PROBE_SECONDS = 1.0  # how long equal_time times a candidate for
+MAX_FACTOR = 4.0  # equal_time gives a candidate at most 4x (at least 1/4x) the budget's epochs
 
 
 def trial_seed(seed: int, key: str) -> int:
@@ -37,11 +40,18 @@ class TorchEvaluator:
     (the whole validation split), ``"none"``, or a number of examples (a fixed stratified subset of
     validation). The score is always the last epoch's, on the whole split. On short low-rung trials
     full validation after every epoch took 15-25% of an ASHA search's time.
+
+    ``equal_time`` (seconds per training step of a reference network, measured on this machine) turns
+    budgets into time: a candidate is timed once (about a second of training steps) and trains
+    ``budget.epochs`` x (reference step time / its step time) epochs, within 1/4x..4x, so candidates
+    are ranked by what they reach in the time the reference would take, as the final training (a
+    fixed time) will treat them. The factor is kept for the trial's promotions (in its checkpoint).
+    Timings vary a little from run to run, so a search with it repeats only approximately.
     """
 
     def __init__(self, data: Dataset, space: SearchSpace, *, recipe: Recipe | None = None, seed: int = 0,
                  measure_latency: bool = True, schedule_epochs: float | None = None,
-                 interim_validation: int | str = "full", folds: int = 1) -> None:
+                 interim_validation: int | str = "full", folds: int = 1, equal_time: float | None = None) -> None:
         if data.has_test:
             data = data.search_view()  # the search never holds the test split
         self.data, self.space = data, space
@@ -55,6 +65,25 @@ class TorchEvaluator:
             raise ValueError(f"folds must be a whole number of at least 1, got {folds!r}")
         self.folds = folds
         self._fold_evaluators: list[TorchEvaluator] | None = None
+        if equal_time is not None and not (equal_time > 0 and math.isfinite(equal_time)):
+            raise ValueError(f"equal_time must be a positive number of seconds per step, got {equal_time!r}")
+        self.equal_time = equal_time
+        self._factors: dict[str, float] = {}  # architecture key -> epochs factor, for promotions in this process
+
+    def time_factor(self, sample: Sample, key: str, model: torch.nn.Module | None = None) -> float:
+        """Epochs a candidate gets per budget epoch under ``equal_time`` (1.0 without it): measured once per key."""
+        if self.equal_time is None:
+            return 1.0
+        if key not in self._factors:
+            from nasforge.evaluate.timing import time_steps
+
+            if model is None:
+                model = self.space.build(sample, self.data.input_shape, self.data.n_classes)
+            own = time_steps(model, self.data, self.recipe, window=PROBE_SECONDS).seconds_per_step
+            raw = self.equal_time / max(own, 1e-9)
+            # quarter-octave steps: noise in the timing moves the factor less often
+            self._factors[key] = float(min(MAX_FACTOR, max(1 / MAX_FACTOR, 2 ** (round(4 * math.log2(raw)) / 4))))
+        return self._factors[key]
 
     def training_split(self, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
         if fraction >= 1.0:
@@ -79,9 +108,20 @@ class TorchEvaluator:
             return self._cross_validate(sample, budget, report)
         key = self.space.key(sample)
         seed = trial_seed(self.seed, key)
-        torch.manual_seed(seed)
         shape, k = self.data.input_shape, self.data.n_classes
-        along = self.schedule_epochs is not None and budget.epochs <= self.schedule_epochs
+        schedule_epochs = self.schedule_epochs
+        if self.equal_time is not None:  # budgets in the reference's time: this network's epochs in that time
+            kept = _factor_from(checkpoint, key)
+            if kept is not None:
+                self._factors.setdefault(key, kept)
+            try:
+                factor = self.time_factor(sample, key)
+            except (RuntimeError, ValueError) as e:
+                raise TrainingFailed(f"{type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
+            budget = Budget(epochs=budget.epochs * factor, fraction=budget.fraction)
+            schedule_epochs = None if schedule_epochs is None else schedule_epochs * factor
+        torch.manual_seed(seed)
+        along = schedule_epochs is not None and budget.epochs <= schedule_epochs
         state = _load_checkpoint(checkpoint, budget, key)
         if state is not None and along != ("generator" in state):  # written under the other lr_cycle
             state = None
@@ -110,7 +150,7 @@ class TorchEvaluator:
                 if state is not None:
                     gen.set_state(state["generator"])
                     torch.set_rng_state(state["torch_rng"])  # dropout's draws continue where they stopped
-                stats = train(model, x, y, epochs=float(self.schedule_epochs or budget.epochs), seed=seed,
+                stats = train(model, x, y, epochs=float(schedule_epochs or budget.epochs), seed=seed,
                               generator=gen, done_epochs=int(done), stop_epochs=budget.epochs, **common)
             else:
                 stats = train(model, x, y, epochs=budget.epochs - done, seed=seed + int(done * 1000),
@@ -124,6 +164,8 @@ class TorchEvaluator:
             saved = {"model": model.state_dict(), "optimizer": opt.state_dict(), "key": key,
                      "epochs": budget.epochs, "fraction": budget.fraction,
                      "curve": [dict(r) for r in curve], "cost": cost.to_json()}
+            if self.equal_time is not None:
+                saved["time_factor"] = self._factors[key]
             if along:
                 saved.update(generator=gen.get_state(), torch_rng=torch.get_rng_state())
             _save_checkpoint(checkpoint, saved)
@@ -154,7 +196,12 @@ class TorchEvaluator:
                                preprocess=self.data.preprocess, flip_invariant=self.data.flip_invariant)
                 self._fold_evaluators.append(TorchEvaluator(
                     part, self.space, recipe=self.recipe, seed=self.seed + f, measure_latency=self.measure_latency
-                    and f == 0, interim_validation="none"))
+                    and f == 0, interim_validation="none", equal_time=self.equal_time))
+        if self.equal_time is not None:  # timed once, on the whole data, for every fold
+            key = self.space.key(sample)
+            factor = self.time_factor(sample, key)
+            for ev in self._fold_evaluators:
+                ev._factors[key] = factor
         results = [ev.evaluate(sample, budget, report if f == 0 else None)
                    for f, ev in enumerate(self._fold_evaluators)]
         metrics = {m: float(np.mean([r.metrics[m] for r in results])) for m in results[0].metrics}
@@ -211,6 +258,18 @@ def _load_checkpoint(path: Path | None, budget: Budget, key: str) -> dict[str, A
     if state.get("fraction") != budget.fraction or float(state.get("epochs", 0)) > budget.epochs:
         return None
     return state
+
+
+def _factor_from(path: Path | None, key: str) -> float | None:
+    """The equal_time factor a checkpoint of this architecture was trained under (a promotion keeps it)."""
+    if path is None or not path.exists():
+        return None
+    try:
+        state: dict[str, Any] = torch.load(path, weights_only=True)
+    except Exception:  # unreadable: _load_checkpoint says so and trains from scratch
+        return None
+    factor = state.get("time_factor") if state.get("key") == key else None
+    return float(factor) if factor is not None else None
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:

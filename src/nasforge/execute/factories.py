@@ -22,6 +22,7 @@ class TorchEvaluatorFactory:
     schedule_epochs: float | None = None  # the scheduler's, with lr_cycle: full
     interim_validation: int | str = "full"  # what epochs before a budget's last are scored on
     folds: int = 1  # more than one: each trial is scored by cross-validation over train+validation
+    equal_time: float | None = None  # the reference's measured seconds per step: budgets in its time
 
     def __post_init__(self) -> None:
         if self.data.has_test:
@@ -30,4 +31,5 @@ class TorchEvaluatorFactory:
     def __call__(self) -> TorchEvaluator:
         return TorchEvaluator(self.data, self.space, recipe=self.recipe, seed=self.seed,
                               measure_latency=self.measure_latency, schedule_epochs=self.schedule_epochs,
-                              interim_validation=self.interim_validation, folds=self.folds)
+                              interim_validation=self.interim_validation, folds=self.folds,
+                              equal_time=self.equal_time)

@@ -1,0 +1,63 @@
+"""`nasforge auto fashion_mnist --time-budget 1h` against ResNet-20 trained alone for the same hour.
+
+The two arms are the two commands a user runs, one after the other (one heavy job at a time):
+
+    nasforge auto fashion_mnist --time-budget 1h --seed S
+    nasforge auto fashion_mnist --time-budget 1h --seed S --reference-only
+
+Both use the same recipe (SGD, one-cycle, label smoothing 0.1, random crops) and see the test split
+once. Writes benchmarks/results/auto_fmnist_<budget>.json.
+
+    .venv/bin/python benchmarks/auto_fmnist.py [--budget 1h] [--seeds 0 1 2] [--reference-record ref.json]
+
+``--reference-record`` takes the reference arm's ``--json`` record from an earlier run of exactly
+that command (same budget and seed) instead of running it again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_result
+from auto_small import arm, run
+
+
+def mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--budget", default="1h")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--reference-record", type=Path, help="the --reference-only arm's --json record, already run")
+    args = p.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for seed in args.seeds:
+            print(f"seed {seed}: nasforge auto fashion_mnist --time-budget {args.budget}", flush=True)
+            row = run(f"fmnist-{seed}", "fashion_mnist", args.budget, folder, seed=seed,
+                      reference_record=args.reference_record if seed == args.seeds[0] else None)
+            if "error" not in row and row["reference"].get("arm", "").startswith("in the same run"):
+                ref, wall, err = arm("fashion_mnist", args.budget, folder / f"ref-{seed}.db",
+                                     folder / f"ref-{seed}.json", "--seed", str(seed), "--reference-only")
+                row["reference_alone"] = ({**ref["reference"], "wall_s": round(wall, 1)} if ref is not None
+                                          else {"error": err})
+            rows.append(row)
+            print(json.dumps({k: row.get(k) for k in ("wall_s", "beats_reference", "error")}), flush=True)
+    ok = [r for r in rows if "error" not in r]
+    write_result(f"auto_fmnist_{args.budget}", __doc__.splitlines()[0],
+                 "python benchmarks/auto_fmnist.py " + " ".join(sys.argv[1:]),
+                 {"runs": rows,
+                  "mean_searched_test": mean([r["searched"]["test_accuracy"] for r in ok]),
+                  "mean_reference_test": mean([r["reference"]["test_accuracy"] for r in ok])})
+
+
+if __name__ == "__main__":
+    main()

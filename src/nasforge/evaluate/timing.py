@@ -1,0 +1,62 @@
+"""Measured training speed: seconds per optimizer step of a network on this machine and this data.
+
+Cost is not FLOPs on a CPU (a depthwise conv does a tenth of a dense one's work and takes as long),
+so ``nasforge auto`` plans from these timings, and ``search.equal_time`` gives each candidate the
+epochs it would get in the reference's time.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from nasforge.data.base import Dataset
+from nasforge.evaluate.cost import count_params
+from nasforge.evaluate.trainer import Recipe, train
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Measured seconds per optimizer step of one network at one batch size, on this machine."""
+
+    seconds_per_step: float
+    steps: int
+    params: int
+
+    def epoch_seconds(self, n: int, batch: int) -> float:
+        return self.seconds_per_step * math.ceil(n / min(batch, n))
+
+
+def probe_window(seconds: float) -> float:
+    """Seconds to time a network over, for a phase of ``seconds``: 0.3% of it, 2..10 s (a 2 s window read
+    a 1-hour run's epoch 25% slow: the first steps of a fresh model run slower than sustained training)."""
+    return min(10.0, max(2.0, 0.003 * seconds))
+
+
+def time_steps(model: torch.nn.Module, data: Dataset, recipe: Recipe, *, window: float = 2.0,
+               max_steps: int | None = None) -> Timing:
+    """Seconds per training step of ``model`` with ``recipe``, over a sustained window after two warm-up steps.
+
+    Trains a copy on real batches of the training split (with its augmentation), so the figure is
+    what the search and the final training will pay per step, not a FLOP estimate.
+    """
+    max_steps = max_steps or int(30 * window)
+    model = copy.deepcopy(model)
+    x, y = data.x_train, data.y_train
+    bs = min(recipe.batch_size, len(x))
+    common: dict[str, Any] = {"recipe": recipe, "n_classes": data.n_classes, "flip_invariant": data.flip_invariant}
+    train(model, x[: 2 * bs], y[: 2 * bs], epochs=1, **common)  # warm-up: allocator, kernels, threads
+    steps = 4
+    while True:  # grow the window until it lasts ``window`` seconds (small data: several epochs of it)
+        n = min(len(x), steps * bs)
+        stats = train(model, x[:n], y[:n], epochs=steps / math.ceil(n / bs), **common)
+        seconds = stats.train_seconds
+        if seconds >= window or steps >= max_steps:
+            steps = stats.steps
+            break
+        steps = min(max_steps, max(steps * 2, int(steps * window / max(seconds, 1e-3)) + 1))
+    return Timing(seconds / max(steps, 1), steps, count_params(model))
