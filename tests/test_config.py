@@ -95,7 +95,7 @@ def test_interim_validation_auto_keeps_full_curves_for_stopping_rules():
 
 @pytest.mark.parametrize("value", [True, 3, "resnet50", ""])
 def test_equal_time_names_a_reference(value):
-    with pytest.raises(ConfigError, match="search.equal_time must be auto .* or a reference name"):
+    with pytest.raises(ConfigError, match=r"search\.equal_time must be auto .* or a reference name"):
         from_dict({"data": {"source": "digits"}, "search": {"equal_time": value}})
 
 

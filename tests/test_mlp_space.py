@@ -93,3 +93,24 @@ def test_depth_zero_is_logistic_regression():
     assert space.active(s) == ["depth"] and space.describe(s) == "linear (logistic regression)"
     assert space.key(s) == space.key({**s, "norm": "layer", "l0.width": 32})  # nothing else shapes it
     assert space.check(s, (30,), 2) is None
+
+
+def test_a_searched_weight_decay_reaches_the_optimizer():
+    from nasforge.evaluate.trainer import Recipe, make_optimizer
+
+    space = MlpSpace(weight_decays=[1e-4, 1e-2])
+    ref = space.reference()
+    assert ref["weight_decay"] == 1e-4  # the weakest: the plain reference
+    strong = {**ref, "weight_decay": 1e-2}
+    assert space.key(strong) != space.key(ref) and "wd0.01" in space.describe(strong)
+    linear = {**ref, "depth": 0}
+    assert space.active(linear) == ["depth", "weight_decay"]
+    assert space.key(linear) != space.key({**linear, "weight_decay": 1e-2})
+    opt = make_optimizer(space.build(strong, (20,), 2), Recipe(weight_decay=5e-4))
+    assert [g["weight_decay"] for g in opt.param_groups] == [1e-2, 0.0]
+    plain = MlpSpace()  # without weight_decays: the recipe's, and the keys of before
+    assert "weight_decay" not in plain.dims() and plain.key({**plain.reference(), "depth": 0}) == "[]"
+    opt = make_optimizer(plain.build(plain.reference(), (20,), 2), Recipe(weight_decay=5e-4))
+    assert [g["weight_decay"] for g in opt.param_groups] == [5e-4, 0.0]
+    with pytest.raises(ValueError, match="weight_decays"):
+        MlpSpace(weight_decays=[-1.0])

@@ -22,6 +22,10 @@ def applies(kind: str, shape: tuple[int, ...]) -> bool:
 
 
 CASES = [(kind, shape) for kind in sorted(SPACES) for shape in SHAPES if applies(kind, shape)]
+# settings that add dimensions (what nasforge auto turns on), each through the same suite
+OPTIONS = {("mlp", (20,)): {"weight_decays": [1e-4, 1e-2, 1.0]},
+           ("stage", (2, 50)): {"max_stages": 5, "kernels": [3, 5, 7]}}
+ALL = [(k, s, {}) for k, s in CASES] + [(k, s, o) for (k, s), o in OPTIONS.items()]
 
 
 def test_every_space_accepts_some_input_kind():
@@ -29,13 +33,13 @@ def test_every_space_accepts_some_input_kind():
 
 
 class TestEverySpace(SpaceSuite):
-    @pytest.fixture(params=CASES, ids=[f"{k}-{'x'.join(map(str, s))}" for k, s in CASES])
+    @pytest.fixture(params=ALL, ids=[f"{k}-{'x'.join(map(str, s))}{'-' + '-'.join(o) if o else ''}" for k, s, o in ALL])
     def case(self, request):
         return request.param
 
     @pytest.fixture
     def space(self, case):
-        return make_space({"kind": case[0]}, case[1])
+        return make_space({"kind": case[0], **case[2]}, case[1])
 
     @pytest.fixture
     def input_shape(self, case):

@@ -142,9 +142,11 @@ class Plan:
         return Plan(**d)
 
     def trial_seconds(self, epochs: float, fraction: float) -> float:
-        """Expected seconds of a trial of this budget, at the reference's speed (validation included)."""
+        """Expected seconds of a trial of this budget, at the reference's speed (validation included): with
+        ``equal_time`` every candidate trains that long, whatever its speed."""
         steps = math.ceil(epochs * math.ceil(self.n_train * fraction / self.batch_size))
-        return SAFETY * steps * self.reference_timing.seconds_per_step * 1.1 * self.folds
+        timing = 2.0 if self.equal_time else 0.0  # equal_time times each candidate first (~1 s and a warm-up)
+        return SAFETY * steps * self.reference_timing.seconds_per_step * 1.1 * self.folds + timing
 
     def lines(self) -> list[str]:
         fmt = _fmt_s
@@ -326,6 +328,9 @@ def check_budget(value: Any) -> float:
     return seconds
 
 
+# weight decays the table space searches (AdamW's, decoupled: a step shrinks weights by lr x wd); the first
+# is the table recipe's own, so the warm starts are the plain reference MLP and logistic regression
+WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 FINAL_SIDE = 4  # the stage space stops halving the resolution here: 4 is where ResNets end on 32 px (8) and 28 px (7)
 
 
@@ -346,13 +351,14 @@ def warm_start(kind: str, input_shape: tuple[int, ...]) -> tuple[dict[str, Any],
 
     Images and sequences: ResNet-20 (2-D or 1-D) in a stage space as deep as the input allows. Tables:
     the reference MLP and a linear model (the space's depth 0, logistic regression), so the search begins
-    from the classical baselines.
+    from the classical baselines, in an MLP space that searches weight decay too.
     """
     if kind == FLAT:
         from nasforge.space.mlp import MlpSpace
 
-        mlp = MlpSpace().reference()
-        return {"kind": "mlp"}, [mlp, {**mlp, "depth": 0}]
+        opts: dict[str, Any] = {"kind": "mlp", "weight_decays": list(WEIGHT_DECAYS)}
+        mlp = MlpSpace(weight_decays=WEIGHT_DECAYS).reference()
+        return opts, [mlp, {**mlp, "depth": 0}]
     from nasforge.space.stage import StageSpace
 
     opts = stage_options(input_shape)

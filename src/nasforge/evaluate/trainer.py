@@ -73,10 +73,14 @@ class Recipe:
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    """The recipe's optimizer; a network that carries ``nasforge_weight_decay`` (a space that searches weight
+    decay sets it) trains with that weight decay instead of the recipe's."""
     # No weight decay on biases and norm parameters: the usual, measurably better practice.
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    wd = getattr(model, "nasforge_weight_decay", None)
+    wd = recipe.weight_decay if wd is None else float(wd)
+    groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=recipe.base_lr, momentum=recipe.momentum, nesterov=True)
     if recipe.optimizer == "adamw":

@@ -4,8 +4,10 @@ On tables a well-regularised plain MLP is the strong neural baseline (Kadra et a
 et al. 2021), so the space is MLPs: ``depth`` hidden layers (1..4) with a width per layer
 (``l{i}.width``), and for the whole network a normalisation (``norm``: none / batch / layer),
 ``dropout``, ``residual`` skips between consecutive hidden layers of equal width, and the activation
-(``act``). One hidden layer is ``Linear -> norm -> activation -> dropout`` (the Linear has no bias
-before batch-norm, which would cancel it). :meth:`MlpSpace.reference` is the plain reference MLP.
+(``act``), and, where ``weight_decays`` is given, the weight decay the network trains with (on tables
+the regularisation strength matters as much as the shape: Kadra et al. 2021). One hidden layer is
+``Linear -> norm -> activation -> dropout`` (the Linear has no bias before batch-norm, which would
+cancel it). :meth:`MlpSpace.reference` is the plain reference MLP.
 
 Widths of layers beyond ``depth`` are dormant, and so is ``residual`` where no two consecutive layers
 have equal width: :meth:`MlpSpace.key` ignores them. Inputs of any shape are flattened first.
@@ -45,6 +47,7 @@ class MlpSpace:
         dropouts: Sequence[float] = (0.0, 0.1, 0.3),
         residual: Sequence[bool] = (False, True),
         activations: Sequence[str] = ("relu", "gelu"),
+        weight_decays: Sequence[float] | None = None,
         max_params: int | None = None,
         max_flops: int | None = None,
     ) -> None:
@@ -61,6 +64,9 @@ class MlpSpace:
             raise ValueError(f"space.dropouts must be in [0, 1), got {list(self.dropouts)}")
         self.residual = option_values("residual", residual, bool)
         self.activations = option_values("activations", activations, str, allowed=tuple(ACTIVATIONS))
+        self.weight_decays = None if weight_decays is None else option_values("weight_decays", weight_decays, float)
+        if self.weight_decays is not None and not all(0 <= v < math.inf for v in self.weight_decays):
+            raise ValueError(f"space.weight_decays must be finite and >= 0, got {list(self.weight_decays)}")
         self.max_params = limit_option("max_params", max_params)
         self.max_flops = limit_option("max_flops", max_flops)
         dims: dict[str, Choice] = {"depth": choice(range(min_depth, max_depth + 1))}
@@ -68,6 +74,8 @@ class MlpSpace:
             dims[f"l{i}.width"] = choice(self.widths)
         dims.update(norm=choice(self.norms), dropout=choice(self.dropouts), residual=choice(self.residual),
                     act=choice(self.activations))
+        if self.weight_decays is not None:
+            dims["weight_decay"] = choice(self.weight_decays)
         self._dims = dims
 
     def reference(self) -> dict[str, Any]:
@@ -78,6 +86,8 @@ class MlpSpace:
         s: dict[str, Any] = {name: d.values[0] for name, d in self._dims.items()}
         s.update({"depth": 2, "l0.width": 256, "l1.width": 256, "norm": "batch", "dropout": 0.1,
                   "residual": False, "act": "relu"})
+        if self.weight_decays is not None:  # the weakest: the recipe's own, where it is one of them
+            s["weight_decay"] = min(self.weight_decays)
         try:
             check_values(self._dims, s, self.active(s))
         except ValueError as e:
@@ -94,12 +104,13 @@ class MlpSpace:
     def active(self, s: Sample) -> list[str]:
         """Names of the dimensions that shape the network for this sample."""
         w = self.widths_of(s)
-        if not w:  # depth 0: a linear classifier (logistic regression); nothing else shapes it
-            return ["depth"]
+        wd = ["weight_decay"] if "weight_decay" in self._dims else []
+        if not w:  # depth 0: a linear classifier (logistic regression); only its regularisation shapes it
+            return ["depth", *wd]
         names = ["depth", *[f"l{i}.width" for i in range(len(w))], "norm", "dropout", "act"]
         if any(a == b for a, b in itertools.pairwise(w)):
             names.append("residual")
-        return names
+        return names + wd
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         """Every dimension uniformly."""
@@ -116,18 +127,22 @@ class MlpSpace:
     def key(self, s: Sample) -> str:
         """Canonical text: widths, norm, dropout, activation, and the skips only where they exist."""
         skips = s["residual"] if "residual" in self.active(s) else None
+        wd = [float(s["weight_decay"])] if "weight_decay" in self._dims else []
         if not self.widths_of(s):
-            return "[]"
-        return json.dumps([self.widths_of(s), s["norm"], float(s["dropout"]), s["act"], skips], separators=(",", ":"))
+            return json.dumps([[], *wd], separators=(",", ":")) if wd else "[]"
+        return json.dumps([self.widths_of(s), s["norm"], float(s["dropout"]), s["act"], skips, *wd],
+                          separators=(",", ":"))
 
     def describe(self, s: Sample) -> str:
-        """E.g. ``mlp 256-256 batchnorm relu dropout0.1`` (``+skip`` where residual connections exist)."""
+        """E.g. ``mlp 256-256 batchnorm relu dropout0.1`` (``+skip`` where residual connections exist, ``wd0.01``
+        where the space searches weight decay)."""
+        wd = f" wd{float(s['weight_decay']):g}" if "weight_decay" in self._dims else ""
         if not self.widths_of(s):
-            return "linear (logistic regression)"
+            return "linear (logistic regression)" + wd
         text = "mlp " + "-".join(map(str, self.widths_of(s)))
         text += {"none": "", "batch": " batchnorm", "layer": " layernorm"}[s["norm"]] + f" {s['act']}"
         text += f" dropout{float(s['dropout']):g}" if float(s["dropout"]) > 0 else ""
-        return text + (" +skip" if "residual" in self.active(s) and s["residual"] else "")
+        return text + (" +skip" if "residual" in self.active(s) and s["residual"] else "") + wd
 
     def validate_sample(self, s: Sample) -> None:
         """Raise ValueError if ``s`` lacks a dimension or holds an active value outside the space."""
@@ -164,4 +179,7 @@ class MlpSpace:
                 layers.extend(mods)
             features = w
         layers.append(nn.Linear(features, n_out))
-        return nn.Sequential(*layers)
+        net = nn.Sequential(*layers)
+        if "weight_decay" in self._dims:  # the optimizer reads it (trainer.make_optimizer), search and final alike
+            setattr(net, "nasforge_weight_decay", float(s["weight_decay"]))  # noqa: B010 (a plain attribute)
+        return net
