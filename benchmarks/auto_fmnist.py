@@ -56,7 +56,11 @@ def main() -> None:
                  "python benchmarks/auto_fmnist.py " + " ".join(sys.argv[1:]),
                  {"runs": rows,
                   "mean_searched_test": mean([r["searched"]["test_accuracy"] for r in ok]),
-                  "mean_reference_test": mean([r["reference"]["test_accuracy"] for r in ok])})
+                  # the reference trained alone for the whole budget (the arm the issue compares with)
+                  "mean_reference_alone_test": mean(
+                      [r["reference"]["test_accuracy"] for r in ok if r["reference"]["arm"].startswith("--ref")]
+                      + [r["reference_alone"]["test_accuracy"] for r in ok if "test_accuracy" in
+                         r.get("reference_alone", {})])})
 
 
 if __name__ == "__main__":

@@ -104,3 +104,21 @@ def test_equal_time_changes_the_fingerprint():
     on = from_dict({**base, "search": {"equal_time": "resnet20"}})
     assert on.search.equal_time == "resnet20" and from_dict(base).search.equal_time is None
     assert on.fingerprint() != from_dict(base).fingerprint()
+
+
+def test_equal_time_refuses_what_compares_networks_epoch_by_epoch():
+    base = {"data": {"source": "digits"}, "search": {"equal_time": "auto", "budget": {"epochs": 3}}}
+    with pytest.raises(ConfigError, match=r"equal_time .* stopping rule"):
+        from_dict({**base, "search": {**base["search"], "stopping": {"rule": "median"}}})
+    with pytest.raises(ConfigError, match="lr_cycle: full"):
+        from_dict({**base, "search": {**base["search"],
+                                      "scheduler": {"name": "asha", "min_epochs": 1, "lr_cycle": "full"}}})
+
+
+def test_yaml_reads_exponents_without_a_dot_as_numbers(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("data: {source: digits}\ntrain: {lr: 1e-3, weight_decay: 5E-4}\n"
+                 "space: {kind: mlp, weight_decays: [1e-4, 1e-2]}\n")
+    cfg = load_config(p)
+    assert cfg.train.lr == 1e-3 and cfg.train.weight_decay == 5e-4
+    assert cfg.space["weight_decays"] == [1e-4, 1e-2]

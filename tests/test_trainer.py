@@ -156,3 +156,17 @@ def test_equal_time_gives_a_network_the_epochs_of_the_reference_time(digits, tmp
 def test_equal_time_must_be_a_positive_time(digits):
     with pytest.raises(ValueError, match="equal_time must be a positive number"):
         TorchEvaluator(digits, ChainSpace(max_blocks=3), equal_time=0.0)
+
+
+def test_equal_time_times_the_reference_in_the_evaluator_process(digits):
+    """Given the reference as a builder, the evaluator times it where it times candidates: the same network
+    as the reference gets about its budget (in quarter-octave steps; timings of a tiny network are noisy)."""
+    import functools
+
+    space = ChainSpace(max_blocks=3)
+    s = chain_sample(space, SMALL, head="flatten")
+    build = functools.partial(space.build, s, digits.input_shape, digits.n_classes)
+    ev = TorchEvaluator(digits, space, seed=0, measure_latency=False, equal_time=build)
+    factor = ev.time_factor(s, space.key(s))
+    assert isinstance(ev.equal_time, float) and ev.equal_time > 0  # measured once, then kept
+    assert 2 ** -0.5 <= factor <= 2 ** 0.5 and math.log2(factor) * 4 == round(math.log2(factor) * 4)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -20,7 +21,6 @@ from nasforge.data import Dataset, Preprocess, load_dataset
 from nasforge.errors import ConfigError, DataError, NasforgeError, StoreError
 from nasforge.evaluate.memory import memory_limit
 from nasforge.evaluate.torch_eval import TorchEvaluator
-from nasforge.evaluate.trainer import Recipe
 from nasforge.execute import make_executor
 from nasforge.execute.factories import TorchEvaluatorFactory
 from nasforge.fmt import fmt_budget
@@ -109,15 +109,15 @@ def search(config: Config | Mapping[str, Any] | str | Path | None = None, *,
     return Result.from_outcome(run_config(cfg, resume=resume, on_progress=on_progress), cfg)
 
 
-def reference_step_seconds(name: str | None, data: Dataset, recipe: Recipe) -> float | None:
-    """``search.equal_time``'s yardstick: the named reference's seconds per training step here (None: off)."""
+def reference_builder(name: str | None, data: Dataset) -> Callable[[], torch.nn.Module] | None:
+    """``search.equal_time``'s yardstick: a picklable builder of the named reference for this data (None: off);
+    each evaluator times it in its own process, as it times the candidates."""
     ref = resolve_baseline(name, data.input_shape)
-    if ref is None:
-        return None
-    from nasforge.evaluate.timing import time_steps
+    return None if ref is None else functools.partial(reference_model, ref, data.input_shape, data.n_classes)
 
-    _, model = make_reference(ref, data.input_shape, data.n_classes)
-    return time_steps(model, data, recipe, window=2.0).seconds_per_step
+
+def reference_model(name: str, input_shape: tuple[int, ...], n_out: int) -> torch.nn.Module:
+    return make_reference(name, input_shape, n_out)[1]
 
 
 def run_config(cfg: Config, *, resume: bool = False,
@@ -145,7 +145,7 @@ def run_config(cfg: Config, *, resume: bool = False,
                      "search.budget" if len(scheduler.ladder) == 1 else f"the scheduler's rung {fmt_budget(rung)}")
     factory = TorchEvaluatorFactory(data, space, cfg.train, cfg.seed, cfg.search.measure_latency,
                                     scheduler.schedule_epochs, cfg.search.interim, cfg.search.folds,
-                                    reference_step_seconds(cfg.search.equal_time, data, cfg.train))
+                                    reference_builder(cfg.search.equal_time, data))
     screener = ProxyScreener(space, data, seed=cfg.seed, **cfg.search.screen) if cfg.search.screen else None
     extra_check = candidate_checks(cfg, space, data)
     with Store(cfg.search.db) as store:

@@ -196,6 +196,16 @@ class Config:
         return copy.deepcopy(dict(self.raw))
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string; configs mean a number."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
 TOP_KEYS = ("name", "seed", "data", "space", "strategy", "search", "train", "retrain", "executor")
 EXECUTOR_KEYS = tuple(f.name for f in fields(ExecutorConfig))
 RECIPE_KEYS = tuple(f.name for f in fields(Recipe))
@@ -420,8 +430,12 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
         initial_budget=_initial_budget(se.get("initial_budget", "lowest")),
         equal_time=_equal_time(se.get("equal_time")),
     )
-    search.make_scheduler()  # a bad name or option fails here, before anything runs
+    scheduler = search.make_scheduler()  # a bad name or option fails here, before anything runs
     search.make_stopping()
+    if search.equal_time is not None and (search.stopping or scheduler.schedule_epochs is not None):
+        raise ConfigError("search.equal_time gives each network its own number of epochs, which a stopping rule "
+                          "(it compares networks epoch by epoch) and lr_cycle: full (whole-epoch rungs) cannot "
+                          "follow: drop one of them")
 
     tr = _section(raw, "train")
     _unknown(tr, RECIPE_KEYS, "train")
@@ -487,7 +501,7 @@ def load_config(path: str | Path) -> Config:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config {p} ({type(e).__name__}); give a readable UTF-8 YAML file") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)  # a SafeLoader that reads 1e-4 as a number
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -41,8 +41,10 @@ class TorchEvaluator:
     validation). The score is always the last epoch's, on the whole split. On short low-rung trials
     full validation after every epoch took 15-25% of an ASHA search's time.
 
-    ``equal_time`` (seconds per training step of a reference network, measured on this machine) turns
-    budgets into time: a candidate is timed once (about a second of training steps) and trains
+    ``equal_time`` (the reference network, as a picklable zero-argument builder, or its seconds per
+    training step) turns budgets into time: the reference is timed in this process, under the
+    conditions the candidates meet (threads, other workers), and each candidate is timed once
+    (about a second of training steps) and trains
     ``budget.epochs`` x (reference step time / its step time) epochs, within 1/4x..4x, so candidates
     are ranked by what they reach in the time the reference would take, as the final training (a
     fixed time) will treat them. The factor is kept for the trial's promotions (in its checkpoint).
@@ -51,7 +53,8 @@ class TorchEvaluator:
 
     def __init__(self, data: Dataset, space: SearchSpace, *, recipe: Recipe | None = None, seed: int = 0,
                  measure_latency: bool = True, schedule_epochs: float | None = None,
-                 interim_validation: int | str = "full", folds: int = 1, equal_time: float | None = None) -> None:
+                 interim_validation: int | str = "full", folds: int = 1,
+                 equal_time: float | Callable[[], torch.nn.Module] | None = None) -> None:
         if data.has_test:
             data = data.search_view()  # the search never holds the test split
         self.data, self.space = data, space
@@ -65,7 +68,7 @@ class TorchEvaluator:
             raise ValueError(f"folds must be a whole number of at least 1, got {folds!r}")
         self.folds = folds
         self._fold_evaluators: list[TorchEvaluator] | None = None
-        if equal_time is not None and not (equal_time > 0 and math.isfinite(equal_time)):
+        if isinstance(equal_time, (int, float)) and not (equal_time > 0 and math.isfinite(equal_time)):
             raise ValueError(f"equal_time must be a positive number of seconds per step, got {equal_time!r}")
         self.equal_time = equal_time
         self._factors: dict[str, float] = {}  # architecture key -> epochs factor, for promotions in this process
@@ -77,10 +80,13 @@ class TorchEvaluator:
         if key not in self._factors:
             from nasforge.evaluate.timing import time_steps
 
+            if not isinstance(self.equal_time, (int, float)):  # the reference, timed here once, as candidates are
+                ref = self.equal_time()
+                self.equal_time = time_steps(ref, self.data, self.recipe, window=PROBE_SECONDS).seconds_per_step
             if model is None:
                 model = self.space.build(sample, self.data.input_shape, self.data.n_classes)
             own = time_steps(model, self.data, self.recipe, window=PROBE_SECONDS).seconds_per_step
-            raw = self.equal_time / max(own, 1e-9)
+            raw = float(self.equal_time) / max(own, 1e-9)
             # quarter-octave steps: noise in the timing moves the factor less often
             self._factors[key] = float(min(MAX_FACTOR, max(1 / MAX_FACTOR, 2 ** (round(4 * math.log2(raw)) / 4))))
         return self._factors[key]
@@ -93,6 +99,13 @@ class TorchEvaluator:
             idx = torch.from_numpy(np.asarray(keep, dtype=np.int64))
             self._subsets[fraction] = (self.data.x_train[idx], self.data.y_train[idx])
         return self._subsets[fraction]
+
+    def _timed_factor(self, sample: Sample, key: str) -> float:
+        """:meth:`time_factor`, where a network that cannot even be timed fails as its training would."""
+        try:
+            return self.time_factor(sample, key)
+        except (RuntimeError, ValueError) as e:
+            raise TrainingFailed(f"{type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
 
     def evaluate(self, sample: Sample, budget: Budget, report: Reporter | None = None,
                  checkpoint: Path | None = None) -> EvalResult:
@@ -112,12 +125,9 @@ class TorchEvaluator:
         schedule_epochs = self.schedule_epochs
         if self.equal_time is not None:  # budgets in the reference's time: this network's epochs in that time
             kept = _factor_from(checkpoint, key)
-            if kept is not None:
-                self._factors.setdefault(key, kept)
-            try:
-                factor = self.time_factor(sample, key)
-            except (RuntimeError, ValueError) as e:
-                raise TrainingFailed(f"{type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
+            if kept is not None:  # what this trial's earlier rungs trained under
+                self._factors[key] = kept
+            factor = self._timed_factor(sample, key)
             budget = Budget(epochs=budget.epochs * factor, fraction=budget.fraction)
             schedule_epochs = None if schedule_epochs is None else schedule_epochs * factor
         torch.manual_seed(seed)
@@ -199,7 +209,7 @@ class TorchEvaluator:
                     and f == 0, interim_validation="none", equal_time=self.equal_time))
         if self.equal_time is not None:  # timed once, on the whole data, for every fold
             key = self.space.key(sample)
-            factor = self.time_factor(sample, key)
+            factor = self._timed_factor(sample, key)
             for ev in self._fold_evaluators:
                 ev._factors[key] = factor
         results = [ev.evaluate(sample, budget, report if f == 0 else None)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from torch import nn
 
 from nasforge.data.base import Dataset
 from nasforge.evaluate.torch_eval import TorchEvaluator
@@ -22,7 +25,7 @@ class TorchEvaluatorFactory:
     schedule_epochs: float | None = None  # the scheduler's, with lr_cycle: full
     interim_validation: int | str = "full"  # what epochs before a budget's last are scored on
     folds: int = 1  # more than one: each trial is scored by cross-validation over train+validation
-    equal_time: float | None = None  # the reference's measured seconds per step: budgets in its time
+    equal_time: float | Callable[[], nn.Module] | None = None  # the reference (a builder): budgets in its time
 
     def __post_init__(self) -> None:
         if self.data.has_test:

@@ -86,7 +86,7 @@ class MlpSpace:
         s: dict[str, Any] = {name: d.values[0] for name, d in self._dims.items()}
         s.update({"depth": 2, "l0.width": 256, "l1.width": 256, "norm": "batch", "dropout": 0.1,
                   "residual": False, "act": "relu"})
-        if self.weight_decays is not None:  # the weakest: the recipe's own, where it is one of them
+        if self.weight_decays is not None:  # the weakest of them (auto lists the table recipe's own first)
             s["weight_decay"] = min(self.weight_decays)
         try:
             check_values(self._dims, s, self.active(s))
