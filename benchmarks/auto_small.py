@@ -62,12 +62,15 @@ def table_data(folder: Path) -> str:
 
 def arm(data: str, budget: str, db: Path, record: Path, *extra: str) -> tuple[dict[str, Any] | None, float, str]:
     """One ``nasforge auto`` process: (its --json record or None, wall seconds, the last stderr line on failure)."""
+    log = Path(tempfile.gettempdir()) / f"nasforge-bench-{db.stem}.log"  # what the user would see, to follow it
+    print(f"  (output: {log})", flush=True)
     t0 = time.time()
-    proc = subprocess.run([*NASFORGE, "auto", data, "--time-budget", budget, "--db", str(db), "--json", str(record),
-                           *extra], capture_output=True, text=True)
+    with log.open("w") as out:
+        proc = subprocess.run([*NASFORGE, "auto", data, "--time-budget", budget, "--db", str(db), "--json",
+                               str(record), *extra], stdout=out, stderr=subprocess.STDOUT, text=True)
     wall = time.time() - t0
     if proc.returncode != 0:
-        return None, wall, (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        return None, wall, (log.read_text().strip().splitlines() or ["(no output)"])[-1]
     return json.loads(record.read_text()), wall, ""
 
 
