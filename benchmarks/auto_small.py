@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -67,7 +68,8 @@ def arm(data: str, budget: str, db: Path, record: Path, *extra: str) -> tuple[di
     t0 = time.time()
     with log.open("w") as out:
         proc = subprocess.run([*NASFORGE, "auto", data, "--time-budget", budget, "--db", str(db), "--json",
-                               str(record), *extra], stdout=out, stderr=subprocess.STDOUT, text=True)
+                               str(record), *extra], stdout=out, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
     wall = time.time() - t0
     if proc.returncode != 0:
         return None, wall, (log.read_text().strip().splitlines() or ["(no output)"])[-1]
