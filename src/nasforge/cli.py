@@ -296,6 +296,9 @@ def cmd_auto(args: argparse.Namespace) -> int:
     if s and r:
         print(f"searched minus reference ({r['name']}): "
               f"{100 * (s['test_accuracy'] - r['test_accuracy']):+.2f} points of test accuracy", file=out)
+    elif s and not record["plan"].get("with_reference", True):
+        print(f"the reference trains in its own arm: nasforge auto {args.data} --time-budget {args.time_budget} "
+              "--reference-only (the plan gave the searched network the whole final share)", file=out)
     print(f"report: {record['report']}", file=out)
     if args.json is not None and not write_record(record, args.json):
         print(f"record: {args.json}", file=out)
