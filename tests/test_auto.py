@@ -205,6 +205,25 @@ def test_auto_on_a_table_ends_on_time_and_records_everything(tmp_path, capsys):
     assert Path(rec["report"]).exists()
 
 
+def test_where_sharing_costs_too_much_the_searched_network_trains_alone(tmp_path, capsys, monkeypatch):
+    import nasforge.autoplan as autoplan
+
+    monkeypatch.setattr(autoplan, "SHARE_MIN", 100.0)  # no budget is roomy enough to share: the path a big set takes
+    data = table(tmp_path / "t")
+    code = main(["auto", str(data), "--time-budget", "30s", "--db", str(tmp_path / "a.db"),
+                 "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "the searched network alone" in out.err and "why reference: not trained in this run" in out.err
+    assert "--reference-only" in out.out and "searched minus reference" not in out.out
+    rec = json.loads((tmp_path / "r.json").read_text())
+    assert rec["reference"] is None and rec["plan"]["with_reference"] is False
+    assert rec["searched"]["test_accuracy"] is not None and rec["seconds"]["total"] <= 30 * 1.05
+    with Store(tmp_path / "a.db", readonly=True) as st:
+        models = st.results(st.experiment().id, "retrain")[-1]["models"]
+    assert [m["name"] for m in models] == ["searched"]
+
+
 def test_print_config_reproduces_the_plan_with_search(tmp_path, capsys):
     data = table(tmp_path / "t")
     assert main(["auto", str(data), "--time-budget", "2m", "--db", str(tmp_path / "a.db"), "--print-config"]) == 0

@@ -170,3 +170,19 @@ def test_equal_time_times_the_reference_in_the_evaluator_process(digits):
     factor = ev.time_factor(s, space.key(s))
     assert isinstance(ev.equal_time, float) and ev.equal_time > 0  # measured once, then kept
     assert 2 ** -0.5 <= factor <= 2 ** 0.5 and math.log2(factor) * 4 == round(math.log2(factor) * 4)
+
+
+def test_a_deadline_shortens_the_schedule_to_end_in_time(digits):
+    import time
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+    lrs: list[float] = []
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    t0 = time.time()
+    st = train(model, digits.x_train, digits.y_train, epochs=10_000, recipe=Recipe(batch_size=32), optimizer=opt,
+               deadline=t0 + 1.0, on_epoch=lambda e, row: lrs.append(opt.param_groups[0]["lr"]))
+    wall = time.time() - t0
+    spe = math.ceil(len(digits.x_train) / 32)
+    assert 2 * spe <= st.steps < 10_000 * spe  # cut short, after at least the epoch that measures the pace
+    assert wall < 1.0 + 2 * wall / len(st.curve)  # ends within about an epoch of the deadline
+    assert lrs[-1] < 0.01 * 0.1  # and the shortened schedule still annealed to its end

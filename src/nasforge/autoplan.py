@@ -543,7 +543,8 @@ def final_training(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float, 
         + (f", the reference {plan.reference} {epochs['baseline']} epochs" if plan.with_reference else ", alone")
         + f"; ~{_fmt_s(seconds)}{' each' if plan.with_reference else ''}; the test split is read once, at the end")
     api.retrain(db, name=name, trial=best.number, baseline=plan.reference if plan.with_reference else False,
-                on_epoch=_epoch_printer(say, plans, on_epoch), epochs=float(epochs["searched"]), model_epochs=epochs)
+                on_epoch=_epoch_printer(say, plans, on_epoch), epochs=float(epochs["searched"]), model_epochs=epochs,
+                time_limit=seconds)
 
 
 def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float, say: Say,
@@ -565,7 +566,7 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
     say(f"training the reference {desc} alone: {epochs} epochs at {_fmt_s(epoch_s)} an epoch")
     printer = _epoch_printer(say, {"baseline": (epochs, epochs * epoch_s)}, on_epoch)
     secs = fit_final(model, data, epochs=epochs, recipe=recipe, seed=cfg.seed,
-                     on_epoch=lambda e, row: printer("baseline", e, row))
+                     on_epoch=lambda e, row: printer("baseline", e, row), time_limit=seconds)
     x_test, y_test = data.open_test()
     test = evaluate_split(model, x_test, y_test, data.n_classes, channels_last=recipe.channels_last)
     cost = measure_cost(model, data.input_shape)

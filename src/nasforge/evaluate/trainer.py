@@ -8,6 +8,7 @@ fastest for CPU convolutions.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -19,6 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasforge.evaluate.metrics import classification_metrics
+
+log = logging.getLogger("nasforge")
 
 EpochCallback = Callable[[int, Mapping[str, float]], None]
 InterimVal = tuple[torch.Tensor, torch.Tensor] | Literal["full"] | None
@@ -173,6 +176,7 @@ def train(
     stop_epochs: float | None = None,
     interim_val: InterimVal = "full",
     flip_invariant: bool = False,
+    deadline: float | None = None,
 ) -> TrainStats:
     """Train ``model`` in place for ``epochs`` (fractions allowed) and evaluate after every epoch.
 
@@ -189,6 +193,9 @@ def train(
     them), so an interrupted and resumed run takes exactly the steps an uninterrupted one does.
     ``stop_epochs`` stops after that many epochs of the ``epochs``-long schedule (a checkpoint along
     it, as ASHA's ``lr_cycle: full`` rungs are).
+    ``deadline`` (a ``time.time()``): after each epoch, where the pace so far says the rest would end
+    past it, the schedule is shortened to the steps that fit, so it still anneals to its end in time
+    (a timing before training can be 30% off on a shared machine, and a fixed-time plan must hold).
     Raises :class:`TrainingFailed` on a non-finite loss so the caller can record why.
     """
     n = len(x)
@@ -211,6 +218,7 @@ def train(
     curve: list[Mapping[str, float]] = []
     step, train_s, eval_s = done_epochs * steps_per_epoch, 0.0, 0.0
     epoch = start_epoch + done_epochs
+    first_step, started = step, time.time()
     while step < end:
         t0 = time.perf_counter()
         model.train()
@@ -254,4 +262,11 @@ def train(
         curve.append(row)
         if on_epoch is not None:
             on_epoch(epoch, row)
+        if deadline is not None and step < end and stop_epochs is None:
+            pace = (time.time() - started) / (step - first_step)  # seconds a step, validation included
+            fit = int((deadline - time.time()) / pace)
+            if step + fit < end:  # compress what is left of the schedule into the time left
+                end = total_steps = step + max(0, fit)
+                log.warning("training runs slower than timed: its schedule is shortened to %.1f epochs (%d steps) to "
+                            "end in time", end / steps_per_epoch, end)
     return TrainStats(tuple(curve), train_s, eval_s, step)

@@ -79,8 +79,11 @@ def _load_checkpoint(path: Path | None, run: str) -> dict[str, Any] | None:
 
 def fit_final(model: nn.Module, data: Dataset, *, epochs: float, recipe: Recipe, seed: int,
               on_epoch: Callable[[int, Mapping[str, float]], None] | None = None,
-              checkpoint: Path | None = None, run: str = "") -> float:
+              checkpoint: Path | None = None, run: str = "", time_limit: float | None = None) -> float:
     """Train on train+validation; returns training seconds. No validation: the search is over.
+
+    ``time_limit`` (seconds from now) shortens the schedule where the measured pace says it would
+    overrun (see :func:`~nasforge.evaluate.trainer.train`'s ``deadline``).
 
     With ``checkpoint``, the state after every epoch is written there (atomically) and a checkpoint
     of the same ``run`` found there is continued from, with the result an uninterrupted run gives.
@@ -116,7 +119,8 @@ def fit_final(model: nn.Module, data: Dataset, *, epochs: float, recipe: Recipe,
             on_epoch(epoch, row)
 
     train(model, x, y, epochs=epochs, recipe=recipe, seed=seed, n_classes=data.n_classes, on_epoch=after_epoch,
-          optimizer=opt, generator=gen, done_epochs=done, flip_invariant=data.flip_invariant)
+          optimizer=opt, generator=gen, done_epochs=done, flip_invariant=data.flip_invariant,
+          deadline=None if time_limit is None else time.time() + time_limit)
     return seconds + time.perf_counter() - t0
 
 
@@ -139,6 +143,7 @@ def retrain_best(
     seeds: int = 1,
     on_test: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
     model_epochs: Mapping[str, float] | None = None,
+    time_limit: float | None = None,
 ) -> list[FinalModel]:
     """Train the best searched network (and the baseline) with one recipe, ``seeds`` times; test once per seed.
 
@@ -149,6 +154,8 @@ def retrain_best(
     ``on_epoch`` gets the model's name, with ``/seed<S>`` appended when there are several seeds.
     ``model_epochs`` gives a model (``searched``, ``baseline``) its own number of epochs instead of
     ``epochs``: ``nasforge auto`` trains both for the same time, which is not the same epochs.
+    ``time_limit`` (seconds a model) holds each training to that time, shortening its schedule where
+    the pace says it would overrun (``nasforge auto``'s fixed-time final training).
     ``on_test(seed, x_test, y_test)`` gets the test arrays right after each read, so other
     references can be scored on the same read rather than a second one.
     With ``out_dir`` the weights are saved there (``searched.pt`` for the first seed,
@@ -189,7 +196,8 @@ def retrain_best(
             ckpt = work / f"seed{s}-{name}.pt" if work is not None else None
             which = name if name == "searched" or tag is True else f"{name}:{reference}"
             seconds[name] = fit_final(model, data, epochs=n_epochs, recipe=recipe, seed=s, on_epoch=cb,
-                                      checkpoint=ckpt, run=_run_id(**common, seed=s, model=which))
+                                      checkpoint=ckpt, run=_run_id(**common, seed=s, model=which),
+                                      time_limit=time_limit)
         x_test, y_test = data.open_test()  # every model of this seed is trained: the one read for this seed
         if on_test is not None:
             on_test(s, x_test, y_test)
