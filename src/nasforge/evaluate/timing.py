@@ -32,8 +32,10 @@ class Timing:
 
 
 def probe_window(seconds: float) -> float:
-    """Seconds to time a network over, for a phase of ``seconds``: 0.3% of it, 2..10 s (a 2 s window read
-    a 1-hour run's epoch 25% slow: the first steps of a fresh model run slower than sustained training)."""
+    """Seconds to time a network over, for a phase of ``seconds``: 0.3% of it, 2..10 s. Short windows are
+    noisy both ways on a shared machine (a 2 s window read ResNet-20 on Fashion-MNIST at 77 s an epoch
+    where an hour of training then ran at ~97 s), so fixed-time trainings also watch their own pace
+    (:func:`~nasforge.evaluate.trainer.train`'s ``deadline``)."""
     return min(10.0, max(2.0, 0.003 * seconds))
 
 
