@@ -77,12 +77,18 @@ def arm(data: str, budget: str, db: Path, record: Path, *extra: str) -> tuple[di
 
 
 def run(name: str, data: str, budget: str, folder: Path, *, seed: int = 0,
-        reference_record: Path | None = None) -> dict[str, Any]:
+        record: Path | None = None, reference_record: Path | None = None) -> dict[str, Any]:
     """``nasforge auto DATA``; where its plan trained the searched network alone, the reference's own arm
     (``--reference-only``, the whole budget: a harder comparison than the shared one) after it.
-    ``reference_record``: that arm's --json record from an earlier run of the same command, instead."""
+    ``record``/``reference_record``: an arm's --json record from an earlier run of exactly that command,
+    instead of running it (its wall time is then the record's own ``seconds.total``)."""
     s = ["--seed", str(seed)]
-    rec, wall, err = arm(data, budget, folder / f"{name}.db", folder / f"{name}.json", *s)
+    rec: dict[str, Any] | None
+    if record is not None:
+        rec = json.loads(record.read_text())
+        wall, err = float(rec["seconds"]["total"]), ""
+    else:
+        rec, wall, err = arm(data, budget, folder / f"{name}.db", folder / f"{name}.json", *s)
     if rec is None:
         return {"data": name, "error": err, "wall_s": round(wall, 1)}
     out: dict[str, Any] = {
