@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import numpy as np
 import pytest
 
 from nasforge.config import from_dict
@@ -15,6 +16,7 @@ from nasforge.schedule.schedulers import make_ladder
 from nasforge.space.chain import ChainSpace, chain_sample
 from nasforge.store import SCHEMA_VERSION, Store
 from nasforge.strategy import make_strategy
+from nasforge.strategy.warm import WarmStart
 from nasforge.testing import TOY_SHAPE, FunctionEvaluator, toy_objective, toy_space
 from nasforge.types import Budget, TrialState
 
@@ -261,3 +263,28 @@ def test_a_schema_1_database_is_migrated_in_place(tmp_path):
     with Store(db) as st:
         assert st.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
         assert st.integrity_ok() and exp.id == st.experiment("toy").id
+
+
+@pytest.mark.parametrize("name", ["asha", "successive_halving", "hyperband"])
+def test_a_warm_start_given_the_full_budget_keeps_it_and_is_not_ranked_on_the_lowest_rung(tmp_path, name):
+    # search.initial_budget: full (as nasforge auto does): the hand-designed network trains the top rung
+    # first. Rungs counted from a trial's own first rung made it "rung 0", ranked it among the lowest
+    # rung's scores and "promoted" it to the second rung: retrained for less, its full-budget score lost.
+    space = toy_space()
+    sched = make_scheduler(name, FULL, eta=3, min_epochs=1)
+    warm = space.sample(np.random.default_rng(5))
+    ev = FunctionEvaluator(lambda s: toy_objective(space, s), curves=True)
+    with Store(tmp_path / "w.db") as st:
+        exp = st.create_experiment("toy", {}, "fp")
+        strat = WarmStart(make_strategy("random", space, seed=0), [warm], budget=sched.ladder[-1])
+        out = run_search(store=st, experiment=exp, space=space, strategy=strat, evaluator=ev, input_shape=TOY_SHAPE,
+                         budget=FULL, max_trials=30, scheduler=sched, checkpoint_dir=tmp_path / "ckpt")
+    first = out.trials[0]
+    assert space.key(first.sample) == space.key(warm)
+    assert first.budget == FULL and len(first.rungs) == 1 and first.score == first.rungs[0]
+    assert sched.reached(first) == len(sched.ladder) - 1 and sched.has(first, 2) and not sched.has(first, 0)
+    promoted = [t for t in out.trials if len(t.rungs) > 1]
+    assert promoted, "the ladder promoted nothing: the check above saw no promotions at all"
+    for t in promoted:  # every promotion climbed from its bracket's first rung, one rung at a time
+        start = sched._bracket_of(t.number)[1] if isinstance(sched, SuccessiveHalving) else 0
+        assert t.budget == sched.ladder[start + len(t.rungs) - (1 if t.state is TrialState.COMPLETE else 0)]

@@ -58,11 +58,6 @@ def make_ladder(full: Budget, eta: int, *, min_epochs: float | None = None,
     return tuple(Budget(epochs=full.epochs, fraction=f) for f in values)
 
 
-def rung_of(t: Trial) -> int:
-    """The highest rung a trial has finished, relative to its first; -1 before it finished any."""
-    return len(t.rungs) - 1
-
-
 def resting(t: Trial) -> bool:
     """Finished its current rung and waiting (not running, not failed): may be promoted."""
     return t.state is TrialState.COMPLETE and bool(t.rungs)
@@ -128,16 +123,38 @@ class _Rungs(Scheduler):
                               "change min_epochs or eta, or use lr_cycle: rung")
         self.lr_cycle = lr_cycle
 
+    def reached(self, t: Trial) -> int:
+        """The highest rung a trial has finished, on the absolute ladder; -1 before it finished any.
+
+        Absolute, not counted from the trial's first rung: a warm start given the full budget
+        (``search.initial_budget: full``) has finished the top rung with one score, and must neither be
+        promoted "up" to the second rung nor be ranked among the lowest rung's scores.
+        """
+        if not t.rungs:
+            return -1
+        # a resting trial's budget is the rung it finished; a promoted one (running, or failed or pruned
+        # there) already carries the next rung's budget
+        return self.level(t) - (0 if t.state is TrialState.COMPLETE else 1)
+
+    def has(self, t: Trial, k: int) -> bool:
+        """Whether the trial finished rung ``k`` (it started on it or below and got that far)."""
+        top = self.reached(t)
+        return 0 <= top - k < len(t.rungs)
+
+    def score_at(self, t: Trial, k: int) -> float:
+        """The trial's score on absolute rung ``k`` (it must have it: ``has(t, k)``)."""
+        return t.rungs[len(t.rungs) - 1 - (self.reached(t) - k)]
+
     def order(self, trials: Sequence[Trial], k: int) -> list[Trial]:
         """Trials that finished rung ``k``, best first: by score, or with several objectives by Pareto
         rank and crowding on (score at rung ``k``, cost), as in multi-objective ASHA (Schmucker et al. 2021).
         """
         if len(self.objectives) == 1:
-            return sorted(trials, key=lambda t: (-t.rungs[k], t.number))
+            return sorted(trials, key=lambda t: (-self.score_at(t, k), t.number))
         from nasforge.pareto import point, rank
 
         ordered = sorted(trials, key=lambda t: t.number)
-        return [ordered[i] for i in rank([point(t, self.objectives, t.rungs[k]) for t in ordered])]
+        return [ordered[i] for i in rank([point(t, self.objectives, self.score_at(t, k)) for t in ordered])]
 
 
 class ASHA(_Rungs):
@@ -151,13 +168,13 @@ class ASHA(_Rungs):
 
     def promotion(self, history: Sequence[Trial]) -> Promotion | None:
         for k in reversed(range(len(self.ladder) - 1)):  # the highest rung first, as in the paper
-            done = [t for t in history if rung_of(t) >= k]
+            done = [t for t in history if self.has(t, k)]
             n_top = len(done) // self.eta
             if n_top == 0:
                 continue
             top = self.order(done, k)[:n_top]
             for t in top:
-                if rung_of(t) == k and resting(t):
+                if self.reached(t) == k and resting(t):
                     return Promotion(t, self.ladder[k + 1])
         return None
 
@@ -207,14 +224,14 @@ class SuccessiveHalving(_Rungs):
             if len(members) < size or not all(t.state.finished for t in members):
                 continue  # the bracket's first rung is still filling or running
             n_k = len(members)
-            for k in range(len(self.ladder) - 1 - start):
+            for k in range(start, len(self.ladder) - 1):  # rungs on the absolute ladder
                 n_next = max(1, n_k // self.eta)
-                ranked = self.order([t for t in members if rung_of(t) >= k], k)
+                ranked = self.order([t for t in members if self.has(t, k)], k)
                 chosen = ranked[:n_next]
-                waiting = [t for t in chosen if rung_of(t) == k and resting(t)]
+                waiting = [t for t in chosen if self.reached(t) == k and resting(t)]
                 if waiting:
-                    return Promotion(waiting[0], self.ladder[start + k + 1])
-                if any(rung_of(t) == k for t in chosen):
+                    return Promotion(waiting[0], self.ladder[k + 1])
+                if any(self.reached(t) == k for t in chosen):
                     break  # a chosen one is running or failed at this rung; nothing above can move yet
                 n_k = n_next
         return None
