@@ -137,7 +137,8 @@ def main() -> None:
             rows.append(run(name, data, budget, folder))
             print(json.dumps({k: rows[-1].get(k) for k in ("wall_s", "beats_reference", "beats_logistic_regression",
                                                            "error")}), flush=True)
-    write_result("auto_small" + ("" if args.scale == 1.0 else f"_x{args.scale:g}"), __doc__.splitlines()[0],
+    part = "" if wanted == ["digits", "sequence", "table"] else "_" + "_".join(wanted)  # a part keeps the rest
+    write_result("auto_small" + part + ("" if args.scale == 1.0 else f"_x{args.scale:g}"), __doc__.splitlines()[0],
                  "python benchmarks/auto_small.py " + " ".join(sys.argv[1:]), {"runs": rows})
 
 
