@@ -133,6 +133,8 @@ def test_the_reference_shares_the_final_time_only_where_halving_it_costs_little(
     tight = plan_for(60000, 3600, step=0.16)  # Fashion-MNIST's hour: sharing would give each ~10 of 43 epochs
     assert not tight.with_reference and "--reference-only" in tight.why["reference"]
     assert "the searched network alone" in "\n".join(tight.lines())
+    # alone, short of converging: the final gets more of what is left than the search
+    assert tight.final_seconds_each > tight.search_seconds and "each epoch counts" in tight.why["final"]
     assert 5.0 + tight.search_seconds + tight.final_seconds_each <= 3600
 
 

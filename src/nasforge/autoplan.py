@@ -41,6 +41,7 @@ log = logging.getLogger("nasforge")
 
 BUILT_IN = ("fashion_mnist", "mnist", "digits")  # data sets nasforge finds by name, with no path
 SEARCH_SHARE_MAX = 0.5  # of the time left after loading and probing: the rest trains the two final networks
+FINAL_ALONE_MAX = 0.6  # of the time left: a searched network training alone, short of converging, gets up to this
 FINAL_EPOCHS_MAX = 200  # more epochs than this does not pay on the data sets measured; the time goes to search
 FINAL_STEPS_TARGET = 20_000  # optimizer steps a final training aims at, when the budget allows
 TRIALS_TARGET = 30  # lowest-rung trials the search share should hold at least
@@ -231,7 +232,9 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     want_epochs = max(1, min(FINAL_EPOCHS_MAX, math.ceil(FINAL_STEPS_TARGET / steps_per_epoch)))
     final_share = (1 - SEARCH_SHARE_MAX) * left
     with_reference = final_share / 2 >= SHARE_MIN * want_epochs * epoch_s
-    each = min(want_epochs * epoch_s, final_share / 2 if with_reference else final_share)
+    # training alone means converging takes more than half of what is left: each final epoch then counts, so
+    # the final gets more than the search (which keeps enough for ~TRIALS_TARGET trials of ASHA)
+    each = min(want_epochs * epoch_s, final_share / 2 if with_reference else FINAL_ALONE_MAX * left)
     final_epochs = max(1, int(each / epoch_s))
     each = final_epochs * epoch_s
     search = left - (2 if with_reference else 1) * each
@@ -240,8 +243,9 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     why["final"] = (f"{final_epochs} epochs ({final_epochs * steps_per_epoch:,} steps) for {who}: "
                     + (f"as many as converging takes ({converge:,} steps, at most {FINAL_EPOCHS_MAX} epochs)"
                        if final_epochs >= want_epochs else
-                       f"the most that half of the {_fmt_s(left)} left holds"
-                       + (" for two networks" if with_reference else "")))
+                       (f"the most that half of the {_fmt_s(left)} left holds for two networks" if with_reference
+                        else f"the most that {FINAL_ALONE_MAX:.0%} of the {_fmt_s(left)} left holds: it trains "
+                        "alone, short of converging, so each epoch counts more than a longer search")))
     if not with_reference:
         why["reference"] = (f"not trained in this run: sharing the final time would give each network "
                             f"{int(final_share / 2 / epoch_s)} of the {want_epochs} epochs converging takes; run "
@@ -461,9 +465,10 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
     if plan.reference_only:
         reference_alone(db, name, plan, cfg, seconds=left, say=say, on_epoch=on_epoch)
     else:
-        final_training(db, name, plan, cfg, seconds=min(plan.final_seconds_each,
-                                                        left / 2 if plan.with_reference else left),
-                       say=say, on_epoch=on_epoch)
+        # a searched network training alone gets all the search left (up to converging: final_training caps
+        # the epochs), so time the search did not use is not lost
+        final_training(db, name, plan, cfg, seconds=min(plan.final_seconds_each, left / 2) if plan.with_reference
+                       else left, say=say, on_epoch=on_epoch)
     phases["final"] = time.time() - t2
     t3 = time.time()
     page = api.report(db, name=name)

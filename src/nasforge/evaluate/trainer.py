@@ -218,7 +218,7 @@ def train(
     curve: list[Mapping[str, float]] = []
     step, train_s, eval_s = done_epochs * steps_per_epoch, 0.0, 0.0
     epoch = start_epoch + done_epochs
-    first_step, started = step, time.time()
+    first_step, started, shortened = step, time.time(), False
     while step < end:
         t0 = time.perf_counter()
         model.train()
@@ -267,6 +267,9 @@ def train(
             fit = int((deadline - time.time()) / pace)
             if step + fit < end:  # compress what is left of the schedule into the time left
                 end = total_steps = step + max(0, fit)
-                log.warning("training runs slower than timed: its schedule is shortened to %.1f epochs (%d steps) to "
-                            "end in time", end / steps_per_epoch, end)
+                # said once a training (later shortenings go to the debug log): a line an epoch buries the progress
+                (log.debug if shortened else log.warning)(
+                    "training runs slower than timed: its schedule is shortened to %.1f epochs (%d steps) to end in "
+                    "time", end / steps_per_epoch, end)
+                shortened = True
     return TrainStats(tuple(curve), train_s, eval_s, step)
