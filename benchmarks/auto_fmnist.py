@@ -40,6 +40,9 @@ def main() -> None:
     p.add_argument("--record", type=Path, help="the auto arm's --json record, already run (first seed)")
     p.add_argument("--reference-record", type=Path, help="the --reference-only arm's --json record, already run")
     args = p.parse_args()
+    for given in (args.record, args.reference_record):
+        if given is not None and not given.is_file():
+            p.error(f"no record at {given}: give the --json file an earlier run of that arm wrote")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

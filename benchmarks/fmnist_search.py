@@ -12,10 +12,10 @@ from collections import Counter
 
 from _common import write_result
 
-from nasforge.loop import best_trial
 from nasforge.pareto import pareto_front
 from nasforge.space import make_space
 from nasforge.store import Store
+from nasforge.study import best_trial
 
 
 def main() -> None:

@@ -7,11 +7,11 @@ import torch
 
 from nasforge import api
 from nasforge.cli import main
+from nasforge.darts import DartsOptions, Supernet, darts_options, default_skip_limit, discretise, run_darts
 from nasforge.errors import ConfigError
 from nasforge.space.cell import CellSpace, edge_names
 from nasforge.store import Store
 from nasforge.strategy import make_strategy
-from nasforge.strategy.darts import DartsOptions, Supernet, darts_options, default_skip_limit, discretise, run_darts
 from nasforge.types import TrialState
 
 SPACE = {"kind": "cell", "channels": 4, "n_stages": 2, "cells_per_stage": 1}

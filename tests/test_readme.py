@@ -14,4 +14,4 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for code in blocks:
         exec(compile(code, "README.md", "exec"), {})
-    assert (tmp_path / "runs" / "digits.db").exists()
+    assert (tmp_path / "runs" / "digits.db").exists() and (tmp_path / "runs" / "mine.db").exists()

@@ -91,3 +91,27 @@ def test_rejections_are_grouped_by_kind(tmp_path):
         assert n == 3
         assert common[0] == ("block N (conv) comes after a dense block; it needs spatial input", 2)
         assert st.integrity_ok()
+
+
+def test_long_samples_and_curves_are_stored_packed_and_text_rows_still_read(tmp_path):
+    big = {f"b{i}.{k}": v for i in range(8) for k, v in (("type", "conv"), ("width", 64), ("act", "relu"))}
+    curve = tuple({"epoch": float(e), "val_accuracy": 0.5 + e / 100} for e in range(30))
+    with Store(tmp_path / "a.db") as st:
+        exp = st.create_experiment("e", {}, "fp")
+        st.add_trial(exp.id, Trial(number=0, key="big", sample=big, state=TrialState.PENDING))
+        st.update_trial(exp.id, Trial(number=0, key="big", sample=big, state=TrialState.COMPLETE, score=0.5,
+                                      curve=curve))
+        st.add_trial(exp.id, make_trial(1))
+    raw = sqlite3.connect(tmp_path / "a.db")
+    kinds = [r for r in raw.execute("SELECT typeof(sample), typeof(curve) FROM trials ORDER BY number")]
+    assert kinds == [("blob", "blob"), ("text", "text")]  # short ones stay readable text
+    raw.execute("UPDATE trials SET sample=? WHERE number=1", ('{"n_blocks": 1, "head": "gap"}',))  # an older file
+    raw.commit()
+    with Store(tmp_path / "a.db", create=False) as st:
+        a, b = st.trials(st.experiment("e").id)
+    assert a.sample == big and a.curve == curve and b.sample == {"n_blocks": 1, "head": "gap"}
+    raw.execute("UPDATE trials SET sample=? WHERE number=0", (b"\x78\x9cnot zlib",))
+    raw.commit()
+    raw.close()
+    with Store(tmp_path / "a.db", create=False) as st, pytest.raises(StoreError, match="damaged"):
+        st.trials(st.experiment("e").id)

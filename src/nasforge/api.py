@@ -17,6 +17,8 @@ from typing import Any
 import torch
 
 from nasforge.config import Config, from_dict, from_keywords, load_config
+from nasforge.darts import NAME as DARTS
+from nasforge.darts import DartsProgress, darts_options, run_darts_search
 from nasforge.data import Dataset, Preprocess, load_dataset
 from nasforge.errors import ConfigError, DataError, NasforgeError, StoreError
 from nasforge.evaluate.memory import memory_limit
@@ -39,8 +41,6 @@ from nasforge.schedule.screen import ProxyScreener, latency_limit
 from nasforge.space import CellSpace, SearchSpace, make_space
 from nasforge.store import Experiment, Store
 from nasforge.strategy import STRATEGIES, make_strategy
-from nasforge.strategy.darts import NAME as DARTS
-from nasforge.strategy.darts import DartsProgress, darts_options, run_darts_search
 from nasforge.strategy.warm import WarmStart, initial_samples
 from nasforge.types import Sample, Trial
 

@@ -517,9 +517,9 @@ def final_training(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float, 
     """Train the best searched network (and the reference, where the plan has it) for ``seconds`` each, epochs
     from a timing of each network."""
     from nasforge import api
-    from nasforge.loop import best_trial
     from nasforge.space import make_space
     from nasforge.store import Store
+    from nasforge.study import best_trial
 
     with Store(db, readonly=True) as store:
         exp = store.experiment(name)

@@ -3,11 +3,12 @@
 Each run asks a strategy for candidates on the NB201 cell space and answers them from the table
 (:class:`~nasforge.evaluate.tabular.TabularEvaluator`): the score is the 12-epoch validation
 accuracy, and a run's final result is the 200-epoch test accuracy of the architecture with the best
-score it found, as in the NB201 paper's Table 5. The protocol mirrors :func:`nasforge.loop.run_search`:
-a proposal whose key was already tried (an isomorphic cell counts as tried, since the space's key is
-NB201's ``unique_str``) or that ``space.check`` rejects is not a query and costs nothing. The NB201
-space's check rejects cells whose output is disconnected from the input; NB201's own baselines
-would spend a query on those (they score about 10%), so random search gains a little here.
+score it found, as in the NB201 paper's Table 5. The loop is a :class:`~nasforge.study.Study`'s ask
+and tell, as in :func:`nasforge.loop.run_search`: a proposal whose key was already tried (an
+isomorphic cell counts as tried, since the space's key is NB201's ``unique_str``) or that
+``space.check`` rejects is not a query and costs nothing. The NB201 space's check rejects cells
+whose output is disconnected from the input; NB201's own baselines would spend a query on those
+(they score about 10%), so random search gains a little here.
 
 Each dataset is searched on its own 12-epoch validation accuracy (NATS-Bench's protocol; NB201's
 Table 5 searched on CIFAR-10 only). Accuracies in the output are percentages, to compare with
@@ -44,31 +45,27 @@ def run_one(strategy: Any, space: Any, evaluator: Any, queries: int, *, max_dupl
     Duplicates and rejected proposals are skipped without counting, as in the real loop; a search
     that proposes ``max_duplicates`` tried networks in a row stops early (the space looks exhausted).
     """
-    from nasforge.loop import propose
-    from nasforge.types import Budget, Trial, TrialState
+    from nasforge.study import Study
 
-    history: list[Trial] = []
-    rejected: dict[str, str] = {}
+    study = Study(space, strategy, input_shape=INPUT_SHAPE, n_out=10, max_rejections=max_rejections,
+                  max_duplicates=max_duplicates)
     best_score, best_test = -math.inf, math.nan
     curve_score: list[float] = []
     curve_test: list[float] = []
-    budget = Budget()
-    while len(history) < queries:
-        sug = propose(strategy, space, history, INPUT_SHAPE, 10, rejected, max_rejections=max_rejections,
-                      max_duplicates=max_duplicates)
-        if sug is None:
-            log.warning("%s stopped after %d queries: it proposed only tried networks", strategy.name, len(history))
+    while len(study.trials) < queries:
+        trial = study.ask()
+        if trial is None:
+            log.warning("%s stopped after %d queries: it proposed only tried networks", strategy.name,
+                        len(study.trials))
             break
-        res = evaluator.evaluate(sug.sample, budget)
+        res = evaluator.evaluate(trial.sample, trial.budget)
         # The hidden test accuracy stays here: the strategy's trials never carry it.
-        t = Trial(number=len(history), key=space.key(sug.sample), sample=dict(sug.sample),
-                  state=TrialState.COMPLETE, score=res.score, metrics=dict(res.metrics), cost=res.cost)
-        history.append(t)
-        strategy.tell(t)
-        if res.score > best_score:  # ties keep the earlier trial, as loop.best_trial does
+        study.tell(trial, res.score, metrics=res.metrics, cost=res.cost)
+        if res.score > best_score:  # ties keep the earlier trial, as Study.best does
             best_score, best_test = res.score, res.hidden[evaluator.report]
         curve_score.append(best_score)
         curve_test.append(best_test)
+    history = study.trials
     return {"curve_score": curve_score, "curve_test": curve_test, "queries": len(history)}
 
 

@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from nasforge.bench import add_bench_parser
+from nasforge.darts import NAME as DARTS
 from nasforge.errors import NasforgeError
 from nasforge.fmt import fmt_budget, fmt_count, fmt_time
 from nasforge.report.export import FORMATS
 from nasforge.strategy import STRATEGIES
-from nasforge.strategy.darts import NAME as DARTS
 
 log = logging.getLogger("nasforge")
 
@@ -123,17 +123,21 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from nasforge import api
-    from nasforge.loop import best_trial, rank_key
     from nasforge.space import make_space
 
     if args.top < 1:
         raise NasforgeError(f"--top must be at least 1, got {args.top}")
     store, exp, cfg = api.stored(args.db, args.name)
+    space = make_space(cfg.space)
+    multi = len(cfg.search.objectives) > 1
     with store:
-        trials = store.trials(exp.id)
+        # counts and the top trials come sorted from SQL; every trial is read only for a record or a front
+        trials = store.trials(exp.id) if args.json is not None or multi else []
+        states = store.state_counts(exp.id)
+        ok = store.top_trials(exp.id, args.top)
+        failed = store.top_trials(exp.id, 5, "FAILED")
         n_rej, common = store.rejection_summary(exp.id)
         results = store.results(exp.id, "retrain")
-    space = make_space(cfg.space)
     if args.json is not None:
         from nasforge.report.record import data_name, result_record
 
@@ -141,12 +145,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                                data=data_name(cfg.data.source, cfg.data.path), describe=space.describe)
         if write_record(record, args.json):
             return 0  # the record alone on stdout
-    states = Counter(t.state.value for t in trials)
     print(f"experiment {exp.name!r} in {args.db}: strategy {cfg.strategy.name}, searched {fmt_time(exp.elapsed)}")
     print("trials: " + (", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())) or "none")
           + f"; rejected before training: {n_rej}"
           + (" (" + "; ".join(f"{k}: {n}" for k, n in common) + ")" if common else ""))
-    ok = sorted((t for t in trials if t.ok), key=rank_key)[: args.top]
     if ok:  # with a scheduler, trials trained longest rank first; "budget" says how long
         rows = [(i + 1, t.number, f"{t.score:.4f}", f"{t.metrics.get('f1', float('nan')):.4f}",
                  fmt_budget(t.budget),
@@ -155,7 +157,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                  fmt_time(t.train_seconds + t.eval_seconds), space.describe(t.sample)) for i, t in enumerate(ok)]
         table(rows, ("rank", "trial", "val_acc", "val_f1", "budget", "params", "FLOPs", "lat_ms", "time",
                      "architecture"), sys.stdout)
-    if len(cfg.search.objectives) > 1:
+    if multi:
         from nasforge.pareto import pareto_front
 
         front = pareto_front(trials, cfg.search.objectives)
@@ -166,8 +168,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"{t.cost.latency_ms:.2f}" if t.cost and t.cost.latency_ms is not None else "-",
                 space.describe(t.sample)) for t in front],
               ("trial", "val_acc", "budget", "params", "FLOPs", "lat_ms", "architecture"), sys.stdout)
-    failed = [t for t in trials if t.state.value == "FAILED"]
-    for t in failed[:5]:
+    for t in failed:
         print(f"failed trial {t.number}: {t.reason}")
     for r in results[-1:]:
         n_seeds = len({m.get("seed", 0) for m in r["models"]})
@@ -175,8 +176,7 @@ def cmd_status(args: argparse.Namespace) -> int:
               + (f", {n_seeds} seeds" if n_seeds > 1 else "") + "):")
         print_final(r["models"], sys.stdout, r.get("others"))
         print_summary(r["models"], sys.stdout)
-    best = best_trial(trials)
-    if best is None:
+    if not ok:
         print("no completed trial yet")
     return 0
 

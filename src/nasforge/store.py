@@ -24,6 +24,7 @@ import socket
 import sqlite3
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -124,6 +125,7 @@ def token_alive(token: str, beat: float | None, stale_after: float) -> bool:
     """
     host, _, rest = token.partition(":")
     pid_s, _, start = rest.partition(":")
+    start = start.partition(":")[0]  # a suffix names one holder inside the process (an open Study)
     if host == socket.gethostname() and pid_s.isdigit():
         pid = int(pid_s)
         try:
@@ -226,6 +228,23 @@ class Experiment:
 
 def _dumps(x: Any) -> str:
     return json.dumps(x, separators=(",", ":"), sort_keys=True)
+
+
+PACK_OVER = 256  # bytes of JSON above which a sample or curve is stored zlib-compressed (a third of the size)
+
+
+def _pack(x: Any) -> str | bytes:
+    """JSON text, compressed where long: a chain space's sample is ~1 KB of repeated names, ~300 bytes packed,
+    which keeps a 100,000-trial database small. :func:`_unpack` reads both forms (older files hold text)."""
+    text = _dumps(x)
+    return zlib.compress(text.encode(), 6) if len(text) > PACK_OVER else text
+
+
+def _unpack(v: str | bytes) -> Any:
+    try:
+        return json.loads(zlib.decompress(v) if isinstance(v, bytes) else v)
+    except zlib.error as e:  # damaged: reported like damaged JSON
+        raise ValueError(f"not a packed record ({e})") from None
 
 
 class Store:
@@ -413,7 +432,7 @@ class Store:
         with self.transaction() as c:
             c.execute(
                 "INSERT INTO trials (experiment_id, number, key, state, sample, budget) VALUES (?, ?, ?, ?, ?, ?)",
-                (exp_id, trial.number, trial.key, trial.state.value, _dumps(dict(trial.sample)),
+                (exp_id, trial.number, trial.key, trial.state.value, _pack(dict(trial.sample)),
                  _dumps(trial.budget.to_json())),
             )
             if strategy_state is not None:
@@ -421,12 +440,15 @@ class Store:
         if trial.state is not TrialState.PENDING:
             self.update_trial(exp_id, trial)
 
-    def update_trial(self, exp_id: int, trial: Trial) -> None:
+    def update_trial(self, exp_id: int, trial: Trial, *, elapsed: float = 0.0) -> None:
+        """Store the trial's new record (and add ``elapsed`` seconds to the experiment's, in the same commit)."""
         with self.transaction() as c:
+            if elapsed:
+                c.execute("UPDATE experiments SET elapsed = elapsed + ? WHERE id=?", (elapsed, exp_id))
             c.execute(
                 "UPDATE trials SET state=?, score=?, metrics=?, curve=?, cost=?, hidden=?, reason=?, started=?, "
                 "finished=?, train_seconds=?, eval_seconds=?, budget=?, rungs=? WHERE experiment_id=? AND number=?",
-                (trial.state.value, trial.score, _dumps(dict(trial.metrics)), _dumps([dict(r) for r in trial.curve]),
+                (trial.state.value, trial.score, _dumps(dict(trial.metrics)), _pack([dict(r) for r in trial.curve]),
                  _dumps(trial.cost.to_json()) if trial.cost else None, _dumps(dict(trial.hidden)), trial.reason,
                  trial.started, trial.finished, trial.train_seconds, trial.eval_seconds,
                  _dumps(trial.budget.to_json()), _dumps(list(trial.rungs)), exp_id, trial.number),
@@ -434,6 +456,25 @@ class Store:
 
     def trials(self, exp_id: int) -> list[Trial]:
         rows = self.conn.execute("SELECT * FROM trials WHERE experiment_id=? ORDER BY number", (exp_id,))
+        try:
+            return [_trial(r) for r in rows]
+        except (ValueError, TypeError, KeyError) as e:
+            raise StoreError(f"a trial in {self.path} is damaged ({type(e).__name__}: {str(e)[:100]}); "
+                             "give another --db") from None
+
+    def state_counts(self, exp_id: int) -> dict[str, int]:
+        """How many trials are in each state, counted in SQL (no trial is read)."""
+        return dict(self.conn.execute("SELECT state, COUNT(*) FROM trials WHERE experiment_id=? GROUP BY state",
+                                      (exp_id,)).fetchall())
+
+    def top_trials(self, exp_id: int, n: int, state: str = "COMPLETE") -> list[Trial]:
+        """The ``n`` first trials in ``state``: for COMPLETE, best first in ``rank_key``'s order (trained longest,
+        then score, then oldest), else oldest first; sorted in SQL, so a 100,000-trial study reads ``n`` rows."""
+        order = ("json_extract(budget, '$.epochs') * json_extract(budget, '$.fraction') DESC, score DESC, number"
+                 if state == "COMPLETE" else "number")
+        scored = " AND score IS NOT NULL" if state == "COMPLETE" else ""
+        rows = self.conn.execute(f"SELECT * FROM trials WHERE experiment_id=? AND state=?{scored} ORDER BY {order} "
+                                 "LIMIT ?", (exp_id, state, n))
         try:
             return [_trial(r) for r in rows]
         except (ValueError, TypeError, KeyError) as e:
@@ -581,12 +622,12 @@ def _trial(r: sqlite3.Row) -> Trial:
     return Trial(
         number=r["number"],
         key=r["key"],
-        sample=json.loads(r["sample"]),
+        sample=_unpack(r["sample"]),
         state=TrialState(r["state"]),
         budget=Budget.from_json(json.loads(r["budget"])),
         score=r["score"],
         metrics=json.loads(r["metrics"]),
-        curve=tuple(json.loads(r["curve"])),
+        curve=tuple(_unpack(r["curve"])),
         cost=Cost.from_json(json.loads(r["cost"])) if r["cost"] else None,
         hidden=json.loads(r["hidden"]),
         reason=r["reason"],

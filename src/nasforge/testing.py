@@ -33,7 +33,7 @@ import numpy as np
 from nasforge.space.base import SearchSpace
 from nasforge.space.chain import ChainSpace
 from nasforge.strategy.base import Strategy
-from nasforge.types import Budget, EvalResult, Sample, Trial, TrialState
+from nasforge.types import Budget, EvalResult, Sample, Trial
 
 StrategyFactory = Callable[[SearchSpace, int], Strategy]
 Reporter = Callable[[int, Mapping[str, float]], None]
@@ -153,20 +153,16 @@ class _Hungry(FunctionEvaluator):
 
 def simulate(strategy: Strategy, space: SearchSpace, fn: Callable[[Sample], float], n: int,
              input_shape: tuple[int, ...] = TOY_SHAPE) -> list[Trial]:
-    """Ask/tell ``n`` valid trials against ``fn`` in memory (the loop minus the store)."""
-    from nasforge.loop import propose
+    """Ask/tell ``n`` valid trials against ``fn`` through an in-memory :class:`~nasforge.study.Study`."""
+    from nasforge.study import Study
 
-    history: list[Trial] = []
-    rejected: dict[str, str] = {}
-    while len(history) < n:
-        sug = propose(strategy, space, history, input_shape, 10, rejected)
-        if sug is None:
+    study = Study(space, strategy, input_shape=input_shape)
+    while len(study.trials) < n:
+        trial = study.ask()
+        if trial is None:
             raise AssertionError(f"{strategy.name} proposed only networks it had already tried")
-        t = Trial(number=len(history), key=space.key(sug.sample), sample=dict(sug.sample), state=TrialState.COMPLETE,
-                  score=fn(sug.sample), started=time.time(), finished=time.time())
-        history.append(t)
-        strategy.tell(t)
-    return history
+        study.tell(trial, fn(trial.sample))
+    return list(study.trials)
 
 
 class StrategySuite:

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from nasforge.config import Config
 from nasforge.fmt import fmt_budget
-from nasforge.loop import best_trial, rank_key
 from nasforge.space import make_space
 from nasforge.space.base import SearchSpace
 from nasforge.store import Experiment
+from nasforge.study import best_trial, rank_key
 from nasforge.types import Budget, Trial, TrialState
 
 if TYPE_CHECKING:

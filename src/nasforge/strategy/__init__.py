@@ -29,7 +29,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
 
 def make_strategy(name: str, space: SearchSpace, *, seed: int = 0, **options: Any) -> Strategy:
     """A strategy by registry name; unknown names and options give a one-line ConfigError."""
-    if name == "darts":  # trains a supernet, so it is no ask/tell strategy: see nasforge.strategy.darts
+    if name == "darts":  # trains a supernet, so it is no ask/tell strategy: see nasforge.darts
         raise ConfigError("darts is a one-shot search, not an ask/tell strategy: run it with nasforge.search "
                           "or `nasforge search CONFIG --strategy darts`")
     if name not in STRATEGIES:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nasforge.space.base import SearchSpace
-from nasforge.strategy.base import Strategy, completed, seen_keys, tournament
+from nasforge.strategy.base import Strategy, completed, recent_completed, seen_view, tournament
 from nasforge.types import Suggestion, Trial
 
 
@@ -32,14 +32,14 @@ class RegularizedEvolution(Strategy):
         self.population_size, self.sample_size = population_size, sample_size
 
     def ask(self, history: Sequence[Trial], n: int = 1) -> list[Suggestion]:
-        seen = seen_keys(history)
-        scored = completed(history)
+        seen = seen_view(history)
+        population = recent_completed(history, self.population_size)  # the youngest scored: aging evolution
         out = []
         for i in range(n):
-            if len(history) + i < self.population_size or not scored:
+            if len(history) + i < self.population_size or not population:
                 s = self.fresh(lambda: self.space.sample(self.rng), seen)
             else:
-                parent = tournament(scored[-self.population_size:], self.sample_size, self.rng)
+                parent = tournament(population, self.sample_size, self.rng)
                 before = len(seen)
                 s = self.fresh(lambda p=parent: self.space.mutate(p.sample, self.rng), seen)
                 if len(seen) == before:  # every mutation of the parent was tried: a random newcomer instead
@@ -77,7 +77,7 @@ class GeneticAlgorithm(Strategy):
         self.crossover_prob, self.mutation_prob = crossover_prob, mutation_prob
 
     def ask(self, history: Sequence[Trial], n: int = 1) -> list[Suggestion]:
-        seen = seen_keys(history)
+        seen = seen_view(history)
         pool = self.parents(completed(history))
         out = []
         for i in range(n):

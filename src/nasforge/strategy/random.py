@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nasforge.strategy.base import Strategy, seen_keys
+from nasforge.strategy.base import Strategy, seen_view
 from nasforge.types import Suggestion, Trial
 
 
@@ -14,5 +14,5 @@ class RandomSearch(Strategy):
     name = "random"
 
     def ask(self, history: Sequence[Trial], n: int = 1) -> list[Suggestion]:
-        seen = seen_keys(history)
+        seen = seen_view(history)
         return [Suggestion(self.fresh(lambda: self.space.sample(self.rng), seen)) for _ in range(n)]

@@ -1,0 +1,96 @@
+"""Scale of the ask/tell core: trials a second through ``Study`` and SQLite, from the first trial to the last.
+
+A user's own loop (``nasforge.open_study``, ask, a synthetic objective that answers at once, tell) on
+the toy chain space, with random search and with regularized evolution, each into its own SQLite
+file; the rate is measured over windows of 1% of the trials, so a loop that slows as the history grows
+shows it (the issue's bar: >= 1,000 trials/s sustained, the last 10% no more than 20% slower than
+the first 10%). Then the database as a user reads it: its size per trial, ``nasforge status`` and
+``nasforge report`` (wall time and peak memory of each, in a process of its own). One heavy job at
+a time: run it on a quiet machine.
+
+    .venv/bin/python benchmarks/scale.py [--trials 100000] [--strategies random evolution]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_result
+
+import nasforge
+from nasforge.testing import TOY_SHAPE, toy_objective, toy_space
+
+OPTIONS: dict[str, dict[str, Any]] = {"evolution": {"population_size": 50, "sample_size": 10}}
+
+
+def timed(cmd: list[str], limit: float = 900.0) -> dict[str, Any]:
+    """Wall seconds and peak resident memory (MiB, from /usr/bin/time) of one command (stopped at ``limit``)."""
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(["/usr/bin/time", "-f", "maxrss_kib=%M", *cmd], capture_output=True, text=True,
+                              timeout=limit)
+    except subprocess.TimeoutExpired:
+        return {"seconds": None, "timed_out_after_s": limit}
+    wall = time.perf_counter() - t0
+    rss = [int(x.split("=")[1]) for x in proc.stderr.split() if x.startswith("maxrss_kib=")]
+    return {"seconds": round(wall, 2), "peak_mib": round(rss[-1] / 1024, 1) if rss else None,
+            "rc": proc.returncode, "last_line": (proc.stdout.strip().splitlines() or [""])[-1][:200]}
+
+
+def run(strategy: str, trials: int, folder: Path) -> dict[str, Any]:
+    space = toy_space()
+    db = folder / f"{strategy}.db"
+    window = max(1, trials // 100)
+    rates: list[float] = []
+    t0 = mark = time.perf_counter()
+    with nasforge.open_study(db, name=strategy, space=space, seed=0, input_shape=TOY_SHAPE,
+                             strategy={"name": strategy, "options": OPTIONS.get(strategy, {})}) as study:
+        for i in range(1, trials + 1):
+            trial = study.ask()
+            if trial is None:
+                raise SystemExit(f"{strategy}: the space ran out after {i - 1} trials")
+            study.tell(trial, toy_objective(space, trial.sample))
+            if i % window == 0:
+                now = time.perf_counter()
+                rates.append(window / (now - mark))
+                mark = now
+        best = study.best
+    total = time.perf_counter() - t0
+    tenth = max(1, len(rates) // 10)
+    first, last = sum(rates[:tenth]) / tenth, sum(rates[-tenth:]) / tenth
+    size = db.stat().st_size + sum(p.stat().st_size for p in folder.glob(f"{strategy}.db-*"))
+    py = [sys.executable, "-m", "nasforge"]
+    return {"strategy": strategy, "trials": trials, "seconds": round(total, 2),
+            "trials_per_s": round(trials / total, 1), "first_10pct_per_s": round(first, 1),
+            "last_10pct_per_s": round(last, 1), "last_vs_first": round(last / first, 3),
+            "min_window_per_s": round(min(rates), 1), "rates_per_window": [round(r, 1) for r in rates],
+            "db_bytes": size, "bytes_per_trial": round(size / trials, 1),
+            "best_score": best.score if best else None,
+            "status": timed([*py, "status", str(db), "--name", strategy]),
+            "report": timed([*py, "report", str(db), "--name", strategy, "--out", str(folder / f"{strategy}-report")])}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=100_000)
+    p.add_argument("--strategies", nargs="+", default=["random", "evolution"])
+    args = p.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for s in args.strategies:
+            row = run(s, args.trials, Path(tmp))
+            rows.append(row)
+            print({k: v for k, v in row.items() if k != "rates_per_window"}, flush=True)
+    write_result(f"scale_{args.trials}", __doc__.splitlines()[0],
+                 "python benchmarks/scale.py " + " ".join(sys.argv[1:]), {"runs": rows})
+
+
+if __name__ == "__main__":
+    main()
