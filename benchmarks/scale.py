@@ -30,7 +30,7 @@ from nasforge.testing import TOY_SHAPE, toy_objective, toy_space
 OPTIONS: dict[str, dict[str, Any]] = {"evolution": {"population_size": 50, "sample_size": 10}}
 
 
-def timed(cmd: list[str], limit: float = 300.0) -> dict[str, Any]:
+def timed(cmd: list[str], limit: float = 60.0) -> dict[str, Any]:
     """Wall seconds and peak resident memory (MiB, from /usr/bin/time) of one command (stopped at ``limit``)."""
     t0 = time.perf_counter()
     try:

@@ -42,6 +42,31 @@ def test_regularized_evolution_mutates_members_of_the_recent_population():
     assert any(one_step(child, t.sample) for t in hist[-6:])
 
 
+def test_evolution_init_mutants_starts_near_the_warm_start():
+    """init: mutants fills the first population with mutations of the best scored trial (the warm start):
+    on the toy landscape, where one mutation changes the score a little, those first trials score higher
+    than random draws, and they are one mutation from it; init: random (the default) stays as it was."""
+    from nasforge.strategy.warm import WarmStart
+    from nasforge.testing import simulate, toy_objective
+
+    space = toy_space()
+    fn = lambda s: toy_objective(space, s)  # noqa: E731
+    rng = np.random.default_rng(0)
+    good = max((space.sample(rng) for _ in range(300)), key=fn)
+    firsts = {}
+    for init in ("random", "mutants"):
+        scores = []
+        for seed in range(5):
+            inner = make_strategy("evolution", space, seed=seed, population_size=8, sample_size=2, init=init)
+            hist = simulate(WarmStart(inner, [good]), space, fn, 8)
+            assert hist[0].key == space.key(good)
+            scores += [t.score for t in hist[1:]]
+        firsts[init] = np.mean(scores)
+    assert firsts["mutants"] > firsts["random"]
+    with pytest.raises(ConfigError, match="init must be random or mutants"):
+        make_strategy("evolution", space, population_size=8, sample_size=2, init="best")
+
+
 def test_unknown_strategy_and_bad_options_are_config_errors():
     space = toy_space()
     with pytest.raises(ConfigError, match="unknown strategy 'anneal': choose one of"):

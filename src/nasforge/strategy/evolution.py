@@ -17,26 +17,36 @@ class RegularizedEvolution(Strategy):
     """Real et al. 2019: tournament selection, one mutation, and the oldest member dies.
 
     The population is the ``population_size`` most recently created scored trials, which is exactly
-    "add the child, remove the oldest". Until that many trials exist, candidates are random.
+    "add the child, remove the oldest". Until that many trials exist, candidates are random; with
+    ``init="mutants"`` they are mutations of the best scored trial so far where there is one (a warm
+    start's neighbourhood): a short search that starts from a known-good network (``nasforge auto``
+    starts from its reference) then spends its few trials near it rather than on random draws of a
+    large space, most of which train worse.
     """
 
     name = "evolution"
 
-    def __init__(self, space: SearchSpace, *, seed: int = 0, population_size: int = 20, sample_size: int = 5) -> None:
+    def __init__(self, space: SearchSpace, *, seed: int = 0, population_size: int = 20, sample_size: int = 5,
+                 init: str = "random") -> None:
         super().__init__(space, seed=seed)
         if population_size < 2 or not 1 <= sample_size <= population_size:
             raise ValueError(f"evolution needs population_size >= 2 and 1 <= sample_size <= population_size, got "
                              f"population_size {population_size!r} and sample_size {sample_size!r}"
                              f"{' (the default)' if sample_size == 5 else ''}: set both, e.g. "
                              "{population_size: 10, sample_size: 3}")
-        self.population_size, self.sample_size = population_size, sample_size
+        if init not in ("random", "mutants"):
+            raise ValueError(f"evolution's init must be random or mutants, got {init!r}")
+        self.population_size, self.sample_size, self.init = population_size, sample_size, init
 
     def ask(self, history: Sequence[Trial], n: int = 1) -> list[Suggestion]:
         seen = seen_view(history)
         population = recent_completed(history, self.population_size)  # the youngest scored: aging evolution
         out = []
         for i in range(n):
-            if len(history) + i < self.population_size or not population:
+            if len(history) + i < self.population_size and self.init == "mutants" and population:
+                best = max(completed(history), key=lambda t: (t.score, -t.number))
+                s = self.fresh(lambda b=best: self.space.mutate(b.sample, self.rng), seen)
+            elif len(history) + i < self.population_size or not population:
                 s = self.fresh(lambda: self.space.sample(self.rng), seen)
             else:
                 parent = tournament(population, self.sample_size, self.rng)
