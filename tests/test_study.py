@@ -58,7 +58,7 @@ def test_space_from_config_strategy_with_options_and_a_pytorch_model_to_train(tm
     with nasforge.open_study(tmp_path / "s.db", name="net", space=SPACE, input_shape=(1, 8, 8), n_out=3,
                              strategy=strategy) as study:
         trial = study.ask()
-        assert trial.state is TrialState.PENDING and trial.budget == Budget()
+        assert trial.state is TrialState.RUNNING and trial.budget == Budget()
         model = study.build(trial)  # the user's own training code: a few real steps on generated data
         x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 3, (64,))
         opt = torch.optim.SGD(model.parameters(), lr=0.05)
@@ -170,3 +170,27 @@ def test_status_reads_the_top_trials_sorted_in_sql_as_the_ranking_does(tmp_path,
     out = capsys.readouterr().out
     best = sorted((t for t in trials if t.ok), key=rank_key)[0]
     assert f"   1  {best.number:5d}" in out and "failed trial" in out and "boom" in out
+
+
+def test_ask_hands_a_trial_out_so_asking_again_gives_another_and_a_crash_hands_it_out_again(tmp_path):
+    import subprocess
+    import sys
+
+    db = tmp_path / "s.db"
+    worker = f"""
+import os, nasforge
+from nasforge.testing import TOY_SHAPE, toy_space
+study = nasforge.open_study({str(db)!r}, name="w", space=toy_space(), input_shape=TOY_SHAPE)
+a, b = study.ask(), study.ask()  # two workers, neither has told yet
+assert a.number != b.number and a.state.value == b.state.value == "RUNNING"
+study.tell(b, 0.4)
+print(a.number, a.key)
+os._exit(0)  # the process dies with trial a handed out: no tell, no close
+"""
+    out = subprocess.run([sys.executable, "-c", worker], capture_output=True, text=True, check=True).stdout.split()
+    with nasforge.open_study(db, name="w", space=toy_space(), input_shape=TOY_SHAPE) as again:
+        assert again.resumed == 1
+        c = again.ask()
+        assert [str(c.number), c.key] == out  # handed out again
+        again.tell(c, 0.6)
+        assert again.best.number == c.number and again.finished == 2

@@ -336,10 +336,19 @@ class Study:
 # ------------------------------------------------------------------------------------------ public opening
 
 class OpenStudy(Study):
-    """A :class:`Study` on a SQLite file that holds the experiment's lease until :meth:`close` (or the
-    ``with`` block's end), so no second process drives it at the same time."""
+    """The :class:`Study` :func:`open_study` returns: on a SQLite file it holds the experiment's lease until
+    :meth:`close` (or the ``with`` block's end), so no second process drives it at the same time.
+
+    Its :meth:`ask` hands the trial out (RUNNING), as Optuna's does: asking again before telling gives
+    another trial, so several workers can each ask for one; trials handed out when the process died
+    are handed out again when the study is reopened.
+    """
 
     _lease_cm: Any = None
+
+    def ask(self, *, fits: Callable[[Budget], bool] | None = None, new: bool = True) -> Trial | None:
+        trial = super().ask(fits=fits, new=new)
+        return self.start(trial) if trial is not None else None
 
     def close(self) -> None:
         if self._lease_cm is not None:
