@@ -24,6 +24,7 @@ from nasforge.autoplan import (
     run_auto,
     search_config,
     stage_options,
+    time_steps,
     validation_for,
     warm_start,
 )
@@ -105,6 +106,23 @@ def plan_for(n: int, budget: float, step: float = 0.05, **kw) -> Plan:
     data = fake(n)
     return make_plan(raw={"data": {"source": "fake"}}, data=data, time_budget=budget, spent=5.0, reference="resnet20",
                      timing=Timing(step, 40, 272_000), recipe=Recipe(), reference_flops=5_000_000, **kw)
+
+
+def test_the_probe_keeps_the_median_of_three_timed_parts_and_a_stored_plan_reads_it_back():
+    """A plan is made from the median of three parts of the timing window (one part slowed by another
+    process must not become the plan); the parts are stored with the plan, and a resumed plan reads them."""
+    from nasforge.space.stage import StageSpace
+
+    data = fake(600)
+    space = StageSpace(max_stages=3)
+    model = space.build(space.resnet20(), data.input_shape, data.n_classes)
+    t = time_steps(model, data, Recipe(), window=0.3)
+    assert len(t.parts) == 3 and t.seconds_per_step == sorted(t.parts)[1] and t.steps > 0
+    assert len(time_steps(model, data, Recipe(), window=0.3, parts=1).parts) == 1
+    p = make_plan(raw={"data": {"source": "fake"}}, data=fake(4000), time_budget=600, spent=5.0,
+                  reference="resnet20", timing=t, recipe=Recipe(), reference_flops=5_000_000)
+    back = Plan.from_json(json.loads(json.dumps(p.to_json())))
+    assert back.reference_timing == t and "median of 3 parts" in p.why["timing"]
 
 
 def test_a_plan_fits_its_budget_and_says_why():

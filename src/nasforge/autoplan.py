@@ -138,7 +138,8 @@ class Plan:
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> Plan:
         d = {k: v for k, v in d.items() if k in Plan.__dataclass_fields__}  # a key of another version: ignored
-        d["reference_timing"] = Timing(**d["reference_timing"])
+        rt = dict(d["reference_timing"])
+        d["reference_timing"] = Timing(**{**rt, "parts": tuple(rt.get("parts", ()))})  # JSON gave a list
         d["input_shape"] = tuple(d["input_shape"])
         return Plan(**d)
 
@@ -213,7 +214,8 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
                             f"--time-budget {_budget_text(spent + reserve + need)}")
     steps_per_epoch = math.ceil(n / min(bs, n))
     why["timing"] = (f"{reference} ({timing.params:,} parameters) trains {1 / timing.seconds_per_step:.1f} steps/s "
-                     f"at batch {bs} here (measured over {timing.steps} steps): {_fmt_s(epoch_s)} an epoch")
+                     f"at batch {bs} here (measured over {timing.steps} steps, the median of {len(timing.parts) or 1} "
+                     f"parts): {_fmt_s(epoch_s)} an epoch")
     base: dict[str, Any] = {"data": dict(raw["data"]), "kind": kind, "n_train": n_search,
                             "input_shape": tuple(data.input_shape), "classes": data.n_classes,
                             "time_budget": time_budget, "reference": reference, "reference_timing": timing,

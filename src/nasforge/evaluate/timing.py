@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ class Timing:
     seconds_per_step: float
     steps: int
     params: int
+    parts: tuple[float, ...] = ()  # seconds per step of each timed part; seconds_per_step is their median
 
     def epoch_seconds(self, n: int, batch: int) -> float:
         return self.seconds_per_step * math.ceil(n / min(batch, n))
@@ -40,11 +42,16 @@ def probe_window(seconds: float) -> float:
 
 
 def time_steps(model: torch.nn.Module, data: Dataset, recipe: Recipe, *, window: float = 2.0,
-               max_steps: int | None = None) -> Timing:
+               max_steps: int | None = None, parts: int = 3) -> Timing:
     """Seconds per training step of ``model`` with ``recipe``, over a sustained window after two warm-up steps.
 
     Trains a copy on real batches of the training split (with its augmentation), so the figure is
-    what the search and the final training will pay per step, not a FLOP estimate.
+    what the search and the final training will pay per step, not a FLOP estimate. The window is
+    timed in ``parts`` parts (the first the whole window, the others half of it) and the median part
+    kept: on a 2-core machine a few seconds of another process slow two-thread training several times
+    over (a 1h plan once read ResNet-20 at 13 minutes an epoch instead of 1.5 and refused to run), and
+    one disturbed part must not become the plan. ``parts=1``: the window alone (equal_time's quick
+    timing of each candidate).
     """
     max_steps = max_steps or int(30 * window)
     model = copy.deepcopy(model)
@@ -61,4 +68,11 @@ def time_steps(model: torch.nn.Module, data: Dataset, recipe: Recipe, *, window:
             steps = stats.steps
             break
         steps = min(max_steps, max(steps * 2, int(steps * window / max(seconds, 1e-3)) + 1))
-    return Timing(seconds / max(steps, 1), steps, count_params(model))
+    paces = [seconds / max(steps, 1)]
+    half = max(1, steps // 2)
+    n = min(len(x), half * bs)
+    for _ in range(parts - 1):
+        stats = train(model, x[:n], y[:n], epochs=half / math.ceil(n / bs), **common)
+        paces.append(stats.train_seconds / max(stats.steps, 1))
+        steps += stats.steps
+    return Timing(statistics.median(paces), steps, count_params(model), tuple(paces))

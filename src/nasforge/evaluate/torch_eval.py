@@ -82,10 +82,11 @@ class TorchEvaluator:
 
             if not isinstance(self.equal_time, (int, float)):  # the reference, timed here once, as candidates are
                 ref = self.equal_time()
-                self.equal_time = time_steps(ref, self.data, self.recipe, window=PROBE_SECONDS).seconds_per_step
+                self.equal_time = time_steps(ref, self.data, self.recipe, window=PROBE_SECONDS,
+                                             parts=1).seconds_per_step
             if model is None:
                 model = self.space.build(sample, self.data.input_shape, self.data.n_classes)
-            own = time_steps(model, self.data, self.recipe, window=PROBE_SECONDS).seconds_per_step
+            own = time_steps(model, self.data, self.recipe, window=PROBE_SECONDS, parts=1).seconds_per_step
             raw = float(self.equal_time) / max(own, 1e-9)
             # quarter-octave steps: noise in the timing moves the factor less often
             self._factors[key] = float(min(MAX_FACTOR, max(1 / MAX_FACTOR, 2 ** (round(4 * math.log2(raw)) / 4))))
