@@ -17,6 +17,8 @@ machine.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,21 +40,26 @@ def space() -> ChainSpace:
     return ChainSpace(min_blocks=6, max_blocks=10, types=("conv", "dropout", "batchnorm"), strides=(1,),
                       paddings=("same",))
 
+
 OPTIONS: dict[str, dict[str, Any]] = {"evolution": {"population_size": 50, "sample_size": 10}}
 
 
 def timed(cmd: list[str], limit: float = 60.0) -> dict[str, Any]:
-    """Wall seconds and peak resident memory (MiB, from /usr/bin/time) of one command (stopped at ``limit``)."""
+    """Wall seconds and peak resident memory (MiB, from /usr/bin/time) of one command, stopped at ``limit``
+    with its whole process group (killing /usr/bin/time alone left the command running)."""
     t0 = time.perf_counter()
+    proc = subprocess.Popen(["/usr/bin/time", "-f", "maxrss_kib=%M", *cmd], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        proc = subprocess.run(["/usr/bin/time", "-f", "maxrss_kib=%M", *cmd], capture_output=True, text=True,
-                              timeout=limit)
+        out, err = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return {"seconds": None, "timed_out_after_s": limit}
     wall = time.perf_counter() - t0
-    rss = [int(x.split("=")[1]) for x in proc.stderr.split() if x.startswith("maxrss_kib=")]
+    rss = [int(x.split("=")[1]) for x in err.split() if x.startswith("maxrss_kib=")]
     return {"seconds": round(wall, 2), "peak_mib": round(rss[-1] / 1024, 1) if rss else None,
-            "rc": proc.returncode, "last_line": (proc.stdout.strip().splitlines() or [""])[-1][:200]}
+            "rc": proc.returncode, "last_line": (out.strip().splitlines() or [""])[-1][:200]}
 
 
 def run(strategy: str, trials: int, folder: Path) -> dict[str, Any]:
