@@ -38,7 +38,7 @@ SHAPE = (1, 16, 16)
 
 def space() -> ChainSpace:
     return ChainSpace(min_blocks=6, max_blocks=10, types=("conv", "dropout", "batchnorm"), strides=(1,),
-                      paddings=("same",))
+                      paddings=("same",), activations=("relu", "tanh", "sigmoid"))  # those toy_objective scores
 
 
 OPTIONS: dict[str, dict[str, Any]] = {"evolution": {"population_size": 50, "sample_size": 10}}
