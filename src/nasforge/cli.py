@@ -128,7 +128,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise NasforgeError(f"--top must be at least 1, got {args.top}")
     store, exp, cfg = api.stored(args.db, args.name)
-    space = make_space(cfg.space)
     multi = len(cfg.search.objectives) > 1
     with store:
         # counts and the top trials come sorted from SQL; every trial is read only for a record or a front
@@ -138,6 +137,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         failed = store.top_trials(exp.id, 5, "FAILED")
         n_rej, common = store.rejection_summary(exp.id)
         results = store.results(exp.id, "retrain")
+    space = make_space(cfg.space)
     if args.json is not None:
         from nasforge.report.record import data_name, result_record
 
