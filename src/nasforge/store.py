@@ -26,7 +26,7 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,8 +278,8 @@ class Store:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
-            # a page cache that holds a 100,000-trial study's indexes (SQLite's default is 2 MB), so inserts
-            # do not slow as they grow; allocated only as used
+            # room in the page cache for a 100,000-trial study's indexes (SQLite's default is 2 MB); SQLite
+            # takes the pages only as it uses them
             self.conn.execute("PRAGMA cache_size=-65536")
             self._migrate()
             if readonly:  # a nasforge database of an older schema: upgraded once, then read as asked
@@ -458,7 +458,10 @@ class Store:
             )
 
     def trials(self, exp_id: int) -> list[Trial]:
-        rows = self.conn.execute("SELECT * FROM trials WHERE experiment_id=? ORDER BY number", (exp_id,))
+        return self._read_trials(self.conn.execute("SELECT * FROM trials WHERE experiment_id=? ORDER BY number",
+                                                   (exp_id,)))
+
+    def _read_trials(self, rows: Iterable[sqlite3.Row]) -> list[Trial]:
         try:
             return [_trial(r) for r in rows]
         except (ValueError, TypeError, KeyError) as e:
@@ -476,13 +479,9 @@ class Store:
         order = ("json_extract(budget, '$.epochs') * json_extract(budget, '$.fraction') DESC, score DESC, number"
                  if state == "COMPLETE" else "number")
         scored = " AND score IS NOT NULL" if state == "COMPLETE" else ""
-        rows = self.conn.execute(f"SELECT * FROM trials WHERE experiment_id=? AND state=?{scored} ORDER BY {order} "
-                                 "LIMIT ?", (exp_id, state, n))
-        try:
-            return [_trial(r) for r in rows]
-        except (ValueError, TypeError, KeyError) as e:
-            raise StoreError(f"a trial in {self.path} is damaged ({type(e).__name__}: {str(e)[:100]}); "
-                             "give another --db") from None
+        return self._read_trials(self.conn.execute(
+            f"SELECT * FROM trials WHERE experiment_id=? AND state=?{scored} ORDER BY {order} LIMIT ?",
+            (exp_id, state, n)))
 
     def reset_interrupted(self, exp_id: int) -> int:
         """RUNNING trials of a killed search go back to PENDING so they run again; returns how many.
