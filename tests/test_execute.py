@@ -1,8 +1,14 @@
-"""Executors: inline reproducibility, a real process pool and a real local Ray cluster with 2 workers."""
+"""Executors: inline reproducibility, a real process pool, a real local Ray cluster with 2 workers, and a
+three-node Ray cluster on this machine that loses a node mid-search."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import pickle
+import threading
+import time
 
 import pytest
 
@@ -136,6 +142,154 @@ def test_a_job_runs_the_same_on_every_executor():
         finally:
             ex.shutdown()
     assert outs[0].result == outs[1].result and outs[1].extra["pid"] != outs[0].extra.get("pid")
+
+
+def _stat(pid):
+    """(state, parent pid, start time) of a process from /proc, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    except (OSError, IndexError):
+        return None
+    return fields[0], int(fields[1]), int(fields[19])
+
+
+def _tree(roots):
+    """These processes and all their descendants, as (pid, start time): who they are, even after a pid is reused."""
+    import os
+
+    stats = {int(p): s for p in os.listdir("/proc") if p.isdigit() and (s := _stat(p)) is not None}
+    found, todo = set(), [r for r in roots if r in stats]
+    while todo:
+        pid = todo.pop()
+        found.add((pid, stats[pid][2]))
+        todo += [p for p, s in stats.items() if s[1] == pid and (p, s[2]) not in found]
+    return found
+
+
+def _running(procs):
+    """Those of ``procs`` (from :func:`_tree`) still running; a zombie has ended."""
+    return {(pid, start) for pid, start in procs if (s := _stat(pid)) is not None and s[2] == start and s[0] != "Z"}
+
+
+def _open_files(pid):
+    import os
+
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            out.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    return out
+
+
+@pytest.fixture
+def ray_three_nodes():
+    """A Ray cluster of three nodes on this machine: a head and two worker nodes of one CPU each; the driver joins it.
+
+    Yields the cluster, its two worker nodes and ``remove(node)``, which takes a worker node away (its
+    raylet and every process it started, workers included). Runs before the module's ``ray_cluster``
+    (a driver is in one Ray at a time). Afterwards not one of the cluster's processes is left running.
+    """
+    if not HAVE_RAY:
+        pytest.skip("ray is not installed (pip install 'nasforge[ray]')")
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc to see where processes run and what they open")
+    import ray
+    from ray.cluster_utils import Cluster
+
+    assert not ray.is_initialized(), "this test must run before the tests that share ray_cluster"
+    small = {"num_cpus": 1, "object_store_memory": 80 << 20}  # the smallest store Ray accepts is 75 MiB
+    cluster = Cluster(initialize_head=True, head_node_args={**small, "include_dashboard": False})
+    procs: set[tuple[int, int]] = set()
+
+    def daemons(*nodes):
+        return [p.process.pid for n in nodes for ps in n.all_processes.values() for p in ps]
+
+    def remove(node):
+        procs.update(_tree(daemons(node)))
+        cluster.remove_node(node)
+
+    try:
+        workers = [cluster.add_node(**small) for _ in range(2)]
+        ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
+        yield cluster, workers, remove
+    finally:
+        procs.update(_tree(daemons(*cluster.list_all_nodes())))
+        ray.shutdown()
+        cluster.shutdown()
+        deadline = time.time() + 15
+        while _running(procs) and time.time() < deadline:
+            time.sleep(0.1)
+    assert procs and not _running(procs), f"Ray processes left behind: {sorted(_running(procs))}"
+
+
+def test_a_removed_ray_node_has_its_trials_retried_on_the_others_and_the_driver_keeps_the_database(
+        tmp_path, digits, ray_three_nodes):
+    _, workers, remove = ray_three_nodes
+    space = ChainSpace(max_blocks=3, widths=(8, 16), kernels=(3,), types=("conv", "pool", "dense"))
+    factory = TorchEvaluatorFactory(digits, space, from_dict({}).train, seed=0, measure_latency=False)
+    db = tmp_path / "a.db"
+    raylets = {n.all_processes["raylet"][0].process.pid: n for n in workers}
+    jobs, outcomes, removed = [], [], {}
+
+    def watch(ex):
+        """Once a trial runs on a worker node's actor, remove that node (its raylet, its workers) mid-trial."""
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            for number, pid in ex.running().items():
+                stat = _stat(pid) if pid is not None else None
+                if stat is not None and stat[1] in raylets:
+                    time.sleep(0.3)  # trials here take seconds: it is still running
+                    removed.update(trial=number, pid=pid, raylet=stat[1], files=_open_files(pid),
+                                   driver_files=_open_files(os.getpid()))
+                    remove(raylets[stat[1]])
+                    return
+            time.sleep(0.02)
+
+    with make_executor("ray", factory, workers=2) as ex:
+        submit, wait = ex.submit, ex.wait
+
+        def record_submit(job):  # what travels to the workers
+            jobs.append(job)
+            submit(job)
+
+        def record_wait(timeout=None, on_beat=None):  # what comes back, and from which node
+            got = wait(timeout, on_beat)
+            outcomes.extend((o, _stat(o.extra["pid"])) for o in got)
+            return got
+
+        ex.submit, ex.wait = record_submit, record_wait
+        th = threading.Thread(target=watch, args=(ex,), daemon=True)
+        th.start()
+        out = search(db, 6, executor=ex, space=space, shape=digits.input_shape, budget=Budget(epochs=120),
+                     max_retries=1)
+        th.join()
+        survivors = ex.pids()
+        worker_files = [_open_files(p) for p in survivors]
+    assert removed, "no trial ran on a worker node"
+    # every asked trial finished once, under its own number
+    assert [t.number for t in out.trials] == list(range(6)), [t.number for t in out.trials]
+    assert [t.state for t in out.trials] == [TrialState.COMPLETE] * 6, [(t.number, t.reason) for t in out.trials]
+    # the trial on the removed node was lost there (and only it), run again, and completed on another node
+    lost = [o for o, _ in outcomes if o.lost]
+    assert [(o.number, o.extra["pid"]) for o in lost] == [(removed["trial"], removed["pid"])], lost
+    done = [(o, stat) for o, stat in outcomes if not o.lost]
+    assert sorted(o.number for o, _ in done) == list(range(6))  # one answer per trial: nothing ran twice
+    assert all(o.state is TrialState.COMPLETE for o, _ in done)
+    again = next(stat for o, stat in done if o.number == removed["trial"])
+    assert again is not None and again[1] != removed["raylet"]
+    assert removed["pid"] not in survivors and (_stat(removed["pid"]) or ("Z",))[0] == "Z"  # gone with its node
+    assert sorted(j.number for j in jobs) == sorted([*range(6), removed["trial"]])  # submitted twice: it alone
+    with Store(db) as st:
+        attempts = dict(st.conn.execute("SELECT number, attempts FROM trials").fetchall())
+        assert attempts == {n: int(n == removed["trial"]) for n in range(6)}
+        assert st.integrity_ok()
+    # the database is the driver's alone: no path of it travels, no worker opens it, no copy appears
+    assert all(j.checkpoint is None for j in jobs) and str(tmp_path) not in repr(jobs)
+    assert str(tmp_path).encode() not in pickle.dumps(factory)
+    assert str(db) in removed["driver_files"] and not any(str(db) in f for f in removed["files"])
+    assert not any(str(db) in f for files in worker_files for f in files)
+    assert {p.name for p in tmp_path.iterdir()} <= {"a.db", "a.db-wal", "a.db-shm"}
 
 
 @pytest.fixture(scope="module")
