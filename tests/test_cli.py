@@ -168,3 +168,34 @@ def test_download_refuses_unknown_datasets_in_one_line(capsys):
     assert main(["download", "cifar"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "downloads fashion-mnist and mnist" in err
+
+
+NO_TORCH = """
+import runpy, sys
+sys.argv = ["nasforge", *sys.argv[1:]]
+try:
+    runpy.run_module("nasforge", run_name="__main__")  # `python -m nasforge ...`
+except SystemExit as e:
+    assert not e.code, f"exit {e.code}"
+print("torch imported:", "torch" in sys.modules)
+"""
+
+
+def test_status_and_help_import_no_torch(tmp_path):
+    """Importing torch alone takes 1-2 s; status only reads a database and prints it (a 100,000-trial
+    study's status has to take under 2 s), so neither it nor --help may import torch."""
+    import nasforge
+
+    db = tmp_path / "s.db"
+    with nasforge.open_study(db, name="s", space={"kind": "chain", "max_blocks": 3}, input_shape=(1, 8, 8),
+                             strategy="random") as study:
+        for score in (0.5, 0.75, 0.25):
+            study.tell(study.ask(), score)
+    runs = {cmd: subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, timeout=120)
+            for cmd, args in (("status", ["status", str(db), "--name", "s"]), ("help", ["--help"]))}
+    for out in runs.values():
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.rstrip().endswith("torch imported: False"), out.stdout
+    lines = runs["status"].stdout.splitlines()
+    assert lines[1].startswith("trials: 3 complete")
+    assert lines[2].split()[:3] == ["rank", "trial", "val_acc"] and lines[4].split()[:3] == ["1", "1", "0.7500"]

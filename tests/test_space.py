@@ -165,3 +165,16 @@ def test_parallel_is_opt_in_and_needs_spatial_input():
                              {"type": "parallel", "width": 16, "branches": 2, "merge": "sum", "act": "relu",
                               "bn": False, "skip": False}])
     assert "needs spatial input" in space.check(s, (1, 8, 8))
+
+
+@pytest.mark.parametrize("kind, shape", [("chain", (1, 28, 28)), ("cell", (3, 32, 32)), ("mlp", (20,)),
+                                         ("stage", (2, 50))])
+def test_one_draw_for_all_dimensions_gives_what_one_draw_each_gave(kind, shape):
+    """Samples (and so every seeded search, NAS-Bench-201 figures included) are the ones drawn before."""
+    from nasforge.space.params import sample_all
+
+    dims = make_space({"kind": kind}, shape).dims()
+    for seed in range(20):
+        each, once = np.random.default_rng(seed), np.random.default_rng(seed)
+        assert sample_all(dims, once) == {name: d.sample(each) for name, d in dims.items()}
+        assert once.bit_generator.state == each.bit_generator.state

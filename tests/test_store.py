@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import zlib
 
 import pytest
 
@@ -115,3 +117,39 @@ def test_long_samples_and_curves_are_stored_packed_and_text_rows_still_read(tmp_
     raw.close()
     with Store(tmp_path / "a.db", create=False) as st, pytest.raises(StoreError, match="damaged"):
         st.trials(st.experiment("e").id)
+
+
+def test_later_long_samples_are_packed_against_the_first_and_read_by_another_process(tmp_path):
+    def sample(i):
+        return {f"b{j}.{k}": v for j in range(10) for k, v in (("type", "conv"), ("width", 16 * (i + j) % 128),
+                                                               ("act", "relu"), ("kernel", 3), ("bn", True))}
+    db = tmp_path / "a.db"
+    with Store(db) as writer, Store(db, readonly=True) as reader:
+        exp = writer.create_experiment("e", {}, "fp")
+        assert reader.trials(exp.id) == []  # the reader looked for a dictionary before there was one
+        for i in range(5):
+            writer.add_trial(exp.id, Trial(number=i, key=str(i), sample=sample(i), state=TrialState.PENDING))
+        assert [t.sample for t in reader.trials(exp.id)] == [sample(i) for i in range(5)]
+    raw = sqlite3.connect(db)
+    sizes = [r[0] for r in raw.execute("SELECT length(sample) FROM trials ORDER BY number")]
+    alone = len(zlib.compress(json.dumps(sample(3), separators=(",", ":"), sort_keys=True).encode(), 6))
+    assert max(sizes[1:]) < alone / 2  # the dictionary makes later samples less than half their size alone
+    raw.execute("DELETE FROM meta WHERE key LIKE 'zdict:%'")  # a damaged file: the dictionary is gone
+    raw.commit()
+    raw.close()
+    with Store(db, create=False) as st, pytest.raises(StoreError, match=r"damaged.*dictionary is missing"):
+        st.trials(st.experiment("e").id)
+
+
+def test_schema_3_loses_the_unused_key_index(tmp_path):
+    with Store(tmp_path / "a.db") as st:
+        st.create_experiment("e", {}, "fp")
+    raw = sqlite3.connect(tmp_path / "a.db")
+    raw.execute("CREATE INDEX trials_key ON trials (experiment_id, key)")
+    raw.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+    raw.commit()
+    with Store(tmp_path / "a.db", create=False) as st:
+        assert st.experiment("e") is not None
+    assert raw.execute("SELECT name FROM sqlite_master WHERE type='index' AND name='trials_key'").fetchall() == []
+    assert raw.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    raw.close()

@@ -40,6 +40,7 @@ from nasforge.result import Result
 from nasforge.schedule.screen import ProxyScreener, latency_limit
 from nasforge.space import CellSpace, SearchSpace, make_space
 from nasforge.store import Experiment, Store
+from nasforge.stored import stored
 from nasforge.strategy import STRATEGIES, make_strategy
 from nasforge.strategy.warm import WarmStart, initial_samples
 from nasforge.types import Sample, Trial
@@ -209,33 +210,6 @@ def checkpoint_dir(db: str | Path, name: str) -> Path:
     p = Path(db)
     root = p.parent / f"{p.stem}-checkpoints"
     return inside(root / check_name(name), root, "checkpoint")
-
-
-def stored(db: str | Path, name: str | None = None, *, readonly: bool = True) -> tuple[Store, Experiment, Config]:
-    """Open an existing database and its experiment (the latest one unless named).
-
-    Read-only unless asked (SQLite ``mode=ro``): a command that only reads cannot change the file.
-    The stored name is checked like a new one, since it becomes part of paths and the database may
-    come from someone else.
-    """
-    if name is not None:
-        check_name(name)
-    store = Store(db, create=False, readonly=readonly)
-    exp = store.experiment(name)
-    if exp is not None:
-        try:
-            check_name(exp.name, f"the experiment name stored in {db}")
-            cfg = from_dict(exp.config)
-        except NasforgeError as e:
-            store.close()
-            raise StoreError(f"{e}; this database cannot be used as it is") from None
-        return store, exp, cfg
-    held = store.experiment_names()
-    store.close()
-    if name is not None and held:
-        raise StoreError(f"{db} has no experiment {name!r} (it holds {', '.join(map(repr, held))}); "
-                         "pick one with --name")
-    raise StoreError(f"{db} holds no experiment yet: run `nasforge search CONFIG --db {db}` first")
 
 
 def positive_number(value: Any, what: str, example: str) -> float:

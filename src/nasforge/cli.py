@@ -7,15 +7,13 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
 from nasforge.bench import add_bench_parser
-from nasforge.darts import NAME as DARTS
 from nasforge.errors import NasforgeError
 from nasforge.fmt import fmt_budget, fmt_count, fmt_time
-from nasforge.report.export import FORMATS
-from nasforge.strategy import STRATEGIES
+from nasforge.strategy import DARTS, STRATEGIES
 
 log = logging.getLogger("nasforge")
 
@@ -122,12 +120,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from nasforge import api
+    # no nasforge.api here: it imports torch, and status reads the database and formats it, nothing more
     from nasforge.space import make_space
+    from nasforge.stored import stored
 
     if args.top < 1:
         raise NasforgeError(f"--top must be at least 1, got {args.top}")
-    store, exp, cfg = api.stored(args.db, args.name)
+    store, exp, cfg = stored(args.db, args.name)
     multi = len(cfg.search.objectives) > 1
     with store:
         # counts and the top trials come sorted from SQL; every trial is read only for a record or a front
@@ -337,10 +336,49 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+class DeferredParser(argparse.ArgumentParser):
+    """A command's parser that adds its arguments (``setup``) when first used, to parse or for help: a
+    command whose choices come from a module that imports torch costs the other commands nothing."""
+
+    def __init__(self, *args: Any, setup: Callable[[argparse.ArgumentParser], None] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.setup = setup
+
+    def ready(self) -> None:
+        if self.setup is not None:
+            setup, self.setup = self.setup, None
+            setup(self)
+
+    def parse_known_args(self, args: Iterable[str] | None = None, namespace: Any = None) -> tuple[Any, list[str]]:
+        self.ready()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self.ready()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self.ready()
+        return super().format_help()
+
+
+def add_export_args(e: argparse.ArgumentParser) -> None:
+    """``export``'s arguments; deferred, since its formats' module (nasforge.report.export) imports torch."""
+    from nasforge.report.export import FORMATS
+
+    e.add_argument("db")
+    e.add_argument("--format", required=True, choices=FORMATS,
+                   help="python: standalone source + state dict; torchscript; onnx (nasforge[onnx]); json: genotype")
+    e.add_argument("--out", help="directory (default: export/ beside the retrained weights)")
+    e.add_argument("--name", help="experiment name (default: the latest)")
+    e.add_argument("--trial", type=int, help="export the last retrain of this trial (default: the last retrain)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nasforge", description="Neural architecture search that runs on a CPU.")
     p.add_argument("--debug", action="store_true", help="log details and show tracebacks")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=DeferredParser)
 
     s = sub.add_parser("search", help="search architectures as a YAML config describes")
     s.add_argument("config", help="YAML config (see examples/)")
@@ -401,13 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "network), resnet20, resnet1d, mlp")
     au.set_defaults(func=cmd_auto)
 
-    e = sub.add_parser("export", help="export the retrained searched network (python, torchscript, onnx, json)")
-    e.add_argument("db")
-    e.add_argument("--format", required=True, choices=FORMATS,
-                   help="python: standalone source + state dict; torchscript; onnx (nasforge[onnx]); json: genotype")
-    e.add_argument("--out", help="directory (default: export/ beside the retrained weights)")
-    e.add_argument("--name", help="experiment name (default: the latest)")
-    e.add_argument("--trial", type=int, help="export the last retrain of this trial (default: the last retrain)")
+    e = sub.add_parser("export", help="export the retrained searched network (python, torchscript, onnx, json)",
+                       setup=add_export_args)
     e.set_defaults(func=cmd_export)
 
     rp = sub.add_parser("report", help="write an HTML report with plots, importance analysis and a trial table")

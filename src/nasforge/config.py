@@ -23,14 +23,11 @@ from typing import Any
 import yaml
 
 from nasforge.errors import ConfigError, NasforgeError
-from nasforge.evaluate.torch_eval import check_interim
-from nasforge.evaluate.trainer import Recipe
+from nasforge.evaluate.recipe import Recipe, check_interim
 from nasforge.execute import EXECUTORS
 from nasforge.pareto import check_objectives
 from nasforge.paths import check_name
-from nasforge.report.references import AUTO, REFERENCES, check_baseline
 from nasforge.schedule.schedulers import Scheduler, make_scheduler
-from nasforge.schedule.screen import check_screen
 from nasforge.schedule.stopping import StoppingRule, make_stopping
 from nasforge.space import SPACES
 from nasforge.types import Budget
@@ -308,6 +305,8 @@ def _screen(v: Any) -> dict[str, Any] | None:
     if not isinstance(v, Mapping):
         raise ConfigError(f"search.screen must be a mapping such as {{proxy: synflow, sample: 30, keep: 0.1}}, "
                           f"got {v!r}")
+    from nasforge.schedule.screen import check_screen  # imports torch: only a config that screens pays for it
+
     return check_screen(v)
 
 
@@ -446,7 +445,7 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
     rrecipe = _recipe({k: v for k, v in rt.items() if k in RECIPE_KEYS}, "retrain", RetrainConfig().recipe)
     retrain = RetrainConfig(
         epochs=_typed(rt.get("epochs", 10.0), float, "retrain.epochs", positive=True), recipe=rrecipe,
-        baseline=check_baseline(rt.get("baseline", True)),
+        baseline=_baseline(rt.get("baseline", True)),
         out=None if rt.get("out") is None else str(rt["out"]),
     )
     return Config(name=name, seed=seed, data=data, space=sp, strategy=strategy, search=search, train=train,
@@ -461,9 +460,21 @@ def _initial_budget(value: Any) -> str:
     return str(value)
 
 
+def _baseline(value: Any) -> bool | str:
+    """``retrain.baseline``: true and false as they are; a name is checked against the references' registry,
+    imported only then, since it imports torch (a stored config is read by commands that need none)."""
+    if isinstance(value, bool):
+        return value
+    from nasforge.report.references import check_baseline
+
+    return check_baseline(value)
+
+
 def _equal_time(value: Any) -> str | None:
     if value is None or value is False:
         return None
+    from nasforge.report.references import AUTO, REFERENCES  # imports torch: only when equal_time is set
+
     if not isinstance(value, str) or (value not in REFERENCES and value != AUTO):
         raise ConfigError(f"search.equal_time must be {AUTO} (the data kind's reference) or a reference name "
                           f"({', '.join(REFERENCES)}): budgets are then in its measured training time; got {value!r}")

@@ -52,14 +52,16 @@ from nasforge.errors import ConfigError, NasforgeError
 from nasforge.evaluate.torch_eval import TorchEvaluator
 from nasforge.evaluate.trainer import evaluate_split
 from nasforge.loop import Progress, SearchOutcome, run_search
-from nasforge.space.cell import Cell, CellSpace, Nd, edge_names, make_op
+from nasforge.space.cell import CellSpace, edge_names
+from nasforge.space.cell_nn import Cell, Nd, make_op
 from nasforge.store import Experiment, Store
+from nasforge.strategy import DARTS
 from nasforge.strategy.base import Strategy
 from nasforge.types import Budget, Sample, Suggestion, Trial
 
 log = logging.getLogger("nasforge")
 
-NAME = "darts"
+NAME = DARTS  # the strategy name that runs this search
 REMEDIES = ("none", "darts_plus", "beta")
 
 

@@ -36,7 +36,7 @@ from urllib.parse import quote
 from nasforge.errors import StoreError
 from nasforge.types import Budget, Cost, Trial, TrialState
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 log = logging.getLogger("nasforge")
 
 _SCHEMA = """
@@ -75,7 +75,6 @@ CREATE TABLE IF NOT EXISTS trials (
     attempts INTEGER NOT NULL DEFAULT 0,
     UNIQUE (experiment_id, number)
 );
-CREATE INDEX IF NOT EXISTS trials_key ON trials (experiment_id, key);
 CREATE TABLE IF NOT EXISTS rejections (
     id INTEGER PRIMARY KEY,
     experiment_id INTEGER NOT NULL REFERENCES experiments(id),
@@ -99,6 +98,9 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE trials ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",  # workers lost while running it
         "ALTER TABLE experiments ADD COLUMN driver TEXT",  # the lease: who runs the experiment now
         "ALTER TABLE experiments ADD COLUMN driver_beat REAL"),
+    # no query looks trials up by key (the study keeps the keys in memory): the index cost ~270 bytes a trial.
+    # Samples may now be packed against an experiment's dictionary (meta 'zdict:<id>'), which older code cannot read.
+    3: ("DROP INDEX IF EXISTS trials_key",),
 }
 BUSY_RETRIES = 8  # BEGIN IMMEDIATE attempts on a busy database, each after the connection's own wait
 
@@ -230,18 +232,29 @@ def _dumps(x: Any) -> str:
     return json.dumps(x, separators=(",", ":"), sort_keys=True)
 
 
-PACK_OVER = 256  # bytes of JSON above which a sample or curve is stored zlib-compressed (a third of the size)
+PACK_OVER = 256  # bytes of JSON above which a sample or curve is stored zlib-compressed
 
 
-def _pack(x: Any) -> str | bytes:
-    """JSON text, compressed where long: a chain space's sample is ~1 KB of repeated names, ~300 bytes packed,
-    which keeps a 100,000-trial database small. :func:`_unpack` reads both forms (older files hold text)."""
+def _pack(x: Any, zdict: bytes | None = None) -> str | bytes:
+    """JSON text, compressed where long. A chain space's sample is ~2 KB of JSON, mostly dimension names
+    repeated in every trial: ~510 bytes compressed alone, ~240 against ``zdict`` (the experiment's first
+    sample), which keeps a 100,000-trial database under 1 KB a trial. :func:`_unpack` reads every form."""
     text = _dumps(x)
-    return zlib.compress(text.encode(), 6) if len(text) > PACK_OVER else text
+    if len(text) <= PACK_OVER:
+        return text
+    if zdict is None:
+        return zlib.compress(text.encode(), 6)
+    z = zlib.compressobj(6, zdict=zdict)
+    return z.compress(text.encode()) + z.flush()
 
 
-def _unpack(v: str | bytes) -> Any:
+def _unpack(v: str | bytes, zdict: bytes | None = None) -> Any:
     try:
+        if isinstance(v, bytes) and len(v) > 1 and v[1] & 0x20:  # zlib's FDICT flag: packed against a dictionary
+            if zdict is None:
+                raise zlib.error("its dictionary is missing")
+            z = zlib.decompressobj(zdict=zdict)
+            return json.loads(z.decompress(v) + z.flush())
         return json.loads(zlib.decompress(v) if isinstance(v, bytes) else v)
     except zlib.error as e:  # damaged: reported like damaged JSON
         raise ValueError(f"not a packed record ({e})") from None
@@ -261,6 +274,7 @@ class Store:
         """
         self.path = Path(path)
         self._leases: dict[int, list[Any]] = {}  # experiments whose lease this Store holds: id -> [token, depth]
+        self._zdicts: dict[int, bytes | None] = {}  # experiment id -> the dictionary its samples are packed against
         self.readonly = readonly
         if (readonly or not create) and not self.path.exists():
             raise StoreError(f"no database at {self.path}: run `nasforge search` first or give the right path")
@@ -430,31 +444,48 @@ class Store:
             c.execute("UPDATE experiments SET elapsed = elapsed + ? WHERE id=?", (seconds, exp_id))
 
     # ------------------------------------------------------------------ trials
-    def add_trial(self, exp_id: int, trial: Trial, strategy_state: Mapping[str, Any] | None = None) -> None:
-        """Insert a new trial and, in the same transaction, the strategy state that proposed it."""
+    def _zdict(self, exp_id: int) -> bytes | None:
+        """The experiment's sample dictionary (its first long sample's JSON), or None before there is one (not
+        cached then: another process's store may set it)."""
+        if self._zdicts.get(exp_id) is None:
+            row = self.conn.execute("SELECT value FROM meta WHERE key=?", (f"zdict:{exp_id}",)).fetchone()
+            self._zdicts[exp_id] = row[0].encode() if row else None
+        return self._zdicts[exp_id]
+
+    def add_trial(self, exp_id: int, trial: Trial, strategy_state: Mapping[str, Any] | None = None, *,
+                  heartbeat: float | None = None) -> None:
+        """Insert a new trial, in any state, and in the same transaction the strategy state that proposed it
+        (``heartbeat``: the first one of a trial handed out RUNNING)."""
+        sample = dict(trial.sample)
+        zdict, new_zdict = self._zdict(exp_id), None
+        if zdict is None and len(text := _dumps(sample)) > PACK_OVER:
+            zdict = new_zdict = text.encode()
         with self.transaction() as c:
+            if new_zdict is not None:
+                c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"zdict:{exp_id}", new_zdict.decode()))
             c.execute(
-                "INSERT INTO trials (experiment_id, number, key, state, sample, budget) VALUES (?, ?, ?, ?, ?, ?)",
-                (exp_id, trial.number, trial.key, trial.state.value, _pack(dict(trial.sample)),
-                 _dumps(trial.budget.to_json())),
+                "INSERT INTO trials (experiment_id, number, key, sample, heartbeat, state, score, metrics, curve, "
+                "cost, hidden, reason, started, finished, train_seconds, eval_seconds, budget, rungs) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (exp_id, trial.number, trial.key, _pack(sample, zdict), heartbeat, *_fields(trial)),
             )
             if strategy_state is not None:
                 c.execute("UPDATE experiments SET strategy_state=? WHERE id=?", (_dumps(strategy_state), exp_id))
-        if trial.state is not TrialState.PENDING:
-            self.update_trial(exp_id, trial)
+        if new_zdict is not None:
+            self._zdicts[exp_id] = new_zdict
 
-    def update_trial(self, exp_id: int, trial: Trial, *, elapsed: float = 0.0) -> None:
-        """Store the trial's new record (and add ``elapsed`` seconds to the experiment's, in the same commit)."""
+    def update_trial(self, exp_id: int, trial: Trial, *, elapsed: float = 0.0, heartbeat: float | None = None) -> None:
+        """Store the trial's new record (and add ``elapsed`` seconds to the experiment's, in the same commit;
+        ``heartbeat``: set that too)."""
+        beat = ", heartbeat=?" if heartbeat is not None else ""
         with self.transaction() as c:
             if elapsed:
                 c.execute("UPDATE experiments SET elapsed = elapsed + ? WHERE id=?", (elapsed, exp_id))
             c.execute(
                 "UPDATE trials SET state=?, score=?, metrics=?, curve=?, cost=?, hidden=?, reason=?, started=?, "
-                "finished=?, train_seconds=?, eval_seconds=?, budget=?, rungs=? WHERE experiment_id=? AND number=?",
-                (trial.state.value, trial.score, _dumps(dict(trial.metrics)), _pack([dict(r) for r in trial.curve]),
-                 _dumps(trial.cost.to_json()) if trial.cost else None, _dumps(dict(trial.hidden)), trial.reason,
-                 trial.started, trial.finished, trial.train_seconds, trial.eval_seconds,
-                 _dumps(trial.budget.to_json()), _dumps(list(trial.rungs)), exp_id, trial.number),
+                f"finished=?, train_seconds=?, eval_seconds=?, budget=?, rungs=?{beat} WHERE experiment_id=? "
+                "AND number=?",
+                (*_fields(trial), *((heartbeat,) if heartbeat is not None else ()), exp_id, trial.number),
             )
 
     def trials(self, exp_id: int) -> list[Trial]:
@@ -463,7 +494,7 @@ class Store:
 
     def _read_trials(self, rows: Iterable[sqlite3.Row]) -> list[Trial]:
         try:
-            return [_trial(r) for r in rows]
+            return [_trial(r, self._zdict(r["experiment_id"])) for r in rows]
         except (ValueError, TypeError, KeyError) as e:
             raise StoreError(f"a trial in {self.path} is damaged ({type(e).__name__}: {str(e)[:100]}); "
                              "give another --db") from None
@@ -500,9 +531,8 @@ class Store:
             return cur.rowcount
 
     def start_trial(self, exp_id: int, trial: Trial) -> None:
-        """Store a trial as it starts running, with a first heartbeat."""
-        self.update_trial(exp_id, trial)
-        self.heartbeat(exp_id, {trial.number: time.time()})
+        """Store a trial as it starts running, with a first heartbeat (one commit)."""
+        self.update_trial(exp_id, trial, heartbeat=time.time())
 
     def heartbeat(self, exp_id: int, beats: Mapping[int, float]) -> None:
         """Record the last sign of life of running trials' workers, and renew the lease if this Store holds it.
@@ -620,11 +650,18 @@ def reason_kind(reason: str) -> str:
     return re.sub(r"\d[\d,]*", "N", reason.split(":")[0])
 
 
-def _trial(r: sqlite3.Row) -> Trial:
+def _fields(t: Trial) -> tuple[Any, ...]:
+    """A trial's changeable columns, in the order add_trial and update_trial write them."""
+    return (t.state.value, t.score, _dumps(dict(t.metrics)), _pack([dict(r) for r in t.curve]),
+            _dumps(t.cost.to_json()) if t.cost else None, _dumps(dict(t.hidden)), t.reason, t.started, t.finished,
+            t.train_seconds, t.eval_seconds, _dumps(t.budget.to_json()), _dumps(list(t.rungs)))
+
+
+def _trial(r: sqlite3.Row, zdict: bytes | None = None) -> Trial:
     return Trial(
         number=r["number"],
         key=r["key"],
-        sample=_unpack(r["sample"]),
+        sample=_unpack(r["sample"], zdict),
         state=TrialState(r["state"]),
         budget=Budget.from_json(json.loads(r["budget"])),
         score=r["score"],

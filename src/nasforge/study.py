@@ -69,8 +69,8 @@ def propose(
     extra_check: Callable[[Sample], str | None] | None = None,
     taken: set[str] | None = None,
     seen: set[str] | None = None,
-) -> Suggestion | None:
-    """One new, valid, never-tried suggestion; None when the space looks exhausted.
+) -> tuple[Suggestion, str] | None:
+    """One new, valid, never-tried suggestion and its key; None when the space looks exhausted.
 
     Invalid proposals are checked once (``rejected`` caches key -> reason, ``on_reject`` hears of new
     ones) and never count as trials; many invalid proposals in a row mean the space is unusable.
@@ -92,7 +92,7 @@ def propose(
         if reason is None and extra_check is not None:
             reason = extra_check(sug.sample)
         if reason is None:
-            return sug
+            return sug, key
         if key not in rejected:
             rejected[key] = reason
             if on_reject is not None:
@@ -184,44 +184,57 @@ class Study:
         (nothing fits), ``"exhausted"`` (the strategy proposes only tried networks) or ``"trials"``
         (``new=False`` and nothing waits).
         """
+        return self._ask(fits, new, start=False)
+
+    def _ask(self, fits: Callable[[Budget], bool] | None, new: bool, *, start: bool) -> Trial | None:
+        """:meth:`ask`; ``start``: hand the trial out RUNNING, a new one stored so in the one commit that adds it."""
         self.stopped = None
         pending = self.trial(min(self._waiting)) if self._waiting else None
         if pending is None:
             promo = self.scheduler.promotion(self._trials)
             if promo is not None and (fits is None or fits(promo.budget)):
                 pending = promo.trial.with_(state=TrialState.PENDING, budget=promo.budget)
-                self._write(pending)
+                if not start:
+                    self._write(pending)
                 log.debug("promoting trial %d to %s", pending.number, promo.budget)
         if pending is not None:
             if fits is not None and not fits(pending.budget):
                 self.stopped = "time"
                 return None
-            return pending
+            return self.start(pending) if start else pending
         if not new:
             self.stopped = "trials"
             return None
         if self.screener is not None and not self._queue:
             self._queue = self._screened()
-        sug = Suggestion(self._queue.pop(0)) if self.screener is not None and self._queue else self._one()
-        if sug is None:
-            self.stopped = "exhausted"
-            return None
+        if self.screener is not None and self._queue:
+            sample = self._queue.pop(0)
+            sug, key = Suggestion(sample), self.space.key(sample)
+        else:
+            found = self._one()
+            if found is None:
+                self.stopped = "exhausted"
+                return None
+            sug, key = found
         budget = sug.budget or self.scheduler.new_budget(self._trials)
         if fits is not None and not fits(budget):
             self.stopped = "time"
             return None
         number = self._trials[-1].number + 1 if self._trials else 0
-        trial = Trial(number=number, key=self.space.key(sug.sample), sample=dict(sug.sample),
-                      state=TrialState.PENDING, budget=budget)
+        now = time.time()
+        trial = Trial(number=number, key=key, sample=dict(sug.sample), budget=budget,
+                      state=TrialState.RUNNING if start else TrialState.PENDING, started=now if start else None)
         if self.store is not None and self.experiment is not None:
             saved = self.strategy.state_dict()
             self.store.add_trial(self.experiment.id, trial,
-                                 {**saved, QUEUE: self._queue} if self.screener is not None else saved)
+                                 {**saved, QUEUE: self._queue} if self.screener is not None else saved,
+                                 heartbeat=now if start else None)
         self._trials.add(trial)
-        self._waiting.add(number)
+        if not start:
+            self._waiting.add(number)
         return trial
 
-    def _one(self, taken: set[str] | None = None) -> Suggestion | None:
+    def _one(self, taken: set[str] | None = None) -> tuple[Suggestion, str] | None:
         return propose(self.strategy, self.space, self._trials, self.input_shape, self.n_out, self.rejected,
                        on_reject=self._reject, max_rejections=self.max_rejections,
                        max_duplicates=self.max_duplicates, extra_check=self.extra_check, taken=taken,
@@ -240,11 +253,12 @@ class Study:
         exempt: list[Sample] = []
         taken: set[str] = set()
         for _ in range(self.screener.sample):
-            sug = self._one(taken)
-            if sug is None:
+            found = self._one(taken)
+            if found is None:
                 break
+            sug, key = found
             (pool if sug.screen else exempt).append(sug.sample)
-            taken.add(self.space.key(sug.sample))
+            taken.add(key)
         return [dict(s) for s in exempt] + ([dict(s) for s in self.screener(pool)] if pool else [])
 
     # ------------------------------------------------------------------ run and tell
@@ -347,8 +361,7 @@ class OpenStudy(Study):
     _lease_cm: Any = None
 
     def ask(self, *, fits: Callable[[Budget], bool] | None = None, new: bool = True) -> Trial | None:
-        trial = super().ask(fits=fits, new=new)
-        return self.start(trial) if trial is not None else None
+        return self._ask(fits, new, start=True)
 
     def close(self) -> None:
         if self._lease_cm is not None:

@@ -15,6 +15,7 @@ import torch
 from nasforge import atomic
 from nasforge.data.base import Dataset, stratified_split
 from nasforge.evaluate.cost import measure_cost
+from nasforge.evaluate.recipe import check_interim
 from nasforge.evaluate.trainer import InterimVal, Recipe, TrainingFailed, make_optimizer, train
 from nasforge.space.base import SearchSpace
 from nasforge.types import Budget, Cost, EvalResult, Sample
@@ -222,15 +223,6 @@ class TorchEvaluator:
         return EvalResult(score=metrics["accuracy"], metrics=metrics, curve=(*results[0].curve[:-1], last),
                           cost=results[0].cost, train_seconds=sum(r.train_seconds for r in results),
                           eval_seconds=sum(r.eval_seconds for r in results))
-
-
-def check_interim(how: object) -> int | str:
-    """``how`` when it is an ``interim_validation`` (full, none or a positive number of examples)."""
-    if isinstance(how, str) and how in ("full", "none"):
-        return how
-    if isinstance(how, int) and not isinstance(how, bool) and how > 0:
-        return how
-    raise ValueError(f"interim_validation must be full, none or a positive number of examples, got {how!r}")
 
 
 def interim_split(data: Dataset, how: int | str, seed: int) -> InterimVal:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nasforge.errors import ConfigError, NasforgeError
-from nasforge.evaluate.trainer import TrainingFailed
+from nasforge.evaluate.recipe import TrainingFailed
 from nasforge.schedule.stopping import StoppingRule, TrialPruned
 from nasforge.types import Budget, EvalResult, Sample, Trial, TrialState
 

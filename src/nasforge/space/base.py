@@ -1,15 +1,21 @@
-"""The SearchSpace protocol every space implements (chain today, cells next)."""
+"""The SearchSpace protocol every space implements (chain today, cells next).
+
+The spaces import no torch: only ``build`` (and ``check`` under a size limit) loads it, from the
+``*_nn`` modules, so reading a database (``nasforge status``) stays fast.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-from torch import nn
 
 from nasforge.space.params import Choice
 from nasforge.types import Sample
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @runtime_checkable

@@ -17,15 +17,22 @@ The same space builds 2-D images (Conv2d) and 1-D sequences (Conv1d); flat input
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from nasforge.space.base import check_values, limit_reason, mutate_one, uniform_crossover
-from nasforge.space.params import Choice, choice
+from nasforge.space.params import Choice, choice, sample_all
 from nasforge.types import Sample
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nasforge.space.cell_nn import Cell as Cell
+    from nasforge.space.cell_nn import Nd as Nd
+    from nasforge.space.cell_nn import ReductionBlock as ReductionBlock
+    from nasforge.space.cell_nn import make_op as make_op
+    from nasforge.space.cell_nn import relu_conv_bn as relu_conv_bn
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 OPS = NB201_OPS  # every operation the builder knows; a space may use any subset
@@ -94,7 +101,7 @@ class CellSpace:
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         """Uniform over operations, independently per edge (NB201's random search)."""
-        return {name: d.sample(rng) for name, d in self._dims.items()}
+        return sample_all(self._dims, rng)
 
     def mutate(self, s: Sample, rng: np.random.Generator) -> dict[str, Any]:
         """Change one edge to another operation (NB201's REA mutation)."""
@@ -218,6 +225,8 @@ class CellSpace:
 
     def build(self, s: Sample, input_shape: tuple[int, ...], n_out: int) -> nn.Sequential:
         """The network for ``s``: stem, stages of cells with reductions between, head; a plain Sequential."""
+        from nasforge.space.cell_nn import Cell, make_op
+
         ops = [(j, i, s[edge_name(j, i)]) for j in range(1, self.n_nodes) for i in range(j)]
         return self.skeleton(input_shape, n_out, lambda c, nd: Cell(
             [(j, i, make_op(op, c, nd)) for j, i, op in ops if op != "none"], self.n_nodes))
@@ -229,19 +238,10 @@ class CellSpace:
         Shared by :meth:`build` and the DARTS supernet, so the network a one-shot search trains is
         the discrete network with each cell replaced, and nothing else.
         """
-        rank = len(input_shape) - 1
-        if rank not in (1, 2):
-            raise ValueError(f"the cell space builds image or sequence networks, not input shape {input_shape}")
-        nd = Nd(rank)
-        c = self.channels
-        layers: list[nn.Module] = [nd.conv(input_shape[0], c, 3, padding=1, bias=False), nd.bn(c)]
-        for stage in range(self.n_stages):
-            if stage:
-                layers.append(ReductionBlock(c, 2 * c, nd))
-                c *= 2
-            layers += [make_cell(c, nd) for _ in range(self.cells_per_stage)]
-        layers += [nd.bn(c), nn.ReLU(), nd.gap(1), nn.Flatten(), nn.Linear(c, n_out)]
-        return nn.Sequential(*layers)
+        from nasforge.space.cell_nn import skeleton
+
+        return skeleton(input_shape, n_out, make_cell, channels=self.channels, n_stages=self.n_stages,
+                        cells_per_stage=self.cells_per_stage)
 
 
 class NasBench201Space(CellSpace):
@@ -254,77 +254,13 @@ class NasBench201Space(CellSpace):
                          max_params=max_params, max_flops=max_flops)
 
 
-# ---------------------------------------------------------------------- modules
-class Nd:
-    """The 1-D or 2-D flavour of each layer type, picked once from the input rank."""
-
-    def __init__(self, rank: int) -> None:
-        self.conv: Any = {2: nn.Conv2d, 1: nn.Conv1d}[rank]
-        self.bn: Any = {2: nn.BatchNorm2d, 1: nn.BatchNorm1d}[rank]
-        self.avg: Any = {2: nn.AvgPool2d, 1: nn.AvgPool1d}[rank]
-        self.max: Any = {2: nn.MaxPool2d, 1: nn.MaxPool1d}[rank]
-        self.gap: Any = {2: nn.AdaptiveAvgPool2d, 1: nn.AdaptiveAvgPool1d}[rank]
+_NN = ("Cell", "Nd", "ReductionBlock", "make_op", "relu_conv_bn")  # moved to cell_nn; still importable from here
 
 
-def relu_conv_bn(c_in: int, c_out: int, k: int, stride: int, nd: Nd, affine: bool = True) -> nn.Sequential:
-    """NB201's ``nor_conv``: ReLU, conv without bias (BN follows), BN."""
-    conv = nd.conv(c_in, c_out, k, stride=stride, padding=k // 2, bias=False)
-    return nn.Sequential(nn.ReLU(), conv, nd.bn(c_out, affine=affine))
+def __getattr__(name: str) -> Any:
+    """The torch half (modules) on first use, so importing the space imports no torch."""
+    if name in _NN:
+        from nasforge.space import cell_nn
 
-
-def make_op(name: str, c: int, nd: Nd, affine: bool = True) -> nn.Module:
-    """One edge's module; channels and size are kept (stride 1), as every NB201 cell edge does.
-
-    ``affine=False`` drops the BN scale and shift, as DARTS supernets do: a learnable scale inside
-    an op would compete with the architecture weight that scales the op's output.
-    """
-    if name == "skip_connect":
-        return nn.Identity()
-    if name == "nor_conv_1x1":
-        return relu_conv_bn(c, c, 1, 1, nd, affine)
-    if name == "nor_conv_3x3":
-        return relu_conv_bn(c, c, 3, 1, nd, affine)
-    if name == "avg_pool_3x3":
-        return nd.avg(3, stride=1, padding=1, count_include_pad=False)
-    raise ValueError(f"unknown cell operation {name!r}: choose from {list(OPS)}")
-
-
-class Cell(nn.Module):
-    """Node j = sum of edge(node i) over the given edges (j, i, module); a missing (``none``) edge adds nothing.
-
-    The discrete network gives one operation per edge, the DARTS supernet a mixed operation.
-    """
-
-    def __init__(self, edges: Sequence[tuple[int, int, nn.Module]], n_nodes: int) -> None:
-        super().__init__()
-        self.n_nodes = n_nodes
-        self.edges = nn.ModuleDict({edge_name(j, i): m for j, i, m in edges})
-        self.wiring = [(j, i, edge_name(j, i)) for j, i, _ in edges]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nodes = [x]
-        for j in range(1, self.n_nodes):
-            acc: torch.Tensor | None = None
-            for jj, i, name in self.wiring:
-                if jj == j:
-                    y = self.edges[name](nodes[i])
-                    acc = y if acc is None else acc + y
-            nodes.append(torch.zeros_like(x) if acc is None else acc)  # all-'none' node: zeros, as in NB201
-        return nodes[-1]
-
-
-class ReductionBlock(nn.Module):
-    """NB201's ResNet basic block with stride 2 between stages: doubles channels, halves the size.
-
-    The shortcut's 2x2 average pool rounds up (ceil_mode) so odd sizes (28 -> 14 -> 7 -> 4) match
-    the stride-2 conv; even sizes, NB201's own, are unaffected.
-    """
-
-    def __init__(self, c_in: int, c_out: int, nd: Nd) -> None:
-        super().__init__()
-        self.conv_a = relu_conv_bn(c_in, c_out, 3, 2, nd)
-        self.conv_b = relu_conv_bn(c_out, c_out, 3, 1, nd)
-        self.shortcut = nn.Sequential(nd.avg(2, stride=2, ceil_mode=True), nd.conv(c_in, c_out, 1, bias=False))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shortcut(x) + self.conv_b(self.conv_a(x))
+        return getattr(cell_nn, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,29 +15,36 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from nasforge.space.base import check_values, limit_reason, mutate_one
-from nasforge.space.params import Choice, choice
+from nasforge.space.params import Choice, choice, sample_all
 from nasforge.types import Sample
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nasforge.space.chain_nn import ACTIVATIONS as ACTIVATIONS
+    from nasforge.space.chain_nn import Parallel as Parallel
+    from nasforge.space.chain_nn import Residual as Residual
+    from nasforge.space.chain_nn import build_chain as build_chain
 
 BLOCK_TYPES = ("conv", "pool", "dense", "dropout", "batchnorm")
 # Opt-in: an Inception-style block of parallel convolutions (kernels 1, 3, 5, ...) summed or concatenated.
 EXTRA_TYPES = ("parallel",)
 PARALLEL_KERNELS = (1, 3, 5, 7)
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "elu": nn.ELU,
-    "leaky_relu": nn.LeakyReLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "identity": nn.Identity,
+# Each activation's torch.nn class, by name: the spaces need only the names, chain_nn.ACTIVATIONS the classes.
+ACTIVATION_LAYERS: dict[str, str] = {
+    "relu": "ReLU",
+    "gelu": "GELU",
+    "silu": "SiLU",
+    "elu": "ELU",
+    "leaky_relu": "LeakyReLU",
+    "tanh": "Tanh",
+    "sigmoid": "Sigmoid",
+    "identity": "Identity",
 }
 HEADS = ("gap", "flatten")
 
@@ -132,7 +139,7 @@ class ChainSpace:
         self.kernels = need("kernels", [int(k) for k in kernels])
         self.strides = need("strides", [int(s) for s in strides])
         self.paddings = need("paddings", paddings, ("same", "valid"))
-        self.activations = need("activations", activations, tuple(ACTIVATIONS))
+        self.activations = need("activations", activations, tuple(ACTIVATION_LAYERS))
         self.pools = need("pools", pools, ("max", "avg"))
         self.pool_sizes = need("pool_sizes", [int(p) for p in pool_sizes])
         self.dropout_rates = need("dropout_rates", [float(r) for r in dropout_rates])
@@ -177,6 +184,8 @@ class ChainSpace:
             for name, c in per_block.items():
                 dims[f"b{i}.{name}"] = c
         self._dims = dims
+        # slot i's dimension names, full ("b3.width") by short ("width"): no name is formatted per call
+        self._names = [{name: f"b{i}.{name}" for name in per_block} for i in range(max_blocks)]
 
     # ------------------------------------------------------------------ the SearchSpace protocol
     def dims(self) -> Mapping[str, Choice]:
@@ -185,24 +194,26 @@ class ChainSpace:
     def active(self, s: Sample) -> list[str]:
         """Names of the dimensions that shape the network for this sample."""
         names = ["n_blocks"]
-        for i in range(int(s["n_blocks"])):
-            t = s[f"b{i}.type"]
-            names.append(f"b{i}.type")
-            names += [f"b{i}.{a}" for a in _ACTIVE[t]]
-        if not any(s[f"b{i}.type"] == "dense" for i in range(int(s["n_blocks"]))):
+        dense = False
+        for slot in self._names[: int(s["n_blocks"])]:
+            t = s[slot["type"]]
+            dense = dense or t == "dense"
+            names.append(slot["type"])
+            names += [slot[a] for a in _ACTIVE[t]]
+        if not dense:
             names.append("head")
         return names
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         """Every dimension uniformly, except block types, which follow ``type_probs`` when given."""
-        out = {name: d.sample(rng) for name, d in self._dims.items()}
+        out = sample_all(self._dims, rng)
         if self.type_probs is not None:
             for i in range(self.max_blocks):
                 out[f"b{i}.type"] = self.types[int(rng.choice(len(self.types), p=self.type_probs))]
         return out
 
     def _slot(self, s: Sample, i: int) -> dict[str, Any]:
-        return {k.split(".", 1)[1]: s[k] for k in self._dims if k.startswith(f"b{i}.")}
+        return {short: s[full] for short, full in self._names[i].items()}
 
     def _with_slots(self, s: Sample, slots: list[dict[str, Any]]) -> dict[str, Any]:
         out = dict(s)
@@ -236,16 +247,15 @@ class ChainSpace:
             out[name] = a[name] if rng.random() < 0.5 else b[name]
         for i in range(self.max_blocks):
             src = a if rng.random() < 0.5 else b
-            for name in self._dims:
-                if name.startswith(f"b{i}."):
-                    out[name] = src[name]
+            for name in self._names[i].values():
+                out[name] = src[name]
         return out
 
     def blocks(self, s: Sample) -> list[Block]:
         out = []
-        for i in range(int(s["n_blocks"])):
-            t = s[f"b{i}.type"]
-            out.append(Block(t, tuple((a, s[f"b{i}.{a}"]) for a in _ACTIVE[t])))
+        for slot in self._names[: int(s["n_blocks"])]:
+            t = s[slot["type"]]
+            out.append(Block(t, tuple((a, s[slot[a]]) for a in _ACTIVE[t])))
         return out
 
     def key(self, s: Sample) -> str:
@@ -303,132 +313,9 @@ class ChainSpace:
 
     def build(self, s: Sample, input_shape: tuple[int, ...], n_out: int) -> nn.Module:
         """The network for ``s``: a plain ``nn.Sequential`` so it prints, exports and scripts simply."""
+        from nasforge.space.chain_nn import build_chain
+
         return build_chain(self.blocks(s), s["head"], input_shape, n_out)
-
-
-class Parallel(nn.Module):
-    """Branches applied to the same input, then summed or concatenated along channels."""
-
-    def __init__(self, branches: Sequence[nn.Module], merge: str) -> None:
-        super().__init__()
-        self.branches = nn.ModuleList(branches)
-        self.merge = merge
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = [b(x) for b in self.branches]
-        if self.merge == "concat":
-            return torch.cat(outs, dim=1)
-        total = outs[0]
-        for o in outs[1:]:
-            total = total + o
-        return total
-
-
-class Residual(nn.Module):
-    """``body(x) + shortcut(x)``: the shortcut crops what valid padding removed, then strides and projects
-    with a 1x1 convolution only where the shape changes."""
-
-    def __init__(self, body: nn.Module, shortcut: nn.Module, crop: int = 0, stride: int = 1) -> None:
-        super().__init__()
-        self.body, self.shortcut = body, shortcut
-        self.crop, self.stride = crop, stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x
-        if self.crop:
-            c = self.crop
-            y = y[:, :, c:-c] if y.ndim == 3 else y[:, :, c:-c, c:-c]
-        if self.stride > 1:
-            y = y[:, :, :: self.stride] if y.ndim == 3 else y[:, :, :: self.stride, :: self.stride]
-        return self.body(x) + self.shortcut(y)
-
-
-def build_chain(blocks: Sequence[Block], head: str, input_shape: tuple[int, ...], n_out: int) -> nn.Sequential:
-    """Turn blocks into layers, inferring channel counts; rank of ``input_shape`` picks 1-D or 2-D ops."""
-    rank = len(input_shape) - 1  # 2 = image, 1 = sequence, 0 = flat
-    conv: Any = {2: nn.Conv2d, 1: nn.Conv1d}.get(rank)
-    bn_sp: Any = {2: nn.BatchNorm2d, 1: nn.BatchNorm1d}.get(rank)
-    maxp: Any = {2: nn.MaxPool2d, 1: nn.MaxPool1d}.get(rank)
-    avgp: Any = {2: nn.AvgPool2d, 1: nn.AvgPool1d}.get(rank)
-    layers: list[nn.Module] = []
-    channels = input_shape[0]
-    spatial = list(input_shape[1:])
-    flat = rank == 0
-    features = input_shape[0] if flat else 0
-    learned = False  # whether a conv has made feature maps of its own (before it, channels are the input's)
-
-    def flatten() -> None:
-        nonlocal flat, features
-        if not flat:
-            layers.append(nn.Flatten())
-            features = channels * int(np.prod(spatial)) if spatial else channels
-            flat = True
-
-    def conv_bn_act(c_in: int, b: Block, k: int, stride: int, pad: int) -> list[nn.Module]:
-        bn = b.get("bn")
-        mods: list[nn.Module] = [conv(c_in, b.get("width"), k, stride=stride, padding=pad, bias=not bn)]
-        if bn:
-            mods.append(bn_sp(b.get("width")))
-        mods.append(ACTIVATIONS[b.get("act")]())
-        return mods
-
-    def shortcut(c_in: int, c_out: int) -> nn.Module:
-        return nn.Identity() if c_in == c_out else conv(c_in, c_out, 1, bias=False)
-
-    for b in blocks:
-        if b.type == "conv":
-            k, st = b.get("kernel"), b.get("stride")
-            pad = k // 2 if b.get("padding") == "same" else 0
-            mods = conv_bn_act(channels, b, k, st, pad)
-            if b.get("skip"):
-                layers.append(Residual(nn.Sequential(*mods), shortcut(channels, b.get("width")),
-                                       crop=(k - 1) // 2 if pad == 0 else 0, stride=st))
-            else:
-                layers.extend(mods)
-            channels = b.get("width")
-            spatial = [(d + 2 * pad - k) // st + 1 for d in spatial]
-            learned = True
-        elif b.type == "parallel":
-            branches = [nn.Sequential(*conv_bn_act(channels, b, k, 1, k // 2))
-                        for k in PARALLEL_KERNELS[: b.get("branches")]]
-            out_ch = b.get("width") * (len(branches) if b.get("merge") == "concat" else 1)
-            par = Parallel(branches, b.get("merge"))
-            layers.append(Residual(par, shortcut(channels, out_ch)) if b.get("skip") else par)
-            channels = out_ch
-            learned = True
-        elif b.type == "pool":
-            size = b.get("pool_size")
-            pad = size // 2 if size > 2 else 0
-            if b.get("pool") == "max":
-                layers.append(maxp(size, stride=2, padding=pad))
-            else:
-                layers.append(avgp(size, stride=2, padding=pad, count_include_pad=False))
-            spatial = [(d + 2 * pad - size) // 2 + 1 for d in spatial]
-        elif b.type == "dense":
-            flatten()
-            layers.append(nn.Linear(features, b.get("width")))
-            layers.append(ACTIVATIONS[b.get("act")]())
-            features = b.get("width")
-        elif b.type == "dropout":
-            # On feature maps drop whole channels: the usual choice for convolutions, and on a CPU it avoids
-            # drawing a random number per activation (bernoulli_ was 22% of a training step, profiled).
-            # Before any conv the channels are the input's: dropping one would blank whole images of a
-            # 1-channel set, so there (input dropout) each value is dropped on its own.
-            drop: Any = nn.Dropout if flat or not learned else {2: nn.Dropout2d, 1: nn.Dropout1d}[rank]
-            layers.append(drop(b.get("rate")))
-        elif b.type == "batchnorm":
-            layers.append(nn.BatchNorm1d(features) if flat else bn_sp(channels))
-        else:  # pragma: no cover - guarded by the space
-            raise ValueError(f"unknown block type {b.type!r}")
-    if not flat:
-        if head == "gap":
-            layers.append(nn.AdaptiveAvgPool2d(1) if rank == 2 else nn.AdaptiveAvgPool1d(1))
-            layers.append(nn.Flatten())
-            features = channels
-        else:
-            flatten()
-    layers.append(nn.Linear(features, n_out))
-    return nn.Sequential(*layers)
 
 
 def chain_sample(space: ChainSpace, blocks: Sequence[Mapping[str, Any]], head: str = "flatten") -> dict[str, Any]:
@@ -444,3 +331,15 @@ def chain_sample(space: ChainSpace, blocks: Sequence[Mapping[str, Any]], head: s
         for k, v in blk.items():
             s[f"b{i}.{k}"] = v
     return s
+
+
+_NN = ("ACTIVATIONS", "Parallel", "Residual", "build_chain")  # moved to chain_nn; still importable from here
+
+
+def __getattr__(name: str) -> Any:
+    """The torch half (modules and builder) on first use, so importing the space imports no torch."""
+    if name in _NN:
+        from nasforge.space import chain_nn
+
+        return getattr(chain_nn, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

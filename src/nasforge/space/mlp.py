@@ -19,15 +19,17 @@ import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from torch import nn
 
 from nasforge.space.base import check_values, limit_option, limit_reason, mutate_one, option_values, uniform_crossover
-from nasforge.space.chain import ACTIVATIONS, Residual
-from nasforge.space.params import Choice, choice
+from nasforge.space.chain import ACTIVATION_LAYERS
+from nasforge.space.params import Choice, choice, sample_all
 from nasforge.types import Sample
+
+if TYPE_CHECKING:
+    from torch import nn
 
 NORMS = ("none", "batch", "layer")
 
@@ -63,7 +65,7 @@ class MlpSpace:
         if not all(0 <= r < 1 for r in self.dropouts):
             raise ValueError(f"space.dropouts must be in [0, 1), got {list(self.dropouts)}")
         self.residual = option_values("residual", residual, bool)
-        self.activations = option_values("activations", activations, str, allowed=tuple(ACTIVATIONS))
+        self.activations = option_values("activations", activations, str, allowed=tuple(ACTIVATION_LAYERS))
         self.weight_decays = None if weight_decays is None else option_values("weight_decays", weight_decays, float)
         if self.weight_decays is not None and not all(0 <= v < math.inf for v in self.weight_decays):
             raise ValueError(f"space.weight_decays must be finite and >= 0, got {list(self.weight_decays)}")
@@ -114,7 +116,7 @@ class MlpSpace:
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         """Every dimension uniformly."""
-        return {name: d.sample(rng) for name, d in self._dims.items()}
+        return sample_all(self._dims, rng)
 
     def mutate(self, s: Sample, rng: np.random.Generator) -> dict[str, Any]:
         """Change one active dimension to another value."""
@@ -158,28 +160,8 @@ class MlpSpace:
 
     def build(self, s: Sample, input_shape: tuple[int, ...], n_out: int) -> nn.Sequential:
         """Hidden layers (a skip around each one that keeps the width, where ``residual``), then a linear head."""
-        layers: list[nn.Module] = []
-        if len(input_shape) != 1:
-            layers.append(nn.Flatten())
-        features = math.prod(input_shape)
-        norm, act, rate = s["norm"], ACTIVATIONS[s["act"]], float(s["dropout"])
-        skip = bool(s["residual"])
-        for i, w in enumerate(self.widths_of(s)):
-            mods: list[nn.Module] = [nn.Linear(features, w, bias=norm != "batch")]
-            if norm == "batch":
-                mods.append(nn.BatchNorm1d(w))
-            elif norm == "layer":
-                mods.append(nn.LayerNorm(w))
-            mods.append(act())
-            if rate > 0:
-                mods.append(nn.Dropout(rate))
-            if skip and i > 0 and w == features:  # between hidden layers only, as active() says
-                layers.append(Residual(nn.Sequential(*mods), nn.Identity()))
-            else:
-                layers.extend(mods)
-            features = w
-        layers.append(nn.Linear(features, n_out))
-        net = nn.Sequential(*layers)
-        if "weight_decay" in self._dims:  # the optimizer reads it (trainer.make_optimizer), search and final alike
-            setattr(net, "nasforge_weight_decay", float(s["weight_decay"]))  # noqa: B010 (a plain attribute)
-        return net
+        from nasforge.space.mlp_nn import build_mlp
+
+        wd = float(s["weight_decay"]) if "weight_decay" in self._dims else None
+        return build_mlp(self.widths_of(s), s["norm"], s["act"], float(s["dropout"]), bool(s["residual"]),
+                         input_shape, n_out, weight_decay=wd)

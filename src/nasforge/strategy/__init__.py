@@ -25,11 +25,12 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "local_search": LocalSearch,
     "nsga2": NSGA2,
 }
+DARTS = "darts"  # the one-shot search (nasforge.darts): a supernet, not an ask/tell strategy, so not in STRATEGIES
 
 
 def make_strategy(name: str, space: SearchSpace, *, seed: int = 0, **options: Any) -> Strategy:
     """A strategy by registry name; unknown names and options give a one-line ConfigError."""
-    if name == "darts":  # trains a supernet, so it is no ask/tell strategy: see nasforge.darts
+    if name == DARTS:  # trains a supernet, so it is no ask/tell strategy: see nasforge.darts
         raise ConfigError("darts is a one-shot search, not an ask/tell strategy: run it with nasforge.search "
                           "or `nasforge search CONFIG --strategy darts`")
     if name not in STRATEGIES:
@@ -42,5 +43,5 @@ def make_strategy(name: str, space: SearchSpace, *, seed: int = 0, **options: An
         raise ConfigError(f"strategy {name!r}: {e}") from None
 
 
-__all__ = ["NSGA2", "STRATEGIES", "TPE", "Bananas", "GeneticAlgorithm", "LocalSearch", "RandomSearch",
+__all__ = ["DARTS", "NSGA2", "STRATEGIES", "TPE", "Bananas", "GeneticAlgorithm", "LocalSearch", "RandomSearch",
            "RegularizedEvolution", "Reinforce", "Strategy", "make_strategy"]

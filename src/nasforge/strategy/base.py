@@ -44,11 +44,13 @@ class Strategy(abc.ABC):
     def fresh(self, make: Any, seen: MutableSet[str], tries: int = 100) -> dict[str, Any]:
         """Call ``make()`` until it yields a key not in ``seen`` (or give up and return the last)."""
         s: dict[str, Any] = make()
+        key = self.space.key(s)
         for _ in range(tries):
-            if self.space.key(s) not in seen:
+            if key not in seen:
                 break
             s = make()
-        seen.add(self.space.key(s))
+            key = self.space.key(s)
+        seen.add(key)
         return s
 
 
