@@ -4,7 +4,7 @@ Samples about 50 valid, distinct candidates from each space: the chain space of
 examples/fashion_mnist.yaml and a small cell space (kind cell, C = 8 in the first stage and 16 in the
 second, one cell per stage). Trains each with nasforge's TorchEvaluator (2 epochs on a fixed 20% subset,
 the example's train recipe; --epochs, --fraction) for its validation accuracy, scores it
-with every proxy in nasforge.schedule.proxies.PROXIES at the very initialisation it is trained from
+with every proxy in nasforge.screen.proxies.PROXIES at the very initialisation it is trained from
 (one fixed training minibatch of 64), and records per space and proxy the Spearman rank correlation
 with validation accuracy, the best accuracy inside the proxy's top 10% and 20% (what a screen with
 ``keep: 0.1`` or ``0.2`` would have trained), the proxy seconds per candidate, and every raw score.
@@ -42,7 +42,7 @@ from nasforge.config import load_config
 from nasforge.data import load_dataset
 from nasforge.evaluate.torch_eval import TorchEvaluator
 from nasforge.evaluate.trainer import TrainingFailed
-from nasforge.schedule.proxies import PROXIES, score_samples
+from nasforge.screen.proxies import PROXIES, score_samples
 from nasforge.space import make_space
 from nasforge.space.base import SearchSpace
 from nasforge.types import Budget, Sample

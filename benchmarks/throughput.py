@@ -20,7 +20,7 @@ from torch import nn
 
 from nasforge.data import load_dataset
 from nasforge.evaluate.trainer import Recipe, train
-from nasforge.report.retrain import baseline_model
+from nasforge.final.references import baseline_model
 from nasforge.space.chain import ChainSpace, chain_sample
 
 

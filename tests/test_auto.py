@@ -33,8 +33,8 @@ from nasforge.config import from_dict
 from nasforge.data.base import Dataset
 from nasforge.errors import NasforgeError
 from nasforge.evaluate.trainer import Recipe
+from nasforge.final.references import data_kind
 from nasforge.loop import Deadline, run_search
-from nasforge.report.references import data_kind
 from nasforge.store import Store
 from nasforge.strategy import make_strategy
 from nasforge.testing import TOY_SHAPE, FunctionEvaluator, toy_objective, toy_space

@@ -183,7 +183,8 @@ print("torch imported:", "torch" in sys.modules)
 
 def test_status_and_help_import_no_torch(tmp_path):
     """Importing torch alone takes 1-2 s; status only reads a database and prints it (a 100,000-trial
-    study's status has to take under 2 s), so neither it nor --help may import torch."""
+    study's status has to take under 2 s), so neither it nor --help may import torch; nor may a stored
+    config that names a reference network (as `nasforge auto` writes), nor the export command's help."""
     import nasforge
 
     db = tmp_path / "s.db"
@@ -191,11 +192,18 @@ def test_status_and_help_import_no_torch(tmp_path):
                              strategy="random") as study:
         for score in (0.5, 0.75, 0.25):
             study.tell(study.ask(), score)
+    with Store(db) as st:  # the config is checked as it is read: the reference names come from their registry
+        st.create_experiment("ref", {"name": "ref", "data": {"source": "digits"}, "retrain": {"baseline": "resnet20"},
+                                     "search": {"equal_time": "auto"}}, "0")
     runs = {cmd: subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, timeout=120)
-            for cmd, args in (("status", ["status", str(db), "--name", "s"]), ("help", ["--help"]))}
+            for cmd, args in (("status", ["status", str(db), "--name", "s"]), ("help", ["--help"]),
+                              ("reference", ["status", str(db), "--name", "ref"]),
+                              ("export", ["export", "--help"]))}
     for out in runs.values():
         assert out.returncode == 0, out.stderr
         assert out.stdout.rstrip().endswith("torch imported: False"), out.stdout
     lines = runs["status"].stdout.splitlines()
     assert lines[1].startswith("trials: 3 complete")
     assert lines[2].split()[:3] == ["rank", "trial", "val_acc"] and lines[4].split()[:3] == ["1", "1", "0.7500"]
+    assert "no completed trial yet" in runs["reference"].stdout
+    assert "{python,torchscript,onnx,json}" in runs["export"].stdout

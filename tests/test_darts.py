@@ -7,8 +7,8 @@ import torch
 
 from nasforge import api
 from nasforge.cli import main
-from nasforge.darts import DartsOptions, Supernet, darts_options, default_skip_limit, discretise, run_darts
 from nasforge.errors import ConfigError
+from nasforge.oneshot.darts import DartsOptions, Supernet, darts_options, default_skip_limit, discretise, run_darts
 from nasforge.space.cell import CellSpace, edge_names
 from nasforge.store import Store
 from nasforge.strategy import make_strategy

@@ -25,7 +25,8 @@ from nasforge.data import load_dataset
 from nasforge.data.base import Preprocess, stratified_split
 from nasforge.data.registry import DIGITS_TEST_FRACTION, DIGITS_TEST_SEED
 from nasforge.evaluate.trainer import Recipe, train
-from nasforge.report.export import FORMATS, ModelInfo, export_model, load_python, model_from_genotype
+from nasforge.final import FORMATS
+from nasforge.final.export import ModelInfo, export_model, load_python, model_from_genotype
 from nasforge.space import make_space
 from nasforge.space.chain import chain_sample
 from nasforge.store import Store
@@ -281,7 +282,7 @@ def test_export_cli_formats_and_trial_choice(tmp_path, capsys):
 
 
 def test_onnx_without_the_extra_is_one_clear_error(nets, tmp_path, monkeypatch):
-    from nasforge.report.export import ExportError
+    from nasforge.final.export import ExportError
 
     monkeypatch.setitem(sys.modules, "onnx", None)  # as if `nasforge[onnx]` were not installed
     model, info, _ = nets["chain"]

@@ -18,7 +18,8 @@ from nasforge.data import Dataset, load_dataset
 from nasforge.data.base import make_dataset
 from nasforge.errors import ConfigError, DataError
 from nasforge.evaluate.trainer import Recipe, augment_batch, train
-from nasforge.report.retrain import baseline_description, baseline_model, fit_final, retrain_best
+from nasforge.final.references import baseline_description, baseline_model
+from nasforge.final.retrain import fit_final, retrain_best
 from nasforge.space.chain import ChainSpace, chain_sample
 from nasforge.types import Trial, TrialState
 

@@ -26,9 +26,9 @@ from torch import nn
 from nasforge import atomic
 from nasforge.config import from_dict
 from nasforge.evaluate import torch_eval
-from nasforge.report import export
+from nasforge.final import export
+from nasforge.final.export import ExportError, ModelInfo, export_model
 from nasforge.report.browser import find_chromium, plots_loaded, render
-from nasforge.report.export import ExportError, ModelInfo, export_model
 from nasforge.report.html import CSP, CSS, FIGURES, SORTER, num_cell, write_report
 from nasforge.space import ChainSpace
 from nasforge.space.chain import chain_sample

@@ -11,9 +11,9 @@ from torch import nn
 
 from nasforge.data.base import Dataset
 from nasforge.evaluate.cost import count_flops, count_params
-from nasforge.evaluate.torch_eval import trial_seed
+from nasforge.evaluate.recipe import trial_seed
 from nasforge.pareto import non_dominated_sort
-from nasforge.schedule.proxies import (
+from nasforge.screen.proxies import (
     PROXIES,
     fixed_batch,
     naswot,

@@ -22,9 +22,9 @@ from nasforge.config import from_dict
 from nasforge.data import load_dataset
 from nasforge.data.base import Dataset
 from nasforge.errors import ConfigError, NasforgeError
-from nasforge.report import references as refs
+from nasforge.final import references as refs
+from nasforge.final.retrain import final_from_json
 from nasforge.report.record import result_record
-from nasforge.report.retrain import final_from_json
 from nasforge.store import Experiment, Store
 from nasforge.types import Trial, TrialState
 

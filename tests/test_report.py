@@ -185,3 +185,41 @@ def test_importance_finds_the_family_that_decides_the_score(tmp_path):
     families, features = a.panels
     assert families.names[0] == "block types" and families.r2 > 0.5
     assert features.names[0] == "conv blocks" and features.direction[0] > 0
+
+
+def test_a_large_study_reads_light_and_its_report_pages_samples_and_shades(tmp_path, monkeypatch):
+    """Past the limits (lowered here: a 100,000-trial study is benchmarks/scale.py's), the report reads no sample
+    it does not show: the table holds the best-ranked rows and every trial goes to trials.csv, the figures shade
+    a density, and the importance analysis samples the trials."""
+    import csv
+
+    from nasforge.report import html, importance, plots
+    from nasforge.result import Result
+    from nasforge.testing import toy_objective
+
+    space = ChainSpace(max_blocks=4, widths=(8, 16, 32), kernels=(3, 5), activations=("relu", "tanh"))
+    db = tmp_path / "big.db"
+    with nasforge.open_study(db, name="big", space=space, strategy="random", seed=1,
+                             input_shape=(1, 12, 12)) as study:
+        for _ in range(120):
+            trial = study.ask()
+            cost = Cost(params=1000 + trial.number, flops=2000 + 7 * trial.number)
+            study.tell(trial, toy_objective(space, trial.sample), cost=cost)
+    full, light = Result.load(db), Result.load(db, detail=False)
+    assert [t.number for t in light.trial_list] == list(range(120)) and light.best == full.best
+    assert all(not t.sample for t in light.trial_list) and all(t.sample for t in full.trial_list)
+    assert light.detailed(light.trial_list[5:9]) == full.trial_list[5:9]
+    assert light.describe(light.trial_list[7]) == full.describe(full.trial_list[7])
+    monkeypatch.setattr(html, "TABLE_ROWS", 30)
+    monkeypatch.setattr(plots, "MAX_POINTS", 50)
+    monkeypatch.setattr(importance, "MAX_ANALYSED", 40)
+    page = write_report(db, out=tmp_path / "rep")
+    text = page.read_text()
+    assert text.count("<tr class=") == 30 and "The 30 best-ranked of 120 trials" in text
+    assert "seeded random sample of 40 of the 120 trials" in text
+    with open(page.parent / "trials.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["trial"]) for r in rows] == list(range(120))
+    assert [r["key"] for r in rows] == [t.key for t in full.trial_list]
+    best_row = text[text.index("<tr class='best'>"):].split("</tr>")[0]
+    assert html.esc(full.describe(full.best)) in best_row  # the rows shown have their architecture, read on demand

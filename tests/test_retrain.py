@@ -15,8 +15,8 @@ from nasforge.cli import main
 from nasforge.data import load_dataset
 from nasforge.data.base import Dataset
 from nasforge.evaluate.trainer import Recipe
+from nasforge.final import retrain as rt
 from nasforge.paths import MARKER
-from nasforge.report import retrain as rt
 from nasforge.store import Store
 
 DIGITS = {

@@ -9,8 +9,8 @@ import pytest
 from nasforge.config import from_dict
 from nasforge.errors import ConfigError
 from nasforge.loop import run_search
-from nasforge.schedule.proxies import score_samples
-from nasforge.schedule.screen import ProxyScreener, latency_limit
+from nasforge.screen.proxies import score_samples
+from nasforge.screen.screener import ProxyScreener, latency_limit
 from nasforge.space.chain import ChainSpace
 from nasforge.store import Store
 from nasforge.strategy import make_strategy

@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from nasforge.report.export import FORMATS, ModelInfo, export_model, load_python, model_from_genotype
+from nasforge.final import FORMATS
+from nasforge.final.export import ModelInfo, export_model, load_python, model_from_genotype
 from nasforge.space import make_space
 from nasforge.space.stage import stage_sample
 from nasforge.strategy import make_strategy

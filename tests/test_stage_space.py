@@ -142,5 +142,5 @@ def test_resnet20_needs_its_values_in_the_space():
 def test_make_space_refuses_stage_on_flat_input_in_one_line():
     with pytest.raises(ConfigError) as e:
         make_space({"kind": "stage"}, (20,))
-    assert "\n" not in str(e.value) and "use kind: mlp or chain" in str(e.value)
+    assert "\n" not in str(e.value) and "use kind: chain or mlp" in str(e.value)
     assert isinstance(make_space({"kind": "stage", "max_stages": 4}, (2, 50)), StageSpace)

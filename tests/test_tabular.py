@@ -116,14 +116,9 @@ def test_bench_refuses_unknown_strategies_before_running_any(tmp_path):
 
 @needs_table
 def test_bench_command_prints_a_table(tmp_path, capsys):
-    import argparse
+    from nasforge.cli import main
 
-    from nasforge.bench import add_bench_parser
-
-    p = argparse.ArgumentParser()
-    add_bench_parser(p.add_subparsers(dest="command"))
-    args = p.parse_args(["bench", "--table", str(TABLE), "--strategies", "random,reinforce", "--queries", "10",
-                         "--seeds", "2", "--out", str(tmp_path / "b.json")])
-    assert args.func(args) == 0
+    assert main(["bench", "--table", str(TABLE), "--strategies", "random,reinforce", "--queries", "10",
+                 "--seeds", "2", "--out", str(tmp_path / "b.json")]) == 0
     out = capsys.readouterr().out
     assert "random" in out and "reinforce" in out and (tmp_path / "b.json").is_file()

@@ -17,28 +17,28 @@ from typing import Any
 import torch
 
 from nasforge.config import Config, from_dict, from_keywords, load_config
-from nasforge.darts import NAME as DARTS
-from nasforge.darts import DartsProgress, darts_options, run_darts_search
 from nasforge.data import Dataset, Preprocess, load_dataset
 from nasforge.errors import ConfigError, DataError, NasforgeError, StoreError
 from nasforge.evaluate.memory import memory_limit
 from nasforge.evaluate.torch_eval import TorchEvaluator
 from nasforge.execute import make_executor
 from nasforge.execute.factories import TorchEvaluatorFactory
-from nasforge.fmt import fmt_budget
-from nasforge.loop import Deadline, Progress, SearchOutcome, best_trial, preflight, run_search
-from nasforge.paths import check_name, inside, is_owned, owned_dir
-from nasforge.report.references import (
+from nasforge.final.references import (
     check_baseline,
     make_reference,
     others_record,
     resolve_baseline,
     sklearn_references,
 )
-from nasforge.report.retrain import RETRAIN_FILES, FinalModel, final_to_json, retrain_best, summarize
+from nasforge.final.retrain import RETRAIN_FILES, FinalModel, final_to_json, retrain_best, summarize
+from nasforge.fmt import fmt_budget
+from nasforge.loop import Deadline, Progress, SearchOutcome, best_trial, preflight, run_search
+from nasforge.oneshot.darts import NAME as DARTS
+from nasforge.oneshot.darts import DartsProgress, darts_options, run_darts_search
+from nasforge.paths import check_name, inside, is_owned, owned_dir
 from nasforge.result import Result
-from nasforge.schedule.screen import ProxyScreener, latency_limit
-from nasforge.space import CellSpace, SearchSpace, make_space
+from nasforge.screen.screener import ProxyScreener, latency_limit
+from nasforge.space import SPACES, CellSpace, SearchSpace, make_space
 from nasforge.store import Experiment, Store
 from nasforge.stored import stored
 from nasforge.strategy import STRATEGIES, make_strategy
@@ -188,9 +188,10 @@ def search_darts(cfg: Config, *, resume: bool = False,
                  on_progress: Callable[[Progress | DartsProgress], None] | None = None) -> SearchOutcome:
     """DARTS trains a supernet instead of asking a strategy; the cell it derives is then one regular trial."""
     options = darts_options(cfg.strategy.options)
-    if cfg.space.get("kind") not in ("cell", "nb201"):
+    cells = [k for k, c in SPACES.items() if issubclass(c, CellSpace)]
+    if cfg.space.get("kind") not in cells:
         raise ConfigError(f"strategy darts searches cell spaces, not space kind {cfg.space.get('kind')!r}: "
-                          "set space.kind to cell or nb201")
+                          f"set space.kind to {' or '.join(cells)}")
     data = load_data(cfg).search_view()
     space = make_space(cfg.space, data.input_shape)
     assert isinstance(space, CellSpace)
@@ -290,7 +291,7 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
     holds the experiment's lease as a search does: a second retrain or search of it meanwhile is refused.
     ``baseline`` overrides ``retrain.baseline``: ``True`` the classic 2-conv network, ``False`` none,
     ``"auto"`` the data kind's strong reference (resnet20, resnet1d, mlp) or a name in
-    :data:`~nasforge.report.references.REFERENCES`. On flat data with a baseline, scikit-learn's
+    :data:`~nasforge.final.references.REFERENCES`. On flat data with a baseline, scikit-learn's
     logistic regression and gradient boosting are scored on the same read of the test split and
     stored under ``"others"``.
     Returns one FinalModel per model and seed, seed by seed (``[searched, baseline]`` for one seed).
@@ -364,7 +365,8 @@ def export(db: str | Path, *, format: str = "python", out_dir: str | Path | None
 
     import torch
 
-    from nasforge.report.export import FORMATS, ModelInfo, export_model
+    from nasforge.final import FORMATS
+    from nasforge.final.export import ModelInfo, export_model
 
     if format not in FORMATS:
         raise NasforgeError(f"unknown export format {format!r}: choose one of {', '.join(FORMATS)}")

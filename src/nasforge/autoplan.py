@@ -33,9 +33,9 @@ from nasforge.errors import ConfigError, NasforgeError, StoreError
 from nasforge.evaluate.cost import count_flops
 from nasforge.evaluate.timing import Timing, probe_window, time_steps
 from nasforge.evaluate.trainer import Recipe
+from nasforge.final.references import FLAT, IMAGE, data_kind, default_reference, make_reference, resolve_baseline
 from nasforge.fmt import fmt_time
 from nasforge.paths import check_name
-from nasforge.report.references import FLAT, IMAGE, data_kind, default_reference, make_reference, resolve_baseline
 
 log = logging.getLogger("nasforge")
 
@@ -566,7 +566,7 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
     from nasforge import api
     from nasforge.evaluate.cost import measure_cost
     from nasforge.evaluate.trainer import evaluate_split
-    from nasforge.report.retrain import FinalModel, final_to_json, fit_final, summarize
+    from nasforge.final.retrain import FinalModel, final_to_json, fit_final, summarize
     from nasforge.store import Store
 
     data = api.load_data(cfg)

@@ -14,13 +14,12 @@ Each dataset is searched on its own 12-epoch validation accuracy (NATS-Bench's p
 Table 5 searched on CIFAR-10 only). Accuracies in the output are percentages, to compare with
 published numbers.
 
-Importing this module is cheap (numpy, torch and the strategies load when a benchmark runs), so
-the CLI can add ``nasforge bench`` without slowing its start.
+``nasforge bench`` (in :mod:`nasforge.cli`, which owns the console) calls :func:`run_bench`; this
+module knows nothing of the command line.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -33,6 +32,9 @@ from nasforge import atomic
 
 log = logging.getLogger("nasforge")
 
+# What `nasforge bench` compares unless told (--strategies): the ask/tell strategies NB201's Table 5 has a
+# counterpart of, and local search; genetic and nsga2 (multi-objective) are left out.
+DEFAULT_STRATEGIES = ("random", "evolution", "reinforce", "tpe", "bananas", "local_search")
 # NB201's settings for the strategies that have published ones (REA: population 10, tournament 3).
 NB201_OPTIONS: dict[str, dict[str, Any]] = {"evolution": {"population_size": 10, "sample_size": 3}}
 INPUT_SHAPE = (3, 32, 32)
@@ -162,49 +164,3 @@ def plot_bench(doc: Mapping[str, Any], out_png: str | Path) -> bool:
     atomic.replace(out_png, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
     return True
-
-
-# ---------------------------------------------------------------------- CLI
-def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``nasforge bench`` to the CLI's subparsers."""
-    b: argparse.ArgumentParser = subparsers.add_parser(
-        "bench", help="compare strategies on the tabular NAS-Bench-201 benchmark (lookups, no training)")
-    b.add_argument("--table", required=True, help="path of nb201_table.csv.gz")
-    b.add_argument("--dataset", default="cifar10", choices=("cifar10", "cifar100", "imagenet16"))
-    b.add_argument("--strategies", default="random,evolution,reinforce,tpe,bananas,local_search",
-                   help="comma-separated strategy names")
-    b.add_argument("--queries", type=int, default=100, help="queries (scored architectures) per run")
-    b.add_argument("--seeds", type=int, default=100, help="runs per strategy, seeds 0..N-1")
-    b.add_argument("--out", default="results.json", help="JSON file for the results")
-    b.add_argument("--png", help="also plot best-so-far test accuracy to this PNG (needs matplotlib)")
-    b.set_defaults(func=cmd_bench)
-    return b
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    """Run the benchmark and print one row per strategy."""
-    import sys
-
-    from nasforge.cli import table
-    from nasforge.errors import ConfigError
-
-    names = [s.strip() for s in str(args.strategies).split(",") if s.strip()]
-    if not names:
-        raise ConfigError("--strategies is empty: name at least one, e.g. random,evolution")
-    if args.queries < 1 or args.seeds < 1:
-        raise ConfigError("--queries and --seeds must be at least 1")
-
-    def done(name: str, r: Mapping[str, Any]) -> None:
-        print(f"  {name}: {r['final_test_mean']:.2f} ± {r['final_test_std']:.2f} ({r['seconds']:.1f}s)",
-              file=sys.stderr, flush=True)
-
-    print(f"nasforge bench: NB201 {args.dataset}, {len(names)} strategies x {args.seeds} seeds x "
-          f"{args.queries} queries", file=sys.stderr)
-    doc = run_bench(args.table, args.dataset, names, args.queries, args.seeds, out_json=args.out,
-                    out_png=args.png, on_done=done)
-    rows = [(n, f"{r['final_test_mean']:.2f}", f"{r['final_test_std']:.2f}", f"{r['final_valid_mean']:.2f}",
-             f"{r['seconds']:.1f}") for n, r in doc["strategies"].items()]
-    table(rows, ("strategy", "test_mean", "test_std", "valid_mean", "seconds"), sys.stdout)
-    print(f"optimum test accuracy {doc['optimum_test']:.2f}; results in {args.out}"
-          + (f", plot in {args.png}" if args.png else ""))
-    return 0

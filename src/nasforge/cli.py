@@ -7,11 +7,14 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-from nasforge.bench import add_bench_parser
-from nasforge.errors import NasforgeError
+from nasforge.bench import DEFAULT_STRATEGIES
+from nasforge.errors import ConfigError, NasforgeError
+from nasforge.evaluate.tabular import DATASETS as NB201_DATASETS
+from nasforge.final import FORMATS
+from nasforge.final.references import AUTO, CLASSIC, DEFAULTS, FLAT, IMAGE, KINDS, REFERENCES, SEQUENCE, check_baseline
 from nasforge.fmt import fmt_budget, fmt_count, fmt_time
 from nasforge.strategy import DARTS, STRATEGIES
 
@@ -196,7 +199,7 @@ def print_final(models: Sequence[dict[str, Any]], out: TextIO,
 
 def print_summary(models: Sequence[dict[str, Any]], out: TextIO) -> None:
     """Mean and sample standard deviation over seeds, per model; nothing for a single seed."""
-    from nasforge.report.retrain import summarize
+    from nasforge.final.retrain import summarize
 
     summary = summarize(models)
     n = max((v["n"] for v in summary.values()), default=0)
@@ -222,8 +225,7 @@ def write_record(record: Mapping[str, Any], target: str) -> bool:
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     from nasforge import api
-    from nasforge.report.references import check_baseline
-    from nasforge.report.retrain import final_to_json, summarize
+    from nasforge.final.retrain import final_to_json, summarize
 
     if args.baseline is not None:
         if args.no_baseline:
@@ -281,7 +283,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(record["config"])
         return 0
-    from nasforge.api import stored
+    from nasforge.stored import stored
 
     store, exp, _ = stored(args.db, record["experiment"])
     with store:
@@ -325,60 +327,54 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_download(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from nasforge.data.download import default_cache_dir, download
+    from nasforge.data.download import REMOTE, default_cache_dir, download
 
     name = args.dataset.replace("-", "_")
-    if name not in ("fashion_mnist", "mnist"):
-        raise NasforgeError(f"cannot download {args.dataset!r}: nasforge downloads fashion-mnist and mnist; "
-                            "give other data with data.path")
+    if name not in REMOTE:
+        raise NasforgeError(f"cannot download {args.dataset!r}: nasforge downloads "
+                            f"{' and '.join(n.replace('_', '-') for n in REMOTE)}; give other data with data.path")
     dest = download(name, Path(args.dest) if args.dest else default_cache_dir(name))
     print(f"{args.dataset} ready in {dest}")
     return 0
 
 
-class DeferredParser(argparse.ArgumentParser):
-    """A command's parser that adds its arguments (``setup``) when first used, to parse or for help: a
-    command whose choices come from a module that imports torch costs the other commands nothing."""
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the NB201 benchmark and print one row per strategy."""
+    from nasforge.bench import run_bench
 
-    def __init__(self, *args: Any, setup: Callable[[argparse.ArgumentParser], None] | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.setup = setup
+    names = [s.strip() for s in str(args.strategies).split(",") if s.strip()]
+    if not names:
+        raise ConfigError("--strategies is empty: name at least one, e.g. random,evolution")
+    if args.queries < 1 or args.seeds < 1:
+        raise ConfigError("--queries and --seeds must be at least 1")
 
-    def ready(self) -> None:
-        if self.setup is not None:
-            setup, self.setup = self.setup, None
-            setup(self)
+    def done(name: str, r: Mapping[str, Any]) -> None:
+        print(f"  {name}: {r['final_test_mean']:.2f} ± {r['final_test_std']:.2f} ({r['seconds']:.1f}s)",
+              file=sys.stderr, flush=True)
 
-    def parse_known_args(self, args: Iterable[str] | None = None, namespace: Any = None) -> tuple[Any, list[str]]:
-        self.ready()
-        return super().parse_known_args(args, namespace)
-
-    def format_usage(self) -> str:
-        self.ready()
-        return super().format_usage()
-
-    def format_help(self) -> str:
-        self.ready()
-        return super().format_help()
+    print(f"nasforge bench: NB201 {args.dataset}, {len(names)} strategies x {args.seeds} seeds x "
+          f"{args.queries} queries", file=sys.stderr)
+    doc = run_bench(args.table, args.dataset, names, args.queries, args.seeds, out_json=args.out,
+                    out_png=args.png, on_done=done)
+    rows = [(n, f"{r['final_test_mean']:.2f}", f"{r['final_test_std']:.2f}", f"{r['final_valid_mean']:.2f}",
+             f"{r['seconds']:.1f}") for n, r in doc["strategies"].items()]
+    table(rows, ("strategy", "test_mean", "test_std", "valid_mean", "seconds"), sys.stdout)
+    print(f"optimum test accuracy {doc['optimum_test']:.2f}; results in {args.out}"
+          + (f", plot in {args.png}" if args.png else ""))
+    return 0
 
 
-def add_export_args(e: argparse.ArgumentParser) -> None:
-    """``export``'s arguments; deferred, since its formats' module (nasforge.report.export) imports torch."""
-    from nasforge.report.export import FORMATS
-
-    e.add_argument("db")
-    e.add_argument("--format", required=True, choices=FORMATS,
-                   help="python: standalone source + state dict; torchscript; onnx (nasforge[onnx]); json: genotype")
-    e.add_argument("--out", help="directory (default: export/ beside the retrained weights)")
-    e.add_argument("--name", help="experiment name (default: the latest)")
-    e.add_argument("--trial", type=int, help="export the last retrain of this trial (default: the last retrain)")
+def reference_names() -> str:
+    """The references for help, from their registry: ``classic (the default), resnet20 (images), ...``."""
+    words = {IMAGE: "images", SEQUENCE: "sequences", FLAT: "tables"}
+    for_kinds = {n: "/".join(words[k] for k in KINDS if k in r.kinds) for n, r in REFERENCES.items()}
+    return ", ".join(f"{n} (the default)" if n == CLASSIC else f"{n} ({for_kinds[n]})" for n in REFERENCES)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nasforge", description="Neural architecture search that runs on a CPU.")
     p.add_argument("--debug", action="store_true", help="log details and show tracebacks")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=DeferredParser)
+    sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("search", help="search architectures as a YAML config describes")
     s.add_argument("config", help="YAML config (see examples/)")
@@ -409,8 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="directory for weights (default: next to the database)")
     r.add_argument("--no-baseline", action="store_true", help="skip the hand-designed baseline")
     r.add_argument("--baseline", metavar="NAME",
-                   help="the hand-designed reference to train: classic (the default), resnet20 (images), resnet1d "
-                        "(sequences), mlp (tables), or auto (the data kind's); overrides retrain.baseline")
+                   help=f"the hand-designed reference to train: {reference_names()}, or {AUTO} (the data kind's); "
+                        "overrides retrain.baseline")
     r.add_argument("--json", nargs="?", const="-", metavar="PATH",
                    help="also write the record (as `status --json`) to PATH, or to stdout without PATH "
                         "(the tables then go to stderr)")
@@ -434,13 +430,18 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--reference-only", action="store_true",
                     help="no search: train the data kind's reference for the whole budget (the side-by-side arm)")
     au.add_argument("--resume", action="store_true", help="continue an interrupted auto run of this --db and --name")
-    au.add_argument("--baseline", default="auto", metavar="NAME",
-                    help="the reference: auto (the data kind's: resnet20, resnet1d or mlp) or classic (the 2-conv "
-                         "network), resnet20, resnet1d, mlp")
+    au.add_argument("--baseline", default=AUTO, metavar="NAME",
+                    help=f"the reference: {AUTO} (the data kind's: {', '.join(DEFAULTS.values())}) or {CLASSIC} "
+                         f"(the 2-conv network), {', '.join(n for n in REFERENCES if n != CLASSIC)}")
     au.set_defaults(func=cmd_auto)
 
-    e = sub.add_parser("export", help="export the retrained searched network (python, torchscript, onnx, json)",
-                       setup=add_export_args)
+    e = sub.add_parser("export", help=f"export the retrained searched network ({', '.join(FORMATS)})")
+    e.add_argument("db")
+    e.add_argument("--format", required=True, choices=FORMATS,
+                   help="python: standalone source + state dict; torchscript; onnx (nasforge[onnx]); json: genotype")
+    e.add_argument("--out", help="directory (default: export/ beside the retrained weights)")
+    e.add_argument("--name", help="experiment name (default: the latest)")
+    e.add_argument("--trial", type=int, help="export the last retrain of this trial (default: the last retrain)")
     e.set_defaults(func=cmd_export)
 
     rp = sub.add_parser("report", help="write an HTML report with plots, importance analysis and a trial table")
@@ -454,7 +455,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dest", help="directory (default: ~/.cache/nasforge/<name>, where loaders look)")
     d.set_defaults(func=cmd_download)
 
-    add_bench_parser(sub)
+    b = sub.add_parser("bench", help="compare strategies on the tabular NAS-Bench-201 benchmark (lookups, no training)")
+    b.add_argument("--table", required=True, help="path of nb201_table.csv.gz")
+    b.add_argument("--dataset", default="cifar10", choices=NB201_DATASETS)
+    b.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
+                   help=f"comma-separated strategy names ({', '.join(STRATEGIES)})")
+    b.add_argument("--queries", type=int, default=100, help="queries (scored architectures) per run")
+    b.add_argument("--seeds", type=int, default=100, help="runs per strategy, seeds 0..N-1")
+    b.add_argument("--out", default="results.json", help="JSON file for the results")
+    b.add_argument("--png", help="also plot best-so-far test accuracy to this PNG (needs matplotlib)")
+    b.set_defaults(func=cmd_bench)
     return p
 
 

@@ -25,6 +25,7 @@ import yaml
 from nasforge.errors import ConfigError, NasforgeError
 from nasforge.evaluate.recipe import Recipe, check_interim
 from nasforge.execute import EXECUTORS
+from nasforge.final.references import AUTO, REFERENCES, check_baseline
 from nasforge.pareto import check_objectives
 from nasforge.paths import check_name
 from nasforge.schedule.schedulers import Scheduler, make_scheduler
@@ -122,7 +123,7 @@ class SearchConfig:
 class RetrainConfig:
     epochs: float = 10.0
     recipe: Recipe = field(default_factory=lambda: Recipe(optimizer="sgd", schedule="onecycle", augment=True))
-    baseline: bool | str = True  # true: classic; false: none; auto or a name in report.references.REFERENCES
+    baseline: bool | str = True  # true: classic; false: none; auto or a name in final.references.REFERENCES
     out: str | None = None
 
 
@@ -305,7 +306,7 @@ def _screen(v: Any) -> dict[str, Any] | None:
     if not isinstance(v, Mapping):
         raise ConfigError(f"search.screen must be a mapping such as {{proxy: synflow, sample: 30, keep: 0.1}}, "
                           f"got {v!r}")
-    from nasforge.schedule.screen import check_screen  # imports torch: only a config that screens pays for it
+    from nasforge.screen.screener import check_screen  # imports torch: only a config that screens pays for it
 
     return check_screen(v)
 
@@ -461,20 +462,13 @@ def _initial_budget(value: Any) -> str:
 
 
 def _baseline(value: Any) -> bool | str:
-    """``retrain.baseline``: true and false as they are; a name is checked against the references' registry,
-    imported only then, since it imports torch (a stored config is read by commands that need none)."""
-    if isinstance(value, bool):
-        return value
-    from nasforge.report.references import check_baseline
-
+    """``retrain.baseline``: true and false as they are; a name is checked against the references' registry."""
     return check_baseline(value)
 
 
 def _equal_time(value: Any) -> str | None:
     if value is None or value is False:
         return None
-    from nasforge.report.references import AUTO, REFERENCES  # imports torch: only when equal_time is set
-
     if not isinstance(value, str) or (value not in REFERENCES and value != AUTO):
         raise ConfigError(f"search.equal_time must be {AUTO} (the data kind's reference) or a reference name "
                           f"({', '.join(REFERENCES)}): budgets are then in its measured training time; got {value!r}")

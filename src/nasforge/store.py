@@ -17,6 +17,7 @@ locking is not reliable over network file systems.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -488,9 +489,26 @@ class Store:
                 (*_fields(trial), *((heartbeat,) if heartbeat is not None else ()), exp_id, trial.number),
             )
 
-    def trials(self, exp_id: int) -> list[Trial]:
-        return self._read_trials(self.conn.execute("SELECT * FROM trials WHERE experiment_id=? ORDER BY number",
-                                                   (exp_id,)))
+    def trials(self, exp_id: int, *, detail: bool = True) -> list[Trial]:
+        """Every trial in number order. ``detail=False`` leaves samples and curves out (empty; a pruned trial keeps
+        its curve, the best it saw): a 100,000-trial study reads in seconds, in a fraction of the memory, and
+        :meth:`trials_by_number` gives the whole record of the trials a reader shows."""
+        if detail:
+            rows = self.conn.execute("SELECT * FROM trials WHERE experiment_id=? ORDER BY number", (exp_id,))
+        else:
+            rows = self.conn.execute(f"SELECT {_LIGHT} FROM trials WHERE experiment_id=? ORDER BY number", (exp_id,))
+        return self._read_trials(rows)
+
+    def trials_by_number(self, exp_id: int, numbers: Iterable[int]) -> list[Trial]:
+        """The whole records of these trials, in number order (numbers not stored are left out)."""
+        wanted = sorted(set(numbers))
+        out: list[Trial] = []
+        for i in range(0, len(wanted), 500):  # under SQLite's limit on bound parameters
+            part = wanted[i:i + 500]
+            out += self._read_trials(self.conn.execute(
+                f"SELECT * FROM trials WHERE experiment_id=? AND number IN ({','.join('?' * len(part))}) "
+                "ORDER BY number", (exp_id, *part)))
+        return out
 
     def _read_trials(self, rows: Iterable[sqlite3.Row]) -> list[Trial]:
         try:
@@ -650,6 +668,12 @@ def reason_kind(reason: str) -> str:
     return re.sub(r"\d[\d,]*", "N", reason.split(":")[0])
 
 
+# the columns a light read takes: no sample, and a curve only where it is the record of a pruned trial's best
+_LIGHT = ("experiment_id, number, key, state, budget, score, metrics, cost, hidden, reason, started, finished, "
+          "train_seconds, eval_seconds, rungs, '{}' AS sample, "
+          "CASE WHEN state='PRUNED' THEN curve ELSE '[]' END AS curve")
+
+
 def _fields(t: Trial) -> tuple[Any, ...]:
     """A trial's changeable columns, in the order add_trial and update_trial write them."""
     return (t.state.value, t.score, _dumps(dict(t.metrics)), _pack([dict(r) for r in t.curve]),
@@ -657,22 +681,34 @@ def _fields(t: Trial) -> tuple[Any, ...]:
             t.train_seconds, t.eval_seconds, _dumps(t.budget.to_json()), _dumps(list(t.rungs)))
 
 
+def _json(text: str) -> Any:
+    """``json.loads``, with the empty records most rows hold read without the parser (a new object each time)."""
+    return {} if text == "{}" else [] if text == "[]" else json.loads(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _budget(text: str) -> Budget:
+    """A budget's record, parsed once: a study has a few distinct budgets (a scheduler's rungs), Budget is frozen."""
+    return Budget.from_json(json.loads(text))
+
+
 def _trial(r: sqlite3.Row, zdict: bytes | None = None) -> Trial:
+    sample, curve = r["sample"], r["curve"]
     return Trial(
         number=r["number"],
         key=r["key"],
-        sample=_unpack(r["sample"], zdict),
+        sample={} if sample == "{}" else _unpack(sample, zdict),
         state=TrialState(r["state"]),
-        budget=Budget.from_json(json.loads(r["budget"])),
+        budget=_budget(r["budget"]),
         score=r["score"],
-        metrics=json.loads(r["metrics"]),
-        curve=tuple(_unpack(r["curve"])),
+        metrics=_json(r["metrics"]),
+        curve=() if curve == "[]" else tuple(_unpack(curve)),
         cost=Cost.from_json(json.loads(r["cost"])) if r["cost"] else None,
-        hidden=json.loads(r["hidden"]),
+        hidden=_json(r["hidden"]),
         reason=r["reason"],
         started=r["started"],
         finished=r["finished"],
         train_seconds=r["train_seconds"],
         eval_seconds=r["eval_seconds"],
-        rungs=tuple(json.loads(r["rungs"])),
+        rungs=tuple(_json(r["rungs"])),
     )

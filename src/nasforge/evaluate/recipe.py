@@ -6,7 +6,16 @@ them) so the config and the executors, and so ``nasforge status``, import no tor
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+
+
+def trial_seed(seed: int, key: str) -> int:
+    """A per-architecture seed: the same network trains the same way in any run with this seed.
+
+    Here, not beside the evaluator, because screening seeds each network it scores with it too.
+    """
+    return int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:4], "little")
 
 
 class TrainingFailed(Exception):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -15,7 +14,7 @@ import torch
 from nasforge import atomic
 from nasforge.data.base import Dataset, stratified_split
 from nasforge.evaluate.cost import measure_cost
-from nasforge.evaluate.recipe import check_interim
+from nasforge.evaluate.recipe import check_interim, trial_seed
 from nasforge.evaluate.trainer import InterimVal, Recipe, TrainingFailed, make_optimizer, train
 from nasforge.space.base import SearchSpace
 from nasforge.types import Budget, Cost, EvalResult, Sample
@@ -24,11 +23,6 @@ log = logging.getLogger("nasforge")
 Reporter = Callable[[int, Mapping[str, float]], None]
 PROBE_SECONDS = 1.0  # how long equal_time times a candidate for
 MAX_FACTOR = 4.0  # equal_time gives a candidate at most 4x (at least 1/4x) the budget's epochs
-
-
-def trial_seed(seed: int, key: str) -> int:
-    """A per-architecture seed: the same network trains the same way in any run with this seed."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:4], "little")
 
 
 class TorchEvaluator:

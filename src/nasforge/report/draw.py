@@ -9,9 +9,9 @@ from matplotlib.axes import Axes
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 
 from nasforge.fmt import fmt_budget, fmt_count
-from nasforge.report.frame import ReportData
 from nasforge.report.importance import OP_NAMES
 from nasforge.report.plots import message, new_figure, save
+from nasforge.result import Result
 from nasforge.space.cell import CellSpace, edge_name
 from nasforge.space.chain import PARALLEL_KERNELS, Block, ChainSpace
 from nasforge.types import Trial
@@ -29,7 +29,7 @@ def title(t: Trial) -> str:
     return f"best architecture: trial #{t.number}, validation accuracy {t.score:.4f} at {fmt_budget(t.budget)}{cost}"
 
 
-def architecture(data: ReportData, path: Path) -> Path:
+def architecture(data: Result, path: Path) -> Path:
     """The best trial's network: layer boxes for a chain, the cell graph for a cell space."""
     best = data.best
     if best is None:

@@ -1,4 +1,4 @@
-"""What a report and a Result read from an experiment: its trials, config and space, as records and a DataFrame.
+"""What the report reads from an experiment (a :class:`~nasforge.result.Result`), and its trials as a DataFrame.
 
 Everything here works from the database alone (no data set is loaded), so a report of a finished
 search takes seconds.
@@ -7,94 +7,38 @@ search takes seconds.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nasforge.config import Config
 from nasforge.fmt import fmt_budget
-from nasforge.space import make_space
+from nasforge.result import Result
 from nasforge.space.base import SearchSpace
-from nasforge.store import Experiment
-from nasforge.study import best_trial, rank_key
+from nasforge.study import rank_key
 from nasforge.types import Budget, Trial, TrialState
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-@dataclass(frozen=True)
-class ReportData:
-    """One experiment as the report sees it."""
-
-    db: Path
-    experiment: Experiment
-    config: Config
-    space: SearchSpace
-    trials: list[Trial]
-    rejected: int = 0
-    rejection_common: list[tuple[str, int]] = field(default_factory=list)
-    retrains: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def objectives(self) -> tuple[str, ...]:
-        return tuple(self.config.search.objectives)
-
-    @property
-    def scored(self) -> list[Trial]:
-        return [t for t in self.trials if t.ok]
-
-    @property
-    def best(self) -> Trial | None:
-        return best_trial(self.trials)
-
-    @property
-    def ladder(self) -> tuple[Budget, ...]:
-        """The scheduler's budgets, lowest first (one budget without a scheduler)."""
-        try:
-            return tuple(self.config.search.make_scheduler().ladder)
-        except Exception:  # a config from an older nasforge: fall back to the budgets the trials had
-            return tuple(sorted({t.budget for t in self.trials}, key=lambda b: b.epochs * b.fraction))
-
-    @property
-    def pareto(self) -> list[Trial]:
-        """The Pareto front of the experiment's objectives; with accuracy alone, the best trial."""
-        from nasforge.pareto import pareto_front
-
-        if len(self.objectives) > 1:
-            return pareto_front(self.trials, self.objectives)
-        best = self.best
-        return [best] if best is not None else []
-
-    def describe(self, t: Trial) -> str:
-        try:
-            return str(self.space.describe(t.sample))
-        except (KeyError, ValueError, TypeError):
-            return "?"
+def load(db: str | Path, name: str | None = None) -> Result:
+    """An experiment as the report reads it (the latest one unless named): trials without samples and curves,
+    the records it shows read whole on demand (:meth:`Result.detailed`); the database is not changed."""
+    return Result.load(db, name, detail=False)
 
 
-def load(db: str | Path, name: str | None = None) -> ReportData:
-    """Read an experiment (the latest one unless named) without touching the database."""
-    from nasforge.api import stored
+def scores_by_budget(t: Trial, ladder: Sequence[Budget] | Mapping[Budget, int]) -> dict[Budget, float]:
+    """The trial's score at every budget of the ladder it finished (``Trial.rungs`` counts from its first rung).
 
-    store, exp, cfg = stored(db, name)
-    with store:
-        trials = store.trials(exp.id)
-        n_rej, common = store.rejection_summary(exp.id)
-        retrains = store.results(exp.id, "retrain")
-    return ReportData(db=Path(db), experiment=exp, config=cfg, space=make_space(cfg.space), trials=trials,
-                      rejected=n_rej, rejection_common=common, retrains=retrains)
-
-
-def scores_by_budget(t: Trial, ladder: Sequence[Budget]) -> dict[Budget, float]:
-    """The trial's score at every budget of the ladder it finished (``Trial.rungs`` counts from its first rung)."""
+    ``ladder`` may be given as a mapping budget -> position (``{b: i for i, b in enumerate(ladder)}``), which a
+    caller looping over many trials builds once."""
+    pos = ladder if isinstance(ladder, Mapping) else {b: i for i, b in enumerate(ladder)}
     out: dict[Budget, float] = {}
-    if t.rungs and t.budget in ladder:
-        top = list(ladder).index(t.budget)
-        start = top - len(t.rungs) + 1
+    if t.rungs and t.budget in pos:
+        start = pos[t.budget] - len(t.rungs) + 1
         if start >= 0:
-            out = {ladder[start + i]: float(s) for i, s in enumerate(t.rungs)}
+            order = sorted(pos, key=pos.__getitem__)
+            out = {order[start + i]: float(s) for i, s in enumerate(t.rungs)}
     if t.ok and t.score is not None:
         out[t.budget] = float(t.score)
     return out

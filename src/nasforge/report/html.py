@@ -23,10 +23,13 @@ from typing import Any
 
 from nasforge import atomic
 from nasforge.fmt import fmt_budget, fmt_count, fmt_time
-from nasforge.report.frame import ReportData, load, state_counts
+from nasforge.report.frame import load, ranked, state_counts
+from nasforge.result import Result
 from nasforge.types import Trial
 
 log = logging.getLogger("nasforge")
+TABLE_ROWS = 1000  # rows in the page's trial table; a larger study's trials all go to CSV beside it
+CSV = "trials.csv"
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ def write_report(db: str | Path, *, name: str | None = None, out: str | Path | N
         png = makers[fig.id](page.parent / f"{fig.id}.png")
         images[fig.id] = base64.b64encode(png.read_bytes()).decode("ascii")
     importance_text = analysis.method + (f" Not shown: {analysis.note}." if analysis.note else "")
+    if len(data.trial_list) > TABLE_ROWS:
+        write_csv(data, page.parent / CSV)
     atomic.write_text(page, render(data, images, importance_text))
     log.info("report written to %s", page)
     return page
@@ -183,9 +188,9 @@ def kv_table(rows: Sequence[tuple[str, str]]) -> str:
     return "<table class='kv'>" + "".join(f"<tr><td>{esc(k)}</td><td>{v}</td></tr>" for k, v in rows) + "</table>"
 
 
-def summary_rows(data: ReportData) -> list[tuple[str, str]]:
+def summary_rows(data: Result) -> list[tuple[str, str]]:
     cfg = data.config
-    counts = state_counts(data.trials)
+    counts = state_counts(data.trial_list)
     opts = ", ".join(f"{k}={v}" for k, v in cfg.strategy.options.items())
     rows = [
         ("experiment", esc(data.experiment.name)),
@@ -209,7 +214,7 @@ def summary_rows(data: ReportData) -> list[tuple[str, str]]:
     return rows
 
 
-def best_block(data: ReportData) -> str:
+def best_block(data: Result) -> str:
     b = data.best
     if b is None:
         return "<p class='caption'>No trial has a score yet.</p>"
@@ -230,7 +235,7 @@ def best_block(data: ReportData) -> str:
     return out + retrain_block(data)
 
 
-def retrain_block(data: ReportData) -> str:
+def retrain_block(data: Result) -> str:
     """The last final retraining stored with the experiment, if any (test accuracy read once)."""
     if not data.retrains:
         return ("<p class='caption'>Not retrained yet: <code>nasforge retrain "
@@ -267,7 +272,7 @@ def num_cell(v: float | None, text: str) -> str:
     return f"<td data-v='{esc(v)}'>{esc(text)}</td>" if v is not None else "<td>-</td>"
 
 
-def trial_row(data: ReportData, t: Trial, best: Trial | None, front: set[int]) -> str:
+def trial_row(data: Result, t: Trial, best: Trial | None, front: set[int]) -> str:
     cls = []
     tags = ""
     if best is not None and t.number == best.number:
@@ -293,20 +298,50 @@ def trial_row(data: ReportData, t: Trial, best: Trial | None, front: set[int]) -
     return f"<tr class='{esc(' '.join(cls))}'>" + "".join(cells) + "</tr>"
 
 
-def trials_table(data: ReportData) -> str:
-    if not data.trials:
+def table_trials(data: Result) -> list[Trial]:
+    """The rows of the page's table: every trial, or for a large study the ``TABLE_ROWS`` best-ranked ones
+    (then every trial is in the CSV file beside the page)."""
+    if len(data.trial_list) <= TABLE_ROWS:
+        return data.detailed(data.trial_list)
+    return data.detailed(ranked(data.trial_list)[:TABLE_ROWS])
+
+
+def write_csv(data: Result, path: Path) -> Path:
+    """Every trial, one row each, the network by its canonical key (no sample is read): the table's other pages."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["trial", "state", "val_acc", "epochs", "fraction", "params", "flops", "latency_ms", "seconds",
+                "reason", "key"])
+    for t in data.trial_list:
+        c = t.cost
+        w.writerow([t.number, t.state.value, t.score, t.budget.epochs, t.budget.fraction, c.params if c else None,
+                    c.flops if c else None, c.latency_ms if c else None, t.train_seconds + t.eval_seconds,
+                    t.reason, t.key])
+    atomic.write_text(path, buf.getvalue())
+    return path
+
+
+def trials_table(data: Result) -> str:
+    if not data.trial_list:
         return "<p class='caption'>No trials yet.</p>"
     best = data.best
     front = {t.number for t in data.pareto} if len(data.objectives) > 1 else set()
     names = ("trial", "state", "val acc", "budget", "params", "FLOPs", "latency ms", "time", "architecture", "note")
     head = "".join(f"<th class='arch'>{esc(h)}</th>" if h in ("architecture", "note") else f"<th>{esc(h)}</th>"
                    for h in names)
-    body = "".join(trial_row(data, t, best, front) for t in data.trials)
-    return (f"<div class='scroll'><table class='trials sortable' id='trials'><thead><tr>{head}</tr></thead>"
+    rows = table_trials(data)
+    body = "".join(trial_row(data, t, best, front) for t in rows)
+    more = "" if len(rows) == len(data.trial_list) else (
+        f"<p class='caption'>The {len(rows):,} best-ranked of {len(data.trial_list):,} trials; every trial is in "
+        f"<code>{esc(CSV)}</code> beside this page.</p>")
+    return (f"{more}<div class='scroll'><table class='trials sortable' id='trials'><thead><tr>{head}</tr></thead>"
             f"<tbody>{body}</tbody></table></div>")
 
 
-def render(data: ReportData, images: dict[str, str], importance_text: str) -> str:
+def render(data: Result, images: dict[str, str], importance_text: str) -> str:
     stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     sections = []
     for fig in FIGURES:
@@ -326,7 +361,7 @@ def render(data: ReportData, images: dict[str, str], importance_text: str) -> st
 <style>{CSS}</style></head>
 <body>
 <header><h1>nasforge report: {esc(data.experiment.name)}</h1>
-<p>{esc(data.db)} · {len(data.trials)} trials · generated {esc(stamp)}</p></header>
+<p>{esc(data.db)} · {len(data.trial_list):,} trials · generated {esc(stamp)}</p></header>
 <nav>{nav}</nav>
 <main>
 <section id="summary"><h2>Summary</h2>

@@ -28,13 +28,15 @@ from typing import Any
 import numpy as np
 
 from nasforge.fmt import fmt_budget
-from nasforge.report.frame import ReportData, scores_by_budget
+from nasforge.report.frame import scores_by_budget
+from nasforge.result import Result
 from nasforge.space.base import SearchSpace
 from nasforge.space.cell import CellSpace
 from nasforge.space.chain import ChainSpace
 from nasforge.types import Budget, Sample
 
 MIN_TRIALS = 8
+MAX_ANALYSED = 500  # trials the forests see at most; more are sampled
 
 
 @dataclass(frozen=True)
@@ -199,11 +201,12 @@ def _panel(title: str, rows: list[Features], families: Families, y: np.ndarray, 
                  r2=r2, direction=direction)
 
 
-def target_scores(data: ReportData) -> tuple[list[int], np.ndarray, str]:
+def target_scores(data: Result) -> tuple[list[int], np.ndarray, str]:
     """Trial indices and the scores to explain: at the budget most trials finished (with a scheduler,
     lower rungs are the only budget every trial reached), and what that score is."""
     ladder = data.ladder
-    per = [scores_by_budget(t, ladder) for t in data.trials]
+    pos = {b: i for i, b in enumerate(ladder)}
+    per = [scores_by_budget(t, pos) for t in data.trial_list]
     counts: dict[Budget, int] = {}
     for d in per:
         for b in d:
@@ -219,7 +222,7 @@ def target_scores(data: ReportData) -> tuple[list[int], np.ndarray, str]:
     return idx, y, what
 
 
-def analyse(data: ReportData, *, seed: int = 0, repeats: int = 20, top: int = 12) -> Analysis:
+def analyse(data: Result, *, seed: int = 0, repeats: int = 20, top: int = 12) -> Analysis:
     """Rank what mattered in this experiment's trials; an Analysis with a note instead when it cannot."""
     space = data.space
     idx, y, what = target_scores(data)
@@ -252,14 +255,20 @@ def analyse(data: ReportData, *, seed: int = 0, repeats: int = 20, top: int = 12
     except ImportError:
         return Analysis([], what, len(idx), method, note="the importance analysis needs scikit-learn: "
                         "pip install scikit-learn")
+    n_all = len(idx)
+    if n_all > MAX_ANALYSED:  # a seeded sample: the forests' cost grows with the trials, the ranking hardly does
+        pick = np.sort(np.random.default_rng(seed).choice(n_all, size=MAX_ANALYSED, replace=False))
+        idx, y = [idx[int(i)] for i in pick], y[pick]
+        method += f" It analyses a seeded random sample of {MAX_ANALYSED:,} of the {n_all:,} trials."
+    samples = [t.sample for t in data.detailed([data.trial_list[i] for i in idx])]
     panels: list[Panel] = []
     for title, enc, grouped in encoders:
         rows: list[Features] = []
         fams: Families = {}
         keep: list[int] = []
-        for j, i in enumerate(idx):
+        for j, sample in enumerate(samples):
             try:
-                feats, fams = enc(space, data.trials[i].sample)
+                feats, fams = enc(space, sample)
             except (KeyError, ValueError, TypeError):  # a sample this space cannot read: leave it out
                 continue
             rows.append(feats)

@@ -19,11 +19,13 @@ from matplotlib.ticker import MaxNLocator
 from nasforge import atomic
 from nasforge.fmt import fmt_budget
 from nasforge.pareto import pareto_front
-from nasforge.report.frame import ReportData, best_seen, ranked
+from nasforge.report.frame import best_seen, ranked
 from nasforge.report.importance import Analysis
+from nasforge.result import Result, scored_sample
 from nasforge.types import Budget, Trial, TrialState
 
 DPI = 110
+MAX_POINTS = 3000  # above this many trials a figure shows their density, not one marker each
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
 
@@ -61,17 +63,25 @@ def clip(values: Sequence[float], lo: float) -> tuple[np.ndarray, np.ndarray]:
     return np.maximum(v, lo), v < lo
 
 
+def density(ax: Axes, x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, label: str, *,
+            log_x: bool = False) -> None:
+    """Where the trials lie, as hexagons shaded by count (log scale): 10^5 markers would hide each other."""
+    ax.hexbin(np.asarray(x, dtype=float), np.asarray(y, dtype=float), gridsize=(60, 30), bins="log", mincnt=1,
+              cmap="Blues", linewidths=0, zorder=2, xscale="log" if log_x else "linear")
+    ax.scatter([], [], marker="h", s=40, color="#6baed6", label=label)  # the legend's entry for the shading
+
+
 def budget_colours(trials: Sequence[Trial]) -> dict[Budget, str]:
     budgets = sorted({t.budget for t in trials}, key=lambda b: b.epochs * b.fraction)
     return {b: PALETTE[i % len(PALETTE)] for i, b in enumerate(budgets)}
 
 
 # ---------------------------------------------------------------------- best so far
-def best_so_far(data: ReportData, path: Path) -> Path:
+def best_so_far(data: Result, path: Path) -> Path:
     """Best score so far against trial number and against search time, with every trial as a point."""
     fig = new_figure(11, 4.6)
     ax_n, ax_t = fig.subplots(1, 2)
-    done = sorted((t for t in data.trials if t.state.finished), key=lambda t: t.number)
+    done = sorted((t for t in data.trial_list if t.state.finished), key=lambda t: t.number)
     if not any(t.ok for t in done):
         for ax in (ax_n, ax_t):
             message(ax, "no scored trial yet")
@@ -81,7 +91,7 @@ def best_so_far(data: ReportData, path: Path) -> Path:
     colours = budget_colours(scored)
     top = data.ladder[-1] if data.ladder else max((t.budget for t in scored), key=lambda b: b.epochs * b.fraction)
     multi = len(colours) > 1
-    starts = [t.started for t in data.trials if t.started is not None]
+    starts = [t.started for t in data.trial_list if t.started is not None]
     t0 = min(starts) if starts else 0.0
     span = max((t.finished or t0) - t0 for t in done)
     unit, div = ("minutes", 60.0) if span >= 120 else ("seconds", 1.0)
@@ -103,8 +113,11 @@ def best_so_far(data: ReportData, path: Path) -> Path:
                 ax.step(x, np.where(np.isfinite(full), full, np.nan), where="post", color="#2ca02c", lw=1.5,
                         ls="--", label=f"best at the full budget ({fmt_budget(top)})")
         clipped = False
+        if len(scored) > MAX_POINTS:
+            y, _ = clip([t.score or 0.0 for t in order if t.ok], lo)
+            density(ax, xs([t for t in order if t.ok], by_time), y, f"{len(scored):,} scored trials (density)")
         for b, c in colours.items():
-            group = [t for t in order if t.ok and t.budget == b]
+            group = [t for t in order if t.ok and t.budget == b] if len(scored) <= MAX_POINTS else []
             if group:
                 y, low = clip([t.score or 0.0 for t in group], lo)
                 ax.scatter(xs(group, by_time), y, s=18, color=c, alpha=0.75, zorder=3,
@@ -114,14 +127,20 @@ def best_so_far(data: ReportData, path: Path) -> Path:
                                label=None if clipped else "below the axis")
                     clipped = True
         pruned = [t for t in order if t.state is TrialState.PRUNED]
+        n_pruned = len(pruned)
+        pruned = scored_sample(pruned, MAX_POINTS)
         if pruned:
             seen = [best_seen(t) for t in pruned]
             ax.scatter(xs(pruned, by_time), np.maximum([v if v is not None else lo for v in seen], lo), s=22,
-                       color="#7f7f7f", marker="x", zorder=3, label=f"pruned ({len(pruned)})")
+                       color="#7f7f7f", marker="x", zorder=3,
+                       label=f"pruned ({n_pruned:,}" + (f", {len(pruned):,} shown)" if n_pruned > len(pruned) else ")"))
         failed = [t for t in order if t.state is TrialState.FAILED]
+        n_failed = len(failed)
+        failed = scored_sample(failed, MAX_POINTS)
         if failed:
             ax.scatter(xs(failed, by_time), np.full(len(failed), lo), s=26, color="#d62728", marker="x", zorder=3,
-                       clip_on=False, label=f"failed ({len(failed)})")
+                       clip_on=False,
+                       label=f"failed ({n_failed:,}" + (f", {len(failed):,} shown)" if n_failed > len(failed) else ")"))
         ax.set_ylim(lo, hi)
         ax.set_xlabel(f"search time ({unit})" if by_time else "trial number")
         ax.set_ylabel("validation accuracy")
@@ -134,15 +153,17 @@ def best_so_far(data: ReportData, path: Path) -> Path:
 
 
 # ---------------------------------------------------------------------- learning curves
-def learning_curves(data: ReportData, path: Path, top: int = 8) -> Path:
+def learning_curves(data: Result, path: Path, top: int = 8) -> Path:
     """Validation accuracy per epoch of the best trials, the others faint behind them."""
     fig = new_figure(11, 4.2)
     ax = fig.subplots()
-    best = [t for t in ranked(data.trials) if t.curve][:top]
+    # whole records only of the trials drawn: the top ones (the first ranked that have a curve) and a sample
+    best = [t for t in data.detailed(ranked(data.trial_list)[: 5 * top]) if t.curve][:top]
     if not best:
-        message(ax, "no learning curves stored (tabular-benchmark trials have none)" if data.trials
+        message(ax, "no learning curves stored (tabular-benchmark trials have none)" if data.trial_list
                 else "no trial yet")
         return save(fig, path)
+    others = data.detailed(scored_sample(data.trial_list, 300))
 
     def curve(t: Trial) -> tuple[list[float], list[float]]:
         pts = [(float(r.get("epoch", i + 1)), float(r["val_accuracy"])) for i, r in enumerate(t.curve)
@@ -150,9 +171,9 @@ def learning_curves(data: ReportData, path: Path, top: int = 8) -> Path:
         return [p[0] for p in pts], [p[1] for p in pts]
 
     chosen = {t.number for t in best}
-    all_vals = [v for t in data.trials for v in curve(t)[1]]
+    all_vals = [v for t in [*best, *others] for v in curve(t)[1]]
     lo, hi = score_limits(all_vals)
-    for t in data.trials:
+    for t in others:
         if t.number not in chosen and t.curve:
             x, y = curve(t)
             ax.plot(x, np.maximum(y, lo), color="#bbbbbb", lw=0.8, alpha=0.6,
@@ -165,7 +186,8 @@ def learning_curves(data: ReportData, path: Path, top: int = 8) -> Path:
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("validation accuracy")
-    ax.set_title(f"learning curves of the top {len(best)} trials (grey: the other trials, dotted: pruned)")
+    grey = "the other trials" if len(others) == len(data.trial_list) else f"{len(others)} trials sampled"
+    ax.set_title(f"learning curves of the top {len(best)} trials (grey: {grey}, dotted: pruned)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), title="trial, score, budget")
     return save(fig, path)
@@ -182,7 +204,7 @@ def cost_value(t: Trial, what: str) -> float | None:
     return None if v is None or not v > 0 else float(v)
 
 
-def accuracy_vs_cost(data: ReportData, path: Path) -> Path:
+def accuracy_vs_cost(data: Result, path: Path) -> Path:
     """Accuracy against parameters and FLOPs (and latency, when it is an objective), each with its Pareto front."""
     kinds = ["params", "flops"] + (["latency"] if "latency" in data.objectives else [])
     fig = new_figure(5.5 * len(kinds), 4.4)
@@ -196,8 +218,13 @@ def accuracy_vs_cost(data: ReportData, path: Path) -> Path:
             message(ax, f"no trial with a measured {COSTS[kind].split(' (')[0]}")
             continue
         lo, hi = score_limits([t.score for t in pts if t.score is not None])
+        xs = [cost_value(t, kind) or 1.0 for t in pts]
+        log = max(xs) / min(xs) > 20
+        if len(pts) > MAX_POINTS:
+            y, _ = clip([t.score or 0.0 for t in pts], lo)
+            density(ax, xs, y, f"{len(pts):,} trials (density)", log_x=log)
         for b, c in colours.items():
-            group = [t for t in pts if t.budget == b]
+            group = [t for t in pts if t.budget == b] if len(pts) <= MAX_POINTS else []
             if group:
                 y, _ = clip([t.score or 0.0 for t in group], lo)
                 ax.scatter([cost_value(t, kind) for t in group], y, s=20, color=c, alpha=0.7, zorder=3,
@@ -211,8 +238,6 @@ def accuracy_vs_cost(data: ReportData, path: Path) -> Path:
         if best is not None and cost_value(best, kind) is not None:
             ax.scatter([cost_value(best, kind)], [best.score], marker="*", s=220, color="gold", edgecolors="black",
                        zorder=6, label=f"best, #{best.number}")
-        xs = [cost_value(t, kind) or 1.0 for t in pts]
-        log = max(xs) / min(xs) > 20
         if log:
             ax.set_xscale("log")
         label_front(ax, front, fx, fy, (min(xs), max(xs)), (lo, hi), log=log)

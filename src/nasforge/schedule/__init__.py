@@ -1,4 +1,4 @@
-"""How much each trial gets: schedulers (rungs and promotions), early stopping, zero-cost screening."""
+"""How much each trial gets: schedulers (rungs and promotions) and early stopping."""
 
 from __future__ import annotations
 

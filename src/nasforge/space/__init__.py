@@ -19,6 +19,11 @@ SPACES: dict[str, type] = {"chain": ChainSpace, "cell": CellSpace, "nb201": NasB
                            "mlp": MlpSpace}
 
 
+def flat_ok(cls: type) -> bool:
+    """Whether a space class takes flat (tabular) input: one for images and sequences only sets ``flat_ok = False``."""
+    return bool(getattr(cls, "flat_ok", True))
+
+
 def make_space(options: Mapping[str, Any], input_shape: tuple[int, ...] | None = None) -> SearchSpace:
     """A space from its config section; flat (tabular) inputs keep only the block types they can use."""
     opts = dict(options)
@@ -37,9 +42,10 @@ def make_space(options: Mapping[str, Any], input_shape: tuple[int, ...] | None =
         if not types:
             raise ConfigError("the data are flat (tabular) but space.types allows only conv/pool; add dense")
         opts["types"] = types
-    if kind in ("cell", "nb201", "stage") and input_shape is not None and len(input_shape) not in (2, 3):
+    if not flat_ok(cls) and input_shape is not None and len(input_shape) not in (2, 3):
+        flat = " or ".join(k for k, c in SPACES.items() if flat_ok(c))
         raise ConfigError(f"space kind {kind!r} needs image or sequence data, not input shape {input_shape}; "
-                          "use kind: mlp or chain for flat (tabular) data")
+                          f"use kind: {flat} for flat (tabular) data")
     try:
         space: SearchSpace = cls(**opts)
     except (TypeError, ValueError) as e:

@@ -53,6 +53,7 @@ class CellSpace:
     """One operation per edge of a DAG cell; the macro skeleton is set when the space is made."""
 
     kind = "cell"
+    flat_ok = False  # images and sequences only: make_space refuses flat (tabular) input by this
 
     def __init__(
         self,

@@ -94,6 +94,7 @@ class ChainSpace:
     """Layer sequences of variable depth; every dimension can be restricted from the config."""
 
     kind = "chain"
+    flat_ok = True  # flat (tabular) input too: make_space keeps the block types it can use
 
     def __init__(
         self,

@@ -38,6 +38,7 @@ class MlpSpace:
     """Hidden-layer stacks for flat inputs; every dimension can be restricted from the config."""
 
     kind = "mlp"
+    flat_ok = True
 
     def __init__(
         self,

@@ -61,6 +61,7 @@ class StageSpace:
     """Stages of ResNet basic or MobileNet inverted blocks; every dimension can be restricted from the config."""
 
     kind = "stage"
+    flat_ok = False  # images and sequences only: make_space refuses flat (tabular) input by this
 
     def __init__(
         self,

@@ -25,12 +25,13 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "local_search": LocalSearch,
     "nsga2": NSGA2,
 }
-DARTS = "darts"  # the one-shot search (nasforge.darts): a supernet, not an ask/tell strategy, so not in STRATEGIES
+# the one-shot search (nasforge.oneshot.darts): it trains a supernet, so no ask/tell strategy, not in STRATEGIES
+DARTS = "darts"
 
 
 def make_strategy(name: str, space: SearchSpace, *, seed: int = 0, **options: Any) -> Strategy:
     """A strategy by registry name; unknown names and options give a one-line ConfigError."""
-    if name == DARTS:  # trains a supernet, so it is no ask/tell strategy: see nasforge.darts
+    if name == DARTS:  # trains a supernet, so it is no ask/tell strategy: see nasforge.oneshot.darts
         raise ConfigError("darts is a one-shot search, not an ask/tell strategy: run it with nasforge.search "
                           "or `nasforge search CONFIG --strategy darts`")
     if name not in STRATEGIES:

@@ -17,7 +17,7 @@ from typing import Any
 from nasforge.data.base import Dataset
 from nasforge.errors import ConfigError
 from nasforge.evaluate.cost import measure_latency_ms
-from nasforge.schedule.proxies import PROXIES, SCREEN_COSTS, screen
+from nasforge.screen.proxies import PROXIES, SCREEN_COSTS, screen
 from nasforge.space.base import SearchSpace
 from nasforge.types import Sample
 

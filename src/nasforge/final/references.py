@@ -12,6 +12,10 @@ network for an input shape and class count and names the data kinds it is meant 
 
 For flat data, :func:`sklearn_references` adds scikit-learn's logistic regression and gradient
 boosting, scored on the same single read of the test split as the networks.
+
+Importing this module imports no torch (it is imported where a network is built or scored):
+:mod:`nasforge.config` checks ``retrain.baseline`` and ``search.equal_time`` against :data:`REFERENCES`
+when it reads any config, including a stored one that ``nasforge status`` reads.
 """
 
 from __future__ import annotations
@@ -20,15 +24,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-
-from nasforge.data.base import Dataset
 from nasforge.errors import ConfigError, NasforgeError
-from nasforge.evaluate.metrics import classification_metrics
-from nasforge.space.chain import Block, build_chain
+from nasforge.space.chain import Block
+
+if TYPE_CHECKING:  # torch is imported where a network is built or scored, not here: see the module docstring
+    import torch
+    from torch import nn
+
+    from nasforge.data.base import Dataset
 
 log = logging.getLogger("nasforge")
 
@@ -86,6 +91,8 @@ def baseline_description(input_shape: tuple[int, ...]) -> str:
 
 def baseline_model(input_shape: tuple[int, ...], n_out: int) -> nn.Module:
     """The classic reference for images, sequences or flat input (see :func:`baseline_blocks`)."""
+    from nasforge.space.chain_nn import build_chain
+
     return build_chain(baseline_blocks(input_shape), "flatten", input_shape, n_out)
 
 
@@ -137,8 +144,9 @@ def _mlp(input_shape: tuple[int, ...], n_out: int) -> tuple[str, nn.Module]:
     return f"mlp: {desc.removeprefix('mlp ')}", space.build(sample, input_shape, n_out)
 
 
+CLASSIC = "classic"  # what retrain.baseline: true trains
 REFERENCES: dict[str, Reference] = {
-    "classic": Reference(frozenset(KINDS), "the 2-conv network (1-D on sequences, dense128 on tables)", _classic),
+    CLASSIC: Reference(frozenset(KINDS), "the 2-conv network (1-D on sequences, dense128 on tables)", _classic),
     "resnet20": Reference(frozenset({IMAGE}), "ResNet-20: residual stages of 16, 32, 64 channels", _resnet("resnet20")),
     "resnet1d": Reference(frozenset({SEQUENCE}), "ResNet-20's stages with 1-D convolutions", _resnet("resnet1d")),
     "mlp": Reference(frozenset({FLAT}), "the MLP space's reference multilayer perceptron", _mlp),
@@ -167,7 +175,7 @@ def resolve_baseline(value: bool | str | None, input_shape: tuple[int, ...]) -> 
     """
     if value is None or value is False:
         return None
-    name = "classic" if value is True else str(check_baseline(value))
+    name = CLASSIC if value is True else str(check_baseline(value))
     if name == AUTO:
         return default_reference(input_shape)
     if not REFERENCES[name].applies(input_shape):
@@ -206,6 +214,10 @@ def sklearn_references(data: Dataset, x_test: torch.Tensor, y_test: torch.Tensor
     if len(data.input_shape) != 1:
         log.info("scikit-learn references skipped: the data are not flat (input shape %s)", data.input_shape)
         return []
+    import torch
+
+    from nasforge.evaluate.metrics import classification_metrics
+
     try:
         from sklearn.ensemble import HistGradientBoostingClassifier
         from sklearn.linear_model import LogisticRegression

@@ -42,11 +42,11 @@ from nasforge import atomic
 from nasforge.data.base import Preprocess
 from nasforge.errors import NasforgeError
 from nasforge.evaluate.cost import count_flops, count_params
+from nasforge.final import FORMATS
 from nasforge.space.cell import Cell, ReductionBlock
 from nasforge.space.chain import Parallel, Residual
 from nasforge.space.stage import ResBlock, SqueezeExcite
 
-FORMATS = ("python", "torchscript", "onnx", "json")
 STATE_DICT = "model_state_dict.pt"
 
 
@@ -194,7 +194,7 @@ def _expr(m: nn.Module, depth: int, used: set[type[nn.Module]]) -> str:
         children, attrs = _CUSTOM[t]
         if set(dict(m.named_children())) != set(children) or m._parameters or m._buffers:
             raise ExportError(f"{t.__name__} holds submodules or tensors the exporter does not know; "
-                              "update nasforge.report.export or use --format torchscript")
+                              "update nasforge.final.export or use --format torchscript")
         used.add(t)
         args = [f"{inner}{c}={_expr(getattr(m, c), depth + 1, used)},\n" for c in children]
         args += [f"{inner}{a}={_literal(getattr(m, a), f'{t.__name__}.{a}')},\n" for a in attrs]

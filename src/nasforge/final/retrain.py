@@ -32,14 +32,10 @@ from torch import nn
 from nasforge import atomic
 from nasforge.data.base import Dataset
 from nasforge.evaluate.cost import measure_cost
-from nasforge.evaluate.torch_eval import trial_seed
+from nasforge.evaluate.recipe import trial_seed
 from nasforge.evaluate.trainer import Recipe, evaluate_split, make_optimizer, train
+from nasforge.final.references import REFERENCES, resolve_baseline
 from nasforge.paths import owned_dir, remove_owned
-from nasforge.report.references import BASELINE_BLOCKS as BASELINE_BLOCKS
-from nasforge.report.references import REFERENCES, resolve_baseline
-from nasforge.report.references import baseline_blocks as baseline_blocks
-from nasforge.report.references import baseline_description as baseline_description
-from nasforge.report.references import baseline_model as baseline_model
 from nasforge.space.base import SearchSpace
 from nasforge.types import Trial
 
@@ -148,7 +144,7 @@ def retrain_best(
     """Train the best searched network (and the baseline) with one recipe, ``seeds`` times; test once per seed.
 
     ``baseline`` is ``True`` (the classic 2-conv reference), ``False`` (none), ``"auto"`` (the data
-    kind's default) or a name in :data:`~nasforge.report.references.REFERENCES`; the model is named
+    kind's default) or a name in :data:`~nasforge.final.references.REFERENCES`; the model is named
     ``baseline`` whichever it is, and its ``reference`` says which.
     Returns one FinalModel per model and seed, seed by seed (``[searched, baseline]`` for one seed).
     ``on_epoch`` gets the model's name, with ``/seed<S>`` appended when there are several seeds.

@@ -41,7 +41,7 @@ from torch import nn
 
 from nasforge.data.base import Dataset
 from nasforge.evaluate.cost import count_flops, count_params, measure_latency_ms
-from nasforge.evaluate.torch_eval import trial_seed
+from nasforge.evaluate.recipe import trial_seed
 from nasforge.pareto import rank
 from nasforge.space.base import SearchSpace
 from nasforge.types import Sample
