@@ -511,8 +511,10 @@ class Store:
         return out
 
     def _read_trials(self, rows: Iterable[sqlite3.Row]) -> list[Trial]:
+        zdicts: dict[int, bytes | None] = {}
         try:
-            return [_trial(r, self._zdict(r["experiment_id"])) for r in rows]
+            return [_trial(r, zdicts[e] if (e := r["experiment_id"]) in zdicts else
+                           zdicts.setdefault(e, self._zdict(e))) for r in rows]
         except (ValueError, TypeError, KeyError) as e:
             raise StoreError(f"a trial in {self.path} is damaged ({type(e).__name__}: {str(e)[:100]}); "
                              "give another --db") from None
@@ -686,6 +688,11 @@ def _json(text: str) -> Any:
     return {} if text == "{}" else [] if text == "[]" else json.loads(text)
 
 
+def _floats(text: str) -> tuple[float, ...]:
+    """A stored list of floats (rung scores): ``float`` reads JSON's numbers, NaN and Infinity included."""
+    return tuple(float(x) for x in text[1:-1].split(",")) if text != "[]" else ()
+
+
 @functools.lru_cache(maxsize=256)
 def _budget(text: str) -> Budget:
     """A budget's record, parsed once: a study has a few distinct budgets (a scheduler's rungs), Budget is frozen."""
@@ -710,5 +717,5 @@ def _trial(r: sqlite3.Row, zdict: bytes | None = None) -> Trial:
         finished=r["finished"],
         train_seconds=r["train_seconds"],
         eval_seconds=r["eval_seconds"],
-        rungs=tuple(_json(r["rungs"])),
+        rungs=_floats(r["rungs"]),
     )

@@ -27,18 +27,17 @@ def load(db: str | Path, name: str | None = None) -> Result:
     return Result.load(db, name, detail=False)
 
 
-def scores_by_budget(t: Trial, ladder: Sequence[Budget] | Mapping[Budget, int]) -> dict[Budget, float]:
+def scores_by_budget(t: Trial, ladder: Sequence[Budget],
+                     pos: Mapping[Budget, int] | None = None) -> dict[Budget, float]:
     """The trial's score at every budget of the ladder it finished (``Trial.rungs`` counts from its first rung).
 
-    ``ladder`` may be given as a mapping budget -> position (``{b: i for i, b in enumerate(ladder)}``), which a
-    caller looping over many trials builds once."""
-    pos = ladder if isinstance(ladder, Mapping) else {b: i for i, b in enumerate(ladder)}
+    ``pos`` (``{b: i for i, b in enumerate(ladder)}``) spares a caller looping over many trials rebuilding it."""
+    pos = pos if pos is not None else {b: i for i, b in enumerate(ladder)}
     out: dict[Budget, float] = {}
     if t.rungs and t.budget in pos:
         start = pos[t.budget] - len(t.rungs) + 1
         if start >= 0:
-            order = sorted(pos, key=pos.__getitem__)
-            out = {order[start + i]: float(s) for i, s in enumerate(t.rungs)}
+            out = {ladder[start + i]: float(s) for i, s in enumerate(t.rungs)}
     if t.ok and t.score is not None:
         out[t.budget] = float(t.score)
     return out

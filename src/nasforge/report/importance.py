@@ -154,7 +154,8 @@ def grouped_permutation_importance(x: np.ndarray, y: np.ndarray, groups: Mapping
     names = list(groups)
     base = np.empty(n)
     shuffled = np.empty((len(names), repeats, n))
-    for train, test in KFold(n_splits=max(2, min(5, n // 3)), shuffle=True, random_state=seed).split(x):
+    folds = 3 if n > 300 else max(2, min(5, n // 3))  # many trials: fewer, larger folds cost less, estimate as well
+    for train, test in KFold(n_splits=folds, shuffle=True, random_state=seed).split(x):
         model = RandomForestRegressor(n_estimators=n_estimators, min_samples_leaf=2, random_state=seed, n_jobs=1)
         model.fit(x[train], y[train])
         xt = x[test]
@@ -206,7 +207,7 @@ def target_scores(data: Result) -> tuple[list[int], np.ndarray, str]:
     lower rungs are the only budget every trial reached), and what that score is."""
     ladder = data.ladder
     pos = {b: i for i, b in enumerate(ladder)}
-    per = [scores_by_budget(t, pos) for t in data.trial_list]
+    per = [scores_by_budget(t, ladder, pos) for t in data.trial_list]
     counts: dict[Budget, int] = {}
     for d in per:
         for b in d:
