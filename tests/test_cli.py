@@ -184,7 +184,8 @@ print("torch imported:", "torch" in sys.modules)
 def test_status_and_help_import_no_torch(tmp_path):
     """Importing torch alone takes 1-2 s; status only reads a database and prints it (a 100,000-trial
     study's status has to take under 2 s), so neither it nor --help may import torch; nor may a stored
-    config that names a reference network (as `nasforge auto` writes), nor the export command's help."""
+    config that names a reference network (as `nasforge auto` writes), nor the export command's help; nor the
+    report (a large study's importance analysis runs in a forked process, which a loaded torch would forbid)."""
     import nasforge
 
     db = tmp_path / "s.db"
@@ -198,7 +199,8 @@ def test_status_and_help_import_no_torch(tmp_path):
     runs = {cmd: subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, timeout=120)
             for cmd, args in (("status", ["status", str(db), "--name", "s"]), ("help", ["--help"]),
                               ("reference", ["status", str(db), "--name", "ref"]),
-                              ("export", ["export", "--help"]))}
+                              ("export", ["export", "--help"]),
+                              ("report", ["report", str(db), "--name", "s", "--out", str(tmp_path / "rep")]))}
     for out in runs.values():
         assert out.returncode == 0, out.stderr
         assert out.stdout.rstrip().endswith("torch imported: False"), out.stdout
@@ -207,3 +209,4 @@ def test_status_and_help_import_no_torch(tmp_path):
     assert lines[2].split()[:3] == ["rank", "trial", "val_acc"] and lines[4].split()[:3] == ["1", "1", "0.7500"]
     assert "no completed trial yet" in runs["reference"].stdout
     assert "{python,torchscript,onnx,json}" in runs["export"].stdout
+    assert (tmp_path / "rep" / "index.html").exists()

@@ -3,6 +3,8 @@ page rendered in headless Chromium with a screenshot kept under tests/artifacts/
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +225,9 @@ def test_a_large_study_reads_light_and_its_report_pages_samples_and_shades(tmp_p
     assert [r["key"] for r in rows] == [t.key for t in full.trial_list]
     best_row = text[text.index("<tr class='best'>"):].split("</tr>")[0]
     assert html.esc(full.describe(full.best)) in best_row  # the rows shown have their architecture, read on demand
+    # a large study's analysis runs in a forked process (where torch is not loaded): the same Analysis
+    script = ("import sys; from nasforge.report import importance as i; from nasforge.report.frame import load; "
+              f"d = load({str(db)!r}); i.BESIDE_OVER = 0; got = i.analyse_beside(d)(); "
+              "assert 'torch' not in sys.modules and i.analyse(d) == got and got.panels, got; print('same')")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "same", out.stderr

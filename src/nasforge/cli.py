@@ -317,9 +317,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from nasforge import api
+    from nasforge.report.html import write_report  # what api.report calls, without api's torch import
 
-    page = api.report(args.db, name=args.name, out=args.out)
+    page = write_report(args.db, name=args.name, out=args.out)
     print(f"report: {page} (self-contained; the figures are also PNGs beside it)")
     return 0
 

@@ -74,26 +74,26 @@ def out_path(db: str | Path, out: str | Path | None) -> Path:
 def write_report(db: str | Path, *, name: str | None = None, out: str | Path | None = None, seed: int = 0) -> Path:
     """Write the report of an experiment (the latest in ``db`` unless named); returns the HTML file's path."""
     from nasforge.report import draw, plots
-    from nasforge.report.importance import analyse
+    from nasforge.report.importance import analyse_beside
 
     data = load(db, name)
     page = out_path(db, out)
     page.parent.mkdir(parents=True, exist_ok=True)
-    analysis = analyse(data, seed=seed)
+    analysis = analyse_beside(data, seed=seed)  # the slowest part; on a large study, in a process of its own
+    if len(data.trial_list) > TABLE_ROWS:
+        write_csv(data, page.parent / CSV)
     makers: dict[str, Callable[[Path], Path]] = {
         "best_so_far": lambda p: plots.best_so_far(data, p),
         "learning_curves": lambda p: plots.learning_curves(data, p),
         "accuracy_vs_cost": lambda p: plots.accuracy_vs_cost(data, p),
         "architecture": lambda p: draw.architecture(data, p),
-        "importance": lambda p: plots.importance(analysis, p),
+        "importance": lambda p: plots.importance(analysis(), p),
     }
     images: dict[str, str] = {}
     for fig in FIGURES:
         png = makers[fig.id](page.parent / f"{fig.id}.png")
         images[fig.id] = base64.b64encode(png.read_bytes()).decode("ascii")
-    importance_text = analysis.method + (f" Not shown: {analysis.note}." if analysis.note else "")
-    if len(data.trial_list) > TABLE_ROWS:
-        write_csv(data, page.parent / CSV)
+    importance_text = analysis().method + (f" Not shown: {analysis().note}." if analysis().note else "")
     atomic.write_text(page, render(data, images, importance_text))
     log.info("report written to %s", page)
     return page

@@ -21,7 +21,7 @@ Encodings, one fixed-length vector per architecture:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -281,3 +281,55 @@ def analyse(data: Result, *, seed: int = 0, repeats: int = 20, top: int = 12) ->
             panels.append(p)
     note = None if panels else "the trials do not differ in any encoded feature"
     return Analysis(panels, what, len(idx), method, note=note)
+
+
+BESIDE_OVER = 5000  # trials above which the analysis runs in a forked process while the report draws the rest
+
+
+def analyse_beside(data: Result, *, seed: int = 0) -> Callable[[], Analysis]:
+    """:func:`analyse`, started now; call the result for the Analysis (the same either way).
+
+    On a large study it runs in a forked process, so a second core imports scikit-learn and fits the forests
+    while this one draws the other figures: a 100,000-trial report's longest part. Only on a platform that
+    forks and where torch is not loaded (its OpenMP pool does not survive a fork); a child that dies, or a fork
+    that fails, leaves the analysis to run here.
+    """
+    import multiprocessing as mp
+    import os
+    import sys
+
+    def here() -> Analysis:
+        return analyse(data, seed=seed)
+
+    if (len(data.trial_list) <= BESIDE_OVER or (os.cpu_count() or 1) < 2 or "torch" in sys.modules
+            or "fork" not in mp.get_all_start_methods()):
+        done = here()
+        return lambda: done
+    ctx = mp.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+
+    def child() -> None:
+        send.send(here())
+
+    try:
+        proc = ctx.Process(target=child, daemon=True)
+        proc.start()
+    except OSError:
+        done = here()
+        return lambda: done
+    finally:
+        send.close()
+    got: list[Analysis] = []
+
+    def result() -> Analysis:
+        if not got:
+            try:
+                got.append(recv.recv())
+            except (EOFError, OSError):  # the child died (e.g. out of memory): do it here
+                got.append(here())
+            finally:
+                recv.close()
+                proc.join()
+        return got[0]
+
+    return result
