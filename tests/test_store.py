@@ -153,3 +153,24 @@ def test_schema_3_loses_the_unused_key_index(tmp_path):
     assert raw.execute("SELECT name FROM sqlite_master WHERE type='index' AND name='trials_key'").fetchall() == []
     assert raw.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
     raw.close()
+
+
+def test_a_batch_commits_its_writes_once_or_not_at_all(tmp_path):
+    db = tmp_path / "a.db"
+    with Store(db) as st:
+        exp = st.create_experiment("e", {}, "fp")
+        for n in range(3):
+            st.add_trial(exp.id, make_trial(n, state=TrialState.RUNNING))
+        reader = sqlite3.connect(db)
+        with st.batch():
+            st.update_trial(exp.id, make_trial(0, state=TrialState.COMPLETE, score=0.5))
+            st.update_trial(exp.id, make_trial(1, state=TrialState.COMPLETE, score=0.6), elapsed=2.0)
+            # another connection sees nothing of the batch before it commits
+            assert reader.execute("SELECT COUNT(*) FROM trials WHERE state='COMPLETE'").fetchone()[0] == 0
+        assert reader.execute("SELECT COUNT(*) FROM trials WHERE state='COMPLETE'").fetchone()[0] == 2
+        with pytest.raises(RuntimeError), st.batch():
+            st.update_trial(exp.id, make_trial(2, state=TrialState.COMPLETE, score=0.7))
+            raise RuntimeError("the driver fails half way")
+        assert [t.state for t in st.trials(exp.id)] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.RUNNING]
+        assert st.experiment("e").elapsed == 2.0
+        reader.close()

@@ -230,7 +230,7 @@ def _search(store: Store, experiment: Experiment, space: SearchSpace, strategy: 
         else:
             done = study.tell(out.number, state=TrialState.FAILED, reason=out.reason or "failed")
         if ckpt is not None and (scheduler.level(done) == len(scheduler.ladder) - 1 or not done.ok):
-            ckpt.unlink(missing_ok=True)  # never promoted again
+            spent.append(ckpt)  # never promoted again: deleted once the record that says so is committed
         progress("trial", done)
 
     def beat() -> None:
@@ -250,8 +250,13 @@ def _search(store: Store, experiment: Experiment, space: SearchSpace, strategy: 
                 start(trial)
             if not inflight:
                 break
-            for out in executor.wait(heartbeat_every, beat):
-                finish(out)
+            outs = executor.wait(heartbeat_every, beat)
+            spent: list[Path] = []
+            with store.batch():  # trials that finished together: one commit
+                for out in outs:
+                    finish(out)
+            for ckpt in spent:
+                ckpt.unlink(missing_ok=True)
             beat()
     except BaseException:
         with contextlib.suppress(Exception):  # what was in flight runs again on resume

@@ -276,6 +276,7 @@ class Store:
         self.path = Path(path)
         self._leases: dict[int, list[Any]] = {}  # experiments whose lease this Store holds: id -> [token, depth]
         self._zdicts: dict[int, bytes | None] = {}  # experiment id -> the dictionary its samples are packed against
+        self._batched = False  # inside batch(): transactions join its one
         self.readonly = readonly
         if (readonly or not create) and not self.path.exists():
             raise StoreError(f"no database at {self.path}: run `nasforge search` first or give the right path")
@@ -366,12 +367,30 @@ class Store:
         return any(r[1] == words[5] for r in self.conn.execute(f"PRAGMA table_info({words[2]})"))
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """The writes inside share one transaction, committed at the end (rolled back on an error): several
+        trials that finish at once cost one commit. Nothing else may wait inside it (it holds the write lock)."""
+        if self._batched:
+            yield
+            return
+        with self.transaction():
+            self._batched = True
+            try:
+                yield
+            finally:
+                self._batched = False
+
+    @contextmanager
     def transaction(self, *, fenced: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction; a database another connection keeps busy is retried with backoff.
 
         While this Store holds an experiment's lease, a transaction first checks that it still does: a
-        driver another process took over (:func:`lost_lease`) writes nothing more.
+        driver another process took over (:func:`lost_lease`) writes nothing more. Inside :meth:`batch` it is
+        part of the batch's transaction.
         """
+        if self._batched:
+            yield self.conn
+            return
         for attempt in range(BUSY_RETRIES):
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
