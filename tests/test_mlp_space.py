@@ -9,7 +9,7 @@ from torch import nn
 from nasforge.errors import ConfigError
 from nasforge.evaluate.cost import count_params
 from nasforge.space import make_space
-from nasforge.space.chain import Residual
+from nasforge.space.chain_nn import Residual
 from nasforge.space.mlp import MlpSpace
 
 

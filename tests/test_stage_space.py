@@ -9,7 +9,8 @@ from torch import nn
 from nasforge.errors import ConfigError
 from nasforge.evaluate.cost import count_flops, count_params
 from nasforge.space import make_space
-from nasforge.space.stage import ResBlock, SqueezeExcite, StageSpace, stage_sample
+from nasforge.space.stage import StageSpace, stage_sample
+from nasforge.space.stage_nn import ResBlock, SqueezeExcite
 
 
 def test_resnet20_is_the_cifar_resnet_of_he_et_al():

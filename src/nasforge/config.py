@@ -446,7 +446,7 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
     rrecipe = _recipe({k: v for k, v in rt.items() if k in RECIPE_KEYS}, "retrain", RetrainConfig().recipe)
     retrain = RetrainConfig(
         epochs=_typed(rt.get("epochs", 10.0), float, "retrain.epochs", positive=True), recipe=rrecipe,
-        baseline=_baseline(rt.get("baseline", True)),
+        baseline=check_baseline(rt.get("baseline", True)),
         out=None if rt.get("out") is None else str(rt["out"]),
     )
     return Config(name=name, seed=seed, data=data, space=sp, strategy=strategy, search=search, train=train,
@@ -459,11 +459,6 @@ def _initial_budget(value: Any) -> str:
         raise ConfigError(f"search.initial_budget must be lowest (a warm start starts on the lowest rung, as any "
                           f"trial) or full (it trains for the full budget at once), got {value!r}")
     return str(value)
-
-
-def _baseline(value: Any) -> bool | str:
-    """``retrain.baseline``: true and false as they are; a name is checked against the references' registry."""
-    return check_baseline(value)
 
 
 def _equal_time(value: Any) -> str | None:

@@ -231,7 +231,7 @@ def _search(store: Store, experiment: Experiment, space: SearchSpace, strategy: 
             done = study.tell(out.number, state=TrialState.FAILED, reason=out.reason or "failed")
         if ckpt is not None and (scheduler.level(done) == len(scheduler.ladder) - 1 or not done.ok):
             spent.append(ckpt)  # never promoted again: deleted once the record that says so is committed
-        progress("trial", done)
+        told.append(done)
 
     def beat() -> None:
         nonlocal last_beat
@@ -252,11 +252,14 @@ def _search(store: Store, experiment: Experiment, space: SearchSpace, strategy: 
                 break
             outs = executor.wait(heartbeat_every, beat)
             spent: list[Path] = []
+            told: list[Trial] = []
             with store.batch():  # trials that finished together: one commit
                 for out in outs:
                     finish(out)
             for ckpt in spent:
                 ckpt.unlink(missing_ok=True)
+            for done in told:  # heard of once stored: a callback that raises loses nothing
+                progress("trial", done)
             beat()
     except BaseException:
         with contextlib.suppress(Exception):  # what was in flight runs again on resume

@@ -43,9 +43,9 @@ from nasforge.data.base import Preprocess
 from nasforge.errors import NasforgeError
 from nasforge.evaluate.cost import count_flops, count_params
 from nasforge.final import FORMATS
-from nasforge.space.cell import Cell, ReductionBlock
-from nasforge.space.chain import Parallel, Residual
-from nasforge.space.stage import ResBlock, SqueezeExcite
+from nasforge.space.cell_nn import Cell, ReductionBlock
+from nasforge.space.chain_nn import Parallel, Residual
+from nasforge.space.stage_nn import ResBlock, SqueezeExcite
 
 STATE_DICT = "model_state_dict.pt"
 

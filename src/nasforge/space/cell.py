@@ -28,11 +28,7 @@ from nasforge.types import Sample
 if TYPE_CHECKING:
     from torch import nn
 
-    from nasforge.space.cell_nn import Cell as Cell
-    from nasforge.space.cell_nn import Nd as Nd
-    from nasforge.space.cell_nn import ReductionBlock as ReductionBlock
-    from nasforge.space.cell_nn import make_op as make_op
-    from nasforge.space.cell_nn import relu_conv_bn as relu_conv_bn
+    from nasforge.space.cell_nn import Nd
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 OPS = NB201_OPS  # every operation the builder knows; a space may use any subset
@@ -253,15 +249,3 @@ class NasBench201Space(CellSpace):
     def __init__(self, *, max_params: int | None = None, max_flops: int | None = None) -> None:
         super().__init__(n_nodes=4, ops=NB201_OPS, channels=16, n_stages=3, cells_per_stage=5,
                          max_params=max_params, max_flops=max_flops)
-
-
-_NN = ("Cell", "Nd", "ReductionBlock", "make_op", "relu_conv_bn")  # moved to cell_nn; still importable from here
-
-
-def __getattr__(name: str) -> Any:
-    """The torch half (modules) on first use, so importing the space imports no torch."""
-    if name in _NN:
-        from nasforge.space import cell_nn
-
-        return getattr(cell_nn, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

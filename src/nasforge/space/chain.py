@@ -26,11 +26,6 @@ from nasforge.types import Sample
 if TYPE_CHECKING:
     from torch import nn
 
-    from nasforge.space.chain_nn import ACTIVATIONS as ACTIVATIONS
-    from nasforge.space.chain_nn import Parallel as Parallel
-    from nasforge.space.chain_nn import Residual as Residual
-    from nasforge.space.chain_nn import build_chain as build_chain
-
 BLOCK_TYPES = ("conv", "pool", "dense", "dropout", "batchnorm")
 # Opt-in: an Inception-style block of parallel convolutions (kernels 1, 3, 5, ...) summed or concatenated.
 EXTRA_TYPES = ("parallel",)
@@ -332,15 +327,3 @@ def chain_sample(space: ChainSpace, blocks: Sequence[Mapping[str, Any]], head: s
         for k, v in blk.items():
             s[f"b{i}.{k}"] = v
     return s
-
-
-_NN = ("ACTIVATIONS", "Parallel", "Residual", "build_chain")  # moved to chain_nn; still importable from here
-
-
-def __getattr__(name: str) -> Any:
-    """The torch half (modules and builder) on first use, so importing the space imports no torch."""
-    if name in _NN:
-        from nasforge.space import chain_nn
-
-        return getattr(chain_nn, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -35,11 +35,6 @@ from nasforge.types import Sample
 if TYPE_CHECKING:
     from torch import nn
 
-    from nasforge.space.stage_nn import ResBlock as ResBlock
-    from nasforge.space.stage_nn import SqueezeExcite as SqueezeExcite
-    from nasforge.space.stage_nn import make_block as make_block
-    from nasforge.space.stage_nn import squeeze_excite as squeeze_excite
-
 BLOCKS = ("basic", "inverted")
 DOWNSAMPLE = ("stride", "pool")
 STAGE_DIMS = ("depth", "width", "block", "kernel", "expand", "se", "down")
@@ -232,15 +227,3 @@ def stage_sample(space: StageSpace, stages: Sequence[Mapping[str, Any]], stem: i
     except ValueError as e:
         raise ValueError(f"not a point of this stage space: {e}") from None
     return s
-
-
-_NN = ("ResBlock", "SqueezeExcite", "make_block", "squeeze_excite")  # moved to stage_nn; still importable from here
-
-
-def __getattr__(name: str) -> Any:
-    """The torch half (modules) on first use, so importing the space imports no torch."""
-    if name in _NN:
-        from nasforge.space import stage_nn
-
-        return getattr(stage_nn, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
