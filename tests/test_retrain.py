@@ -60,7 +60,9 @@ def test_fit_final_resumes_from_its_checkpoint_to_identical_weights(tmp_path):
                              nn.Flatten(), nn.Dropout(0.2), nn.Linear(8 * 64, 10))
 
     whole = model()
-    rt.fit_final(whole, digits, epochs=3, recipe=recipe, seed=5, checkpoint=tmp_path / "a.pt", run="r")
+    fitted = rt.fit_final(whole, digits, epochs=3, recipe=recipe, seed=5, checkpoint=tmp_path / "a.pt", run="r")
+    assert [r["epoch"] for r in fitted.curve] == [1.0, 2.0, 3.0]
+    assert all(0 <= r["train_accuracy"] <= 1 and r["train_loss"] > 0 for r in fitted.curve)
 
     def stop(epoch, row):  # type: ignore[no-untyped-def]
         if epoch == 2:
@@ -73,9 +75,10 @@ def test_fit_final_resumes_from_its_checkpoint_to_identical_weights(tmp_path):
     assert torch.load(tmp_path / "b.pt", weights_only=True)["epoch"] == 2
     epochs: list[int] = []
     resumed = model()
-    rt.fit_final(resumed, digits, epochs=3, recipe=recipe, seed=5, checkpoint=tmp_path / "b.pt", run="r",
-                 on_epoch=lambda e, row: epochs.append(e))
+    again = rt.fit_final(resumed, digits, epochs=3, recipe=recipe, seed=5, checkpoint=tmp_path / "b.pt", run="r",
+                         on_epoch=lambda e, row: epochs.append(e))
     assert epochs == [3]  # only the missing epoch was trained
+    assert again.curve == fitted.curve  # the epochs before the interruption come from the checkpoint
     for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
     # a checkpoint of another run (other settings) is not continued from
@@ -144,6 +147,7 @@ def test_interrupted_retrain_resumes_to_the_numbers_of_an_uninterrupted_one(tmp_
     assert trained == [("baseline/seed1", 2), ("searched/seed2", 1), ("searched/seed2", 2),
                        ("baseline/seed2", 1), ("baseline/seed2", 2)]
     assert [(m.name, m.seed, dict(m.test)) for m in resumed] == [(m.name, m.seed, dict(m.test)) for m in whole]
+    assert [m.curve for m in resumed] == [m.curve for m in whole] and all(m.curve for m in whole)
     for m in whole:
         assert m.weights is not None
         a = torch.load(m.weights, weights_only=True)
@@ -160,3 +164,27 @@ def test_seeds_must_be_positive(tmp_path, capsys):
     db = searched(tmp_path)
     assert main(["retrain", str(db), "--seeds", "0"]) == 2
     assert "seeds must be a positive whole number" in capsys.readouterr().err
+
+
+def test_the_final_trainings_curves_reach_the_record_and_the_report(tmp_path):
+    import json
+    import struct
+
+    from nasforge.report.html import write_report
+
+    db = searched(tmp_path)
+    models = api.retrain(db, epochs=3)
+    assert main(["status", str(db), "--json", str(tmp_path / "r.json")]) == 0
+    rec = json.loads((tmp_path / "r.json").read_text())
+    for arm, m in (("searched", models[0]), ("reference", models[1])):
+        curve = rec[arm]["curve"]
+        assert [r["epoch"] for r in curve] == [1.0, 2.0, 3.0] and curve == [dict(r) for r in m.curve]
+        assert {"train_loss", "train_accuracy"} <= set(curve[0]) and not any(k.startswith("val_") for k in curve[0])
+    with Store(db, readonly=True) as st:
+        trials = st.trials(st.experiment().id)
+    assert all("train_accuracy" in r for t in trials if t.ok for r in t.curve)  # search trials' curves too
+    assert all(0 <= t.metrics["train_accuracy"] <= 1 for t in trials if t.ok)
+    page = write_report(db, out=tmp_path / "rep")
+    width = struct.unpack(">I", (page.parent / "train_curves.png").read_bytes()[16:20])[0]
+    assert width > 2000  # four panels: the best trial's accuracy and loss, then each network's final training
+

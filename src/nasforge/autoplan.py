@@ -578,13 +578,13 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
     desc, model = make_reference(plan.reference, data.input_shape, data.n_classes)
     say(f"training the reference {desc} alone: {epochs} epochs at {_fmt_s(epoch_s)} an epoch")
     printer = _epoch_printer(say, {"baseline": (epochs, epochs * epoch_s)}, on_epoch)
-    secs = fit_final(model, data, epochs=epochs, recipe=recipe, seed=cfg.seed,
-                     on_epoch=lambda e, row: printer("baseline", e, row), time_limit=seconds)
+    fitted = fit_final(model, data, epochs=epochs, recipe=recipe, seed=cfg.seed,
+                       on_epoch=lambda e, row: printer("baseline", e, row), time_limit=seconds)
     x_test, y_test = data.open_test()
     test = evaluate_split(model, x_test, y_test, data.n_classes, channels_last=recipe.channels_last)
     cost = measure_cost(model, data.input_shape)
-    m = FinalModel("baseline", desc, test, cost.params, cost.flops, cost.latency_ms, secs, None, cfg.seed,
-                   reference=plan.reference)
+    m = FinalModel("baseline", desc, test, cost.params, cost.flops, cost.latency_ms, fitted.seconds, None, cfg.seed,
+                   reference=plan.reference, curve=fitted.curve)
     with Store(db) as store:
         exp = store.experiment(name) or store.create_experiment(name, cfg.to_json(), cfg.fingerprint())
         if not store.results(exp.id, "auto_plan"):

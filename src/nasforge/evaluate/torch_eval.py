@@ -211,7 +211,7 @@ class TorchEvaluator:
         results = [ev.evaluate(sample, budget, report if f == 0 else None)
                    for f, ev in enumerate(self._fold_evaluators)]
         metrics = {m: float(np.mean([r.metrics[m] for r in results])) for m in results[0].metrics}
-        last = {**results[0].curve[-1], **{f"val_{m}": v for m, v in metrics.items() if m != "train_loss"},
+        last = {**results[0].curve[-1], **{f"val_{m}": v for m, v in metrics.items() if not m.startswith("train_")},
                 "val_examples": float(sum(len(ev.data.y_val) for ev in self._fold_evaluators)),
                 "folds": float(self.folds)}
         return EvalResult(score=metrics["accuracy"], metrics=metrics, curve=(*results[0].curve[:-1], last),
@@ -237,6 +237,8 @@ def _result(curve: tuple[Mapping[str, float], ...], cost: Cost, train_s: float, 
     last = curve[-1]
     metrics = {m: float(last[f"val_{m}"]) for m in ("accuracy", "loss", "precision", "recall", "f1")}
     metrics["train_loss"] = float(last["train_loss"])
+    if "train_accuracy" in last:  # curves stored before it was recorded lack it
+        metrics["train_accuracy"] = float(last["train_accuracy"])
     return EvalResult(score=metrics["accuracy"], metrics=metrics, curve=curve, cost=cost, train_seconds=train_s,
                       eval_seconds=eval_s)
 

@@ -177,6 +177,7 @@ def train(
         model.train()
         perm = torch.randperm(n, generator=gen)
         loss_sum = torch.zeros(())
+        correct = torch.zeros((), dtype=torch.long)  # on the batches as trained (augmented, dropout on), as Keras says
         seen = 0
         for i in range(0, n, bs):
             if step >= end:
@@ -190,11 +191,13 @@ def train(
                 xb = augment_batch(xb, gen, crop=crop, flip=flip)
             if cl:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            loss = criterion(model(xb), yb)
+            out = model(xb)
+            loss = criterion(out, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             loss_sum += loss.detach() * len(idx)
+            correct += (out.detach().argmax(1) == yb).sum()
             seen += len(idx)
             step += 1
             if step % 100 == 0 and not torch.isfinite(loss_sum):
@@ -204,7 +207,8 @@ def train(
         if not math.isfinite(train_loss):
             raise TrainingFailed(f"non-finite training loss in epoch {epoch + 1}; lower the learning rate")
         epoch += 1
-        row: dict[str, float] = {"epoch": float(epoch), "train_loss": train_loss}
+        row: dict[str, float] = {"epoch": float(epoch), "train_loss": train_loss,
+                                 "train_accuracy": float(correct) / max(seen, 1)}
         split = (x_val, y_val) if step >= end or interim_val == "full" else interim_val
         if isinstance(split, tuple) and split[0] is not None and split[1] is not None:
             t1 = time.perf_counter()

@@ -56,6 +56,15 @@ class FinalModel:
     weights: str | None
     seed: int = 0
     reference: str | None = None  # the baseline's entry in REFERENCES; None for the searched network
+    curve: tuple[Mapping[str, float], ...] = ()  # per epoch: train loss and accuracy (it trains on validation too)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What a final training gives back: its seconds and its curve (a resumed run's includes the epochs before)."""
+
+    seconds: float
+    curve: tuple[Mapping[str, float], ...]
 
 
 def _load_checkpoint(path: Path | None, run: str) -> dict[str, Any] | None:
@@ -75,8 +84,8 @@ def _load_checkpoint(path: Path | None, run: str) -> dict[str, Any] | None:
 
 def fit_final(model: nn.Module, data: Dataset, *, epochs: float, recipe: Recipe, seed: int,
               on_epoch: Callable[[int, Mapping[str, float]], None] | None = None,
-              checkpoint: Path | None = None, run: str = "", time_limit: float | None = None) -> float:
-    """Train on train+validation; returns training seconds. No validation: the search is over.
+              checkpoint: Path | None = None, run: str = "", time_limit: float | None = None) -> Fitted:
+    """Train on train+validation; returns the training seconds and curve. No validation: the search is over.
 
     ``time_limit`` (seconds from now) shortens the schedule where the measured pace says it would
     overrun (see :func:`~nasforge.evaluate.trainer.train`'s ``deadline``).
@@ -89,6 +98,7 @@ def fit_final(model: nn.Module, data: Dataset, *, epochs: float, recipe: Recipe,
     gen = torch.Generator().manual_seed(seed)
     opt = make_optimizer(model, recipe)
     done, seconds = 0, 0.0
+    rows: list[dict[str, float]] = []
     state = _load_checkpoint(checkpoint, run)
     if state is not None:
         model.load_state_dict(state["model"])
@@ -98,18 +108,20 @@ def fit_final(model: nn.Module, data: Dataset, *, epochs: float, recipe: Recipe,
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         done, seconds = int(state["epoch"]), float(state["train_seconds"])
+        rows = [dict(r) for r in state.get("curve", [])]  # older checkpoints kept no curve
         log.info("resuming from %s after epoch %d", checkpoint, done)
     if done >= math.ceil(epochs):  # trained to the end before the interruption
         if recipe.channels_last and x.ndim == 4:
             model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # as training leaves it
-        return seconds
+        return Fitted(seconds, tuple(rows))
     t0 = time.perf_counter()
 
     def after_epoch(epoch: int, row: Mapping[str, float]) -> None:
+        rows.append(dict(row))
         if checkpoint is not None:
             atomic.torch_save({"run": run, "epoch": epoch, "model": model.state_dict(),
                                "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                               "torch_rng": torch.get_rng_state(),
+                               "torch_rng": torch.get_rng_state(), "curve": rows,
                                "train_seconds": seconds + time.perf_counter() - t0}, checkpoint)
         if on_epoch is not None:
             on_epoch(epoch, row)
@@ -117,7 +129,7 @@ def fit_final(model: nn.Module, data: Dataset, *, epochs: float, recipe: Recipe,
     train(model, x, y, epochs=epochs, recipe=recipe, seed=seed, n_classes=data.n_classes, on_epoch=after_epoch,
           optimizer=opt, generator=gen, done_epochs=done, flip_invariant=data.flip_invariant,
           deadline=None if time_limit is None else time.time() + time_limit)
-    return seconds + time.perf_counter() - t0
+    return Fitted(seconds + time.perf_counter() - t0, tuple(rows))
 
 
 def _run_id(**what: Any) -> str:
@@ -183,7 +195,7 @@ def retrain_best(
         if reference is not None:
             torch.manual_seed(s)
             models.append(("baseline", *REFERENCES[reference].build(shape, k)))
-        seconds: dict[str, float] = {}
+        fitted: dict[str, Fitted] = {}
         for name, _, model in models:
             label = name if seeds == 1 else f"{name}/seed{s}"
             cb = (lambda e, row, n=label: on_epoch(n, e, row)) if on_epoch else None
@@ -191,7 +203,7 @@ def retrain_best(
             log.info("retraining %s for %s epochs", label, n_epochs)
             ckpt = work / f"seed{s}-{name}.pt" if work is not None else None
             which = name if name == "searched" or tag is True else f"{name}:{reference}"
-            seconds[name] = fit_final(model, data, epochs=n_epochs, recipe=recipe, seed=s, on_epoch=cb,
+            fitted[name] = fit_final(model, data, epochs=n_epochs, recipe=recipe, seed=s, on_epoch=cb,
                                       checkpoint=ckpt, run=_run_id(**common, seed=s, model=which),
                                       time_limit=time_limit)
         x_test, y_test = data.open_test()  # every model of this seed is trained: the one read for this seed
@@ -213,8 +225,8 @@ def retrain_best(
                      "input_shape": list(shape), "classes": list(data.classes), "test": test,
                      **({"reference": ref} if ref is not None else {})}, indent=2))
                 path = str(p)
-            results.append(FinalModel(name, desc, test, cost.params, cost.flops, cost.latency_ms, seconds[name],
-                                      path, s, ref))
+            results.append(FinalModel(name, desc, test, cost.params, cost.flops, cost.latency_ms,
+                                      fitted[name].seconds, path, s, ref, fitted[name].curve))
         if work is not None:  # the seed's record replaces its checkpoints as the resume state
             atomic.write_text(work / f"seed{s}.json", json.dumps(
                 {"run": seed_run, "models": [final_to_json(m) for m in results]}))
@@ -244,14 +256,16 @@ def final_to_json(m: FinalModel) -> dict[str, Any]:
     """The stored form; a baseline also says which reference it is (``"reference": "resnet20"``)."""
     return {"name": m.name, "description": m.description, "test": dict(m.test), "params": m.params,
             "flops": m.flops, "latency_ms": m.latency_ms, "train_seconds": m.train_seconds, "weights": m.weights,
-            "seed": m.seed, **({"reference": m.reference} if m.reference is not None else {})}
+            "seed": m.seed, **({"reference": m.reference} if m.reference is not None else {}),
+            "curve": [dict(r) for r in m.curve]}
 
 
 def final_from_json(d: Mapping[str, Any]) -> FinalModel:
     """A stored model; a baseline stored before references were named was the classic one."""
     ref = d.get("reference", "classic" if d["name"] == "baseline" else None)
     return FinalModel(d["name"], d["description"], dict(d["test"]), int(d["params"]), int(d["flops"]),
-                      d.get("latency_ms"), float(d["train_seconds"]), d.get("weights"), int(d.get("seed", 0)), ref)
+                      d.get("latency_ms"), float(d["train_seconds"]), d.get("weights"), int(d.get("seed", 0)), ref,
+                      tuple(d.get("curve") or ()))
 
 
 def summarize(models: Sequence[FinalModel] | Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

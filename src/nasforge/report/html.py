@@ -49,6 +49,12 @@ FIGURES = (
            "longest-trained first, then by score). The last epoch of each budget is scored on the whole validation "
            "split; with the default `search.interim_validation` the epochs before it use a 1,000-example subset, "
            "so they are noisier."),
+    FigureSpec("train_curves", "Training against validation",
+           "Left: the best trial's training and validation accuracy and loss per epoch (training figures are "
+           "averaged over each epoch's batches as trained: augmented, dropout on). A validation curve that falls "
+           "behind a rising training curve is over-fitting; both low is under-fitting. Right: the last final "
+           "training of each network (its first seed), training loss and accuracy per epoch; it trains on the "
+           "validation split too, so it has no validation curve, and its test accuracy is read once, after it."),
     FigureSpec("accuracy_vs_cost", "Accuracy against cost",
            "Each scored trial by its validation accuracy and deployment cost. The red steps join the Pareto front: "
            "no other trial is both more accurate and cheaper. The star is the best trial."),
@@ -85,6 +91,7 @@ def write_report(db: str | Path, *, name: str | None = None, out: str | Path | N
     makers: dict[str, Callable[[Path], Path]] = {
         "best_so_far": lambda p: plots.best_so_far(data, p),
         "learning_curves": lambda p: plots.learning_curves(data, p),
+        "train_curves": lambda p: plots.train_curves(data, p),
         "accuracy_vs_cost": lambda p: plots.accuracy_vs_cost(data, p),
         "architecture": lambda p: draw.architecture(data, p),
         "importance": lambda p: plots.importance(analysis(), p),

@@ -7,8 +7,9 @@ curves, too few trials), with a line saying why, so a report always has the same
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -190,6 +191,55 @@ def learning_curves(data: Result, path: Path, top: int = 8) -> Path:
     ax.set_title(f"learning curves of the top {len(best)} trials (grey: {grey}, dotted: pruned)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), title="trial, score, budget")
+    return save(fig, path)
+
+
+# ---------------------------------------------------------------------- train against validation
+def _series(curve: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    pts = [(float(r.get("epoch", i + 1)), float(r[key])) for i, r in enumerate(curve)
+           if isinstance(r.get(key), int | float) and math.isfinite(float(r[key]))]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def train_curves(data: Result, path: Path) -> Path:
+    """Training against validation, loss and accuracy per epoch, for the best trial; then the final training of
+    each network (training loss and accuracy: it trains on the validation split too, so it has no validation)."""
+    models = [m for m in (data.retrains[-1].get("models") or [] if data.retrains else []) if isinstance(m, dict)]
+    first = models[0].get("seed", 0) if models else 0
+    finals = [m for m in models if m.get("curve") and m.get("seed", 0) == first]  # the first seed's networks
+    fig = new_figure(5.0 * (2 + len(finals)), 4.0)
+    axes = fig.subplots(1, 2 + len(finals))
+    best = data.best
+    curve = best.curve if best is not None else ()
+    for ax, what in ((axes[0], "accuracy"), (axes[1], "loss")):
+        tx, ty = _series(curve, f"train_{what}")
+        vx, vy = _series(curve, f"val_{what}")
+        if not ty and not vy:
+            message(ax, "no curve stored for the best trial" if best is not None else "no scored trial yet")
+            continue
+        ax.plot(tx, ty, marker="o", ms=3, color=PALETTE[0], label=f"training {what}")
+        ax.plot(vx, vy, marker="s", ms=3, color=PALETTE[1], label=f"validation {what}")
+        ax.set_xlabel("epoch")
+        ax.set_xlim(0.5, max(tx + vx) + 0.5)  # one epoch still reads as epoch 1
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(f"best trial #{best.number if best else '?'}: {what}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax, m in zip(axes[2:], finals, strict=True):
+        lx, ly = _series(m["curve"], "train_loss")
+        ax.plot(lx, ly, color=PALETTE[0], label="training loss")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("training loss")
+        acc = ax.twinx()
+        ax_, ay = _series(m["curve"], "train_accuracy")
+        acc.plot(ax_, ay, color=PALETTE[2], label="training accuracy")
+        acc.set_ylabel("training accuracy")
+        test = m.get("test", {}).get("accuracy")
+        said = f" (test {100 * test:.2f}%)" if isinstance(test, int | float) else ""
+        ax.set_title(f"final training: {m.get('name', '?')}{said}", fontsize=9.5)
+        ax.grid(alpha=0.3)
+        handles = ax.get_legend_handles_labels()[0] + acc.get_legend_handles_labels()[0]
+        ax.legend(handles, [str(h.get_label()) for h in handles], fontsize=8, loc="center right")
     return save(fig, path)
 
 

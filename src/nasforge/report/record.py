@@ -63,14 +63,16 @@ def result_record(experiment: Experiment, trials: Sequence[Trial], retrain: Mapp
             "test_accuracy": s["accuracy_mean"], "test_f1": s["f1_mean"], "test_accuracy_std": s["accuracy_std"],
             "val_accuracy": scores.get(int(retrain["trial"])), "params": searched["params"],
             "flops": searched["flops"], "latency_ms": searched["latency_ms"],
-            "architecture": searched["description"], "trial": retrain["trial"]}
+            "architecture": searched["description"], "trial": retrain["trial"],
+            "curve": list(searched.get("curve") or [])}  # the final training's, per epoch (its first seed's)
     base = next((m for m in models if m["name"] == "baseline"), None)
     if base is not None:
         b = summary["baseline"]
         record["reference"] = {
             "name": base.get("reference", "classic"),  # stored before references were named: the classic one
             "test_accuracy": b["accuracy_mean"], "test_f1": b["f1_mean"], "test_accuracy_std": b["accuracy_std"],
-            "params": base["params"], "flops": base["flops"], "architecture": base["description"]}
+            "params": base["params"], "flops": base["flops"], "architecture": base["description"],
+            "curve": list(base.get("curve") or [])}
     return record
 
 
