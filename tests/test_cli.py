@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -184,8 +185,8 @@ print("torch imported:", "torch" in sys.modules)
 def test_status_and_help_import_no_torch(tmp_path):
     """Importing torch alone takes 1-2 s; status only reads a database and prints it (a 100,000-trial
     study's status has to take under 2 s), so neither it nor --help may import torch; nor may a stored
-    config that names a reference network (as `nasforge auto` writes), nor the export command's help; nor the
-    report (a large study's importance analysis runs in a forked process, which a loaded torch would forbid)."""
+    config that names a reference network (as `nasforge auto` writes), nor --json, nor the export command's help;
+    nor the report (a large study's importance analysis runs in a forked process, which loaded torch forbids)."""
     import nasforge
 
     db = tmp_path / "s.db"
@@ -198,6 +199,7 @@ def test_status_and_help_import_no_torch(tmp_path):
                                      "search": {"equal_time": "auto"}}, "0")
     runs = {cmd: subprocess.run([sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True, timeout=120)
             for cmd, args in (("status", ["status", str(db), "--name", "s"]), ("help", ["--help"]),
+                              ("record", ["status", str(db), "--name", "s", "--json", str(tmp_path / "r.json")]),
                               ("reference", ["status", str(db), "--name", "ref"]),
                               ("export", ["export", "--help"]),
                               ("report", ["report", str(db), "--name", "s", "--out", str(tmp_path / "rep")]))}
@@ -210,3 +212,4 @@ def test_status_and_help_import_no_torch(tmp_path):
     assert "no completed trial yet" in runs["reference"].stdout
     assert "{python,torchscript,onnx,json}" in runs["export"].stdout
     assert (tmp_path / "rep" / "index.html").exists()
+    assert json.loads((tmp_path / "r.json").read_text())["searched"]["val_accuracy"] == 0.75

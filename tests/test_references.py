@@ -23,7 +23,7 @@ from nasforge.data import load_dataset
 from nasforge.data.base import Dataset
 from nasforge.errors import ConfigError, NasforgeError
 from nasforge.final import references as refs
-from nasforge.final.retrain import final_from_json
+from nasforge.final.models import final_from_json
 from nasforge.report.record import result_record
 from nasforge.store import Experiment, Store
 from nasforge.types import Trial, TrialState

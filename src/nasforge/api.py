@@ -23,6 +23,7 @@ from nasforge.evaluate.memory import memory_limit
 from nasforge.evaluate.torch_eval import TorchEvaluator
 from nasforge.execute import make_executor
 from nasforge.execute.factories import TorchEvaluatorFactory
+from nasforge.final.models import FinalModel, final_to_json, summarize
 from nasforge.final.references import (
     check_baseline,
     make_reference,
@@ -30,7 +31,7 @@ from nasforge.final.references import (
     resolve_baseline,
     sklearn_references,
 )
-from nasforge.final.retrain import RETRAIN_FILES, FinalModel, final_to_json, retrain_best, summarize
+from nasforge.final.retrain import RETRAIN_FILES, retrain_best
 from nasforge.fmt import fmt_budget
 from nasforge.loop import Deadline, Progress, SearchOutcome, best_trial, preflight, run_search
 from nasforge.oneshot.darts import NAME as DARTS

@@ -566,7 +566,8 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
     from nasforge import api
     from nasforge.evaluate.cost import measure_cost
     from nasforge.evaluate.trainer import evaluate_split
-    from nasforge.final.retrain import FinalModel, final_to_json, fit_final, summarize
+    from nasforge.final.models import FinalModel, final_to_json, summarize
+    from nasforge.final.retrain import fit_final
     from nasforge.store import Store
 
     data = api.load_data(cfg)

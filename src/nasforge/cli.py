@@ -199,7 +199,7 @@ def print_final(models: Sequence[dict[str, Any]], out: TextIO,
 
 def print_summary(models: Sequence[dict[str, Any]], out: TextIO) -> None:
     """Mean and sample standard deviation over seeds, per model; nothing for a single seed."""
-    from nasforge.final.retrain import summarize
+    from nasforge.final.models import summarize
 
     summary = summarize(models)
     n = max((v["n"] for v in summary.values()), default=0)
@@ -225,7 +225,7 @@ def write_record(record: Mapping[str, Any], target: str) -> bool:
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     from nasforge import api
-    from nasforge.final.retrain import final_to_json, summarize
+    from nasforge.final.models import final_to_json, summarize
 
     if args.baseline is not None:
         if args.no_baseline:

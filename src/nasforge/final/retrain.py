@@ -19,10 +19,9 @@ import json
 import logging
 import math
 import re
-import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from nasforge.data.base import Dataset
 from nasforge.evaluate.cost import measure_cost
 from nasforge.evaluate.recipe import trial_seed
 from nasforge.evaluate.trainer import Recipe, evaluate_split, make_optimizer, train
+from nasforge.final.models import FinalModel, Fitted, final_from_json, final_to_json
 from nasforge.final.references import REFERENCES, resolve_baseline
 from nasforge.paths import owned_dir, remove_owned
 from nasforge.space.base import SearchSpace
@@ -42,29 +42,6 @@ from nasforge.types import Trial
 log = logging.getLogger("nasforge")
 # what a retrain leaves in its folder: a folder holding only these (a retrain of an older nasforge) is reused
 RETRAIN_FILES = re.compile(r"(searched|baseline|seed\d+)[^/]*|checkpoints|export|\..*")
-
-
-@dataclass(frozen=True)
-class FinalModel:
-    name: str
-    description: str
-    test: Mapping[str, float]
-    params: int
-    flops: int
-    latency_ms: float | None
-    train_seconds: float
-    weights: str | None
-    seed: int = 0
-    reference: str | None = None  # the baseline's entry in REFERENCES; None for the searched network
-    curve: tuple[Mapping[str, float], ...] = ()  # per epoch: train loss and accuracy (it trains on validation too)
-
-
-@dataclass(frozen=True)
-class Fitted:
-    """What a final training gives back: its seconds and its curve (a resumed run's includes the epochs before)."""
-
-    seconds: float
-    curve: tuple[Mapping[str, float], ...]
 
 
 def _load_checkpoint(path: Path | None, run: str) -> dict[str, Any] | None:
@@ -250,34 +227,3 @@ def _load_scored(work: Path | None, seed: int, run: str) -> list[FinalModel] | N
     except (OSError, ValueError, KeyError, TypeError) as e:
         log.warning("ignoring unreadable retrain state for seed %d (%s)", seed, e)
         return None
-
-
-def final_to_json(m: FinalModel) -> dict[str, Any]:
-    """The stored form; a baseline also says which reference it is (``"reference": "resnet20"``)."""
-    return {"name": m.name, "description": m.description, "test": dict(m.test), "params": m.params,
-            "flops": m.flops, "latency_ms": m.latency_ms, "train_seconds": m.train_seconds, "weights": m.weights,
-            "seed": m.seed, **({"reference": m.reference} if m.reference is not None else {}),
-            "curve": [dict(r) for r in m.curve]}
-
-
-def final_from_json(d: Mapping[str, Any]) -> FinalModel:
-    """A stored model; a baseline stored before references were named was the classic one."""
-    ref = d.get("reference", "classic" if d["name"] == "baseline" else None)
-    return FinalModel(d["name"], d["description"], dict(d["test"]), int(d["params"]), int(d["flops"]),
-                      d.get("latency_ms"), float(d["train_seconds"]), d.get("weights"), int(d.get("seed", 0)), ref,
-                      tuple(d.get("curve") or ()))
-
-
-def summarize(models: Sequence[FinalModel] | Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per model name: seeds, and mean and sample standard deviation (None for one seed) of test accuracy and F1."""
-    rows = [final_to_json(m) if isinstance(m, FinalModel) else m for m in models]
-    out: dict[str, dict[str, Any]] = {}
-    for name in dict.fromkeys(r["name"] for r in rows):
-        mine = [r for r in rows if r["name"] == name]
-        entry: dict[str, Any] = {"n": len(mine), "seeds": [r.get("seed", 0) for r in mine]}
-        for metric in ("accuracy", "f1"):
-            vals = [float(r["test"][metric]) for r in mine]
-            entry[f"{metric}_mean"] = statistics.fmean(vals)
-            entry[f"{metric}_std"] = statistics.stdev(vals) if len(vals) > 1 else None
-        out[name] = entry
-    return out

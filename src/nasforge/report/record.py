@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nasforge.final.retrain import summarize
+from nasforge.final.models import summarize
 from nasforge.store import Experiment
 from nasforge.study import best_trial
 from nasforge.types import Sample, Trial, TrialState
