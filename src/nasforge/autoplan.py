@@ -262,12 +262,7 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     fold_n = n - n // folds if folds > 1 else n_search
     search_epoch_s = timing.epoch_seconds(fold_n, bs) * SAFETY * 1.1 * folds
     trial_epochs = full_trial_s / search_epoch_s
-    # a full trial's epochs such that the lowest rung trains MIN_RUNG_STEPS steps, where the search share holds ten
-    # such lowest-rung trials (else as many steps as ten allow), and never under two batches
-    step_epochs = min(bs, fold_n) / fold_n
-    affordable = ETA ** 2 * search / 10 / search_epoch_s
-    lowest = max(ETA ** 2 * 2 * step_epochs, min(ETA ** 2 * MIN_RUNG_STEPS * step_epochs, affordable))
-    rung_steps = round(lowest / ETA ** 2 / step_epochs)
+    lowest = ETA ** 2 * MIN_RUNG_STEPS * min(bs, fold_n) / fold_n  # in epochs: the lowest rung trains MIN_RUNG_STEPS
     raised = trial_epochs < lowest
     if raised:  # longer trials, fewer of them: each ranks networks by more than noise
         trial_epochs, full_trial_s = lowest, lowest * search_epoch_s
@@ -293,7 +288,7 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     why["budget"] = (f"{epochs:g} epochs on {fraction:.0%} of the data = "
                      f"{math.ceil(epochs * math.ceil(n_search * fraction / bs)):,} steps a full trial"
                      + (": the data set is large, so rungs grow the data share" if fraction < 1 else "")
-                     + (f"; raised so the lowest rung trains {rung_steps} steps (fewer leave networks at chance)"
+                     + (f"; raised so the lowest rung trains {MIN_RUNG_STEPS} steps (fewer leave networks at chance)"
                         if raised else ""))
     why["space"] = (f"candidates may cost up to the reference's {reference_flops:,} FLOPs an example: in the same "
                     "final-training time a costlier network would get fewer epochs than the reference")
