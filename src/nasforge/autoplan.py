@@ -46,9 +46,6 @@ FINAL_EPOCHS_MAX = 200  # more epochs than this does not pay on the data sets me
 FINAL_STEPS_TARGET = 20_000  # optimizer steps a final training aims at, when the budget allows
 TRIALS_TARGET = 30  # lowest-rung trials the search share should hold at least
 ETA = 3  # ASHA's reduction factor; three rungs
-# optimizer steps the lowest rung trains at least: fewer leave most networks at chance (a 3-minute digits run's
-# 6-step lowest rung scored nearly every trial ~0.10, so ASHA promoted at random); fewer, informative trials win
-MIN_RUNG_STEPS = 30
 EQUAL_TIME_RUNG = 15.0  # seconds: lowest-rung trials at least this long get budgets in the reference's time
 SHARE_MIN = 0.5  # the reference trains in the same run only if each network still gets this share of converging
 SAFETY = 1.08  # timings are of a quiet machine; plans leave this much slack
@@ -262,18 +259,15 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     fold_n = n - n // folds if folds > 1 else n_search
     search_epoch_s = timing.epoch_seconds(fold_n, bs) * SAFETY * 1.1 * folds
     trial_epochs = full_trial_s / search_epoch_s
-    lowest = ETA ** 2 * MIN_RUNG_STEPS * min(bs, fold_n) / fold_n  # in epochs: the lowest rung trains MIN_RUNG_STEPS
-    raised = trial_epochs < lowest
-    if raised:  # longer trials, fewer of them: each ranks networks by more than noise
-        trial_epochs, full_trial_s = lowest, lowest * search_epoch_s
+    lowest = ETA ** 2 * 2 * min(bs, n_search) / n_search  # the lowest rung still trains on two batches
     min_epochs: float | None = None
     min_fraction: float | None = None
     if trial_epochs >= 1:
-        epochs, fraction = round(trial_epochs, 2), 1.0
+        epochs, fraction = round(max(trial_epochs, lowest), 2), 1.0
         min_epochs = epochs / ETA ** 2
         rung_text = " -> ".join(f"{epochs / ETA ** k:.3g} ep" for k in (2, 1, 0))
     else:  # a large data set: every trial trains 1 epoch on a share of it, rungs grow the share
-        epochs, fraction = 1.0, round(min(1.0, trial_epochs), 4)
+        epochs, fraction = 1.0, round(min(1.0, max(trial_epochs, lowest)), 4)
         min_fraction = fraction / ETA ** 2
         rung_text = " -> ".join(f"{fraction / ETA ** k:.1%}" for k in (2, 1, 0))
     expected = max(1, int(search / (full_trial_s / 3)))  # a new trial costs ~1/3 of a full one under ASHA
@@ -287,9 +281,7 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
                      f"~{expected} trials through ASHA (eta {ETA}: most stop at the lowest rung)")
     why["budget"] = (f"{epochs:g} epochs on {fraction:.0%} of the data = "
                      f"{math.ceil(epochs * math.ceil(n_search * fraction / bs)):,} steps a full trial"
-                     + (": the data set is large, so rungs grow the data share" if fraction < 1 else "")
-                     + (f"; raised so the lowest rung trains {MIN_RUNG_STEPS} steps (fewer leave networks at chance)"
-                        if raised else ""))
+                     + (": the data set is large, so rungs grow the data share" if fraction < 1 else ""))
     why["space"] = (f"candidates may cost up to the reference's {reference_flops:,} FLOPs an example: in the same "
                     "final-training time a costlier network would get fewer epochs than the reference")
     why["population"] = (f"evolution keeps {population} networks: about a quarter of the expected trials"
