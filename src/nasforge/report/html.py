@@ -100,7 +100,8 @@ def write_report(db: str | Path, *, name: str | None = None, out: str | Path | N
     for fig in FIGURES:
         png = makers[fig.id](page.parent / f"{fig.id}.png")
         images[fig.id] = base64.b64encode(png.read_bytes()).decode("ascii")
-    importance_text = analysis().method + (f" Not shown: {analysis().note}." if analysis().note else "")
+    done = analysis()
+    importance_text = done.method + (f" Not shown: {done.note}." if done.note else "")
     atomic.write_text(page, render(data, images, importance_text))
     log.info("report written to %s", page)
     return page
