@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nasforge.config import Config
 from nasforge.store import Experiment
 from nasforge.study import best_trial
 from nasforge.types import Budget, Trial
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -150,9 +152,9 @@ class Result:
         return write_report(self.db, name=self.experiment.name, out=path)
 
 
-def scored_sample(trials: Sequence[Trial], n: int, seed: int = 0) -> list[Trial]:
-    """At most ``n`` of ``trials``, a seeded uniform sample in number order (all of them when there are few):
-    what a figure or an analysis of a very large study reads instead of every trial."""
+def scored_sample(trials: Sequence[T], n: int, seed: int = 0) -> list[T]:
+    """At most ``n`` of ``trials`` (or of any sequence), a seeded uniform sample in their order (all of them when
+    there are few): what a figure or an analysis of a very large study reads instead of every trial."""
     if len(trials) <= n:
         return list(trials)
     import numpy as np

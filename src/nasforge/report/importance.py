@@ -29,7 +29,7 @@ import numpy as np
 
 from nasforge.fmt import fmt_budget
 from nasforge.report.frame import scores_by_budget
-from nasforge.result import Result
+from nasforge.result import Result, scored_sample
 from nasforge.space.base import SearchSpace
 from nasforge.space.cell import CellSpace
 from nasforge.space.chain import ChainSpace
@@ -258,8 +258,8 @@ def analyse(data: Result, *, seed: int = 0, repeats: int = 20, top: int = 12) ->
                         "pip install scikit-learn")
     n_all = len(idx)
     if n_all > MAX_ANALYSED:  # a seeded sample: the forests' cost grows with the trials, the ranking hardly does
-        pick = np.sort(np.random.default_rng(seed).choice(n_all, size=MAX_ANALYSED, replace=False))
-        idx, y = [idx[int(i)] for i in pick], y[pick]
+        pick = scored_sample(range(n_all), MAX_ANALYSED, seed)
+        idx, y = [idx[i] for i in pick], y[pick]
         method += f" It analyses a seeded random sample of {MAX_ANALYSED:,} of the {n_all:,} trials."
     samples = [t.sample for t in data.detailed([data.trial_list[i] for i in idx])]
     panels: list[Panel] = []
