@@ -51,8 +51,8 @@ LAYERS: dict[str, int] = {
     "nasforge.config": 10, "nasforge.stored": 10,
     # 11, reading an experiment: the one read model and the report built on it
     "nasforge.result": 11, "nasforge.report": 11,
-    # 12, the Python API and the plan that `nasforge auto` runs through it
-    "nasforge.api": 12, "nasforge.autoplan": 12,
+    # 12, the Python API, the plan that `nasforge auto` runs through it, and the Gymnasium env (it builds from a config)
+    "nasforge.api": 12, "nasforge.autoplan": 12, "nasforge.gym": 12,
     # 13, the command line, and the package's public names
     "nasforge.cli": 13, "nasforge.__main__": 13, "nasforge": 13,
 }
