@@ -128,6 +128,41 @@ def test_pool_trains_real_networks_on_digits(tmp_path, digits):
     assert {t.key: pytest.approx(t.score, abs=0.02) for t in inline.trials} == {t.key: t.score for t in out.trials}
 
 
+def poll_progress(db, seen, stop):
+    """A reader of the database beside the search (as the dashboard is): every running trial's latest epoch."""
+    with Store(db, readonly=True) as reader:
+        exp_id = reader.experiment("toy").id
+        while not stop.is_set():
+            seen.extend(reader.progress(exp_id).items())
+            time.sleep(0.02)
+
+
+def test_pool_workers_send_the_latest_epoch_with_their_heartbeats(tmp_path, digits):
+    space = ChainSpace(max_blocks=3, widths=(8, 16), kernels=(3,), types=("conv", "pool", "dense"))
+    factory = TorchEvaluatorFactory(digits, space, from_dict({}).train, seed=0, measure_latency=False)
+    db = tmp_path / "a.db"
+    with Store(db) as st:
+        st.create_experiment("toy", {}, "fp")
+    seen: list = []
+    stop = threading.Event()
+    with make_executor("pool", factory, workers=1, heartbeat_interval=0.01) as ex:  # digits' epochs take ~20 ms
+        reader = threading.Thread(target=poll_progress, args=(db, seen, stop), daemon=True)
+        reader.start()
+        try:
+            out = search(db, 2, executor=ex, space=space, shape=digits.input_shape, budget=Budget(epochs=8),
+                         heartbeat_every=0.01)
+        finally:
+            stop.set()
+            reader.join()
+    assert all(t.ok and [r["epoch"] for r in t.curve] == [float(e) for e in range(1, 9)] for t in out.trials)
+    assert seen, "no reader saw a running trial's epoch"
+    assert all(n in (0, 1) and r["epochs"] == 8.0 and r["epoch"] in range(1, 9) and 0 <= r["val_accuracy"] <= 1
+               for n, r in seen)
+    assert len({(n, r["epoch"]) for n, r in seen}) >= 2  # it advanced as the trials trained
+    with Store(db, readonly=True) as st:
+        assert st.progress(st.experiment("toy").id) == {}  # nothing left running, nothing left over
+
+
 def test_a_job_runs_the_same_on_every_executor():
     job = Job(0, toy_space().sample(__import__("numpy").random.default_rng(3)), Budget())
     outs = []
@@ -342,3 +377,24 @@ def test_a_stopped_ray_worker_misses_its_pings_and_is_replaced(tmp_path, ray_clu
     victim = next(t for t in out.trials if t.number == stopped["trial"])
     assert victim.state is TrialState.FAILED and "stopped answering" in victim.reason
     assert sum(t.ok for t in out.trials) == 3
+
+
+def test_ray_pings_bring_back_the_latest_epoch(tmp_path, ray_cluster):
+    db = tmp_path / "a.db"
+    with Store(db) as st:
+        st.create_experiment("toy", {}, "fp")
+    seen: list = []
+    stop = threading.Event()
+    with make_executor("ray", ToyFactory(curves=True, delay=0.1), workers=2, heartbeat_interval=0.05) as ex:
+        reader = threading.Thread(target=poll_progress, args=(db, seen, stop), daemon=True)
+        reader.start()
+        try:
+            out = search(db, 4, executor=ex, budget=Budget(epochs=6), heartbeat_every=0.05)
+        finally:
+            stop.set()
+            reader.join()
+    assert all(t.ok for t in out.trials) and seen
+    assert all(r["epochs"] == 6.0 and r["epoch"] in range(1, 7) and "val_accuracy" in r for _, r in seen)
+    assert len({(n, r["epoch"]) for n, r in seen}) >= 4  # each trial runs 0.6 s, pinged every 0.05 s
+    with Store(db, readonly=True) as st:
+        assert st.progress(st.experiment("toy").id) == {}

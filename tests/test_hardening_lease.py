@@ -226,8 +226,9 @@ def test_a_retrain_holds_the_lease_and_a_second_one_is_refused(searched, tmp_pat
 
 
 def completed(db: Path) -> int:
+    """COMPLETE trials in ``db``, read through a read-only connection (0 before the schema exists)."""
     try:
-        con = sqlite3.connect(db, timeout=30)
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
         try:
             return int(con.execute("SELECT COUNT(*) FROM trials WHERE state='COMPLETE'").fetchone()[0])
         finally:

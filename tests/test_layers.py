@@ -40,7 +40,7 @@ LAYERS: dict[str, int] = {
     # 7, the drivers and what runs trials: evaluators, executors, the search loop, the NB201 bench, the
     # test suite's simulate
     "nasforge.evaluate.torch_eval": 7, "nasforge.evaluate.tabular": 7, "nasforge.evaluate.memory": 7,
-    "nasforge.execute": 7, "nasforge.loop": 7, "nasforge.bench": 7, "nasforge.testing": 7,
+    "nasforge.execute": 7, "nasforge.loop": 7, "nasforge.bench": 7, "nasforge.testing": 7, "nasforge.transfer": 7,
     # 8, one-shot searches: they use the study, the evaluator and the data
     "nasforge.oneshot": 8,
     # 9, after the search: retraining, references, export

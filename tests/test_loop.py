@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from nasforge.errors import NasforgeError
@@ -48,6 +50,35 @@ def test_an_interrupted_trial_runs_again_and_nothing_completed_reruns(tmp_path):
     assert ev.calls == 4  # the interrupted trial 4, then 5, 6, 7
     assert [t.finished for t in out.trials[:4]] == [t.finished for t in first.trials[:4]]
     assert all(t.state is TrialState.COMPLETE for t in out.trials)
+
+
+def test_a_trial_left_running_with_an_epoch_starts_again_without_it(tmp_path):
+    db = tmp_path / "a.db"
+    first = search(db, 3)
+    with Store(db) as st:  # what a kill -9 mid-trial leaves behind: RUNNING, with its latest epoch stored
+        exp = st.experiment("toy")
+        t = first.trials[-1]
+        st.update_trial(exp.id, t.with_(state=TrialState.RUNNING, score=None, finished=None))
+        st.heartbeat(exp.id, {t.number: time.time()}, {t.number: {"epoch": 7.0, "epochs": 9.0}})
+    space = toy_space()
+    seen: list[dict[int, dict[str, float]]] = []
+
+    class Looking(FunctionEvaluator):  # a reader of the database before and after each epoch is reported
+        def evaluate(self, sample, budget, report=None, checkpoint=None):
+            def heard(epoch, row):
+                with Store(db, readonly=True) as reader:
+                    seen.append(reader.progress(exp.id))
+                    report(epoch, row)
+                    seen.append(reader.progress(exp.id))
+
+            return super().evaluate(sample, budget, heard, checkpoint)
+
+    out = search(db, 4, evaluator=Looking(lambda s: toy_objective(space, s), curves=True), space=space,
+                 resume=True, heartbeat_every=0)
+    assert out.resumed_pending == 1 and all(x.state is TrialState.COMPLETE for x in out.trials)
+    assert seen[:2] == [{}, {2: {"epoch": 1.0, "epochs": 1.0, "val_accuracy": out.trials[2].score}}]
+    with Store(db) as st:
+        assert st.progress(exp.id) == {} and st.trials(exp.id)[2].curve == out.trials[2].curve
 
 
 def test_failures_are_recorded_and_the_search_goes_on(tmp_path):

@@ -174,3 +174,57 @@ def test_a_batch_commits_its_writes_once_or_not_at_all(tmp_path):
         assert [t.state for t in st.trials(exp.id)] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.RUNNING]
         assert st.experiment("e").elapsed == 2.0
         reader.close()
+
+
+def test_progress_rides_on_heartbeats_of_running_trials_only_and_never_touches_the_curve(tmp_path):
+    earlier = ({"epoch": 1.0, "val_accuracy": 0.5}, {"epoch": 2.0, "val_accuracy": 0.6})  # a promoted trial's rung
+    with Store(tmp_path / "a.db") as st, Store(tmp_path / "a.db", readonly=True) as reader:
+        exp = st.create_experiment("e", {}, "fp")
+        st.add_trial(exp.id, make_trial(0, budget=Budget(epochs=6)))
+        running = make_trial(0, state=TrialState.RUNNING, budget=Budget(epochs=6), curve=earlier, started=1.0)
+        st.start_trial(exp.id, running)
+        st.add_trial(exp.id, make_trial(1, state=TrialState.COMPLETE, score=0.4))
+        row = {"epoch": 3.0, "epochs": 6.0, "val_accuracy": 0.7}
+        st.heartbeat(exp.id, {0: 10.0, 1: 10.0}, {0: row, 1: {"epoch": 9.0}})  # trial 1 is not running: no write
+        assert reader.progress(exp.id) == {0: row} and reader.heartbeats(exp.id) == {0: 10.0}
+        assert reader.trials(exp.id)[0] == running  # the stored curve (what a resumed promotion reads) is as it was
+        st.heartbeat(exp.id, {0: 11.0})  # a beat without a new epoch keeps the last one
+        assert reader.progress(exp.id) == {0: row}
+        st.update_trial(exp.id, running.with_(state=TrialState.COMPLETE, score=0.7))  # told: no epoch is running
+        assert reader.progress(exp.id) == {}
+        assert st.conn.execute("SELECT COUNT(*) FROM trials WHERE progress IS NOT NULL").fetchone()[0] == 0
+
+
+def test_a_crash_reset_trial_carries_no_stale_progress(tmp_path):
+    with Store(tmp_path / "a.db") as st:
+        exp = st.create_experiment("e", {}, "fp")
+        st.add_trial(exp.id, make_trial(0, state=TrialState.RUNNING, budget=Budget(epochs=4)), heartbeat=1.0)
+        st.heartbeat(exp.id, {0: 2.0}, {0: {"epoch": 3.0, "epochs": 4.0}})
+        assert st.progress(exp.id) == {0: {"epoch": 3.0, "epochs": 4.0}}
+    with Store(tmp_path / "a.db") as st:  # the driver was killed; the next one resets what it left RUNNING
+        exp = st.experiment("e")
+        assert st.reset_interrupted(exp.id) == 1
+        assert [tuple(r) for r in st.conn.execute("SELECT state, progress FROM trials")] == [("PENDING", None)]
+        st.start_trial(exp.id, make_trial(0, state=TrialState.RUNNING, budget=Budget(epochs=4)))
+        assert st.progress(exp.id) == {}  # running again, and no epoch of it reported yet
+
+
+def test_schema_4_gains_the_progress_column_and_still_opens_read_only(tmp_path):
+    db = tmp_path / "a.db"
+    with Store(db) as st:
+        exp = st.create_experiment("e", {}, "fp")
+        st.add_trial(exp.id, make_trial(0, state=TrialState.RUNNING), heartbeat=5.0)
+    raw = sqlite3.connect(db)  # the file as nasforge with schema 4 wrote it
+    raw.execute("ALTER TABLE trials DROP COLUMN progress")
+    raw.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
+    raw.commit()
+    with Store(db, readonly=True) as st:  # a reader (status, the dashboard) upgrades it once, then reads
+        assert st.heartbeats(exp.id) == {0: 5.0} and st.progress(exp.id) == {}
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            st.conn.execute("UPDATE trials SET progress='{}'")
+    assert raw.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    assert "progress" in [r[1] for r in raw.execute("PRAGMA table_info(trials)")]
+    raw.close()
+    with Store(db, create=False) as st:  # and a driver writes progress into it
+        st.heartbeat(exp.id, {0: 6.0}, {0: {"epoch": 1.0, "epochs": 1.0}})
+        assert st.progress(exp.id) == {0: {"epoch": 1.0, "epochs": 1.0}}

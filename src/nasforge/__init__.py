@@ -10,9 +10,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nasforge.api import auto, load, retrain, search
+    from nasforge.api import auto, compress, load, retrain, search
     from nasforge.config import Config, from_dict, load_config
     from nasforge.errors import NasforgeError
+    from nasforge.report.live import dashboard
     from nasforge.result import Result
     from nasforge.study import Study, open_study
     from nasforge.types import Budget, Cost, EvalResult, Sample, Suggestion, Trial, TrialState
@@ -21,9 +22,10 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _LAZY = {
-    **dict.fromkeys(("auto", "load", "retrain", "search"), "nasforge.api"),
+    **dict.fromkeys(("auto", "compress", "load", "retrain", "search"), "nasforge.api"),
     **dict.fromkeys(("Config", "from_dict", "load_config"), "nasforge.config"),
     "NasforgeError": "nasforge.errors",
+    "dashboard": "nasforge.report.live",  # api.dashboard calls it; from here it costs no torch import
     "Result": "nasforge.result",
     **dict.fromkeys(("Study", "open_study"), "nasforge.study"),
     **dict.fromkeys(("Budget", "Cost", "EvalResult", "Sample", "Suggestion", "Trial", "TrialState"), "nasforge.types"),
@@ -31,7 +33,8 @@ _LAZY = {
 
 __all__ = [
     "Budget", "Config", "Cost", "EvalResult", "NasforgeError", "Result", "Sample", "Study", "Suggestion", "Trial",
-    "TrialState", "__version__", "auto", "from_dict", "load", "load_config", "open_study", "retrain", "search",
+    "TrialState", "__version__", "auto", "compress", "dashboard", "from_dict", "load", "load_config", "open_study",
+    "retrain", "search",
 ]
 
 

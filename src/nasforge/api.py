@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import torch
 from nasforge.config import Config, from_dict, from_keywords, load_config
 from nasforge.data import Dataset, Preprocess, load_dataset
 from nasforge.errors import ConfigError, DataError, NasforgeError, StoreError
+from nasforge.evaluate.device import gpu_count, resolve_device, resolve_precision
 from nasforge.evaluate.memory import memory_limit
 from nasforge.evaluate.torch_eval import TorchEvaluator
 from nasforge.execute import make_executor
@@ -37,6 +40,7 @@ from nasforge.loop import Deadline, Progress, SearchOutcome, best_trial, preflig
 from nasforge.oneshot.darts import NAME as DARTS
 from nasforge.oneshot.darts import DartsProgress, darts_options, run_darts_search
 from nasforge.paths import check_name, inside, is_owned, owned_dir
+from nasforge.report.live import Dashboard
 from nasforge.result import Result
 from nasforge.screen.screener import ProxyScreener, latency_limit
 from nasforge.space import SPACES, CellSpace, SearchSpace, make_space
@@ -44,6 +48,7 @@ from nasforge.store import Experiment, Store
 from nasforge.stored import stored
 from nasforge.strategy import STRATEGIES, make_strategy
 from nasforge.strategy.warm import WarmStart, initial_samples
+from nasforge.transfer import earlier_best, prior_trials
 from nasforge.types import Sample, Trial
 
 log = logging.getLogger("nasforge")
@@ -60,7 +65,7 @@ def as_config(config: Config | Mapping[str, Any] | str | Path) -> Config:
 def load_data(cfg: Config) -> Dataset:
     d = cfg.data
     return load_dataset(d.source, d.path, val_fraction=d.val_fraction, seed=cfg.seed, layout=d.layout,
-                        label_column=d.label_column, limit=d.limit)
+                        label_column=d.label_column, limit=d.limit, task=d.task)
 
 
 def open_experiment(cfg: Config, store: Store, *, resume: bool) -> Experiment:
@@ -129,6 +134,8 @@ def run_config(cfg: Config, *, resume: bool = False,
 
     ``deadline`` (``nasforge auto``'s) ends the search by a wall-clock time, trials in flight included.
     """
+    device = resolve_device(cfg.train.device)  # a device or precision this machine lacks: before anything is written
+    resolve_precision(cfg.train.precision, device)
     if cfg.strategy.name == DARTS:
         return search_darts(cfg, resume=resume, on_progress=on_progress)
     data = load_data(cfg).search_view()
@@ -136,25 +143,32 @@ def run_config(cfg: Config, *, resume: bool = False,
     options = dict(cfg.strategy.options)
     if getattr(STRATEGIES.get(cfg.strategy.name), "multi_objective", False):
         options.setdefault("objectives", list(cfg.search.objectives))
+    if "prior" in options:  # earlier experiments' trials, read here: strategies never open a database
+        if "prior" not in inspect.signature(STRATEGIES.get(cfg.strategy.name, object)).parameters:
+            raise ConfigError(f"strategy.options.prior: {cfg.strategy.name} takes no prior (bananas and tpe do)")
+        options["prior"] = prior_trials(options["prior"], space, data.input_shape, data.n_classes,
+                                        exclude=(str(cfg.search.db), cfg.name))
     strategy = make_strategy(cfg.strategy.name, space, seed=cfg.seed, **options)
     preflight(space, data.input_shape, data.n_classes)
     scheduler = cfg.search.make_scheduler()  # one object: the loop's rungs and the evaluator's schedule agree
     if cfg.search.initial:
-        strategy = WarmStart(strategy, initial_samples(cfg.search.initial, space, data.input_shape, data.n_classes),
+        strategy = WarmStart(strategy, initial_networks(cfg.search.initial, space, data.input_shape, data.n_classes),
                              budget=scheduler.ladder[-1] if cfg.search.initial_budget == "full" else None)
     for rung in scheduler.ladder:
         check_trains(rung.epochs, rung.fraction, len(data.x_train), cfg.train.batch_size,
                      "search.budget" if len(scheduler.ladder) == 1 else f"the scheduler's rung {fmt_budget(rung)}")
     factory = TorchEvaluatorFactory(data, space, cfg.train, cfg.seed, cfg.search.measure_latency,
                                     scheduler.schedule_epochs, cfg.search.interim, cfg.search.folds,
-                                    reference_builder(cfg.search.equal_time, data))
+                                    reference_builder(cfg.search.equal_time, data),
+                                    int8_latency="latency_int8" in cfg.search.objectives)
     screener = ProxyScreener(space, data, seed=cfg.seed, **cfg.search.screen) if cfg.search.screen else None
     extra_check = candidate_checks(cfg, space, data)
     with Store(cfg.search.db) as store:
         exp = open_experiment(cfg, store, resume=resume)
         if cfg.executor.kind == "inline" and cfg.executor.threads_per_worker is not None:
             torch.set_num_threads(cfg.executor.threads_per_worker)
-        executor = make_executor(cfg.executor.kind, factory, **cfg.executor.options())  # workers start here
+        gpus = gpu_count() if device.type == "cuda" and cfg.train.device in ("auto", "cuda") else 0  # cuda:N: one GPU
+        executor = make_executor(cfg.executor.kind, factory, **cfg.executor.options(gpus))  # workers start here
         try:
             return run_search(store=store, experiment=exp, space=space, strategy=strategy, executor=executor,
                               input_shape=data.input_shape, n_out=data.n_classes, budget=cfg.search.budget,
@@ -168,6 +182,18 @@ def run_config(cfg: Config, *, resume: bool = False,
             executor.shutdown()
 
 
+def initial_networks(specs: Sequence[Mapping[str, Any]], space: SearchSpace, input_shape: tuple[int, ...],
+                     n_out: int) -> list[Sample]:
+    """``search.initial`` as samples: networks as given, and each ``{from: DB}`` entry's earlier best, in order."""
+    out: list[Sample] = []
+    for i, spec in enumerate(specs):
+        if "from" in spec:
+            out += earlier_best(spec, space, input_shape, n_out, where=f"search.initial[{i}]")
+        else:
+            out += initial_samples([spec], space, input_shape, n_out)
+    return out
+
+
 def candidate_checks(cfg: Config, space: SearchSpace, data: Dataset) -> Callable[[Sample], str | None] | None:
     """The config's checks before training beyond the space's own: estimated memory, then measured latency."""
     checks: list[Callable[[Sample], str | None]] = []
@@ -175,7 +201,8 @@ def candidate_checks(cfg: Config, space: SearchSpace, data: Dataset) -> Callable
         checks.append(memory_limit(space, data.input_shape, data.n_classes, cfg.search.max_memory_mb,
                                    batch_size=cfg.train.batch_size, optimizer=cfg.train.optimizer))
     if cfg.search.max_latency_ms is not None:
-        checks.append(latency_limit(space, data.input_shape, data.n_classes, cfg.search.max_latency_ms))
+        checks.append(latency_limit(space, data.input_shape, data.n_classes, cfg.search.max_latency_ms,
+                                    device=resolve_device(cfg.train.device)))
     if not checks:
         return None
 
@@ -194,6 +221,9 @@ def search_darts(cfg: Config, *, resume: bool = False,
         raise ConfigError(f"strategy darts searches cell spaces, not space kind {cfg.space.get('kind')!r}: "
                           f"set space.kind to {' or '.join(cells)}")
     data = load_data(cfg).search_view()
+    if data.regression:
+        raise ConfigError("strategy darts trains a classification supernet; for a regression task use another "
+                          f"strategy ({', '.join(sorted(STRATEGIES))})")
     space = make_space(cfg.space, data.input_shape)
     assert isinstance(space, CellSpace)
     check_trains(cfg.search.epochs, cfg.search.fraction, len(data.x_train), cfg.train.batch_size, "search.budget")
@@ -278,7 +308,7 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
             max_params: int | None = None,
             on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None,
             seeds: int = 1, model_epochs: Mapping[str, float] | None = None,
-            time_limit: float | None = None) -> list[FinalModel]:
+            time_limit: float | None = None, device: str | None = None) -> list[FinalModel]:
     """Train the best stored architecture (and the baseline) on train+val; score on test once each.
 
     ``model_epochs`` ({"searched": E1, "baseline": E2}) overrides ``epochs`` per model, and
@@ -293,10 +323,13 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
     ``baseline`` overrides ``retrain.baseline``: ``True`` the classic 2-conv network, ``False`` none,
     ``"auto"`` the data kind's strong reference (resnet20, resnet1d, mlp) or a name in
     :data:`~nasforge.final.references.REFERENCES`. On flat data with a baseline, scikit-learn's
-    logistic regression and gradient boosting are scored on the same read of the test split and
-    stored under ``"others"``.
+    logistic regression and gradient boosting (regression: ridge regression and gradient boosting) are
+    scored on the same read of the test split and stored under ``"others"``.
+    ``device`` (``cpu``, ``cuda``, ...) overrides the stored config's: a search run on one machine retrains on another.
     Returns one FinalModel per model and seed, seed by seed (``[searched, baseline]`` for one seed).
     """
+    if device is not None:
+        resolve_device(device, "device")  # a device this machine lacks: before anything is opened
     if baseline is not None:
         check_baseline(baseline, "baseline")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
@@ -315,13 +348,15 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
             raise NasforgeError(f"experiment {exp.name!r} in {db} has no completed trial yet; "
                                 "run or resume the search first")
         n_epochs = epochs if epochs is not None else cfg.retrain.epochs
+        recipe = cfg.retrain.recipe if device is None else dataclasses.replace(cfg.retrain.recipe, device=device)
+        resolve_precision(recipe.precision, resolve_device(recipe.device, "retrain.device"), "retrain.precision")
         out = models_dir(db, cfg, exp.name, out_dir)
         data = load_data(cfg)
         if not data.has_test:
             raise DataError(f"{data.name} has no test split, and retrain scores on one (once, at the end): give "
                             "test data (a test.csv beside train.csv, x_test/y_test in the .npz), then retrain")
         x_all, _ = data.train_plus_val()
-        check_trains(n_epochs, 1.0, len(x_all), cfg.retrain.recipe.batch_size, "the retrain (--epochs)")
+        check_trains(n_epochs, 1.0, len(x_all), recipe.batch_size, "the retrain (--epochs)")
         space = make_space(cfg.space, data.input_shape)
         wanted = cfg.retrain.baseline if baseline is None else baseline
         reference = resolve_baseline(wanted, data.input_shape)  # a reference for other data fails here
@@ -337,7 +372,7 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
         # the experiment's lease, as a search takes it: two retrains would share one checkpoint folder
         with store.lease(exp.id, then="run the retrain again") as lease:
             models = retrain_best(best=best, space=space, data=data, epochs=n_epochs,
-                                  recipe=cfg.retrain.recipe, seed=first, baseline=wanted,
+                                  recipe=recipe, seed=first, baseline=wanted,
                                   out_dir=owned_dir(out, RETRAIN_FILES), on_epoch=lease.guard(on_epoch),
                                   seeds=seeds, on_test=on_test, model_epochs=model_epochs,
                                   time_limit=time_limit)
@@ -354,23 +389,40 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
         return models
 
 
-def export(db: str | Path, *, format: str = "python", out_dir: str | Path | None = None, name: str | None = None,
-           trial: int | None = None) -> list[Path]:
-    """Export the searched network of the last retrain (of ``trial``, if given); returns the files written.
+@dataclasses.dataclass(frozen=True)
+class Retrained:
+    """The searched network of an experiment's last retrain, with its weights loaded, and where they lie."""
 
-    ``format`` is ``python`` (standalone source + state dict), ``torchscript``, ``onnx`` or ``json``
-    (the genotype). The weights are those the retrain saved for its first seed; the files go to
-    ``out_dir`` (default: ``export/`` beside those weights).
+    model: torch.nn.Module
+    info: Any  # final.export.ModelInfo
+    weights: Path
+    record: dict[str, Any]  # the stored retrain result
+    experiment: Experiment
+    config: Config
+    default_models: Path  # where a retrain writes by default: a folder nasforge may write beside
+    again: str  # the command that retrains it again
+
+    def folder(self, out_dir: str | Path | None, sub: str | None = None) -> Path:
+        """Where output goes: ``out_dir``, else beside the weights (``sub`` inside), where nasforge made that folder."""
+        if out_dir is not None:
+            return Path(out_dir)
+        if is_owned(self.weights.parent) or self.weights.parent.resolve() == self.default_models.resolve():
+            return owned_dir(self.weights.parent / sub) if sub else self.weights.parent
+        # the database names a folder nasforge did not make: write nothing there unless told
+        raise NasforgeError(f"the recorded weights {self.weights} lie in a folder nasforge did not create; give --out "
+                            "to choose where the output goes")
+
+
+def load_retrained(db: str | Path, *, name: str | None = None, trial: int | None = None,
+                   data: Dataset | None = None) -> Retrained:
+    """The last retrain's searched network (of ``trial``, if given), built and loaded with its first seed's weights.
+
+    Reads the database only; a one-line error when there is no retrain or its weights are missing or changed.
     """
     import json
 
-    import torch
+    from nasforge.final.export import ModelInfo
 
-    from nasforge.final import FORMATS
-    from nasforge.final.export import ModelInfo, export_model
-
-    if format not in FORMATS:
-        raise NasforgeError(f"unknown export format {format!r}: choose one of {', '.join(FORMATS)}")
     check_whole(trial, "trial", minimum=0)
     store, exp, cfg = stored(db, name)
     with store:
@@ -403,7 +455,7 @@ def export(db: str | Path, *, format: str = "python", out_dir: str | Path | None
     if r.get("preprocess"):
         pre: Preprocess | None = Preprocess.from_json(r["preprocess"])
     else:  # a retrain recorded before preprocessing was: the statistics are the data's, refit the same way
-        pre = load_data(cfg).preprocess
+        pre = (data or load_data(cfg)).preprocess
     space = make_space(cfg.space, shape)
     model = space.build(t.sample, shape, len(classes))
     try:
@@ -414,14 +466,119 @@ def export(db: str | Path, *, format: str = "python", out_dir: str | Path | None
     info = ModelInfo(input_shape=shape, classes=classes, description=space.describe(t.sample),
                      sample=dict(t.sample), space=dict(cfg.space), experiment=exp.name, trial=t.number,
                      seed=m.get("seed"), test=m.get("test"), preprocess=pre)
-    if out_dir is not None:
-        target = Path(out_dir)
-    elif is_owned(weights.parent) or weights.parent.resolve() == default_models.resolve():
-        target = owned_dir(weights.parent / "export")
-    else:  # the database names a folder nasforge did not make: write nothing there unless told
-        raise NasforgeError(f"the recorded weights {weights} lie in a folder nasforge did not create; give --out to "
-                            "choose where the export goes")
-    return export_model(model, format, target, info)
+    return Retrained(model, info, weights, r, exp, cfg, default_models, again)
+
+
+def export(db: str | Path, *, format: str = "python", out_dir: str | Path | None = None, name: str | None = None,
+           trial: int | None = None, compressed: str | None = None) -> list[Path]:
+    """Export the searched network of the last retrain (of ``trial``, if given); returns the files written.
+
+    ``format`` is ``python`` (standalone source + state dict), ``torchscript``, ``onnx`` or ``json``
+    (the genotype). The weights are those the retrain saved for its first seed; the files go to
+    ``out_dir`` (default: ``export/`` beside those weights). ``compressed`` (``int8`` or ``pruned``) exports
+    the network the last :func:`compress` made of it instead, as ``torchscript`` or ``onnx``.
+    """
+    from nasforge.final import FORMATS
+    from nasforge.final.export import export_model
+
+    if format not in FORMATS:
+        raise NasforgeError(f"unknown export format {format!r}: choose one of {', '.join(FORMATS)}")
+    check_whole(trial, "trial", minimum=0)
+    if compressed is not None:
+        return export_compressed(db, compressed, format=format, out_dir=out_dir, name=name, trial=trial)
+    r = load_retrained(db, name=name, trial=trial)
+    return export_model(r.model, format, r.folder(out_dir, "export"), r.info)
+
+
+def compress(db: str | Path, *, name: str | None = None, quantize: str | None = None, prune: float | None = None,
+             prune_mode: str = "structured", finetune_epochs: float = 1.0, calibration: int = 512,
+             seed: int | None = None, trial: int | None = None, out_dir: str | Path | None = None,
+             threads: int | None = 1, windows: int = 5, repeats: int = 30) -> dict[str, Any]:
+    """Quantize (``quantize="int8"``) and/or prune (``prune=0.5``) the searched network of the last retrain;
+    returns the stored record (``nasforge status`` and the report show it).
+
+    Each compression starts from the retrained network. ``int8``: static FX quantization (x86 backend),
+    calibrated on ``calibration`` training examples (seeded), else dynamic quantization of the Linear
+    layers (the record's ``method`` and ``note`` say which and why). ``prune``: the share of each prunable
+    layer's channels removed (``prune_mode="structured"``) or of each layer's weights zeroed
+    (``"unstructured"``), then ``finetune_epochs`` epochs with the retraining recipe at a tenth of its rate.
+    Every version (the fp32 original too) is traced to TorchScript and measured alike: test accuracy and
+    F1, parameters (and nonzero ones), file size, and batch-1 CPU latency on ``threads`` threads (the median
+    of ``windows`` windows of ``repeats`` runs, the versions taking turns). The test split is read once more
+    here, after every version is made; the compressed files (``searched-int8.pt``, ``searched-pruned.pt``,
+    TorchScript) go beside the retrained weights or to ``out_dir``.
+    """
+    import hashlib
+
+    from nasforge.final.compress import Plan, check_plan, check_prunable, compress_model, write_script
+
+    plan = Plan(quantize=quantize, prune=prune, prune_mode=prune_mode, finetune_epochs=finetune_epochs,
+                calibration=calibration, seed=0 if seed is None else seed, threads=threads, windows=windows,
+                repeats=repeats)
+    check_plan(plan)  # every check before anything is loaded, trained, tested or written
+    r = load_retrained(db, name=name, trial=trial)
+    if seed is None:
+        plan = dataclasses.replace(plan, seed=r.config.seed)
+    folder = r.folder(out_dir)
+    data = load_data(r.config)
+    if data.regression:
+        raise NasforgeError(f"compress measures classification networks (test accuracy); {r.experiment.name!r} is a "
+                            "regression: export it as it is (nasforge export)")
+    if not data.has_test:
+        raise DataError(f"{data.name} has no test split, and compress scores on one: give test data, then compress")
+    if getattr(data, "regression", False):
+        raise NasforgeError(f"{data.name} is a regression task; compress scores classification accuracy and "
+                            "compresses classifiers only so far")
+    if tuple(data.input_shape) != tuple(r.info.input_shape) or len(data.classes) != len(r.info.classes):
+        raise NasforgeError(f"the data of {r.experiment.name!r} no longer match its retrained network (input "
+                            f"{data.input_shape}, {len(data.classes)} classes): run `{r.again}` again")
+    check_prunable(r.model, plan)
+    source_sha = hashlib.sha256(r.weights.read_bytes()).hexdigest()
+
+    def save(which: str, script: bytes) -> str:
+        return str(write_script(folder / f"searched-{which}.pt", script))
+
+    with Store(db, create=False) as store, store.lease(r.experiment.id, then="run the compress again"):
+        done = compress_model(r.model, data, plan=plan, recipe=r.config.retrain.recipe, save=save)
+        record = {"trial": r.info.trial, "source": str(r.weights), "source_sha256": source_sha, "seed": plan.seed,
+                  "data": data.name, "input_shape": list(data.input_shape), "quantize": quantize, "prune": prune,
+                  "prune_mode": prune_mode if prune is not None else None,
+                  "finetune_epochs": finetune_epochs if prune is not None else None,
+                  "calibration": calibration if quantize is not None else None, **done}
+        store.add_result(r.experiment.id, "compress", record)
+    return record
+
+
+def export_compressed(db: str | Path, which: str, *, format: str = "torchscript", out_dir: str | Path | None = None,
+                      name: str | None = None, trial: int | None = None) -> list[Path]:
+    """Write the network the last :func:`compress` made (``int8`` or ``pruned``) as ``torchscript`` or ``onnx``."""
+    import hashlib
+
+    from nasforge.final import COMPRESSED, COMPRESSED_FORMATS
+    from nasforge.final.export import export_script
+
+    if which not in COMPRESSED:
+        raise NasforgeError(f"unknown compressed network {which!r}: choose {' or '.join(COMPRESSED)}")
+    if format not in COMPRESSED_FORMATS:
+        raise NasforgeError(f"a compressed network exports as {' or '.join(COMPRESSED_FORMATS)}, not {format}: it is "
+                            "no longer a network of the search space, which the python and json formats rebuild")
+    r = load_retrained(db, name=name, trial=trial)
+    store, exp, _ = stored(db, name)
+    with store:
+        records = [c for c in store.results(exp.id, "compress") if trial is None or c.get("trial") == trial]
+    found = [(c, row) for c in records for row in c.get("rows", []) if row.get("name") == which and row.get("file")]
+    how = "--quantize int8" if which == "int8" else "--prune 0.5"
+    if not found:
+        raise NasforgeError(f"experiment {exp.name!r} in {db} has no {which} network yet: run "
+                            f"`nasforge compress {db} {how}` first")
+    c, row = found[-1]
+    path = Path(row["file"])
+    sha = hashlib.sha256(r.weights.read_bytes()).hexdigest()
+    if c.get("source_sha256") != sha or not path.exists():
+        raise NasforgeError(f"the {which} network of {exp.name!r} is missing or was made from an earlier retrain: "
+                            f"run `nasforge compress {db} {how}` again")
+    return export_script(path, format, r.folder(out_dir, "export"), stem=which,
+                         input_shape=tuple(int(d) for d in c.get("input_shape") or r.info.input_shape))
 
 
 def load(db: str | Path, name: str | None = None) -> Result:
@@ -439,18 +596,32 @@ def report(db: str | Path, *, name: str | None = None, out: str | Path | None = 
     return write_report(db, name=name, out=out)
 
 
+def dashboard(db: str | Path, *, name: str | None = None, host: str = "127.0.0.1", port: int = 8050,
+              interval: float = 2.0, block: bool = True) -> Dashboard:
+    """Serve the live view of an experiment (the report, refreshing as trials finish) at the returned ``url``.
+
+    127.0.0.1 unless ``host`` is given (the page has no authentication); ``port=0`` takes a free one.
+    ``block=False`` serves from a background thread and returns at once (``close()`` stops it).
+    ``nasforge.dashboard`` is :func:`nasforge.report.live.dashboard` itself, which imports no torch.
+    """
+    from nasforge.report.live import dashboard as serve
+
+    return serve(db, name=name, host=host, port=port, interval=interval, block=block)
+
+
 def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db", seed: int = 0,
          name: str | None = None, resume: bool = False, reference_only: bool = False, reference: str = "auto",
-         say: Callable[[str], None] | None = None) -> dict[str, Any]:
+         say: Callable[[str], None] | None = None, device: str | None = None) -> dict[str, Any]:
     """Plan, search, train the final network and the data kind's reference, test once and report, within
     ``time_budget`` (``"15m"``, ``"1h"`` or seconds); returns the result record (see ``nasforge status --json``).
 
     ``data`` is a built-in name (``fashion_mnist``, ``mnist``, ``digits``), a path (``.npz``, ``.csv``, a
     folder of IDX, CSV or CIFAR files) or a YAML config. ``say`` hears the plan and progress lines.
+    ``device`` (auto, cpu, cuda, cuda:N, mps) is where it trains: by default ``auto`` (a resumed run, its stored one).
     """
     from nasforge.autoplan import run_auto
 
     return run_auto(data, time_budget=time_budget, db=db, seed=seed, name=name, resume=resume,
-                    reference_only=reference_only, reference=reference,
+                    reference_only=reference_only, reference=reference, device=device,
                     say=say or (lambda line: log.info("%s", line)))
 

@@ -27,10 +27,11 @@ from typing import Any
 import torch
 import yaml
 
-from nasforge.config import parse_duration
+from nasforge.config import parse_duration, with_overrides
 from nasforge.data import Dataset
 from nasforge.errors import ConfigError, NasforgeError, StoreError
 from nasforge.evaluate.cost import count_flops
+from nasforge.evaluate.device import resolve_device
 from nasforge.evaluate.timing import Timing, probe_window, time_steps
 from nasforge.evaluate.trainer import Recipe
 from nasforge.final.references import FLAT, IMAGE, data_kind, default_reference, make_reference, resolve_baseline
@@ -39,7 +40,7 @@ from nasforge.paths import check_name
 
 log = logging.getLogger("nasforge")
 
-BUILT_IN = ("fashion_mnist", "mnist", "digits")  # data sets nasforge finds by name, with no path
+BUILT_IN = ("fashion_mnist", "mnist", "digits", "diabetes")  # data sets nasforge finds by name, with no path
 SEARCH_SHARE_MAX = 0.5  # of the time left after loading and probing: the rest trains the two final networks
 FINAL_ALONE_MAX = 0.6  # of the time left: a searched network training alone, short of converging, gets up to this
 FINAL_EPOCHS_MAX = 200  # more epochs than this does not pay on the data sets measured; the time goes to search
@@ -91,12 +92,13 @@ VALIDATION_MIN = 500  # examples: a validation split smaller than this ranks net
 FOLDS = 5
 
 
-def validation_for(n: int) -> tuple[float, int, str]:
+def validation_for(n: int, *, regression: bool = False) -> tuple[float, int, str]:
     """``(val_fraction, folds, why)``: a 10% split where it holds ~500 examples, else 5-fold cross-validation."""
     if 0.1 * n >= VALIDATION_MIN:
         return 0.1, 1, f"a 10% validation split holds {int(0.1 * n):,} examples"
+    noise = "the RMSE of so few is mostly noise" if regression else "many tie at 100%"
     return (1 / FOLDS, FOLDS, f"{FOLDS}-fold cross-validation over all {n:,} training examples: a 10% split would "
-            f"hold {int(0.1 * n)}, too few to rank networks (many tie at 100%); each trial trains {FOLDS} times")
+            f"hold {int(0.1 * n)}, too few to rank networks ({noise}); each trial trains {FOLDS} times")
 
 
 # ------------------------------------------------------------------------------------------ plan
@@ -131,6 +133,7 @@ class Plan:
     with_reference: bool = True
     equal_time: bool = False
     why: dict[str, str] = field(default_factory=dict)
+    task: str = "classification"  # regression: one output, scored by RMSE (plans stored before it: classification)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,8 +155,9 @@ class Plan:
 
     def lines(self) -> list[str]:
         fmt = _fmt_s
+        what = "regression (scored by RMSE)" if self.task == "regression" else f"{self.classes} classes"
         out = [f"plan for {self.data.get('source')} ({self.kind}, {self.n_train:,} training examples, "
-               f"{self.classes} classes, input {self.input_shape}) in {fmt(self.time_budget)}:"]
+               f"{what}, input {self.input_shape}) in {fmt(self.time_budget)}:"]
         if self.reference_only:
             out.append(f"  reference only: {self.reference}, {self.final_epochs_reference} epochs "
                        f"(~{fmt(self.final_seconds_each)})")
@@ -220,7 +224,7 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
                             "input_shape": tuple(data.input_shape), "classes": data.n_classes,
                             "time_budget": time_budget, "reference": reference, "reference_timing": timing,
                             "batch_size": bs, "val_fraction": float(raw["data"].get("val_fraction", 0.1)),
-                            "folds": folds}
+                            "folds": folds, "task": data.task}
     if reference_only:
         alone = max(1, int(left / epoch_s))
         why["final"] = f"the whole budget but {_fmt_s(reserve)} for testing goes to the reference: {alone} epochs"
@@ -262,7 +266,9 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     lowest = ETA ** 2 * 2 * min(bs, n_search) / n_search  # the lowest rung still trains on two batches
     min_epochs: float | None = None
     min_fraction: float | None = None
-    if trial_epochs >= 1:
+    # a small set on a short budget: a share of the data on the lowest rung would hold less than a batch (a
+    # 282-row table in 40 s), so the rungs grow epochs there too, from the two batches the lowest rung needs
+    if trial_epochs >= 1 or n_search / ETA ** 2 < min(bs, n_search):
         epochs, fraction = round(max(trial_epochs, lowest), 2), 1.0
         min_epochs = epochs / ETA ** 2
         rung_text = " -> ".join(f"{epochs / ETA ** k:.3g} ep" for k in (2, 1, 0))
@@ -287,7 +293,7 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     why["population"] = (f"evolution keeps {population} networks: about a quarter of the expected trials"
                          + ("" if kind == FLAT else f"; the first are mutations of the reference (a warm start), "
                             f"since ~{expected} trials are too few to find much by random draws of the space"))
-    why["validation"] = (validation_for(n)[2] if folds > 1 else
+    why["validation"] = (validation_for(n, regression=data.regression)[2] if folds > 1 else
                          f"a {len(data.x_val) / n:.0%} validation split holds {len(data.x_val):,} examples")
     return Plan(**base, search_seconds=search, final_seconds_each=each, final_epochs_reference=final_epochs,
                 trial_epochs=epochs, trial_fraction=fraction, rungs=rung_text, min_epochs=min_epochs,
@@ -362,7 +368,8 @@ def warm_start(kind: str, input_shape: tuple[int, ...]) -> tuple[dict[str, Any],
     """The search space of a data kind and the hand-designed networks it starts from, as points of it.
 
     Images and sequences: ResNet-20 (2-D or 1-D) in a stage space as deep as the input allows. Tables:
-    the reference MLP and a linear model (the space's depth 0, logistic regression), so the search begins
+    the reference MLP and a linear model (the space's depth 0: logistic regression, or linear regression on a
+    regression task), so the search begins
     from the classical baselines, in an MLP space that searches weight decay too.
     """
     if kind == FLAT:
@@ -383,7 +390,7 @@ Say = Callable[[str], None]
 
 def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", seed: int = 0, name: str | None = None,
              resume: bool = False, reference_only: bool = False, print_config: bool = False,
-             reference: str = "auto",
+             reference: str = "auto", device: str | None = None,
              say: Say = lambda line: None,
              progress: Callable[[Callable[[Any], str]], Callable[[Any], None]] | None = None,
              on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None) -> dict[str, Any]:
@@ -392,6 +399,7 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
     Returns the result record (``nasforge status --json``'s shape) with ``time_budget_s``, ``seconds``
     per phase and the plan; with ``print_config`` only ``{"config": YAML}``, nothing run or stored.
     ``progress``, given the search space's ``describe``, returns the search's progress callback.
+    ``device`` (``train.device``: auto, cpu, cuda, ...) is where everything trains, the timing that plans it included.
     """
     from nasforge import api
     from nasforge.data import load_dataset
@@ -402,6 +410,8 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
 
     t0 = time.time()
     budget = check_budget(time_budget)
+    if device is not None:
+        resolve_device(device, "device")  # a device this machine lacks: before anything is timed or written
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"--seed must be a whole number of at least 0, got {seed!r}")
     raw = resolve_data(data)
@@ -416,7 +426,7 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
             raise StoreError(f"experiment {name!r} in {db} was not made by nasforge auto: resume it with "
                              "`nasforge search CONFIG --resume`")
         plan = Plan.from_json(plans[-1]["plan"])
-        raw_cfg: dict[str, Any] = dict(cfg.raw)
+        raw_cfg: dict[str, Any] = dict((with_overrides(cfg, device=device) if device is not None else cfg).raw)
         say(f"resuming the plan of {name!r} in {db}")
     else:
         if Path(db).exists():
@@ -427,18 +437,19 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         d = dict(raw["data"])
         loaded = load_dataset(d["source"], d.get("path"), seed=seed, layout=d.get("layout", "auto"),
                               label_column=d.get("label_column"), limit=d.get("limit"),
-                              val_fraction=float(d.get("val_fraction", 0.1)))
+                              val_fraction=float(d.get("val_fraction", 0.1)), task=d.get("task", "auto"))
         folds = 1
         if "val_fraction" not in d:
             vf, folds, _ = validation_for(len(loaded.x_train) + len(loaded.x_val))
             if vf != 0.1:
                 loaded = load_dataset(d["source"], d.get("path"), seed=seed, layout=d.get("layout", "auto"),
-                                      label_column=d.get("label_column"), limit=d.get("limit"), val_fraction=vf)
+                                      label_column=d.get("label_column"), limit=d.get("limit"), val_fraction=vf,
+                                      task=d.get("task", "auto"))
             d["val_fraction"] = vf
         raw = {**raw, "data": d}
         kind = data_kind(loaded.input_shape)
         ref = resolve_baseline(reference, loaded.input_shape) or default_reference(loaded.input_shape)
-        recipe_kw = recipe_for(kind)
+        recipe_kw = recipe_for(kind) | ({"device": device} if device is not None else {})
         recipe = Recipe(**recipe_kw)
         _, ref_model = make_reference(ref, loaded.input_shape, loaded.n_classes)
         flops = count_flops(ref_model, loaded.input_shape)
@@ -582,10 +593,11 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
     fitted = fit_final(model, data, epochs=epochs, recipe=recipe, seed=cfg.seed,
                        on_epoch=lambda e, row: printer("baseline", e, row), time_limit=seconds)
     x_test, y_test = data.open_test()
-    test = evaluate_split(model, x_test, y_test, data.n_classes, channels_last=recipe.channels_last)
+    test = evaluate_split(model, x_test, y_test, data.n_classes, channels_last=recipe.channels_last,
+                          target=data.target)
     cost = measure_cost(model, data.input_shape)
     m = FinalModel("baseline", desc, test, cost.params, cost.flops, cost.latency_ms, fitted.seconds, None, cfg.seed,
-                   reference=plan.reference, curve=fitted.curve)
+                   reference=plan.reference, curve=fitted.curve, latency_device=cost.latency_device)
     with Store(db) as store:
         exp = store.experiment(name) or store.create_experiment(name, cfg.to_json(), cfg.fingerprint())
         if not store.results(exp.id, "auto_plan"):

@@ -13,12 +13,13 @@ from typing import Any, TextIO
 from nasforge.bench import DEFAULT_STRATEGIES
 from nasforge.errors import ConfigError, NasforgeError
 from nasforge.evaluate.tabular import DATASETS as NB201_DATASETS
-from nasforge.final import FORMATS
+from nasforge.final import COMPRESSED, FORMATS, PRUNE_MODES
 from nasforge.final.references import AUTO, CLASSIC, DEFAULTS, FLAT, IMAGE, KINDS, REFERENCES, SEQUENCE, check_baseline
 from nasforge.fmt import fmt_budget, fmt_count, fmt_time
 from nasforge.strategy import DARTS, STRATEGIES
 
 log = logging.getLogger("nasforge")
+DEVICE_CHOICES = "auto (CUDA, then Apple MPS, else the CPU), cpu, cuda, cuda:N or mps"
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str], out: TextIO) -> None:
@@ -51,13 +52,16 @@ class ProgressPrinter:
             self.supernet(p)
             return
         best = f"{p.best.score:.4f}" if p.best else "-"
+        if p.best and is_regression(p.best.metrics):
+            best = f"RMSE {p.best.metrics['rmse']:.4g}"
         left = fmt_time(p.remaining) if p.time_budget is not None else "-"
         status = (f"[{p.done}/{p.max_trials}] best {best} | elapsed {fmt_time(p.elapsed)} | left {left}"
                   f" | rejected {p.rejected}")
         if p.event == "trial" and p.trial is not None:
             t = p.trial
             if t.state is TrialState.COMPLETE:
-                what = (f"val acc {t.score:.4f} after {fmt_budget(t.budget)}  "
+                score = f"val RMSE {t.metrics['rmse']:.4g}" if is_regression(t.metrics) else f"val acc {t.score:.4f}"
+                what = (f"{score} after {fmt_budget(t.budget)}  "
                         f"{fmt_count(t.cost.params if t.cost else None)} params")
             else:
                 what = f"{t.state.value}: {t.reason}"
@@ -90,12 +94,27 @@ class ProgressPrinter:
               file=self.out, flush=True)
 
 
+def is_regression(metrics: Mapping[str, Any]) -> bool:
+    """A regression's figures hold RMSE, MAE and R² (its score is -RMSE) where a classification's hold accuracy."""
+    return "rmse" in metrics
+
+
+def check_device(spec: str | None) -> None:
+    """``--device``: a device present here, checked before anything is read or written (else a one-line error)."""
+    if spec is not None:
+        from nasforge.evaluate.device import resolve_device
+
+        resolve_device(spec, "--device")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from nasforge import api
     from nasforge.config import load_config, with_overrides
 
+    check_device(args.device)
     cfg = with_overrides(load_config(args.config), strategy=args.strategy, trials=args.trials,
-                         time_budget=args.time_budget, seed=args.seed, db=args.db, name=args.name)
+                         time_budget=args.time_budget, seed=args.seed, db=args.db, name=args.name,
+                         device=args.device)
     data_shape: dict[str, Any] = {}
 
     def describe(sample: Any) -> str:
@@ -117,7 +136,9 @@ def cmd_search(args: argparse.Namespace) -> int:
           + f", {outcome.rejected} rejected before training", file=sys.stderr)
     if outcome.best is not None:
         b = outcome.best
-        print(f"best: trial {b.number}, validation accuracy {b.score:.4f}: {describe(b.sample)}")
+        score = (f"validation RMSE {b.metrics['rmse']:.4g} (R² {b.metrics['r2']:.3f})" if is_regression(b.metrics)
+                 else f"validation accuracy {b.score:.4f}")
+        print(f"best: trial {b.number}, {score}: {describe(b.sample)}")
         print(f"next: nasforge retrain {cfg.search.db}")
     return 0
 
@@ -139,6 +160,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         failed = store.top_trials(exp.id, 5, "FAILED")
         n_rej, common = store.rejection_summary(exp.id)
         results = store.results(exp.id, "retrain")
+        compressions = store.results(exp.id, "compress")
+        epochs = store.progress(exp.id)  # running trials' latest epochs, as the search stored them with its heartbeat
     space = make_space(cfg.space)
     if args.json is not None:
         from nasforge.report.record import data_name, result_record
@@ -151,25 +174,35 @@ def cmd_status(args: argparse.Namespace) -> int:
     print("trials: " + (", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())) or "none")
           + f"; rejected before training: {n_rej}"
           + (" (" + "; ".join(f"{k}: {n}" for k, n in common) + ")" if common else ""))
+    for number, at in sorted(epochs.items()):
+        if "epoch" in at:
+            print(f"running trial {number}: epoch {at['epoch']:g}" + (f" of {at['epochs']:g}" if "epochs" in at else "")
+                  + (f", val_acc {at['val_accuracy']:.4f}" if "val_accuracy" in at else ""))
+    reg = any(is_regression(t.metrics) for t in ok)  # a regression: RMSE and R² in place of accuracy and F1
     if ok:  # with a scheduler, trials trained longest rank first; "budget" says how long
-        rows = [(i + 1, t.number, f"{t.score:.4f}", f"{t.metrics.get('f1', float('nan')):.4f}",
+        rows = [(i + 1, t.number, *val_figures(t.score, t.metrics, reg),
                  fmt_budget(t.budget),
                  fmt_count(t.cost.params if t.cost else None), fmt_count(t.cost.flops if t.cost else None),
                  f"{t.cost.latency_ms:.2f}" if t.cost and t.cost.latency_ms is not None else "-",
                  fmt_time(t.train_seconds + t.eval_seconds), space.describe(t.sample)) for i, t in enumerate(ok)]
-        table(rows, ("rank", "trial", "val_acc", "val_f1", "budget", "params", "FLOPs", "lat_ms", "time",
-                     "architecture"), sys.stdout)
+        table(rows, ("rank", "trial", *(("val_rmse", "val_r2") if reg else ("val_acc", "val_f1")), "budget",
+                     "params", "FLOPs", "lat_ms", "time", "architecture"), sys.stdout)
+        say_latency_device([t.cost.latency_device for t in ok if t.cost], sys.stdout)
     if multi:
         from nasforge.pareto import pareto_front
 
         front = pareto_front(trials, cfg.search.objectives)
+        int8 = "latency_int8" in cfg.search.objectives  # the int8 version's CPU latency, measured for it
         print(f"Pareto front ({' vs '.join(cfg.search.objectives)}), {len(front)} trials, cheapest first; "
               "retrain one with `nasforge retrain DB --trial N`:")
-        table([(t.number, f"{t.score:.4f}", fmt_budget(t.budget),
+        table([(t.number, val_figures(t.score, t.metrics, reg)[0], fmt_budget(t.budget),
                 fmt_count(t.cost.params if t.cost else None), fmt_count(t.cost.flops if t.cost else None),
                 f"{t.cost.latency_ms:.2f}" if t.cost and t.cost.latency_ms is not None else "-",
+                *((f"{t.cost.latency_int8_ms:.2f}" if t.cost and t.cost.latency_int8_ms is not None else "-",)
+                  if int8 else ()),
                 space.describe(t.sample)) for t in front],
-              ("trial", "val_acc", "budget", "params", "FLOPs", "lat_ms", "architecture"), sys.stdout)
+              ("trial", "val_rmse" if reg else "val_acc", "budget", "params", "FLOPs", "lat_ms",
+               *(("int8_ms",) if int8 else ()), "architecture"), sys.stdout)
     for t in failed:
         print(f"failed trial {t.number}: {t.reason}")
     for r in results[-1:]:
@@ -178,23 +211,52 @@ def cmd_status(args: argparse.Namespace) -> int:
               + (f", {n_seeds} seeds" if n_seeds > 1 else "") + "):")
         print_final(r["models"], sys.stdout, r.get("others"))
         print_summary(r["models"], sys.stdout)
+    for c in compressions[-1:]:
+        print(f"last compression (trial {c.get('trial')}, test split read once more):")
+        print_compress(c, sys.stdout)
     if not ok:
         print("no completed trial yet")
     return 0
 
 
+def val_figures(score: float | None, metrics: Mapping[str, float], regression: bool) -> tuple[str, str]:
+    """A trial's two validation columns: accuracy and F1, or for a regression RMSE and R²."""
+    if regression:
+        return f"{metrics.get('rmse', float('nan')):.4g}", f"{metrics.get('r2', float('nan')):.4f}"
+    return f"{score:.4f}", f"{metrics.get('f1', float('nan')):.4f}"
+
+
 def print_final(models: Sequence[dict[str, Any]], out: TextIO,
                 others: Mapping[str, Mapping[str, Any]] | None = None) -> None:
-    """The final table; ``others`` (scikit-learn references, stored by a retrain on flat data) as extra rows."""
+    """The final table; ``others`` (scikit-learn references, stored by a retrain on flat data) as extra rows.
+    A regression's columns are test RMSE, MAE and R² (in the target's units) in place of accuracy and F1."""
     seeds = len({m.get("seed", 0) for m in models}) > 1  # several seeds: a seed column
-    rows = [(m["name"], *((m.get("seed", 0),) if seeds else ()), f"{100 * m['test']['accuracy']:.2f}%",
-             f"{m['test']['f1']:.4f}", fmt_count(m["params"]),
+    reg = any(is_regression(m["test"]) for m in models)
+    rows = [(m["name"], *((m.get("seed", 0),) if seeds else ()), *final_figures(m["test"], reg), fmt_count(m["params"]),
              fmt_count(m["flops"]), f"{m['latency_ms']:.2f}" if m["latency_ms"] is not None else "-",
              fmt_time(m["train_seconds"]), m["description"]) for m in models]
-    rows += [(name, *(("-",) if seeds else ()), f"{100 * o['accuracy']:.2f}%", f"{o['f1']:.4f}", "-", "-", "-",
+    rows += [(name, *(("-",) if seeds else ()), *final_figures(o, reg), "-", "-", "-",
               fmt_time(o["seconds"]), o.get("description", name)) for name, o in (others or {}).items()]
-    table(rows, ("model", *(("seed",) if seeds else ()), "test_acc", "test_f1", "params", "FLOPs", "lat_ms", "train",
+    table(rows, ("model", *(("seed",) if seeds else ()), *TEST_COLUMNS[reg], "params", "FLOPs", "lat_ms", "train",
                  "architecture"), out)
+    say_latency_device([m.get("latency_device") for m in models], out)
+
+
+TEST_COLUMNS = {False: ("test_acc", "test_f1"), True: ("test_rmse", "test_mae", "test_r2")}
+
+
+def final_figures(test: Mapping[str, Any], regression: bool) -> tuple[str, ...]:
+    """A model's test columns (:data:`TEST_COLUMNS`): accuracy and F1, or RMSE, MAE and R²."""
+    if regression:
+        return f"{test['rmse']:.4g}", f"{test['mae']:.4g}", f"{test['r2']:.4f}"
+    return f"{100 * test['accuracy']:.2f}%", f"{test['f1']:.4f}"
+
+
+def say_latency_device(devices: Sequence[str | None], out: TextIO) -> None:
+    """Where the lat_ms above were measured (records from before devices were say nothing)."""
+    named = sorted({d for d in devices if d})
+    if named:
+        print(f"lat_ms measured on {', '.join(named)}", file=out)
 
 
 def print_summary(models: Sequence[dict[str, Any]], out: TextIO) -> None:
@@ -206,6 +268,11 @@ def print_summary(models: Sequence[dict[str, Any]], out: TextIO) -> None:
     if n < 2:
         return
     print(f"test over {n} seeds, mean ± standard deviation:", file=out)
+    if any("rmse_mean" in v for v in summary.values()):  # regression
+        table([(name, f"{v['rmse_mean']:.4g} ± {v['rmse_std']:.3g}", f"{v['mae_mean']:.4g} ± {v['mae_std']:.3g}",
+                f"{v['r2_mean']:.4f} ± {v['r2_std']:.4f}", v["n"]) for name, v in summary.items()],
+              ("model", *TEST_COLUMNS[True], "seeds"), out)
+        return
     rows = [(name, f"{100 * v['accuracy_mean']:.2f}% ± {100 * v['accuracy_std']:.2f}",
              f"{v['f1_mean']:.4f} ± {v['f1_std']:.4f}", v["n"]) for name, v in summary.items()]
     table(rows, ("model", "test_acc", "test_f1", "seeds"), out)
@@ -231,6 +298,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         if args.no_baseline:
             raise NasforgeError("give --baseline NAME or --no-baseline, not both")
         check_baseline(args.baseline, "--baseline")
+    check_device(args.device)
     out = sys.stderr if args.json == "-" else sys.stdout  # with the record on stdout, the tables go to stderr
 
     def on_epoch(name: str, epoch: int, row: Any) -> None:
@@ -240,7 +308,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     models = api.retrain(args.db, name=args.name, epochs=args.epochs, seed=args.seed, trial=args.trial,
                          max_params=args.max_params,
                          baseline=False if args.no_baseline else args.baseline, out_dir=args.out,
-                         on_epoch=on_epoch, seeds=args.seeds)
+                         on_epoch=on_epoch, seeds=args.seeds, device=args.device)
     store, exp, cfg = api.stored(args.db, args.name)  # what the retrain stored: the others and the record
     with store:
         stored = store.results(exp.id, "retrain")[-1]
@@ -252,11 +320,13 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     print_summary(rows, out)
     summary = summarize(models)
     if "baseline" in summary:
-        d = 100 * (summary["searched"]["accuracy_mean"] - summary["baseline"]["accuracy_mean"])
+        reg = "rmse_mean" in summary["searched"]
+        d = (summary["searched"]["rmse_mean"] - summary["baseline"]["rmse_mean"] if reg else
+             100 * (summary["searched"]["accuracy_mean"] - summary["baseline"]["accuracy_mean"]))
         which = next((m.reference for m in models if m.name == "baseline"), None)
         print(f"searched minus baseline{f' ({which})' if which not in (None, 'classic') else ''}: "
-              f"{d:+.2f} points of test accuracy" + (f" (means over {args.seeds} seeds)" if args.seeds > 1 else ""),
-              file=out)
+              + (f"{d:+.4g} test RMSE (lower is better)" if reg else f"{d:+.2f} points of test accuracy")
+              + (f" (means over {args.seeds} seeds)" if args.seeds > 1 else ""), file=out)
     for m in models:
         if m.weights:
             print(f"weights: {m.weights}", file=out)
@@ -276,9 +346,10 @@ def cmd_auto(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr, flush=True)
 
     out = sys.stderr if args.json == "-" else sys.stdout
+    check_device(args.device)
     record = run_auto(args.data, time_budget=args.time_budget, db=args.db, seed=args.seed, name=args.name,
                       resume=args.resume, reference_only=args.reference_only, print_config=args.print_config,
-                      reference=args.baseline,
+                      reference=args.baseline, device=args.device,
                       say=say, progress=lambda describe: ProgressPrinter(sys.stderr, describe))
     if args.print_config:
         sys.stdout.write(record["config"])
@@ -294,7 +365,10 @@ def cmd_auto(args: argparse.Namespace) -> int:
           "test split read once", file=out)
     print_final(last["models"], out, last.get("others"))
     s, r = record.get("searched"), record.get("reference")
-    if s and r:
+    if s and r and record.get("task") == "regression":
+        print(f"searched minus reference ({r['name']}): {s['test_rmse'] - r['test_rmse']:+.4g} test RMSE (lower is "
+              "better)", file=out)
+    elif s and r:
         print(f"searched minus reference ({r['name']}): "
               f"{100 * (s['test_accuracy'] - r['test_accuracy']):+.2f} points of test accuracy", file=out)
     elif s and not record["plan"].get("with_reference", True):
@@ -309,11 +383,52 @@ def cmd_auto(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from nasforge import api
 
-    files = api.export(args.db, format=args.format, out_dir=args.out, name=args.name, trial=args.trial)
-    print(f"exported ({args.format}):")
+    files = api.export(args.db, format=args.format, out_dir=args.out, name=args.name, trial=args.trial,
+                       compressed=args.compressed)
+    print(f"exported ({args.format}{f', {args.compressed}' if args.compressed else ''}):")
     for f in files:
         print(f"  {f}")
     return 0
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from nasforge import api  # it checks every argument before it reads, trains or writes anything
+
+    out = sys.stderr if args.json == "-" else sys.stdout
+    t0 = time.time()
+    record = api.compress(args.db, name=args.name, quantize=args.quantize, prune=args.prune,
+                          prune_mode=args.prune_mode, finetune_epochs=args.finetune_epochs,
+                          calibration=args.calibration, seed=args.seed, trial=args.trial, out_dir=args.out)
+    print(f"compressed trial {record['trial']} in {fmt_time(time.time() - t0)}; test split read once more "
+          f"({record['test_examples']} examples), after compression", file=out)
+    print_compress(record, out)
+    for row in record["rows"]:
+        if row.get("file"):
+            print(f"{row['name']}: {row['file']}", file=out)
+    if args.json is not None and not write_record(record, args.json):
+        print(f"record: {args.json}", file=out)
+    return 0
+
+
+def print_compress(record: Mapping[str, Any], out: TextIO) -> None:
+    """A compression record's table: each version's test accuracy, size and batch-1 CPU latency against fp32."""
+    rows = []
+    for r in record.get("rows", []):
+        size = r.get("size_bytes")
+        lat, speed = r.get("latency_ms"), r.get("speedup")
+        rows.append((r.get("name", "?"), f"{100 * r['accuracy']:.2f}%" if "accuracy" in r else "-",
+                     fmt_count(r.get("params")), fmt_count(r.get("nonzero_params")), fmt_count(r.get("flops")),
+                     f"{size / 1024:.0f}K" if isinstance(size, int | float) else "-",
+                     f"{lat:.3f}" if isinstance(lat, int | float) else "-",
+                     f"{speed:.2f}x" if isinstance(speed, int | float) else "-", r.get("method", "")))
+    table(rows, ("model", "test_acc", "params", "nonzero", "FLOPs", "size", "lat_ms", "speedup", "method"), out)
+    lat = record.get("latency") or {}
+    if lat:
+        print(f"lat_ms: batch {lat.get('batch', 1)} on the {lat.get('device', 'cpu')}, {lat.get('threads')} "
+              f"thread(s), {lat.get('how', '')}; size: the TorchScript file", file=out)
+    for r in record.get("rows", []):
+        if r.get("note"):
+            print(f"{r['name']}: {r['note']}", file=out)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -321,6 +436,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     page = write_report(args.db, name=args.name, out=args.out)
     print(f"report: {page} (self-contained; the figures are also PNGs beside it)")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from nasforge.report.live import DEFAULT_HOST, Dashboard  # no nasforge.api: it imports torch
+
+    view = Dashboard(args.db, name=args.name, host=DEFAULT_HOST if args.host is None else args.host,
+                     port=args.port, interval=args.interval)
+    print(f"dashboard: {view.url} (experiment {view.name!r} in {args.db}; Ctrl-C stops it)", flush=True)
+    try:
+        view.serve_forever()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the server is closed, nothing was written
+        print("\nnasforge dashboard: stopped", file=sys.stderr)
     return 0
 
 
@@ -386,6 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--db", help="override search.db, the SQLite file")
     s.add_argument("--name", help="override the experiment name")
     s.add_argument("--resume", action="store_true", help="continue the experiment stored in the database")
+    s.add_argument("--device", help=f"override train.device: {DEVICE_CHOICES}")
     s.set_defaults(func=cmd_search)
 
     st = sub.add_parser("status", help="show an experiment's best trials")
@@ -414,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-params", type=int, help="retrain the best trial with at most this many parameters")
     r.add_argument("--seeds", type=int, default=1,
                    help="train each model this many times (seeds SEED, SEED+1, ...); report test mean and std")
+    r.add_argument("--device", help=f"override the stored retrain.device: {DEVICE_CHOICES}")
     r.set_defaults(func=cmd_retrain)
 
     au = sub.add_parser("auto", help="plan, search, train and test within one time budget, from data alone")
@@ -433,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--baseline", default=AUTO, metavar="NAME",
                     help=f"the reference: {AUTO} (the data kind's: {', '.join(DEFAULTS.values())}) or {CLASSIC} "
                          f"(the 2-conv network), {', '.join(n for n in REFERENCES if n != CLASSIC)}")
+    au.add_argument("--device", help=f"where it trains (default auto): {DEVICE_CHOICES}")
     au.set_defaults(func=cmd_auto)
 
     e = sub.add_parser("export", help=f"export the retrained searched network ({', '.join(FORMATS)})")
@@ -442,13 +573,46 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="directory (default: export/ beside the retrained weights)")
     e.add_argument("--name", help="experiment name (default: the latest)")
     e.add_argument("--trial", type=int, help="export the last retrain of this trial (default: the last retrain)")
+    e.add_argument("--compressed", choices=COMPRESSED,
+                   help="export the network `nasforge compress` made instead (--format torchscript or onnx)")
     e.set_defaults(func=cmd_export)
+
+    c = sub.add_parser("compress", help="quantize (int8) or prune the retrained network; measure accuracy, size "
+                                        "and CPU latency before and after")
+    c.add_argument("db")
+    c.add_argument("--name", help="experiment name (default: the latest)")
+    c.add_argument("--quantize", metavar="int8", help="post-training int8 quantization (static, calibrated on "
+                                                      "training examples; dynamic Linear-only where that fails)")
+    c.add_argument("--prune", type=float, metavar="RATIO", help="remove this share (0 < RATIO < 1) of the prunable "
+                                                                "channels, then fine-tune")
+    c.add_argument("--prune-mode", default="structured", metavar="MODE",
+                   help=f"{' or '.join(PRUNE_MODES)} (default structured: whole channels, a smaller, faster network; "
+                        "unstructured zeroes single weights)")
+    c.add_argument("--finetune-epochs", type=float, default=1.0,
+                   help="epochs of fine-tuning after pruning, with the retraining recipe at a tenth of its rate "
+                        "(default 1; 0: none)")
+    c.add_argument("--calibration", type=int, default=512, help="training examples int8 calibrates on (default 512)")
+    c.add_argument("--seed", type=int, help="seed of the calibration draw and the fine-tune (default: the config's)")
+    c.add_argument("--trial", type=int, help="compress the last retrain of this trial (default: the last retrain)")
+    c.add_argument("--out", help="directory for the compressed networks (default: beside the retrained weights)")
+    c.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                   help="also write the record to PATH, or to stdout without PATH (the table then goes to stderr)")
+    c.set_defaults(func=cmd_compress)
 
     rp = sub.add_parser("report", help="write an HTML report with plots, importance analysis and a trial table")
     rp.add_argument("db")
     rp.add_argument("--name", help="experiment name (default: the latest)")
     rp.add_argument("--out", help="HTML file, or a directory for index.html (default: <db stem>-report/ beside it)")
     rp.set_defaults(func=cmd_report)
+
+    dash = sub.add_parser("dashboard", help="serve a live view of a search (the report, refreshing) on 127.0.0.1")
+    dash.add_argument("db")
+    dash.add_argument("--name", help="experiment name (default: the latest)")
+    dash.add_argument("--port", type=int, default=8050, help="TCP port (default 8050; 0: any free port)")
+    dash.add_argument("--host", help="address to listen on (default 127.0.0.1, this machine only); another, such as "
+                                     "0.0.0.0, exposes the page, which has no authentication, to the network")
+    dash.add_argument("--interval", type=float, default=2.0, help="seconds between the page's polls (default 2)")
+    dash.set_defaults(func=cmd_dashboard)
 
     d = sub.add_parser("download", help="fetch and checksum Fashion-MNIST or MNIST (needs internet)")
     d.add_argument("dataset", help="fashion-mnist or mnist")

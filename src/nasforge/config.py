@@ -8,6 +8,7 @@ each section maps onto the keyword arguments of one constructor.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -23,15 +24,16 @@ from typing import Any
 import yaml
 
 from nasforge.errors import ConfigError, NasforgeError
-from nasforge.evaluate.recipe import Recipe, check_interim
+from nasforge.evaluate.recipe import DEVICES, PRECISIONS, WHERE, Recipe, check_device, check_interim, check_precision
 from nasforge.execute import EXECUTORS
+from nasforge.execute.base import default_workers
 from nasforge.final.references import AUTO, REFERENCES, check_baseline
 from nasforge.pareto import check_objectives
 from nasforge.paths import check_name
 from nasforge.schedule.schedulers import Scheduler, make_scheduler
 from nasforge.schedule.stopping import StoppingRule, make_stopping
 from nasforge.space import SPACES
-from nasforge.types import Budget
+from nasforge.types import Budget, check_task
 
 log = logging.getLogger("nasforge")
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$")
@@ -64,6 +66,9 @@ class DataConfig:
     layout: str = "auto"
     label_column: str | int | None = None
     limit: int | None = None
+    task: str = "auto"  # classification | regression; auto: regression where the labels are numbers, not classes
+
+
 
 
 @dataclass(frozen=True)
@@ -132,17 +137,27 @@ class ExecutorConfig:
     """Where trials run: ``inline`` (default), a local process ``pool``, or ``ray``; never part of the fingerprint."""
 
     kind: str = "inline"
-    workers: int = 1
+    workers: int | None = None  # None: 1 inline; pool and ray: one per GPU where trials train on GPUs, else
+    # cores / threads_per_worker
     threads_per_worker: int | None = None  # None: torch's default inline; 1 for pool and ray
     address: str | None = None  # ray: auto, ray://head:10001 or host:port joins a cluster; None starts one
     heartbeat_timeout: float = 60.0  # a running trial not heard from for this long has lost its worker
+    gpus_per_worker: float | None = None  # None: 1 where trials train on CUDA GPUs, else 0; below 1 GPUs are shared
 
-    def options(self) -> dict[str, Any]:
-        """Keyword arguments of the executor's constructor."""
+    def options(self, gpus: int = 0) -> dict[str, Any]:
+        """Keyword arguments of the executor's constructor, where trials see ``gpus`` CUDA GPUs (0: they train on
+        the CPU, and the options are what they were before GPUs were)."""
         if self.kind == "inline":
             return {}
-        opts: dict[str, Any] = {"workers": self.workers, "threads_per_worker": self.threads_per_worker or 1,
+        share = self.gpus_per_worker if self.gpus_per_worker is not None else (1.0 if gpus else 0.0)
+        threads = self.threads_per_worker or 1
+        workers = self.workers or default_workers(os.cpu_count() or 1, threads, gpus, share)
+        opts: dict[str, Any] = {"workers": workers, "threads_per_worker": threads,
                                 "stale_after": self.heartbeat_timeout}
+        if share:  # only then: a CPU search's options stay exactly as they were
+            opts["gpus_per_worker"] = share
+            if self.kind == "pool":
+                opts["gpus"] = gpus
         if self.kind == "ray":
             opts["address"] = self.address
         return opts
@@ -167,6 +182,10 @@ class Config:
     def fingerprint(self) -> str:
         """What must match to resume: the data, the space and the search-time training."""
         parts = {k: self.raw.get(k) for k in ("data", "space", "train")}
+        train = parts["train"]
+        if isinstance(train, Mapping) and any(k in WHERE for k in train):  # where it trains is not what: a search
+            kept = {k: v for k, v in train.items() if k not in WHERE}  # resumes on another device
+            parts["train"] = kept or None  # a train section of device/precision alone: as if there were none
         parts["budget"] = {"epochs": self.search.epochs, "fraction": self.search.fraction}
         parts["seed"] = self.seed
         for k in ("scheduler", "stopping"):  # only when set, so older experiments keep their fingerprint
@@ -272,6 +291,17 @@ def _recipe(d: Mapping[str, Any], where: str, base: Recipe) -> Recipe:
                 raise ConfigError(f"{where}.flip must be true, false or auto (as the data source declares), "
                                   f"got {v!r}")
             kw[k] = None if v == "auto" else v
+        elif k == "device":
+            try:
+                kw[k] = check_device(v)
+            except ValueError:
+                raise ConfigError(f"{where}.device must be {DEVICES}, got {v!r}") from None
+        elif k == "precision":
+            try:
+                kw[k] = check_precision(v)
+            except ValueError:
+                raise ConfigError(f"{where}.precision must be {', '.join(PRECISIONS)} (auto: bf16 on a GPU that has "
+                                  f"it, else fp32), got {v!r}") from None
         elif k == "batch_size":
             kw[k] = _typed(v, int, f"{where}.{k}", positive=True)
         elif k == "lr":
@@ -289,12 +319,22 @@ def _recipe(d: Mapping[str, Any], where: str, base: Recipe) -> Recipe:
 
 
 def _initial(v: Any) -> tuple[Mapping[str, Any], ...]:
-    """The warm-start list's shape; each entry is checked against the space when the search starts."""
+    """The warm-start list's shape; each entry is checked against the space when the search starts.
+
+    An entry ``{from: DB, name: EXP, top: N}`` (or that mapping alone) stands for an earlier experiment's
+    best networks (:mod:`nasforge.transfer`); its database must exist now."""
+    from nasforge.transfer import check_from
+
     if v is None:
         return ()
+    if isinstance(v, Mapping) and "from" in v:
+        v = [v]
     if not isinstance(v, list) or not all(isinstance(x, Mapping) for x in v):
         raise ConfigError("search.initial must be a list of networks, e.g. "
-                          "[{blocks: [{type: conv, width: 32}, {type: pool}]}]")
+                          "[{blocks: [{type: conv, width: 32}, {type: pool}]}], or {from: runs/other.db, top: 5}")
+    for i, x in enumerate(v):
+        if "from" in x:
+            check_from(x, f"search.initial[{i}]")
     return tuple(copy.deepcopy(dict(x)) for x in v)
 
 
@@ -344,8 +384,9 @@ def _executor(ex: Mapping[str, Any]) -> ExecutorConfig:
     threads = ex.get("threads_per_worker")
     if threads is not None:
         threads = _typed(threads, int, "executor.threads_per_worker", positive=True)
-    default_workers = 1 if kind == "inline" else max(1, (os.cpu_count() or 1) // (threads or 1))
-    workers = _typed(ex.get("workers", default_workers), int, "executor.workers", positive=True)
+    workers = ex.get("workers", 1 if kind == "inline" else None)  # None: one per GPU, else by cores (options())
+    if workers is not None:
+        workers = _typed(workers, int, "executor.workers", positive=True)
     if kind == "inline" and workers != 1:
         raise ConfigError(f"executor kind inline runs one trial at a time, not workers: {workers}; "
                           "set executor.kind: pool (or ray) for more")
@@ -357,8 +398,17 @@ def _executor(ex: Mapping[str, Any]) -> ExecutorConfig:
         if not address.strip():
             raise ConfigError("executor.address must be auto, ray://host:port or host:port, got an empty string")
     timeout = parse_duration(ex.get("heartbeat_timeout"), "executor.heartbeat_timeout") or 60.0
+    gpus = ex.get("gpus_per_worker")
+    if gpus is not None:
+        if kind == "inline":
+            raise ConfigError("executor.gpus_per_worker applies to kinds pool and ray (inline trains on train.device); "
+                              "remove it or set kind: pool")
+        gpus = _typed(gpus, float, "executor.gpus_per_worker")
+        if gpus < 0 or (gpus > 1 and not gpus.is_integer()):
+            raise ConfigError(f"executor.gpus_per_worker must be 0, a share below 1 (workers share a GPU) or a whole "
+                              f"number of GPUs, got {gpus!r}")
     return ExecutorConfig(kind=kind, workers=workers, threads_per_worker=threads, address=address,
-                          heartbeat_timeout=timeout)
+                          heartbeat_timeout=timeout, gpus_per_worker=gpus)
 
 
 def from_dict(raw: Mapping[str, Any]) -> Config:
@@ -384,7 +434,7 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
     data = DataConfig(source=_typed(d.get("source", "fashion_mnist"), str, "data.source"),
                       path=None if d.get("path") is None else str(d["path"]), val_fraction=vf,
                       layout=_typed(d.get("layout", "auto"), str, "data.layout"),
-                      label_column=d.get("label_column"), limit=limit)
+                      label_column=d.get("label_column"), limit=limit, task=_task(d.get("task", "auto")))
 
     sp = _section(raw, "space")
     kind = sp.get("kind", "chain")
@@ -443,7 +493,8 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
 
     rt = _section(raw, "retrain")
     _unknown(rt, RETRAIN_KEYS, "retrain")
-    rrecipe = _recipe({k: v for k, v in rt.items() if k in RECIPE_KEYS}, "retrain", RetrainConfig().recipe)
+    base = dataclasses.replace(RetrainConfig().recipe, device=train.device, precision=train.precision)  # train's
+    rrecipe = _recipe({k: v for k, v in rt.items() if k in RECIPE_KEYS}, "retrain", base)
     retrain = RetrainConfig(
         epochs=_typed(rt.get("epochs", 10.0), float, "retrain.epochs", positive=True), recipe=rrecipe,
         baseline=check_baseline(rt.get("baseline", True)),
@@ -452,6 +503,10 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
     return Config(name=name, seed=seed, data=data, space=sp, strategy=strategy, search=search, train=train,
                   executor=_executor(_section(raw, "executor")),
                   retrain=retrain, raw=copy.deepcopy(dict(raw)))
+
+
+def _task(value: Any) -> str:
+    return check_task(value, "data.task", ConfigError)
 
 
 def _initial_budget(value: Any) -> str:
@@ -532,6 +587,11 @@ def with_overrides(cfg: Config, **over: Any) -> Config:
         raw["seed"] = over["seed"]
     if over.get("name") is not None:
         raw["name"] = over["name"]
+    if over.get("device") is not None:  # --device: search and retrain alike (retrain inherits train's unless set)
+        for sec in ("train", "retrain"):
+            cur = raw.get(sec)
+            if (cur is None and sec == "train") or (isinstance(cur, Mapping) and (sec == "train" or "device" in cur)):
+                raw[sec] = {**(cur or {}), "device": over["device"]}
     return from_dict(raw)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from nasforge.errors import NasforgeError
-from nasforge.execute.base import Evaluator, Executor, Job, Outcome, Reporter, stopping_view
+from nasforge.execute.base import Evaluator, Executor, Job, Outcome, Reporter, progress_of, stopping_view
 from nasforge.execute.inline import InlineExecutor
 from nasforge.schedule.schedulers import FIFO, Scheduler
 from nasforge.schedule.stopping import StoppingRule
@@ -140,9 +140,10 @@ def run_search(
     A trial whose worker is lost (killed, or silent for too long) runs again up to ``max_retries``
     times, then fails; one running past ``trial_timeout`` seconds fails. The loop holds the
     experiment's lease in the store while it runs, renewed from a timer every ``heartbeat_every``
-    seconds (so an inline epoch of any length keeps it), and records heartbeats of running trials as
-    often. With a ``deadline`` no trial starts that is not expected to end before it, and none runs past it.
-    often. A loop whose lease another process took over stops with a StoreError and writes nothing more.
+    seconds (so an inline epoch of any length keeps it), and records heartbeats of running trials (with
+    their latest epoch, for the live view) as often. With a ``deadline`` no trial starts that is not
+    expected to end before it, and none runs past it. A loop whose lease another process took over stops
+    with a StoreError and writes nothing more.
     """
     if executor is None:
         if evaluator is None:
@@ -238,7 +239,7 @@ def _search(store: Store, experiment: Experiment, space: SearchSpace, strategy: 
         lease.check()  # the timer found the lease taken over: stop here, the trial in flight included
         if time.time() - last_beat >= heartbeat_every:
             last_beat = time.time()
-            store.heartbeat(exp_id, executor.last_seen())
+            store.heartbeat(exp_id, executor.last_seen(), progress_of(executor))  # with each one's latest epoch
 
     progress("start", None)
     try:

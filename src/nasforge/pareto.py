@@ -1,6 +1,6 @@
 """Objectives and Pareto fronts: accuracy against what a network costs to deploy.
 
-Every objective is turned into one to minimise (``-score``, parameters, FLOPs, latency), so one
+Every objective is turned into one to minimise (``-score``, parameters, FLOPs, latency, int8 latency), so one
 non-dominated sort serves the multi-objective strategy, the scheduler's promotions and ``status``.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from nasforge.errors import ConfigError
 from nasforge.types import Trial
 
-OBJECTIVES = ("accuracy", "params", "flops", "latency")
+OBJECTIVES = ("accuracy", "params", "flops", "latency", "latency_int8")  # latency_int8: the int8 version's, on the CPU
 
 
 def check_objectives(objectives: Sequence[str]) -> tuple[str, ...]:
@@ -41,6 +41,8 @@ def point(t: Trial, objectives: Sequence[str], score: float | None = None) -> tu
             out.append(float(t.cost.params))
         elif o == "flops":
             out.append(float(t.cost.flops))
+        elif o == "latency_int8":
+            out.append(math.inf if t.cost.latency_int8_ms is None else float(t.cost.latency_int8_ms))
         else:
             out.append(math.inf if t.cost.latency_ms is None else float(t.cost.latency_ms))
     return tuple(out)

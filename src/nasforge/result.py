@@ -48,6 +48,7 @@ class Result:
     resumed_pending: int = 0
     rejection_common: list[tuple[str, int]] = field(default_factory=list)  # the commonest reasons, with counts
     retrains: list[dict[str, Any]] = field(default_factory=list)  # final trainings stored with the experiment
+    compressions: list[dict[str, Any]] = field(default_factory=list)  # `nasforge compress` records (int8, pruned)
     light: bool = False  # trial_list holds no samples or curves (see detailed)
     _space: Any = field(default=None, repr=False, compare=False)
     _details: dict[int, Trial] = field(default_factory=dict, repr=False, compare=False)
@@ -69,8 +70,10 @@ class Result:
             trials = store.trials(exp.id, detail=detail)
             rejected, common = store.rejection_summary(exp.id)
             retrains = store.results(exp.id, "retrain")
+            compressions = store.results(exp.id, "compress")
         result = cls(db=Path(db), experiment=exp, config=cfg, trial_list=trials, rejected=rejected,
-                     rejection_common=common, retrains=retrains, light=not detail)
+                     rejection_common=common, retrains=retrains, compressions=compressions,
+                     light=not detail)
         if result.light and trials:  # the best one whole: the summary, the figure and the record show it
             found = best_trial(trials)
             result.best = result.detailed([found])[0] if found is not None else None
@@ -85,6 +88,18 @@ class Result:
 
             self._space = make_space(self.config.space)
         return self._space
+
+    @property
+    def regression(self) -> bool:
+        """Whether the experiment is a regression: its score is -RMSE and its figures RMSE, MAE and R²."""
+        if self.best is not None:
+            return "rmse" in self.best.metrics
+        return any("rmse" in (m.get("test") or {}) for r in self.retrains[-1:] for m in r.get("models") or [])
+
+    @property
+    def score_name(self) -> str:
+        """What the score is, for an axis or a table: validation accuracy, or for a regression -RMSE."""
+        return "validation score (-RMSE)" if self.regression else "validation accuracy"
 
     @property
     def objectives(self) -> tuple[str, ...]:

@@ -11,8 +11,9 @@ on the same experiment is refused while the first is alive, and a dead driver's 
 at once. The beat is renewed from a timer thread (:class:`Lease`), and only while the lease is still the
 driver's: a driver whose lease another process took over writes nothing more (every write transaction
 checks) and stops. While trials run, the driver records each one's ``heartbeat``: the last time it heard from
-the worker. Busy databases are retried with backoff. The file must live on a local disk: SQLite's
-locking is not reliable over network file systems.
+the worker, and with it its ``progress``: its latest epoch, for the live view (cleared when the trial ends).
+Busy databases are retried with backoff. The file must live on a local disk: SQLite's locking is not
+reliable over network file systems.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from urllib.parse import quote
 from nasforge.errors import StoreError
 from nasforge.types import Budget, Cost, Trial, TrialState
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 log = logging.getLogger("nasforge")
 
 _SCHEMA = """
@@ -74,6 +75,7 @@ CREATE TABLE IF NOT EXISTS trials (
     rungs TEXT NOT NULL DEFAULT '[]',
     heartbeat REAL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    progress TEXT,
     UNIQUE (experiment_id, number)
 );
 CREATE TABLE IF NOT EXISTS rejections (
@@ -102,6 +104,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # no query looks trials up by key (the study keeps the keys in memory): the index cost ~270 bytes a trial.
     # Samples may now be packed against an experiment's dictionary (meta 'zdict:<id>'), which older code cannot read.
     3: ("DROP INDEX IF EXISTS trials_key",),
+    # a RUNNING trial's latest epoch (JSON), written with its heartbeat for the live view; NULL otherwise
+    4: ("ALTER TABLE trials ADD COLUMN progress TEXT",),
 }
 BUSY_RETRIES = 8  # BEGIN IMMEDIATE attempts on a busy database, each after the connection's own wait
 
@@ -496,15 +500,16 @@ class Store:
 
     def update_trial(self, exp_id: int, trial: Trial, *, elapsed: float = 0.0, heartbeat: float | None = None) -> None:
         """Store the trial's new record (and add ``elapsed`` seconds to the experiment's, in the same commit;
-        ``heartbeat``: set that too)."""
+        ``heartbeat``: set that too). Its progress is cleared: a trial that starts, ends or goes back to waiting
+        has no epoch running."""
         beat = ", heartbeat=?" if heartbeat is not None else ""
         with self.transaction() as c:
             if elapsed:
                 c.execute("UPDATE experiments SET elapsed = elapsed + ? WHERE id=?", (elapsed, exp_id))
             c.execute(
                 "UPDATE trials SET state=?, score=?, metrics=?, curve=?, cost=?, hidden=?, reason=?, started=?, "
-                f"finished=?, train_seconds=?, eval_seconds=?, budget=?, rungs=?{beat} WHERE experiment_id=? "
-                "AND number=?",
+                f"finished=?, train_seconds=?, eval_seconds=?, budget=?, rungs=?, progress=NULL{beat} "
+                "WHERE experiment_id=? AND number=?",
                 (*_fields(trial), *((heartbeat,) if heartbeat is not None else ()), exp_id, trial.number),
             )
 
@@ -565,7 +570,7 @@ class Store:
                                           "state='RUNNING'", (exp_id,)).fetchall():
                 age = "never" if beat is None else f"{now - beat:.0f} s ago"
                 log.info("trial %d was left RUNNING (last heartbeat %s); it runs again", number, age)
-            cur = c.execute("UPDATE trials SET state='PENDING', started=NULL, heartbeat=NULL "
+            cur = c.execute("UPDATE trials SET state='PENDING', started=NULL, heartbeat=NULL, progress=NULL "
                             "WHERE experiment_id=? AND state='RUNNING'", (exp_id,))
             return cur.rowcount
 
@@ -573,14 +578,21 @@ class Store:
         """Store a trial as it starts running, with a first heartbeat (one commit)."""
         self.update_trial(exp_id, trial, heartbeat=time.time())
 
-    def heartbeat(self, exp_id: int, beats: Mapping[int, float]) -> None:
-        """Record the last sign of life of running trials' workers, and renew the lease if this Store holds it.
+    def heartbeat(self, exp_id: int, beats: Mapping[int, float],
+                  progress: Mapping[int, Mapping[str, float]] | None = None) -> None:
+        """Record the last sign of life of running trials' workers (``progress``: and each one's latest epoch,
+        :func:`~nasforge.execute.base.progress_row`), and renew the lease if this Store holds it: one commit.
 
-        Raises StoreError, writing nothing, when another process has taken the lease over.
+        Only RUNNING trials are written, and never their curve: the progress is for readers (the live view), it
+        goes when the trial is told or reset, and nothing a resumed search reads depends on it. Raises
+        StoreError, writing nothing, when another process has taken the lease over.
         """
         with self.transaction() as c:  # fenced: the lease is still this Store's
             c.executemany("UPDATE trials SET heartbeat=? WHERE experiment_id=? AND number=? AND state='RUNNING'",
                           [(t, exp_id, n) for n, t in beats.items()])
+            if progress:
+                c.executemany("UPDATE trials SET progress=? WHERE experiment_id=? AND number=? AND state='RUNNING'",
+                              [(_dumps(dict(row)), exp_id, n) for n, row in progress.items()])
             if exp_id in self._leases:
                 c.execute("UPDATE experiments SET driver_beat=? WHERE id=? AND driver=?",
                           (time.time(), exp_id, self._leases[exp_id][0]))
@@ -589,6 +601,32 @@ class Store:
         """Running trials and their last heartbeat."""
         return {r[0]: r[1] for r in self.conn.execute(
             "SELECT number, heartbeat FROM trials WHERE experiment_id=? AND state='RUNNING'", (exp_id,))}
+
+    def progress(self, exp_id: int) -> dict[int, dict[str, float]]:
+        """Running trials that have reported an epoch, and their latest (``epoch``, ``epochs``, the last validation
+        figures), as of the driver's last heartbeat; a damaged record is left out (it is only shown)."""
+        out: dict[int, dict[str, float]] = {}
+        for number, text in self.conn.execute("SELECT number, progress FROM trials WHERE experiment_id=? AND "
+                                              "state='RUNNING' AND progress IS NOT NULL", (exp_id,)):
+            try:
+                row = json.loads(text)
+            except (ValueError, TypeError):
+                continue
+            if isinstance(row, dict):
+                out[number] = {str(k): float(v) for k, v in row.items() if isinstance(v, int | float)}
+        return out
+
+    def finished_mark(self, exp_id: int) -> tuple[int, float | None]:
+        """How many trials have finished (complete, pruned, failed) and when the last did, counted in SQL: it
+        changes whenever a trial finishes, a promoted one again included (the live view redraws on it)."""
+        row = self.conn.execute("SELECT COUNT(*), MAX(finished) FROM trials WHERE experiment_id=? AND state IN "
+                                "('COMPLETE', 'PRUNED', 'FAILED')", (exp_id,)).fetchone()
+        return int(row[0]), row[1]
+
+    def driver(self, exp_id: int) -> tuple[str | None, float | None]:
+        """The experiment's lease: the token of the process that holds it (None when none does) and its last beat."""
+        row = self.conn.execute("SELECT driver, driver_beat FROM experiments WHERE id=?", (exp_id,)).fetchone()
+        return (row[0], row[1]) if row else (None, None)
 
     def count_attempt(self, exp_id: int, number: int) -> int:
         """One more lost worker for this trial; returns how many it has had."""

@@ -61,14 +61,20 @@ class Cost:
     params: int
     flops: int
     latency_ms: float | None = None
+    latency_device: str | None = None  # where the latency was measured (cpu, cuda:0); None in older records
+    latency_int8_ms: float | None = None  # its int8 version's CPU latency (objective latency_int8); None: unmeasured
 
     def to_json(self) -> dict[str, Any]:
-        return {"params": self.params, "flops": self.flops, "latency_ms": self.latency_ms}
+        return {"params": self.params, "flops": self.flops, "latency_ms": self.latency_ms,
+                **({"latency_device": self.latency_device} if self.latency_device is not None else {}),
+                **({"latency_int8_ms": self.latency_int8_ms} if self.latency_int8_ms is not None else {})}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Cost:
-        lat = d.get("latency_ms")
-        return cls(params=int(d["params"]), flops=int(d["flops"]), latency_ms=None if lat is None else float(lat))
+        lat, dev, int8 = d.get("latency_ms"), d.get("latency_device"), d.get("latency_int8_ms")
+        return cls(params=int(d["params"]), flops=int(d["flops"]), latency_ms=None if lat is None else float(lat),
+                   latency_device=None if dev is None else str(dev),
+                   latency_int8_ms=None if int8 is None else float(int8))
 
 
 @dataclass(frozen=True)
@@ -131,3 +137,21 @@ class Trial:
     @property
     def ok(self) -> bool:
         return self.state is TrialState.COMPLETE and self.score is not None
+
+CLASSIFICATION, REGRESSION = "classification", "regression"
+TASKS = ("auto", CLASSIFICATION, REGRESSION)  # auto: regression where the labels are numbers but not whole ones
+
+
+def check_task(task: Any, where: str = "data.task", error: type[Exception] | None = None) -> str:
+    """``task`` when it is one of :data:`TASKS`, else a one-line error (``error``, DataError by default) naming
+    the choices; torch-free, so the config checks it with the same words as the data loader."""
+    if isinstance(task, str) and task in TASKS:
+        return task
+    import difflib
+
+    from nasforge.errors import DataError
+
+    close = difflib.get_close_matches(str(task), TASKS, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise (error or DataError)(f"{where} must be auto (regression for labels that are not whole numbers), "
+                               f"classification or regression, got {task!r}{hint}")

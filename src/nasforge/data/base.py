@@ -3,6 +3,11 @@
 Loaders return raw arrays; ``make_dataset`` does what every loader shares: validation of shapes
 and values, a stratified seeded validation split, per-channel normalisation fitted on the training
 split only, and conversion to the tensor layout the builders expect (N, C, H, W), (N, C, L) or (N, F).
+
+A regression data set (``task="regression"``, or inferred from labels that are not whole numbers) has
+float targets instead: standardised with the training part's mean and standard deviation (kept in
+:class:`Preprocess`, so predictions and exports return to the original units), a plain seeded shuffle
+for the validation split (there are no classes to stratify by), and one output "class", the target.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import numpy as np
 import torch
 
 from nasforge.errors import DataError
+from nasforge.types import CLASSIFICATION, REGRESSION, check_task
 
 log = logging.getLogger("nasforge")
 
@@ -33,28 +39,46 @@ class Preprocess:
 
     ``mean`` and ``std`` are per channel (images, sequences: axis 1) or per feature (tabular), fitted
     on the training part only. Exports carry it, so a deployed model gets its inputs as in training.
+    ``target_mean`` and ``target_std`` (regression only) standardised the targets: a network predicts
+    ``(y - target_mean) / target_std``, so ``pred * target_std + target_mean`` is in the original units.
     """
 
     scale: float | None
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    target_mean: float | None = None
+    target_std: float | None = None
+
+    @property
+    def target(self) -> tuple[float, float] | None:
+        """``(mean, std)`` of the regression targets, or None for classification."""
+        if self.target_mean is None or self.target_std is None:
+            return None
+        return self.target_mean, self.target_std
 
     def to_json(self) -> dict[str, object]:
-        return {"scale": self.scale, "mean": list(self.mean), "std": list(self.std)}
+        out: dict[str, object] = {"scale": self.scale, "mean": list(self.mean), "std": list(self.std)}
+        if self.target is not None:  # only then: a classification record stays as it was
+            out["target"] = {"mean": self.target_mean, "std": self.target_std}
+        return out
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> Preprocess:
         scale = d.get("scale")
+        target = d.get("target") or {}
         return Preprocess(None if scale is None else float(scale), tuple(map(float, d["mean"])),
-                          tuple(map(float, d["std"])))
+                          tuple(map(float, d["std"])),
+                          None if target.get("mean") is None else float(target["mean"]),
+                          None if target.get("std") is None else float(target["std"]))
 
 
 @dataclass(frozen=True)
 class Dataset:
     """Train / validation / test tensors, the input shape and the class names.
 
-    ``x_*`` are float32 (normalised), ``y_*`` int64 class indices. The test split is reachable only
-    through :meth:`open_test`, which logs and counts every read, and :meth:`search_view` drops it
+    ``x_*`` are float32 (normalised), ``y_*`` int64 class indices, or for ``task == "regression"`` float32
+    targets standardised as :attr:`target` says (``classes`` then names the one target). The test split is
+    reachable only through :meth:`open_test`, which logs and counts every read, and :meth:`search_view` drops it
     altogether so nothing on the search path can touch it. ``flip_invariant`` is the source's
     declaration that a horizontal flip keeps an image's class (Fashion-MNIST, CIFAR: yes; digits: no),
     which decides whether training flips when the recipe leaves ``flip`` unset.
@@ -71,6 +95,18 @@ class Dataset:
     preprocess: Preprocess | None = field(default=None, compare=False)
     flip_invariant: bool = field(default=False, compare=False)
     _seal: _Seal = field(default_factory=_Seal, repr=False, compare=False)
+    task: str = field(default=CLASSIFICATION, compare=False)
+
+    @property
+    def regression(self) -> bool:
+        return self.task == REGRESSION
+
+    @property
+    def target(self) -> tuple[float, float] | None:
+        """``(mean, std)`` that un-standardise a regression network's output (None for classification)."""
+        if not self.regression:
+            return None
+        return (self.preprocess.target if self.preprocess is not None else None) or (0.0, 1.0)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -100,7 +136,7 @@ class Dataset:
     def search_view(self) -> Dataset:
         """The same dataset without its test split: what the search loop and evaluators get."""
         return Dataset(self.name, self.x_train, self.y_train, self.x_val, self.y_val, self.classes,
-                       preprocess=self.preprocess, flip_invariant=self.flip_invariant)
+                       preprocess=self.preprocess, flip_invariant=self.flip_invariant, task=self.task)
 
     def train_plus_val(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Training and validation joined, for the final retrain."""
@@ -123,6 +159,56 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     k = np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
     h = np.sort(np.concatenate(held)) if held else np.zeros(0, dtype=np.int64)
     return k, h
+
+
+def shuffled_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (keep, held_out) of a plain seeded shuffle, ``fraction`` held out: regression's split, with no
+    classes to stratify by."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_held = round(n * fraction)
+    if fraction > 0 and n > 1:
+        n_held = min(max(n_held, 1), n - 1)
+    return np.sort(order[n_held:]), np.sort(order[:n_held])
+
+
+# Whole-number labels are classes, unless there are so many distinct values, each so rare, that they can only be
+# measurements (diabetes: 214 values over 442 patients); AutoGluon's type inference reads labels the same way.
+MANY_VALUES = 50
+FEW_PER_VALUE = 5
+
+
+def infer_task(y_train: Any, y_test: Any = None, task: str = "auto") -> str:
+    """``classification`` or ``regression``: ``task`` where it is given, else regression for numeric labels that are
+    not all whole numbers, or whole ones with more than :data:`MANY_VALUES` distinct values and fewer than
+    :data:`FEW_PER_VALUE` examples a value. Never raises on malformed labels: :func:`make_dataset` reports those."""
+    if task != "auto":
+        return task
+    parts = [np.asarray(y).ravel() for y in (y_train, y_test) if y is not None]
+    if not parts or any(a.dtype.kind not in "fiu" for a in parts):
+        return CLASSIFICATION
+    a = np.concatenate(parts)
+    if a.size == 0:
+        return CLASSIFICATION
+    if a.dtype.kind == "f" and not np.all(a == np.round(a)):
+        log.info("labels are numbers that are not all whole: a regression task (set data.task to say otherwise)")
+        return REGRESSION
+    distinct = np.unique(a).size
+    if distinct > MANY_VALUES and a.size < FEW_PER_VALUE * distinct:
+        log.info("labels take %d distinct whole values over %d examples: read as regression targets, not classes "
+                 "(set data.task: classification to say otherwise)", distinct, a.size)
+        return REGRESSION
+    return CLASSIFICATION
+
+
+def _targets(y: np.ndarray, what: str) -> np.ndarray:
+    """Regression targets as float64, one finite number per example."""
+    y = _one_column(y, f"{what} targets", "one number per example (one target column)")
+    if y.dtype.kind not in "fiub":
+        raise DataError(f"{what} targets have dtype {y.dtype}: give numbers for regression")
+    y = y.astype(np.float64)
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"{what} targets contain NaN or infinite values: clean or drop those rows")
+    return y
 
 
 def _to_layout(x: np.ndarray, layout: str, what: str) -> np.ndarray:
@@ -158,15 +244,22 @@ def _to_layout(x: np.ndarray, layout: str, what: str) -> np.ndarray:
     raise DataError(f"unknown data layout {layout!r}: use auto, image, sequence or tabular")
 
 
-def _labels(y: np.ndarray, what: str) -> np.ndarray:
+def _one_column(y: np.ndarray, what: str, want: str) -> np.ndarray:
+    """``y`` as a 1-D array (an (N, 1) column is flattened); any other shape is a one-line DataError."""
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
-        raise DataError(f"{what} labels have shape {y.shape}: give one integer label per example")
+        raise DataError(f"{what} have shape {y.shape}: give {want}")
+    return y
+
+
+def _labels(y: np.ndarray, what: str) -> np.ndarray:
+    y = _one_column(y, f"{what} labels", "one integer label per example")
     if y.dtype.kind == "f":
         if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
-            raise DataError(f"{what} labels are not whole numbers: give integer class indices")
+            raise DataError(f"{what} labels are not whole numbers: give integer class indices (or set "
+                            "data.task: regression for numeric targets)")
     elif y.dtype.kind not in "iub":
         raise DataError(f"{what} labels have dtype {y.dtype}: give integer class indices")
     y = y.astype(np.int64)
@@ -218,16 +311,21 @@ def make_dataset(
     seed: int = 0,
     layout: str = "auto",
     scale: float | None = None,
+    task: str = "auto",
 ) -> Dataset:
     """Validate raw arrays, split off a stratified validation set and normalise.
 
     ``scale`` divides raw values first (255 for 8-bit images); normalisation statistics come from the
-    training part only, so nothing of validation or test leaks into them.
+    training part only, so nothing of validation or test leaks into them. ``task`` (see :data:`TASKS`)
+    says whether the labels are classes or regression targets; regression targets are standardised with
+    the training part's statistics too, and split by a plain seeded shuffle.
     """
     if not 0 < val_fraction < 1:
         raise DataError(f"val_fraction must be between 0 and 1, got {val_fraction}: use e.g. 0.1")
+    task = infer_task(y_train, y_test, check_task(task))
+    regression = task == REGRESSION
     x_train = np.asarray(x_train)
-    y_train = _labels(y_train, f"{name} train")
+    y_train = _targets(y_train, f"{name} train") if regression else _labels(y_train, f"{name} train")
     if x_train.ndim == 0:
         raise DataError(f"{name}: the training features are a single value; give one row per example")
     if x_train.dtype.kind not in "fiub":
@@ -242,7 +340,7 @@ def make_dataset(
         if y_test is None:
             raise DataError(f"{name}: test features given without test labels; give both or neither")
         x_test = np.asarray(x_test)
-        y_test = _labels(y_test, f"{name} test")
+        y_test = _targets(y_test, f"{name} test") if regression else _labels(y_test, f"{name} test")
         if x_test.ndim == 0:
             raise DataError(f"{name}: the test features are a single value; give one row per example")
         if x_test.dtype.kind not in "fiub":
@@ -253,14 +351,20 @@ def make_dataset(
         if x_test.shape[1:] != xt.shape[1:]:
             raise DataError(f"{name}: test examples have shape {x_test.shape[1:]} but training ones {xt.shape[1:]}; "
                             "give both splits the same shape")
-    y_train, y_test, classes = _classes(name, y_train, y_test, classes)
+    if regression:  # one output: the target, named where the source names it
+        classes = (classes[0],) if classes is not None and len(classes) == 1 else ("target",)
+    else:
+        y_train, y_test, classes = _classes(name, y_train, y_test, classes)
 
     xf = xt.astype(np.float32)
     if scale:
         xf /= scale
     if not np.all(np.isfinite(xf)):
         raise DataError(f"{name}: training features contain NaN or infinite values; clean or impute them first")
-    keep, held = stratified_split(y_train, val_fraction, seed)
+    if regression:
+        keep, held = shuffled_split(len(y_train), val_fraction, seed)
+    else:
+        keep, held = stratified_split(y_train, val_fraction, seed)
     if len(held) == 0 or len(keep) == 0:
         raise DataError(f"{name}: too few examples for a validation split; give more data or raise val_fraction")
     x_tr, x_va = xf[keep], xf[held]
@@ -273,6 +377,17 @@ def make_dataset(
     def norm(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray((a - mean) / std, dtype=np.float32))
 
+    # regression targets: standardised with the training part's statistics (the networks' output scale)
+    t_mean = float(y_train[keep].mean()) if regression else None
+    t_std = float(y_train[keep].std()) if regression else None
+    if t_std is not None and not t_std > 1e-12:
+        raise DataError(f"{name}: every training target is {t_mean:g}; regression needs targets that vary")
+
+    def labels(a: np.ndarray) -> torch.Tensor:
+        if t_mean is None or t_std is None:
+            return torch.from_numpy(a)
+        return torch.from_numpy(np.ascontiguousarray((a - t_mean) / t_std, dtype=np.float32))
+
     xte = yte = None
     if x_test is not None and y_test is not None:
         xtf = x_test.astype(np.float32)
@@ -280,16 +395,17 @@ def make_dataset(
             xtf /= scale
         if not np.all(np.isfinite(xtf)):
             raise DataError(f"{name}: test features contain NaN or infinite values; clean or impute them first")
-        xte, yte = norm(xtf), torch.from_numpy(y_test)
+        xte, yte = norm(xtf), labels(y_test)
     return Dataset(
         name=name,
         x_train=norm(x_tr),
-        y_train=torch.from_numpy(y_train[keep]),
+        y_train=labels(y_train[keep]),
         x_val=norm(x_va),
-        y_val=torch.from_numpy(y_train[held]),
+        y_val=labels(y_train[held]),
         classes=tuple(classes),
         _x_test=xte,
         _y_test=yte,
         preprocess=Preprocess(float(scale) if scale else None, tuple(float(v) for v in mean.ravel()),
-                              tuple(float(v) for v in std.ravel())),
+                              tuple(float(v) for v in std.ravel()), t_mean, t_std),
+        task=task,
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nasforge.data.base import infer_task
 from nasforge.errors import DataError
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -221,13 +222,34 @@ def _encode_labels(path: Path, cells: list[str], mapping: dict[str, int] | None)
             raise DataError(f"{path} has label {c!r} among numeric labels; use class indices or names throughout") \
                 from None
         if not math.isfinite(v) or v != int(v) or v < 0:
-            raise DataError(f"{path} has label {c!r}, not a class index 0..K-1; give whole non-negative labels")
+            raise DataError(f"{path} has label {c!r}, not a class index 0..K-1; give whole non-negative labels (or "
+                            "set data.task: regression for numeric targets)")
         out[i] = int(v)
     return out
 
 
-def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None) -> RawSplits:
-    """A .csv file (train only) or a directory holding train.csv and test.csv."""
+def _targets(path: Path, cells: list[str]) -> np.ndarray:
+    """Regression targets: every label a finite number."""
+    out = np.empty(len(cells), dtype=np.float64)
+    for i, c in enumerate(cells):
+        try:
+            v = float(c)
+        except ValueError:
+            raise DataError(f"{path} has label {c!r}, not a number: regression needs numeric targets "
+                            "(or set data.task: classification)") from None
+        if not math.isfinite(v):
+            raise DataError(f"{path} has label {c!r}: regression needs finite targets; clean or drop those rows")
+        out[i] = v
+    return out
+
+
+def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None, task: str = "auto") -> RawSplits:
+    """A .csv file (train only) or a directory holding train.csv and test.csv.
+
+    With ``task`` ``regression``, or ``auto`` and numeric labels that :func:`~nasforge.data.base.infer_task` reads
+    as targets (not all whole numbers, or too many rare values to be classes), the labels are float targets
+    (the label column's name, if the file has a header, names the target).
+    """
     p = Path(path).expanduser()
     if p.is_dir():
         train_path, test_path = p / "train.csv", p / "test.csv"
@@ -248,6 +270,14 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
         if x_test.shape[1] != x_train.shape[1]:
             raise DataError(f"{test_table.path} has {x_test.shape[1]} features but {train_path} has "
                             f"{x_train.shape[1]}; give both files the same columns")
+    every = lab_train + (lab_test or [])
+    if task == "regression" or (task == "auto" and all(_is_number(c) for c in every)
+                                and infer_task(np.array([float(c) for c in every])) == "regression"):
+        width = len(train_table.header) if train_table.header is not None else len(train_table.rows[0][1])
+        name = train_table.header[_label_index(train_table, label_column, width)] if train_table.header else None
+        return RawSplits(x_train, _targets(train_path, lab_train), x_test,
+                         None if test_table is None or lab_test is None else _targets(test_table.path, lab_test),
+                         (name,) if name else None)
     mapping: dict[str, int] | None = None
     classes: tuple[str, ...] | None = None
     if not all(_is_number(c) for c in lab_train):

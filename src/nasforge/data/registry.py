@@ -3,6 +3,8 @@
 The registry is an explicit dict (no registration on import) so that the set of sources is visible in
 one place and config validation can list it. Every loader reads raw arrays, then ``_finish`` applies
 ``limit`` and hands over to ``make_dataset`` for validation, the validation split and normalisation.
+``task`` (auto, classification, regression) says what the labels are; the built-in class data sets refuse
+regression, and ``diabetes`` is a built-in regression table.
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from typing import Protocol
 
 import numpy as np
 
-from nasforge.data.base import Dataset, make_dataset, stratified_split
+from nasforge.data.base import (
+    CLASSIFICATION,
+    REGRESSION,
+    Dataset,
+    check_task,
+    infer_task,
+    make_dataset,
+    shuffled_split,
+    stratified_split,
+)
 from nasforge.data.cifar import read_cifar
 from nasforge.data.files import RawSplits, read_csv, read_npz
 from nasforge.data.idx import DIGIT_CLASSES, FASHION_CLASSES, locate, read_idx_dir
@@ -40,6 +51,7 @@ class Loader(Protocol):
         layout: str = "auto",
         label_column: str | int | None = None,
         limit: int | None = None,
+        task: str = "auto",
     ) -> Dataset: ...
 
 
@@ -61,6 +73,13 @@ def stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
+def _random_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sorted indices of ``n`` examples drawn at random, seeded: a regression limit."""
+    if n >= len(y):
+        return np.arange(len(y))
+    return np.sort(np.random.default_rng(seed).permutation(len(y))[:n])
+
+
 def _check_limit(limit: int | None) -> None:
     if limit is None:
         return
@@ -77,6 +96,14 @@ def _check_layout(layout: str) -> None:
 def _no_label_column(source: str, label_column: str | int | None) -> None:
     if label_column is not None:
         raise DataError(f"label_column applies only to the csv source, not {source}; remove data.label_column")
+
+
+def _classes_only(source: str, task: str) -> str:
+    """A source of classes (images, digits) has no numeric targets: regression is refused in one line."""
+    if check_task(task) == REGRESSION:
+        raise DataError(f"the {source} source holds classes, not numeric targets: task regression needs a csv or npz "
+                        "table with a target column; remove data.task or use such a file")
+    return CLASSIFICATION
 
 
 def _no_path(source: str, path: PathArg) -> None:
@@ -96,27 +123,33 @@ def _finish(
     scale: float | None = None,
     images: bool = False,
     flip_invariant: bool = False,
+    task: str = "auto",
 ) -> Dataset:
     """Apply ``limit``, flatten built-in images for a tabular layout, and build the Dataset.
 
     ``origin`` (a path, or the source name) is what make_dataset's error messages start with;
-    ``flip_invariant`` is the source's declaration that horizontal flips keep the class.
+    ``flip_invariant`` is the source's declaration that horizontal flips keep the class. A regression
+    ``limit`` takes a seeded random subset (there are no classes to keep in proportion).
     """
     x_train, y_train, x_test, y_test = raw.x_train, raw.y_train, raw.x_test, raw.y_test
+    if raw.classes is not None and len(raw.classes) > 1 and task == "auto":
+        task = CLASSIFICATION  # named classes (an npz's classes array, text labels): the labels index them
+    task = infer_task(y_train, y_test, check_task(task))
+    subset = _random_subset if task == REGRESSION else stratified_subset
     if limit is not None:
         if np.asarray(y_train).ndim == 1 and np.ndim(x_train) >= 1 and len(y_train) == len(x_train):
-            keep = stratified_subset(np.asarray(y_train), limit, seed)
+            keep = subset(np.asarray(y_train), limit, seed)
             x_train, y_train = x_train[keep], y_train[keep]
         if (x_test is not None and y_test is not None and np.asarray(y_test).ndim == 1 and np.ndim(x_test) >= 1
                 and len(y_test) == len(x_test)):
-            keep = stratified_subset(np.asarray(y_test), max(1, limit // 5), seed)
+            keep = subset(np.asarray(y_test), max(1, limit // 5), seed)
             x_test, y_test = x_test[keep], y_test[keep]
     if images and layout == "tabular":
         x_train = x_train.reshape(len(x_train), -1)
         if x_test is not None:
             x_test = x_test.reshape(len(x_test), -1)
     ds = make_dataset(origin, x_train, y_train, x_test, y_test, classes=raw.classes,
-                      val_fraction=val_fraction, seed=seed, layout=layout, scale=scale)
+                      val_fraction=val_fraction, seed=seed, layout=layout, scale=scale, task=task)
     return dataclasses.replace(ds, name=name, flip_invariant=flip_invariant and ds.x_train.ndim == 4)
 
 
@@ -132,7 +165,9 @@ def _idx_source(
     layout: str,
     label_column: str | int | None,
     limit: int | None,
+    task: str = "auto",
 ) -> Dataset:
+    task = _classes_only(name, task)
     _no_label_column(name, label_column)
     _check_limit(limit)
     _check_layout(layout)
@@ -141,30 +176,31 @@ def _idx_source(
     raw = RawSplits(x_tr, y_tr, x_te, y_te, classes)
     return _finish(name, raw, origin=f"{name} in {directory}", val_fraction=val_fraction, seed=seed,
                    layout=layout, limit=limit, scale=255.0 if x_tr.dtype == np.uint8 else None, images=True,
-                   flip_invariant=name in FLIP_INVARIANT)
+                   flip_invariant=name in FLIP_INVARIANT, task=task)
 
 
 def load_fashion_mnist(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
-    label_column: str | int | None = None, limit: int | None = None,
+    label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
 ) -> Dataset:
     """Fashion-MNIST from ``path``, $NASFORGE_DATA_DIR, ~/.cache/nasforge or Debian's package."""
-    return _idx_source("fashion_mnist", FASHION_CLASSES, path, val_fraction, seed, layout, label_column, limit)
+    return _idx_source("fashion_mnist", FASHION_CLASSES, path, val_fraction, seed, layout, label_column, limit, task)
 
 
 def load_mnist(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
-    label_column: str | int | None = None, limit: int | None = None,
+    label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
 ) -> Dataset:
     """MNIST from ``path``, $NASFORGE_DATA_DIR, ~/.cache/nasforge or /usr/share/datasets/mnist."""
-    return _idx_source("mnist", DIGIT_CLASSES, path, val_fraction, seed, layout, label_column, limit)
+    return _idx_source("mnist", DIGIT_CLASSES, path, val_fraction, seed, layout, label_column, limit, task)
 
 
 def load_idx(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
-    label_column: str | int | None = None, limit: int | None = None,
+    label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
 ) -> Dataset:
     """A user directory of (Fashion-)MNIST-named IDX files; the t10k test pair is optional."""
+    task = _classes_only("idx", task)
     _no_label_column("idx", label_column)
     _check_limit(limit)
     _check_layout(layout)
@@ -175,42 +211,44 @@ def load_idx(
     x_tr, y_tr, x_te, y_te = read_idx_dir(directory)
     raw = RawSplits(x_tr, y_tr, x_te, y_te)
     return _finish(directory.name or "idx", raw, origin=str(directory), val_fraction=val_fraction, seed=seed,
-                   layout=layout, limit=limit, scale=255.0 if x_tr.dtype == np.uint8 else None, images=True)
+                   layout=layout, limit=limit, scale=255.0 if x_tr.dtype == np.uint8 else None, images=True,
+                   task=task)
 
 
 def _cifar(
     n: int, path: PathArg, val_fraction: float, seed: int, layout: str, label_column: str | int | None,
-    limit: int | None,
+    limit: int | None, task: str = "auto",
 ) -> Dataset:
     name = f"cifar{n}"
+    task = _classes_only(name, task)
     _no_label_column(name, label_column)
     _check_limit(limit)
     _check_layout(layout)
     x_tr, y_tr, x_te, y_te, classes = read_cifar(path, n)
     raw = RawSplits(x_tr, y_tr, x_te, y_te, classes)
     return _finish(name, raw, origin=f"{name} in {path}", val_fraction=val_fraction, seed=seed, layout=layout,
-                   limit=limit, scale=255.0, images=True, flip_invariant=name in FLIP_INVARIANT)
+                   limit=limit, scale=255.0, images=True, flip_invariant=name in FLIP_INVARIANT, task=task)
 
 
 def load_cifar10(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
-    label_column: str | int | None = None, limit: int | None = None,
+    label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
 ) -> Dataset:
     """CIFAR-10 from the extracted cifar-10-batches-py directory."""
-    return _cifar(10, path, val_fraction, seed, layout, label_column, limit)
+    return _cifar(10, path, val_fraction, seed, layout, label_column, limit, task)
 
 
 def load_cifar100(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
-    label_column: str | int | None = None, limit: int | None = None,
+    label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
 ) -> Dataset:
     """CIFAR-100 (fine labels) from the extracted cifar-100-python directory."""
-    return _cifar(100, path, val_fraction, seed, layout, label_column, limit)
+    return _cifar(100, path, val_fraction, seed, layout, label_column, limit, task)
 
 
 def load_npz(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
-    label_column: str | int | None = None, limit: int | None = None,
+    label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
 ) -> Dataset:
     """An .npz with x_train, y_train and optionally x_test, y_test (and classes)."""
     _no_label_column("npz", label_column)
@@ -221,12 +259,12 @@ def load_npz(
                         "numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
     p = Path(path).expanduser()
     return _finish(p.stem, read_npz(p), origin=str(p), val_fraction=val_fraction, seed=seed, layout=layout,
-                   limit=limit)
+                   limit=limit, task=task)
 
 
 def load_csv(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
-    label_column: str | int | None = None, limit: int | None = None,
+    label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
 ) -> Dataset:
     """A .csv (training data only) or a directory with train.csv and test.csv."""
     _check_limit(limit)
@@ -235,16 +273,17 @@ def load_csv(
         raise DataError("the csv source needs data.path: point it at a .csv file or a directory with "
                         "train.csv and test.csv")
     p = Path(path).expanduser()
-    return _finish(p.stem, read_csv(p, label_column), origin=str(p), val_fraction=val_fraction, seed=seed,
-                   layout=layout, limit=limit)
+    return _finish(p.stem, read_csv(p, label_column, check_task(task)), origin=str(p), val_fraction=val_fraction,
+                   seed=seed, layout=layout, limit=limit, task=task)
 
 
 def load_digits(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
-    label_column: str | int | None = None, limit: int | None = None,
+    label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
 ) -> Dataset:
     """scikit-learn's bundled 8x8 digits, with a fixed stratified 20% test split: a tiny offline benchmark."""
     _no_path("digits", path)
+    task = _classes_only("digits", task)
     _no_label_column("digits", label_column)
     _check_limit(limit)
     _check_layout(layout)
@@ -259,7 +298,34 @@ def load_digits(
     train_idx, test_idx = stratified_split(y, DIGITS_TEST_FRACTION, DIGITS_TEST_SEED)
     raw = RawSplits(x[train_idx], y[train_idx], x[test_idx], y[test_idx], DIGIT_CLASSES)
     return _finish("digits", raw, origin="digits", val_fraction=val_fraction, seed=seed, layout=layout,
-                   limit=limit, scale=16.0, images=True)
+                   limit=limit, scale=16.0, images=True, task=task)
+
+
+def load_diabetes(
+    path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
+    label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
+) -> Dataset:
+    """scikit-learn's bundled diabetes table (442 patients, 10 features, disease progression after a year) with a
+    fixed 20% test split: a tiny offline regression benchmark."""
+    _no_path("diabetes", path)
+    _no_label_column("diabetes", label_column)
+    if check_task(task) == "classification":
+        raise DataError("the diabetes source is a regression table (numeric targets): remove data.task or set it to "
+                        "regression")
+    _check_limit(limit)
+    _check_layout(layout)
+    try:
+        from sklearn.datasets import load_diabetes as sk_load_diabetes
+    except ImportError:
+        raise DataError("the diabetes source needs scikit-learn: pip install scikit-learn "
+                        "(or pip install 'nasforge[sklearn]')") from None
+    bunch = sk_load_diabetes(scaled=False)
+    x = np.asarray(bunch.data, dtype=np.float64)
+    y = np.asarray(bunch.target, dtype=np.float64)
+    train_idx, test_idx = shuffled_split(len(y), DIGITS_TEST_FRACTION, DIGITS_TEST_SEED)
+    raw = RawSplits(x[train_idx], y[train_idx], x[test_idx], y[test_idx], ("target",))
+    return _finish("diabetes", raw, origin="diabetes", val_fraction=val_fraction, seed=seed, layout=layout,
+                   limit=limit, task=REGRESSION)
 
 
 DATA_SOURCES: dict[str, Loader] = {
@@ -271,6 +337,7 @@ DATA_SOURCES: dict[str, Loader] = {
     "npz": load_npz,
     "csv": load_csv,
     "digits": load_digits,
+    "diabetes": load_diabetes,
 }
 
 
@@ -283,11 +350,16 @@ def load_dataset(
     layout: str = "auto",
     label_column: str | int | None = None,
     limit: int | None = None,
+    task: str = "auto",
 ) -> Dataset:
-    """Load ``source`` (a key of DATA_SOURCES; dashes accepted, e.g. "fashion-mnist") as a Dataset."""
+    """Load ``source`` (a key of DATA_SOURCES; dashes accepted, e.g. "fashion-mnist") as a Dataset.
+
+    ``task``: ``auto`` (regression where the labels are numbers but not all whole), ``classification`` or
+    ``regression``."""
     key = source.strip().lower().replace("-", "_") if isinstance(source, str) else ""
     loader = DATA_SOURCES.get(key)
     if loader is None:
         raise DataError(f"unknown data source {source!r}: use one of {', '.join(DATA_SOURCES)}")
+    check_task(task)
     return loader(path, val_fraction=val_fraction, seed=seed, layout=layout, label_column=label_column,
-                  limit=limit)
+                  limit=limit, task=task)

@@ -1,4 +1,4 @@
-"""What a network costs: parameters, FLOPs (torch's own counter) and measured CPU latency."""
+"""What a network costs: parameters, FLOPs (torch's own counter) and latency, measured on the model's device."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from nasforge.evaluate.device import model_device, synchronize
 from nasforge.types import Cost
 
 
@@ -36,15 +37,19 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...], device: str | to
 def measure_latency_ms(
     model: nn.Module, input_shape: tuple[int, ...], *, batch: int = 1, repeats: int = 15, warmup: int = 3
 ) -> float:
-    """Median wall-clock milliseconds per example of CPU inference at ``batch`` (1 = online serving)."""
+    """Median wall-clock milliseconds per example of inference at ``batch`` (1 = online serving), on the device
+    the model is on (a GPU's queue is drained before and after each pass, so the time is the pass's own)."""
     was_training = model.training
     model.eval()
-    x = torch.randn((batch, *input_shape))
+    dev = model_device(model)
+    x = torch.randn((batch, *input_shape)).to(dev)
     times = []
     with torch.inference_mode():
         for i in range(warmup + repeats):
+            synchronize(dev)
             t0 = time.perf_counter()
             model(x)
+            synchronize(dev)
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
     model.train(was_training)
@@ -52,8 +57,9 @@ def measure_latency_ms(
 
 
 def measure_cost(model: nn.Module, input_shape: tuple[int, ...], *, latency: bool = True) -> Cost:
-    """Params, FLOPs and (optionally) latency of a CPU model, in one record."""
+    """Params, FLOPs and (optionally) latency of a model on its device, in one record that names the device."""
     params = count_params(model)
-    flops = count_flops(model, input_shape, device=next(model.parameters()).device if params else "cpu")
+    dev = model_device(model)
+    flops = count_flops(model, input_shape, device=dev)
     lat = measure_latency_ms(model, input_shape) if latency else None
-    return Cost(params=params, flops=flops, latency_ms=lat)
+    return Cost(params=params, flops=flops, latency_ms=lat, latency_device=str(dev) if latency else None)

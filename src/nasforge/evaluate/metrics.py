@@ -1,4 +1,5 @@
-"""Classification metrics from one confusion matrix: accuracy, macro precision, recall and F1."""
+"""Classification metrics from one confusion matrix (accuracy, macro precision, recall and F1), and regression
+metrics (RMSE, MAE, R²) in the targets' original units."""
 
 from __future__ import annotations
 
@@ -28,3 +29,18 @@ def classification_metrics(pred: torch.Tensor, target: torch.Tensor, n_classes: 
         "recall": float(recall[present].sum() / k),
         "f1": float(f1[present].sum() / k),
     }
+
+
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+
+
+def regression_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """RMSE, MAE and R² (1 - residual / total sum of squares; as scikit-learn, 1.0 for a perfect fit and 0.0 where
+    the targets do not vary), computed in float64 in the units given."""
+    pred, target = pred.double().reshape(-1), target.double().reshape(-1)
+    err = pred - target
+    sse = float((err ** 2).sum())
+    sst = float(((target - target.mean()) ** 2).sum()) if len(target) else 0.0
+    n = max(len(target), 1)
+    r2 = 1 - sse / sst if sst > 0 else (1.0 if sse == 0 else 0.0)
+    return {"rmse": (sse / n) ** 0.5, "mae": float(err.abs().sum()) / n, "r2": r2}

@@ -7,7 +7,13 @@ them) so the config and the executors, and so ``nasforge status``, import no tor
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+WHERE = ("device", "precision")  # the fields that say where a recipe runs, not what it trains
 
 
 def trial_seed(seed: int, key: str) -> int:
@@ -39,6 +45,10 @@ class Recipe:
     # label-preserving (Fashion-MNIST, CIFAR), never on others (digits: a mirrored 2 is no digit).
     flip: bool | None = None
     channels_last: bool = True
+    # Where and at what precision, not what, is trained: both stay out of fingerprints and checkpoint ids, so a
+    # run can resume on another device. auto: CUDA, then Apple MPS, else the CPU; bf16 where a GPU has it, else fp32.
+    device: str = "auto"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "adamw", "sgd"):
@@ -54,16 +64,38 @@ class Recipe:
                 raise ValueError(f"{share} must be a share in [0, 1), got {getattr(self, share)}")
         if self.flip is not None and not isinstance(self.flip, bool):
             raise ValueError(f"flip must be true, false or unset (as the data source declares), got {self.flip!r}")
+        check_device(self.device)
+        check_precision(self.precision)
 
     def flips(self, flip_invariant: bool) -> bool:
         """Whether training flips images, for data whose source does (or does not) declare flips label-preserving."""
         return self.flip if self.flip is not None else self.augment and flip_invariant
+
+    def identity(self) -> dict[str, Any]:
+        """What the recipe trains, for fingerprints of stored state: every field but ``device`` and ``precision``
+        (so a retrain resumes on another device, and state stored before they existed still matches)."""
+        return {k: v for k, v in asdict(self).items() if k not in WHERE}
 
     @property
     def base_lr(self) -> float:
         if self.lr is not None:
             return self.lr
         return 0.05 if self.optimizer == "sgd" else 3e-3
+
+
+def check_device(spec: object) -> str:
+    """``spec`` when it names a device (whether one is present is :func:`~nasforge.evaluate.device.resolve_device`'s
+    question: it needs torch, and the config is read without it)."""
+    if isinstance(spec, str) and (spec in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", spec)):
+        return spec
+    raise ValueError(f"device must be {DEVICES}, got {spec!r}")
+
+
+def check_precision(spec: object) -> str:
+    """``spec`` when it names a training precision (auto, fp32, bf16, fp16)."""
+    if isinstance(spec, str) and spec in PRECISIONS:
+        return spec
+    raise ValueError(f"precision must be {', '.join(PRECISIONS)}, got {spec!r}")
 
 
 def check_interim(how: object) -> int | str:

@@ -17,6 +17,7 @@ import torch
 
 from nasforge.data.base import Dataset
 from nasforge.evaluate.cost import count_params
+from nasforge.evaluate.device import place, resolve_device
 from nasforge.evaluate.trainer import Recipe, train
 
 
@@ -51,13 +52,14 @@ def time_steps(model: torch.nn.Module, data: Dataset, recipe: Recipe, *, window:
     kept: on a 2-core machine a few seconds of another process slow two-thread training several times
     over (a 1h plan once read ResNet-20 at 13 minutes an epoch instead of 1.5 and refused to run), and
     one disturbed part must not become the plan. ``parts=1``: the window alone (equal_time's quick
-    timing of each candidate).
+    timing of each candidate). It trains on the recipe's device and precision, as the real training will.
     """
     max_steps = max_steps or int(30 * window)
     model = copy.deepcopy(model)
-    x, y = data.x_train, data.y_train
+    x, y = place((data.x_train, data.y_train), resolve_device(recipe.device))  # once, not once a timed part
     bs = min(recipe.batch_size, len(x))
-    common: dict[str, Any] = {"recipe": recipe, "n_classes": data.n_classes, "flip_invariant": data.flip_invariant}
+    common: dict[str, Any] = {"recipe": recipe, "n_classes": data.n_classes, "flip_invariant": data.flip_invariant,
+                              "target": data.target}
     train(model, x[: 2 * bs], y[: 2 * bs], epochs=1, **common)  # warm-up: allocator, kernels, threads
     steps = 4
     while True:  # grow the window until it lasts ``window`` seconds (small data: several epochs of it)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -12,8 +13,9 @@ import numpy as np
 import torch
 
 from nasforge import atomic
-from nasforge.data.base import Dataset, stratified_split
+from nasforge.data.base import Dataset, shuffled_split, stratified_split
 from nasforge.evaluate.cost import measure_cost
+from nasforge.evaluate.device import place, resolve_device, resolve_precision
 from nasforge.evaluate.recipe import check_interim, trial_seed
 from nasforge.evaluate.trainer import InterimVal, Recipe, TrainingFailed, make_optimizer, train
 from nasforge.space.base import SearchSpace
@@ -31,6 +33,9 @@ class TorchEvaluator:
     A budget fraction below 1 trains on a stratified subset of the training split that is fixed for
     the whole experiment, so every candidate is compared on the same examples.
 
+    On regression data (:attr:`Dataset.regression`) the subsets and folds are seeded shuffles instead (no
+    classes to stratify by), the metrics are RMSE, MAE and R² and the score is -RMSE (higher is better).
+
     ``interim_validation`` says what the epochs before a budget's last are scored on: ``"full"``
     (the whole validation split), ``"none"``, or a number of examples (a fixed stratified subset of
     validation). The score is always the last epoch's, on the whole split. On short low-rung trials
@@ -44,21 +49,32 @@ class TorchEvaluator:
     are ranked by what they reach in the time the reference would take, as the final training (a
     fixed time) will treat them. The factor is kept for the trial's promotions (in its checkpoint).
     Timings vary a little from run to run, so a search with it repeats only approximately.
+
+    The recipe's ``device`` is resolved where the evaluator is built (in a pool worker, after its
+    ``CUDA_VISIBLE_DEVICES`` is set): the search splits move there once, when they fit, not once a trial.
     """
 
     def __init__(self, data: Dataset, space: SearchSpace, *, recipe: Recipe | None = None, seed: int = 0,
                  measure_latency: bool = True, schedule_epochs: float | None = None,
                  interim_validation: int | str = "full", folds: int = 1,
-                 equal_time: float | Callable[[], torch.nn.Module] | None = None) -> None:
+                 equal_time: float | Callable[[], torch.nn.Module] | None = None,
+                 int8_latency: bool = False) -> None:
         if data.has_test:
             data = data.search_view()  # the search never holds the test split
         self.data, self.space = data, space
         self.recipe = recipe or Recipe()
+        self.device = resolve_device(self.recipe.device)
+        resolve_precision(self.recipe.precision, self.device)  # a precision the device lacks fails here, not per trial
         self.seed = seed
         self.measure_latency = measure_latency
+        self.int8_latency = int8_latency  # the latency_int8 objective: time each candidate's int8 version too
         self.schedule_epochs = schedule_epochs  # one schedule this long, budgets stop along it (lr_cycle: full)
         self._subsets: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
         self.interim: InterimVal = interim_split(data, interim_validation, seed)
+        self._val = place((data.x_val, data.y_val), self.device)  # on the device once (the same tensors on the CPU)
+        if isinstance(self.interim, tuple):
+            self.interim = place(self.interim, self.device)
+        self._placed: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
         if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1:
             raise ValueError(f"folds must be a whole number of at least 1, got {folds!r}")
         self.folds = folds
@@ -91,10 +107,19 @@ class TorchEvaluator:
         if fraction >= 1.0:
             return self.data.x_train, self.data.y_train
         if fraction not in self._subsets:
-            _, keep = stratified_split(self.data.y_train.numpy(), fraction, self.seed + 7919)
+            if self.data.regression:
+                _, keep = shuffled_split(len(self.data.y_train), fraction, self.seed + 7919)
+            else:
+                _, keep = stratified_split(self.data.y_train.numpy(), fraction, self.seed + 7919)
             idx = torch.from_numpy(np.asarray(keep, dtype=np.int64))
             self._subsets[fraction] = (self.data.x_train[idx], self.data.y_train[idx])
         return self._subsets[fraction]
+
+    def _on_device(self, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`training_split` on the evaluator's device, moved there once per fraction."""
+        if fraction not in self._placed:
+            self._placed[fraction] = place(self.training_split(fraction), self.device)
+        return self._placed[fraction]
 
     def _timed_factor(self, sample: Sample, key: str) -> float:
         """:meth:`time_factor`, where a network that cannot even be timed fails as its training would."""
@@ -135,12 +160,16 @@ class TorchEvaluator:
             return _result(tuple(state["curve"]), Cost.from_json(state["cost"]), 0.0, 0.0)
         gen = torch.Generator().manual_seed(seed)
         try:
-            model = self.space.build(sample, shape, k)
+            model = self.space.build(sample, shape, k).to(self.device)  # before the optimizer: its state goes there
             if state is not None:
                 model.load_state_dict(state["model"])
                 cost = Cost.from_json(state["cost"])
             else:
-                cost = measure_cost(model, shape, latency=self.measure_latency)
+                cost = measure_cost(model, shape, latency=self.measure_latency)  # latency on the device it trains on
+                if self.int8_latency:  # untrained, as the fp32 latency: the weights do not change the time
+                    from nasforge.evaluate.quantize import int8_latency_ms
+
+                    cost = dataclasses.replace(cost, latency_int8_ms=int8_latency_ms(model, shape))
             opt = make_optimizer(model, self.recipe)
             done = 0.0
             if state is not None:
@@ -148,14 +177,17 @@ class TorchEvaluator:
                 for g in opt.param_groups:
                     g["lr"] = self.recipe.base_lr  # the schedule scales the base rate (a new cycle starts at its top)
                 done = float(state["epochs"])
-            x, y = self.training_split(budget.fraction)
-            common: dict[str, Any] = {"recipe": self.recipe, "n_classes": k, "x_val": self.data.x_val,
-                                      "y_val": self.data.y_val, "on_epoch": report, "optimizer": opt,
-                                      "interim_val": self.interim, "flip_invariant": self.data.flip_invariant}
+            x, y = self._on_device(budget.fraction)
+            common: dict[str, Any] = {"recipe": self.recipe, "n_classes": k, "x_val": self._val[0],
+                                      "y_val": self._val[1], "on_epoch": report, "optimizer": opt,
+                                      "interim_val": self.interim, "flip_invariant": self.data.flip_invariant,
+                                      "target": self.data.target}
             if along:
                 if state is not None:
                     gen.set_state(state["generator"])
                     torch.set_rng_state(state["torch_rng"])  # dropout's draws continue where they stopped
+                    if self.device.type == "cuda" and "cuda_rng" in state:  # on a GPU dropout draws there
+                        torch.cuda.set_rng_state(state["cuda_rng"], self.device)
                 stats = train(model, x, y, epochs=float(schedule_epochs or budget.epochs), seed=seed,
                               generator=gen, done_epochs=int(done), stop_epochs=budget.epochs, **common)
             else:
@@ -174,12 +206,15 @@ class TorchEvaluator:
                 saved["time_factor"] = self._factors[key]
             if along:
                 saved.update(generator=gen.get_state(), torch_rng=torch.get_rng_state())
+                if self.device.type == "cuda":
+                    saved["cuda_rng"] = torch.cuda.get_rng_state(self.device)
             _save_checkpoint(checkpoint, saved)
         return _result(curve, cost, stats.train_seconds, stats.eval_seconds)
 
 
     def _cross_validate(self, sample: Sample, budget: Budget, report: Reporter | None) -> EvalResult:
-        """The mean over ``folds`` stratified folds of train+validation, each trained afresh for ``budget``.
+        """The mean over ``folds`` stratified folds (plain shuffled ones for regression) of train+validation, each
+        trained afresh for ``budget``.
 
         For small data: one validation split of a few hundred examples ranks networks by noise (many
         tie at 100%), while every example scores once across the folds. Promotions retrain (no
@@ -191,18 +226,23 @@ class TorchEvaluator:
             order = np.random.default_rng(self.seed + 31337).permutation(len(y))
             ys = y.numpy()[order]
             fold_of = np.empty(len(y), dtype=np.int64)
-            for c in np.unique(ys):  # stratified: each class dealt round-robin over the folds
-                idx = np.flatnonzero(ys == c)
-                fold_of[order[idx]] = np.arange(len(idx)) % self.folds
+            if self.data.regression:  # no classes: the shuffled examples dealt round-robin over the folds
+                fold_of[order] = np.arange(len(y)) % self.folds
+            else:
+                for c in np.unique(ys):  # stratified: each class dealt round-robin over the folds
+                    idx = np.flatnonzero(ys == c)
+                    fold_of[order[idx]] = np.arange(len(idx)) % self.folds
             self._fold_evaluators = []
             for f in range(self.folds):
                 val = torch.from_numpy(np.flatnonzero(fold_of == f))
                 tr = torch.from_numpy(np.flatnonzero(fold_of != f))
                 part = Dataset(f"{self.data.name}/fold{f}", x[tr], y[tr], x[val], y[val], self.data.classes,
-                               preprocess=self.data.preprocess, flip_invariant=self.data.flip_invariant)
+                               preprocess=self.data.preprocess, flip_invariant=self.data.flip_invariant,
+                               task=self.data.task)
                 self._fold_evaluators.append(TorchEvaluator(
                     part, self.space, recipe=self.recipe, seed=self.seed + f, measure_latency=self.measure_latency
-                    and f == 0, interim_validation="none", equal_time=self.equal_time))
+                    and f == 0, interim_validation="none", equal_time=self.equal_time,
+                    int8_latency=self.int8_latency and f == 0))
         if self.equal_time is not None:  # timed once, on the whole data, for every fold
             key = self.space.key(sample)
             factor = self._timed_factor(sample, key)
@@ -214,7 +254,10 @@ class TorchEvaluator:
         last = {**results[0].curve[-1], **{f"val_{m}": v for m, v in metrics.items() if not m.startswith("train_")},
                 "val_examples": float(sum(len(ev.data.y_val) for ev in self._fold_evaluators)),
                 "folds": float(self.folds)}
-        return EvalResult(score=metrics["accuracy"], metrics=metrics, curve=(*results[0].curve[:-1], last),
+        if "rmse" in metrics:  # regression: the folds' mean RMSE, negated (higher is better)
+            last["val_score"] = -metrics["rmse"]
+        score = -metrics["rmse"] if "rmse" in metrics else metrics["accuracy"]
+        return EvalResult(score=score, metrics=metrics, curve=(*results[0].curve[:-1], last),
                           cost=results[0].cost, train_seconds=sum(r.train_seconds for r in results),
                           eval_seconds=sum(r.eval_seconds for r in results))
 
@@ -228,13 +271,24 @@ def interim_split(data: Dataset, how: int | str, seed: int) -> InterimVal:
     if how == "full" or int(how) >= len(data.y_val):
         return "full"
     share = int(how) / len(data.y_val)
-    _, keep = stratified_split(data.y_val.numpy(), share, seed + 104729)
+    if data.regression:
+        _, keep = shuffled_split(len(data.y_val), share, seed + 104729)
+    else:
+        _, keep = stratified_split(data.y_val.numpy(), share, seed + 104729)
     idx = torch.from_numpy(np.asarray(keep, dtype=np.int64))
     return data.x_val[idx], data.y_val[idx]
 
 
 def _result(curve: tuple[Mapping[str, float], ...], cost: Cost, train_s: float, eval_s: float) -> EvalResult:
     last = curve[-1]
+    if "val_rmse" in last:  # regression: RMSE, MAE, R² in the target's units; the score is -RMSE
+        reg = {m: float(last[f"val_{m}"]) for m in ("rmse", "mae", "r2", "loss")}
+        reg["train_loss"] = float(last["train_loss"])
+        if not math.isfinite(reg["rmse"]):
+            raise TrainingFailed("non-finite validation RMSE (the network's predictions diverged); lower the "
+                                 "learning rate")
+        return EvalResult(score=-reg["rmse"], metrics=reg, curve=curve, cost=cost, train_seconds=train_s,
+                          eval_seconds=eval_s)
     metrics = {m: float(last[f"val_{m}"]) for m in ("accuracy", "loss", "precision", "recall", "f1")}
     metrics["train_loss"] = float(last["train_loss"])
     if "train_accuracy" in last:  # curves stored before it was recorded lack it
@@ -248,7 +302,7 @@ def _load_checkpoint(path: Path | None, budget: Budget, key: str) -> dict[str, A
     if path is None or not path.exists():
         return None
     try:
-        state: dict[str, Any] = torch.load(path, weights_only=True)
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a torn or foreign file: start over rather than fail the trial
         log.warning("ignoring unreadable checkpoint %s (%s); training from scratch", path, e)
         return None
@@ -264,7 +318,7 @@ def _factor_from(path: Path | None, key: str) -> float | None:
     if path is None or not path.exists():
         return None
     try:
-        state: dict[str, Any] = torch.load(path, weights_only=True)
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # unreadable: _load_checkpoint says so and trains from scratch
         return None
     factor = state.get("time_factor") if state.get("key") == key else None

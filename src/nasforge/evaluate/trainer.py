@@ -3,7 +3,9 @@
 Kept lean on purpose: data are in-memory tensors, batches are index slices of a per-epoch
 permutation, the learning rate follows a per-step cosine (or one-cycle) schedule, and the only
 synchronising work per step is the optimiser's own. Image models run in channels_last, which is
-fastest for CPU convolutions.
+fastest for CPU convolutions. On a GPU (the recipe's ``device``) the model and, where they fit, the data
+move there once; batches are drawn by the same CPU generator, so a device changes where the arithmetic
+runs, not which examples or augmentations a step sees.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasforge.evaluate.metrics import classification_metrics
+from nasforge.evaluate.device import autocast, grad_scaler, model_device, place, resolve_device, resolve_precision
+from nasforge.evaluate.metrics import classification_metrics, regression_metrics
 from nasforge.evaluate.recipe import Recipe, TrainingFailed
 
 log = logging.getLogger("nasforge")
@@ -66,37 +69,51 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 2, *, crop: 
                   flip: bool = True) -> torch.Tensor:
     """Random crop with zero padding and/or random horizontal flip, per example, as tensor ops."""
     n, _, h, w = x.shape
+    dev = x.device  # the draws come from ``gen`` on the CPU whatever the device: the same on any of them
     out = x
     if crop:
         xp = F.pad(x, (pad, pad, pad, pad))
-        dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-        dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
-        rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None]
-        cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, None, :]
-        out = xp[torch.arange(n)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(dev)
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(dev)
+        rows = (dy[:, None] + torch.arange(h, device=dev)[None, :])[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=dev)[None, :])[:, None, None, :]
+        out = xp[torch.arange(n, device=dev)[:, None, None, None],
+                 torch.arange(x.shape[1], device=dev)[None, :, None, None], rows, cols]
     if flip:
-        flipped = torch.rand(n, generator=gen) < 0.5
+        flipped = (torch.rand(n, generator=gen) < 0.5).to(dev)
         out = torch.where(flipped[:, None, None, None], out.flip(-1), out)
     return out
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024, channels_last: bool = True) -> torch.Tensor:
-    """Logits for all of ``x`` in eval mode."""
+def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024, channels_last: bool = True,
+            dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Logits (fp32, on the CPU) for all of ``x`` in eval mode, on the model's device (under autocast to ``dtype``)."""
     model.eval()
+    dev = model_device(model)
     outs = []
     for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size]
+        xb = x[i:i + batch_size].to(dev)
         if channels_last and xb.ndim == 4:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        outs.append(model(xb))
+        with autocast(dev, dtype):
+            outs.append(model(xb).float().cpu())
     return torch.cat(outs) if outs else torch.zeros(0)
 
 
 def evaluate_split(model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_classes: int,
-                   *, channels_last: bool = True) -> dict[str, float]:
-    """Loss, accuracy, macro precision / recall / F1 on one split."""
-    logits = predict(model, x, channels_last=channels_last)
+                   *, channels_last: bool = True, dtype: torch.dtype | None = None,
+                   target: tuple[float, float] | None = None) -> dict[str, float]:
+    """Loss, accuracy, macro precision / recall / F1 on one split; with ``target`` (a regression's ``(mean, std)``,
+    :attr:`Dataset.target`) RMSE, MAE and R² in the original units, and the loss: the MSE as trained (standardised)."""
+    logits = predict(model, x, channels_last=channels_last, dtype=dtype)
+    y = y.cpu()
+    if target is not None:
+        pred = logits[:, 0]
+        mean, std = target
+        out = regression_metrics(pred.double() * std + mean, y.double() * std + mean)
+        out["loss"] = float(F.mse_loss(pred, y.float()))
+        return out
     out = classification_metrics(logits.argmax(1), y, n_classes)
     out["loss"] = float(F.cross_entropy(logits, y))
     return out
@@ -130,6 +147,7 @@ def train(
     interim_val: InterimVal = "full",
     flip_invariant: bool = False,
     deadline: float | None = None,
+    target: tuple[float, float] | None = None,
 ) -> TrainStats:
     """Train ``model`` in place for ``epochs`` (fractions allowed) and evaluate after every epoch.
 
@@ -149,12 +167,22 @@ def train(
     ``deadline`` (a ``time.time()``): after each epoch, where the pace so far says the rest would end
     past it, the schedule is shortened to the steps that fit, so it still anneals to its end in time
     (a timing before training can be 30% off on a shared machine, and a fixed-time plan must hold).
+    The recipe's ``device`` and ``precision`` say where and in what dtype the steps run (autocast, and a
+    grad scaler for fp16); the model moves there, and so do ``x`` and ``y`` unless a GPU has too little memory
+    for them (then each batch moves). An ``optimizer`` passed in must belong to the model on that device.
+    ``target`` (a regression's ``(mean, std)``, :attr:`Dataset.target`): ``y`` holds standardised float targets,
+    the model one output; the loss is the mean squared error and validation reports RMSE, MAE and R² in the
+    original units, with ``val_score`` = -RMSE (what the search ranks by: higher is better).
     Raises :class:`TrainingFailed` on a non-finite loss so the caller can record why.
     """
     n = len(x)
     if n == 0:
         raise TrainingFailed("no training examples")
     n_classes = n_classes or int(y.max()) + 1
+    device = resolve_device(recipe.device)
+    dtype = resolve_precision(recipe.precision, device)
+    model.to(device)
+    x, y = place((x, y), device)
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     image = x.ndim == 4
     crop, flip = recipe.augment and image, recipe.flips(flip_invariant) and image
@@ -162,12 +190,14 @@ def train(
     if cl:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = optimizer or make_optimizer(model, recipe)
+    scaler = grad_scaler(device, dtype)
     bs = min(recipe.batch_size, n)
     steps_per_epoch = math.ceil(n / bs)
     total_steps = max(1, math.ceil(epochs * steps_per_epoch))
     end = total_steps if stop_epochs is None else min(total_steps, max(1, math.ceil(stop_epochs * steps_per_epoch)))
     base_lrs = [g["lr"] for g in opt.param_groups]
-    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    regression = target is not None
+    criterion: nn.Module = nn.MSELoss() if regression else nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     curve: list[Mapping[str, float]] = []
     step, train_s, eval_s = done_epochs * steps_per_epoch, 0.0, 0.0
     epoch = start_epoch + done_epochs
@@ -175,9 +205,10 @@ def train(
     while step < end:
         t0 = time.perf_counter()
         model.train()
-        perm = torch.randperm(n, generator=gen)
-        loss_sum = torch.zeros(())
-        correct = torch.zeros((), dtype=torch.long)  # on the batches as trained (augmented, dropout on), as Keras says
+        perm = torch.randperm(n, generator=gen).to(x.device)  # drawn on the CPU: the same order on every device
+        loss_sum = torch.zeros((), device=device)
+        # accuracy on the batches as trained (augmented, dropout on), as Keras says
+        correct = torch.zeros((), dtype=torch.long, device=device)
         seen = 0
         for i in range(0, n, bs):
             if step >= end:
@@ -186,18 +217,25 @@ def train(
             for g, b in zip(opt.param_groups, base_lrs, strict=True):
                 g["lr"] = b * f
             idx = perm[i:i + bs]
-            xb, yb = x[idx], y[idx]
+            xb, yb = x[idx].to(device), y[idx].to(device)  # no-ops where the data are on the device already
             if crop or flip:
                 xb = augment_batch(xb, gen, crop=crop, flip=flip)
             if cl:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            out = model(xb)
-            loss = criterion(out, yb)
+            with autocast(device, dtype):
+                out = model(xb)
+                loss = criterion(out[:, 0], yb) if regression else criterion(out, yb)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            if scaler is None:
+                loss.backward()
+                opt.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
             loss_sum += loss.detach() * len(idx)
-            correct += (out.detach().argmax(1) == yb).sum()
+            if not regression:
+                correct += (out.detach().argmax(1) == yb).sum()
             seen += len(idx)
             step += 1
             if step % 100 == 0 and not torch.isfinite(loss_sum):
@@ -207,14 +245,19 @@ def train(
         if not math.isfinite(train_loss):
             raise TrainingFailed(f"non-finite training loss in epoch {epoch + 1}; lower the learning rate")
         epoch += 1
-        row: dict[str, float] = {"epoch": float(epoch), "train_loss": train_loss,
-                                 "train_accuracy": float(correct) / max(seen, 1)}
+        row: dict[str, float] = {"epoch": float(epoch), "train_loss": train_loss}
+        if target is None:
+            row["train_accuracy"] = float(correct) / max(seen, 1)
+        else:  # the batches' RMSE as trained, in the original units
+            row["train_rmse"] = math.sqrt(train_loss) * target[1]
         split = (x_val, y_val) if step >= end or interim_val == "full" else interim_val
         if isinstance(split, tuple) and split[0] is not None and split[1] is not None:
             t1 = time.perf_counter()
-            m = evaluate_split(model, split[0], split[1], n_classes, channels_last=cl)
+            m = evaluate_split(model, split[0], split[1], n_classes, channels_last=cl, dtype=dtype, target=target)
             eval_s += time.perf_counter() - t1
             row.update({f"val_{k}": v for k, v in m.items()})
+            if regression:
+                row["val_score"] = -m["rmse"]
             row["val_examples"] = float(len(split[1]))
         curve.append(row)
         if on_epoch is not None:

@@ -4,7 +4,7 @@
 trial reproducible), ``pool`` (local worker processes) and ``ray`` (Ray actors, local or on a
 cluster). Each takes an evaluator factory, builds one evaluator per worker, and implements
 :class:`~nasforge.execute.base.Executor`: ``submit(job)``, ``wait(timeout) -> outcomes``,
-``last_seen()`` and ``shutdown()``.
+``last_seen()``, ``progress()`` (each running trial's latest epoch; optional) and ``shutdown()``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ Early stopping in workers: a job carries the stopping rule and a snapshot of the
 when the trial started, and the worker applies the rule after every epoch itself. Inline, only one
 trial runs at a time and the history cannot change while it runs, so the snapshot is exactly what
 the rule would have seen; with several workers a rule ignores trials that finish while this one
-runs (they are seen by every trial started later). Nothing has to travel back per epoch.
+runs (they are seen by every trial started later). Nothing has to travel back per epoch: the latest
+epoch's row (:func:`progress_row`, for the live view) rides on the heartbeats the executor has anyway.
 """
 
 from __future__ import annotations
@@ -101,13 +102,39 @@ class Executor(Protocol):
         """When each job in flight last showed a sign of life (the driver stores these as heartbeats)."""
         ...
 
+    def progress(self) -> Mapping[int, Mapping[str, float]]:
+        """The latest epoch (:func:`progress_row`) of each job in flight that has reported one, as fresh as the
+        executor's heartbeats: the driver stores it with them, for the live view. Optional: the driver reads it
+        through :func:`progress_of`, which gives {} for an executor without it."""
+        return {}
+
     def shutdown(self) -> None: ...
 
 
-def run_job(evaluator: Evaluator, job: Job, on_epoch: Callable[[int], None] | None = None) -> Outcome:
+# what a running trial's latest epoch row keeps for the live view, where present
+PROGRESS_KEYS = ("val_accuracy", "val_score", "val_loss")
+
+
+def progress_row(budget: Budget, epoch: int, row: Mapping[str, float]) -> dict[str, float]:
+    """A running trial's latest epoch, small enough to travel with every heartbeat: ``epoch``, ``epochs`` (the
+    budget's) and the last validation figures of :data:`PROGRESS_KEYS` the row has."""
+    out = {"epoch": float(row.get("epoch", epoch)), "epochs": float(budget.epochs)}
+    out.update({k: float(v) for k in PROGRESS_KEYS if isinstance(v := row.get(k), int | float)})
+    return out
+
+
+def progress_of(executor: Executor) -> Mapping[int, Mapping[str, float]]:
+    """:meth:`Executor.progress`, or {} for an executor written before it existed."""
+    get = getattr(executor, "progress", None)
+    return get() if callable(get) else {}
+
+
+def run_job(evaluator: Evaluator, job: Job, on_epoch: Callable[[int], None] | None = None,
+            on_progress: Callable[[Mapping[str, float]], None] | None = None) -> Outcome:
     """Run one job against an evaluator and describe how it ended; never raises for a trial's own failure.
 
-    KeyboardInterrupt and SystemExit pass through (the trial is then not finished, and runs again).
+    ``on_progress`` hears each epoch's :func:`progress_row` (before ``on_epoch``). KeyboardInterrupt and SystemExit
+    pass through (the trial is then not finished, and runs again).
     """
     curve: list[Mapping[str, float]] = []
 
@@ -115,6 +142,8 @@ def run_job(evaluator: Evaluator, job: Job, on_epoch: Callable[[int], None] | No
         if not curve:  # continuing from a checkpoint: the stored epochs before this one come first
             curve.extend(r for r in job.curve if r.get("epoch", 0) < row.get("epoch", epoch))
         curve.append(dict(row))
+        if on_progress is not None:
+            on_progress(progress_row(job.budget, epoch, row))
         if on_epoch is not None:
             on_epoch(epoch)
         if job.stopping is not None and (why := job.stopping.check(job.number, job.budget, curve, job.history)):
@@ -154,6 +183,25 @@ def stopping_view(history: Sequence[Trial], metric: str) -> tuple[Trial, ...]:
         out.append(Trial(number=t.number, key=t.key, sample={}, state=t.state, budget=t.budget, score=t.score,
                          curve=curve))
     return tuple(out)
+
+
+def default_workers(cpus: int, threads: int, gpus: int, gpus_per_worker: float) -> int:
+    """Workers when ``executor.workers`` is not set: as many as the GPUs hold where trials train on GPUs (one
+    each by default), else one per ``threads`` cores."""
+    if gpus and gpus_per_worker:
+        return max(1, int(gpus / gpus_per_worker))
+    return max(1, cpus // max(1, threads))
+
+
+def worker_gpus(slot: int, gpus: int, gpus_per_worker: float) -> str | None:
+    """The ``CUDA_VISIBLE_DEVICES`` of a pool's worker ``slot`` (0, 1, ...): GPUs dealt round-robin, a whole
+    number of them each, or one shared by several workers for a share below 1; None without GPUs."""
+    if not gpus or not gpus_per_worker:
+        return None
+    if gpus_per_worker < 1:
+        return str(slot % gpus)
+    k = min(int(gpus_per_worker), gpus)
+    return ",".join(str((slot * k + j) % gpus) for j in range(k))
 
 
 def check_workers(workers: Any, threads: Any, where: str) -> None:

@@ -26,6 +26,7 @@ class TorchEvaluatorFactory:
     interim_validation: int | str = "full"  # what epochs before a budget's last are scored on
     folds: int = 1  # more than one: each trial is scored by cross-validation over train+validation
     equal_time: float | Callable[[], nn.Module] | None = None  # the reference (a builder): budgets in its time
+    int8_latency: bool = False  # the latency_int8 objective: each candidate's int8 version is timed too
 
     def __post_init__(self) -> None:
         if self.data.has_test:
@@ -35,4 +36,4 @@ class TorchEvaluatorFactory:
         return TorchEvaluator(self.data, self.space, recipe=self.recipe, seed=self.seed,
                               measure_latency=self.measure_latency, schedule_epochs=self.schedule_epochs,
                               interim_validation=self.interim_validation, folds=self.folds,
-                              equal_time=self.equal_time)
+                              equal_time=self.equal_time, int8_latency=self.int8_latency)

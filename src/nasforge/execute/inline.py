@@ -15,7 +15,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 
 from nasforge.execute.base import Evaluator, EvaluatorFactory, Job, Outcome, TrialTimeout, run_job, timeout_reason
@@ -38,6 +38,7 @@ class InlineExecutor:
         self.evaluator = evaluator
         self._job: Job | None = None
         self._seen = 0.0
+        self._row: Mapping[str, float] | None = None  # the running job's latest epoch (progress_row)
 
     @classmethod
     def from_factory(cls, factory: EvaluatorFactory, **_: object) -> InlineExecutor:
@@ -46,10 +47,13 @@ class InlineExecutor:
     def submit(self, job: Job) -> None:
         if self._job is not None:
             raise RuntimeError("the inline executor runs one trial at a time")
-        self._job, self._seen = job, time.time()
+        self._job, self._seen, self._row = job, time.time(), None
 
     def last_seen(self) -> dict[int, float]:
         return {} if self._job is None else {self._job.number: self._seen}
+
+    def progress(self) -> dict[int, Mapping[str, float]]:
+        return {} if self._job is None or self._row is None else {self._job.number: self._row}
 
     def wait(self, timeout: float | None = None, on_beat: Callable[[], None] | None = None) -> list[Outcome]:
         job = self._job
@@ -59,6 +63,9 @@ class InlineExecutor:
         use_alarm = (limit is not None and hasattr(signal, "setitimer")
                      and threading.current_thread() is threading.main_thread())
         deadline = None if limit is None else time.time() + limit
+
+        def on_progress(row: Mapping[str, float]) -> None:
+            self._row = row  # before on_beat, which stores it
 
         def on_epoch(_: int) -> None:
             self._seen = time.time()
@@ -79,7 +86,7 @@ class InlineExecutor:
                 previous = signal.signal(signal.SIGALRM, alarm)
                 signal.setitimer(signal.ITIMER_REAL, limit)
             try:
-                out = run_job(self.evaluator, job, on_epoch)
+                out = run_job(self.evaluator, job, on_epoch, on_progress)
             finally:
                 if use_alarm:
                     signal.setitimer(signal.ITIMER_REAL, 0)
@@ -89,8 +96,8 @@ class InlineExecutor:
         except _DriverStop as stop:
             raise stop.error from None
         finally:
-            self._job = None
+            self._job, self._row = None, None
         return [out]
 
     def shutdown(self) -> None:
-        self._job = None
+        self._job, self._row = None, None

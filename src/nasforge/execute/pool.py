@@ -6,16 +6,18 @@ evaluator, data included, once from the factory it is started with; torch's mult
 reductions put the data tensors in shared memory, so N workers do not hold N copies (where shared
 memory is too small, as in a container's default /dev/shm, each worker gets a pickled copy instead).
 Each worker runs ``torch.set_num_threads(threads_per_worker)``: two 1-thread workers on a 2-core
-machine use both cores without oversubscribing them.
+machine use both cores without oversubscribing them. With ``gpus`` (the CUDA GPUs trials train on) each
+worker slot gets its own ``CUDA_VISIBLE_DEVICES`` (round-robin, ``gpus_per_worker`` each, or a share of
+one), set before the worker touches CUDA; a replacement worker takes the slot, and the GPU, of the one it replaces.
 
 The driver talks to each worker over its own pipe and watches its process sentinel, so it knows at
 once which trial a dying worker was running. While a trial runs, a worker thread sends a heartbeat
-every ``heartbeat_interval`` seconds; a trial not heard from for ``stale_after`` seconds (a hung or
-stopped worker) is treated like a dead worker: the worker is killed and replaced, and the trial is
-reported lost (the driver retries or fails it). A trial past its timeout is killed the same way and
-fails. Workers die with the driver (PR_SET_PDEATHSIG on Linux, and a driver check in the heartbeat
-thread), and ask the kernel to pick them first when memory runs out (oom_score_adj), so an
-out-of-memory kill takes a worker, not the search.
+every ``heartbeat_interval`` seconds, with the trial's latest epoch (for the live view); a trial not
+heard from for ``stale_after`` seconds (a hung or stopped worker) is treated like a dead worker: the
+worker is killed and replaced, and the trial is reported lost (the driver retries or fails it). A
+trial past its timeout is killed the same way and fails. Workers die with the driver
+(PR_SET_PDEATHSIG on Linux, and a driver check in the heartbeat thread), and ask the kernel to pick
+them first when memory runs out (oom_score_adj), so an out-of-memory kill takes a worker, not the search.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -43,6 +45,7 @@ from nasforge.execute.base import (
     describe_exit,
     run_job,
     timeout_reason,
+    worker_gpus,
 )
 from nasforge.types import TrialState
 
@@ -58,6 +61,8 @@ class _Worker:
     job: Job | None = None
     started: float = 0.0
     seen: float = field(default_factory=time.time)
+    slot: int = 0  # which GPUs it was given (worker_gpus)
+    row: Mapping[str, float] | None = None  # its job's latest epoch (progress_row), as its last heartbeat said
 
 
 class PoolExecutor:
@@ -68,13 +73,14 @@ class PoolExecutor:
     def __init__(self, factory: EvaluatorFactory, *, workers: int = 2, threads_per_worker: int = 1,
                  heartbeat_interval: float = 1.0, stale_after: float = 60.0, start_method: str = "forkserver",
                  max_start_failures: int | None = None, startup_timeout: float = 300.0,
-                 share_memory: bool = True) -> None:
+                 share_memory: bool = True, gpus: int = 0, gpus_per_worker: float = 0.0) -> None:
         check_workers(workers, threads_per_worker, "executor")
         import torch.multiprocessing as tmp
 
         self.factory = factory
         self.capacity = workers
         self.threads = threads_per_worker
+        self.gpus, self.gpus_per_worker = gpus, gpus_per_worker
         self.heartbeat_interval = heartbeat_interval
         self.stale_after = stale_after
         self._ctx: Any = tmp.get_context(start_method)
@@ -119,8 +125,11 @@ class PoolExecutor:
     def _spawn(self) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
         factory: EvaluatorFactory | bytes = self._copy if self._copy is not None else self.factory
+        taken = {w.slot for w in self._workers}
+        slot = next(i for i in range(len(self._workers) + 1) if i not in taken)  # a dead worker's slot first
         proc = self._ctx.Process(target=_worker_main, name="nasforge-worker", daemon=True,
-                                 args=(child, factory, self.threads, self.heartbeat_interval, os.getpid()))
+                                 args=(child, factory, self.threads, self.heartbeat_interval, os.getpid(),
+                                       worker_gpus(slot, self.gpus, self.gpus_per_worker)))
         try:
             proc.start()  # the data tensors go to shared memory here
         except RuntimeError as e:
@@ -134,7 +143,7 @@ class PoolExecutor:
             self._spawn()
             return
         child.close()
-        self._workers.append(_Worker(proc, parent))
+        self._workers.append(_Worker(proc, parent, slot=slot))
 
     def _kill(self, w: _Worker) -> None:
         with contextlib.suppress(Exception):
@@ -179,6 +188,9 @@ class PoolExecutor:
     def last_seen(self) -> dict[int, float]:
         return {w.job.number: w.seen for w in self._workers if w.job is not None}
 
+    def progress(self) -> dict[int, Mapping[str, float]]:
+        return {w.job.number: w.row for w in self._workers if w.job is not None and w.row is not None}
+
     def _dispatch(self) -> None:
         while len(self._workers) < self.capacity:
             self._spawn()
@@ -192,7 +204,7 @@ class PoolExecutor:
                 except (OSError, ValueError):  # died just now; the sentinel tells the rest
                     self._queue.appendleft(job)
                     continue
-                w.job, w.started, w.seen = job, time.time(), time.time()
+                w.job, w.started, w.seen, w.row = job, time.time(), time.time(), None
 
     def wait(self, timeout: float | None = None, on_beat: Callable[[], None] | None = None) -> list[Outcome]:
         deadline = None if timeout is None else time.time() + timeout
@@ -227,6 +239,8 @@ class PoolExecutor:
                     w.ready, w.pid = True, msg[1]
                     self._start_failures = 0
                 elif kind == "beat":
+                    if len(msg) > 2 and msg[2] is not None and w.job is not None and msg[1] == w.job.number:
+                        w.row = msg[2]
                     if on_beat is not None:
                         on_beat()
                 elif kind == "done":
@@ -313,8 +327,10 @@ def _die_with_parent() -> None:
 
 
 def _worker_main(conn: Connection, factory: EvaluatorFactory | bytes, threads: int, interval: float,
-                 parent: int) -> None:
+                 parent: int, gpus: str | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    if gpus is not None:  # before anything starts CUDA in this process: CUDA reads it once
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     _die_with_parent()  # the parent is the driver (spawn) or the fork server, which ends with the driver
     start_ppid = os.getppid()
 
@@ -339,6 +355,7 @@ def _worker_main(conn: Connection, factory: EvaluatorFactory | bytes, threads: i
         torch.set_num_interop_threads(1)
     lock = threading.Lock()
     current: list[int | None] = [None]
+    latest: list[tuple[int, Mapping[str, float]] | None] = [None]  # (trial, its latest epoch's progress_row)
 
     def send(msg: Any) -> None:
         with lock:
@@ -349,10 +366,10 @@ def _worker_main(conn: Connection, factory: EvaluatorFactory | bytes, threads: i
             time.sleep(interval)
             if orphaned():
                 os._exit(1)
-            n = current[0]
+            n, last = current[0], latest[0]
             if n is not None:
-                try:
-                    send(("beat", n))
+                try:  # the latest epoch rides on the beat: nothing more is sent per epoch
+                    send(("beat", n, last[1] if last is not None and last[0] == n else None))
                 except OSError:
                     os._exit(1)
 
@@ -372,9 +389,13 @@ def _worker_main(conn: Connection, factory: EvaluatorFactory | bytes, threads: i
             break
         if job is None:
             break
-        current[0] = job.number
-        out = run_job(evaluator, job)
-        current[0] = None
+        current[0], latest[0] = job.number, None
+
+        def on_progress(row: Mapping[str, float], n: int = job.number) -> None:
+            latest[0] = (n, row)
+
+        out = run_job(evaluator, job, on_progress=on_progress)
+        current[0], latest[0] = None, None
         try:
             send(("done", replace(out, extra={**out.extra, "pid": os.getpid()})))
         except OSError:

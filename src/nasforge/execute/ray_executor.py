@@ -3,6 +3,8 @@
 ``executor: {kind: ray}`` starts a private local Ray instance with ``workers * threads_per_worker``
 CPUs; ``address: auto`` (or ``ray://head:10001``, or ``host:port``) joins an existing cluster
 instead, and leaves it running afterwards. Install with ``pip install 'nasforge[ray]'``.
+``gpus_per_worker`` (above 0) asks Ray for that many GPUs an actor (``num_gpus``); Ray then sets each
+actor's ``CUDA_VISIBLE_DEVICES``, and an actor waits until a GPU is free.
 
 Ray has no authentication by default, so the private instance listens on 127.0.0.1 only (see
 :func:`_loopback_only`): its GCS, raylet, object manager, agents and every worker's and the driver's
@@ -14,9 +16,9 @@ CLI's) is put back.
 The factory (and the data it holds) is put in Ray's object store once; each actor reads it once
 when it starts and builds its evaluator there, so data reach each worker once, not once per trial.
 Actors are threaded (two calls at once): while one thread trains, the driver pings the other every
-``heartbeat_interval`` seconds, and an actor that stops answering for ``stale_after`` seconds is
-killed and replaced, its trial reported lost. A dead actor (its process killed, its node gone) fails
-its call, which reports the trial lost too.
+``heartbeat_interval`` seconds (the answer carries the trial's latest epoch, for the live view), and
+an actor that stops answering for ``stale_after`` seconds is killed and replaced, its trial reported
+lost. A dead actor (its process killed, its node gone) fails its call, which reports the trial lost too.
 
 Cluster caveat: the store and the checkpoints of scheduler promotions stay on the driver's file
 system (checkpoints beside the database). On a multi-node cluster, put the database directory on a
@@ -33,7 +35,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -111,15 +113,26 @@ class _RayWorker:
         warm_up()
         torch.set_num_threads(threads)
         self.evaluator = factory()
+        self.latest: tuple[int, Mapping[str, float] | None] | None = None  # (trial, its latest progress_row)
 
     def ready(self) -> int:
         return os.getpid()
 
-    def ping(self) -> int:
-        return os.getpid()
+    def ping(self) -> tuple[int, int | None, Mapping[str, float] | None]:
+        """pid, and the running trial with its latest epoch (answered from the actor's second thread)."""
+        latest = self.latest
+        return (os.getpid(), *latest) if latest is not None else (os.getpid(), None, None)
 
     def run(self, job: Job) -> Outcome:
-        out = run_job(self.evaluator, job)
+        self.latest = (job.number, None)
+
+        def on_progress(row: Mapping[str, float]) -> None:
+            self.latest = (job.number, row)
+
+        try:
+            out = run_job(self.evaluator, job, on_progress=on_progress)
+        finally:
+            self.latest = None
         return replace(out, extra={**out.extra, "pid": os.getpid()})
 
 
@@ -135,6 +148,7 @@ class _Actor:
     ping_sent: float = 0.0
     started: float = 0.0
     seen: float = field(default_factory=time.time)
+    row: Mapping[str, float] | None = None  # its job's latest epoch (progress_row), as its last ping said
 
 
 class RayExecutor:
@@ -144,7 +158,8 @@ class RayExecutor:
 
     def __init__(self, factory: EvaluatorFactory, *, workers: int = 2, threads_per_worker: int = 1,
                  address: str | None = None, heartbeat_interval: float = 2.0, stale_after: float = 60.0,
-                 max_start_failures: int | None = None, startup_timeout: float = 300.0) -> None:
+                 max_start_failures: int | None = None, startup_timeout: float = 300.0,
+                 gpus_per_worker: float = 0.0) -> None:
         check_workers(workers, threads_per_worker, "executor")
         try:
             import ray
@@ -177,7 +192,8 @@ class RayExecutor:
                             "default, so anyone who reaches this machine may reach it", node, LOOPBACK)
         self._factory_ref = ray.put(factory)
         remote: Any = ray.remote
-        self._cls = remote(num_cpus=threads_per_worker, max_concurrency=2, max_restarts=0)(_RayWorker)
+        gpu = {"num_gpus": gpus_per_worker} if gpus_per_worker else {}  # none asked: as before GPUs were
+        self._cls = remote(num_cpus=threads_per_worker, max_concurrency=2, max_restarts=0, **gpu)(_RayWorker)
         self._actors: list[_Actor] = []
         self._queue: list[Job] = []
         self._done: list[Outcome] = []
@@ -244,6 +260,9 @@ class RayExecutor:
     def last_seen(self) -> dict[int, float]:
         return {a.job.number: a.seen for a in self._actors if a.job is not None}
 
+    def progress(self) -> dict[int, Mapping[str, float]]:
+        return {a.job.number: a.row for a in self._actors if a.job is not None and a.row is not None}
+
     def _dispatch(self) -> None:
         while len(self._actors) < self.capacity:
             self._spawn()
@@ -252,7 +271,7 @@ class RayExecutor:
                 return
             if a.ready and a.job is None:
                 job = self._queue.pop(0)
-                a.job, a.started, a.seen = job, time.time(), time.time()
+                a.job, a.started, a.seen, a.row = job, time.time(), time.time(), None
                 a.run_ref = a.handle.run.remote(job)
 
     def wait(self, timeout: float | None = None, on_beat: Callable[[], None] | None = None) -> list[Outcome]:
@@ -311,6 +330,9 @@ class RayExecutor:
             self._start_failures = 0
         elif what == "ping":
             a.ping_ref = None
+            if isinstance(value, tuple) and len(value) == 3 and value[2] is not None and a.job is not None \
+                    and value[1] == a.job.number:
+                a.row = value[2]
             if on_beat is not None:
                 on_beat()
         elif what == "run":

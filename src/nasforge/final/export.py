@@ -11,7 +11,10 @@
 - ``json``: ``model.json``, the genotype (sample, space config, description, input shape, classes,
   parameters and FLOPs) with the state dict beside it; :func:`model_from_genotype` rebuilds it.
 
-Every export reproduces the trained network's outputs (tested per format).
+Every export reproduces the trained network's outputs (tested per format). A regression network (its
+:class:`~nasforge.data.base.Preprocess` has a target) is exported with a last ``Linear(1, 1)`` layer holding
+the target's standard deviation and mean, so every format outputs predictions in the original units (the
+``json`` genotype's state dict holds it too, and :func:`model_from_genotype` rebuilds it).
 
 Text from the experiment (its name, the description, class names, anything read from a database)
 reaches ``model.py`` only as escaped Python literals: as ``repr`` in assignments, and with every
@@ -217,11 +220,11 @@ _TEMPLATE = '''"""{doc}
 
 Exported by nasforge from {origin}. Standalone: needs PyTorch only, not nasforge.
 Input: a float tensor (N, {shape_text}), normalised as in training: ``preprocess(raw)`` turns raw
-inputs (e.g. 0..255 pixels) into it. Output: logits over CLASSES.
+inputs (e.g. 0..255 pixels) into it. Output: {output}.
 
     from model import load, preprocess
     net = load()            # Net with the weights in {weights_doc} beside this file, in eval mode
-    logits = net(preprocess(raw))
+    {out_var} = net(preprocess(raw))
 """
 
 from __future__ import annotations
@@ -298,8 +301,13 @@ def python_source(model: nn.Module, info: ModelInfo, *, weights: str = STATE_DIC
     pre = info.preprocess
     desc = info.description or "A network found by nasforge"
     # user text only as escaped literals: _doc inside the docstrings, _literal (a checked repr) elsewhere
+    regression = pre is not None and pre.target is not None
+    output = "logits over CLASSES" if not regression else (
+        "(N, 1) predictions of CLASSES[0] in its original\nunits (the last layer, Linear(1, 1), undoes the "
+        "standardisation of the targets in training)")
     return _TEMPLATE.format(
-        doc=_doc(_doc_text(desc)), origin=_doc(origin), shape_text=_doc(", ".join(map(str, info.input_shape))),
+        output=output, out_var="prediction" if regression else "logits", doc=_doc(_doc_text(desc)), origin=_doc(origin),
+        shape_text=_doc(", ".join(map(str, info.input_shape))),
         weights_doc=_doc(weights), input_shape=_literal(tuple(info.input_shape), "input_shape"),
         classes=_literal(tuple(info.classes), "classes"), description=_literal(desc, "description"),
         weights=_literal(weights, "weights"), classes_source=classes_source, layers=layers,
@@ -331,6 +339,23 @@ def _check_source(data: bytes, info: ModelInfo) -> None:
 
 
 # ---------------------------------------------------------------------- writers
+def unstandardise(model: nn.Module, pre: Preprocess | None) -> nn.Module:
+    """``model`` followed by a ``Linear(1, 1)`` that maps a regression network's standardised output back to the
+    target's units (``y * std + mean``); ``model`` itself where ``pre`` has no target (classification).
+
+    The spaces build an ``nn.Sequential``: its layers keep their names (and state-dict keys), the new one comes last.
+    """
+    target = pre.target if pre is not None else None
+    if target is None:
+        return model
+    head = nn.Linear(1, 1)
+    with torch.no_grad():
+        head.weight.fill_(target[1])
+        head.bias.fill_(target[0])
+    layers = list(model.children()) if type(model) is nn.Sequential else [model]
+    return nn.Sequential(*layers, head).eval()
+
+
 def _plain(model: nn.Module) -> nn.Module:
     """A detached eval-mode copy in the default memory layout (training may leave channels_last)."""
     m = copy.deepcopy(model).eval()
@@ -351,7 +376,7 @@ def export_model(model: nn.Module, fmt: str, out_dir: str | Path, info: ModelInf
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
     out = Path(out_dir)
-    model = _plain(model)
+    model = unstandardise(_plain(model), info.preprocess)  # regression: predictions in the target's units
     if fmt == "python":
         data = python_source(model, info).encode("utf-8")  # Python's source encoding, whatever the locale
         _check_source(data, info)
@@ -393,8 +418,9 @@ def _onnx(model: nn.Module, info: ModelInfo, path: Path) -> None:
         kw["dynamo"] = False  # the TorchScript-based exporter: no onnxscript needed, and these nets are static
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (_example(info),), str(path), input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, **kw)
+        name = "prediction" if info.preprocess is not None and info.preprocess.target is not None else "logits"
+        torch.onnx.export(model, (_example(info),), str(path), input_names=["input"], output_names=[name],
+                          dynamic_axes={"input": {0: "batch"}, name: {0: "batch"}}, **kw)
     onnx.checker.check_model(str(path))
 
 
@@ -412,7 +438,9 @@ def load_python(path: str | Path, weights: str | Path | None = None) -> nn.Modul
 
 
 def model_from_genotype(path: str | Path, weights: str | Path | None = None) -> nn.Module:
-    """Rebuild an exported genotype with nasforge's own space; with weights (default: the ones beside it)."""
+    """Rebuild an exported genotype with nasforge's own space; with weights (default: the ones beside it). A
+    regression network comes with its last layer that returns predictions in the target's units (see
+    :func:`unstandardise`)."""
     from nasforge.space import make_space
 
     path = Path(path)
@@ -422,5 +450,33 @@ def model_from_genotype(path: str | Path, weights: str | Path | None = None) -> 
     shape = tuple(int(d) for d in g["input_shape"])
     model = make_space(g["space"], shape).build(g["sample"], shape, len(g["classes"]))
     w = Path(weights) if weights is not None else path.with_name(g.get("weights") or STATE_DICT)
+    model = unstandardise(model, Preprocess.from_json(g["preprocess"]) if g.get("preprocess") else None)
     model.load_state_dict(torch.load(w, map_location="cpu", weights_only=True))
     return model.eval()
+
+
+def export_script(path: str | Path, fmt: str, out_dir: str | Path, *, stem: str,
+                  input_shape: tuple[int, ...]) -> list[Path]:
+    """A compressed network's TorchScript file (``nasforge compress`` writes it) as TorchScript or ONNX.
+
+    ``torchscript`` copies the file (``model_<stem>_torchscript.pt``); ``onnx`` exports the loaded file
+    (``model_<stem>.onnx``). An int8 network that ONNX's exporter cannot express is refused in one line.
+    """
+    from nasforge.final.compress import quantized_engine
+
+    out = Path(out_dir)
+    if fmt == "torchscript":
+        return [atomic.write_bytes(out / f"model_{stem}_torchscript.pt", Path(path).read_bytes())]
+    if fmt != "onnx":
+        raise ExportError(f"a compressed network exports as torchscript or onnx, not {fmt!r}")
+    info = ModelInfo(input_shape=tuple(input_shape), classes=())
+    with quantized_engine():
+        script = torch.jit.load(str(path), map_location="cpu")
+        try:
+            return [atomic.replace(out / f"model_{stem}.onnx", lambda p: _onnx(script, info, p))]
+        except ExportError:
+            raise
+        except Exception as e:  # the exporter's many failures on quantized ops
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise ExportError(f"ONNX cannot express the {stem} network ({first}); export it with --format "
+                              "torchscript instead") from None

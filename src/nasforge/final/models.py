@@ -25,6 +25,7 @@ class FinalModel:
     seed: int = 0
     reference: str | None = None  # the baseline's entry in REFERENCES; None for the searched network
     curve: tuple[Mapping[str, float], ...] = ()  # per epoch: train loss and accuracy (it trains on validation too)
+    latency_device: str | None = None  # where latency_ms was measured (cpu, cuda:0); None in older records
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ def final_to_json(m: FinalModel) -> dict[str, Any]:
     return {"name": m.name, "description": m.description, "test": dict(m.test), "params": m.params,
             "flops": m.flops, "latency_ms": m.latency_ms, "train_seconds": m.train_seconds, "weights": m.weights,
             "seed": m.seed, **({"reference": m.reference} if m.reference is not None else {}),
+            **({"latency_device": m.latency_device} if m.latency_device is not None else {}),
             "curve": [dict(r) for r in m.curve]}
 
 
@@ -48,17 +50,18 @@ def final_from_json(d: Mapping[str, Any]) -> FinalModel:
     ref = d.get("reference", "classic" if d["name"] == "baseline" else None)
     return FinalModel(d["name"], d["description"], dict(d["test"]), int(d["params"]), int(d["flops"]),
                       d.get("latency_ms"), float(d["train_seconds"]), d.get("weights"), int(d.get("seed", 0)), ref,
-                      tuple(d.get("curve") or ()))
+                      tuple(d.get("curve") or ()), d.get("latency_device"))
 
 
 def summarize(models: Sequence[FinalModel] | Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per model name: seeds, and mean and sample standard deviation (None for one seed) of test accuracy and F1."""
+    """Per model name: seeds, and mean and sample standard deviation (None for one seed) of test accuracy and F1,
+    or for a regression (test figures with ``rmse``) of test RMSE, MAE and R²."""
     rows = [final_to_json(m) if isinstance(m, FinalModel) else m for m in models]
     out: dict[str, dict[str, Any]] = {}
     for name in dict.fromkeys(r["name"] for r in rows):
         mine = [r for r in rows if r["name"] == name]
         entry: dict[str, Any] = {"n": len(mine), "seeds": [r.get("seed", 0) for r in mine]}
-        for metric in ("accuracy", "f1"):
+        for metric in ("rmse", "mae", "r2") if "rmse" in mine[0]["test"] else ("accuracy", "f1"):
             vals = [float(r["test"][metric]) for r in mine]
             entry[f"{metric}_mean"] = statistics.fmean(vals)
             entry[f"{metric}_std"] = statistics.stdev(vals) if len(vals) > 1 else None

@@ -11,7 +11,8 @@ network for an input shape and class count and names the data kinds it is meant 
 - ``mlp``: the reference multilayer perceptron of the MLP space, for flat (tabular) data.
 
 For flat data, :func:`sklearn_references` adds scikit-learn's logistic regression and gradient
-boosting, scored on the same single read of the test split as the networks.
+boosting (for regression: ridge regression and gradient boosting), scored on the same single read of the
+test split as the networks. A regression network is the same network with one output.
 
 Importing this module imports no torch (it is imported where a network is built or scored):
 :mod:`nasforge.config` checks ``retrain.baseline`` and ``search.equal_time`` against :data:`REFERENCES`
@@ -200,6 +201,10 @@ SKLEARN = {
     "logistic_regression": "StandardScaler + LogisticRegression(max_iter=2000)",
     "gradient_boosting": "HistGradientBoostingClassifier",
 }
+SKLEARN_REGRESSION = {
+    "ridge": "StandardScaler + RidgeCV (alpha 1e-3..1e3 by leave-one-out)",
+    "gradient_boosting": "HistGradientBoostingRegressor",
+}
 
 
 def sklearn_references(data: Dataset, x_test: torch.Tensor, y_test: torch.Tensor, *,
@@ -208,12 +213,15 @@ def sklearn_references(data: Dataset, x_test: torch.Tensor, y_test: torch.Tensor
 
     ``x_test``/``y_test`` are the arrays the retrain already opened (the split is sealed: reading it
     again would count as another look). One dict per model: ``name``, ``description``, ``accuracy``,
-    ``f1`` (macro) and ``seconds`` (fit and predict). Empty, with the reason logged, for images or
-    sequences, or when scikit-learn is not installed.
+    ``f1`` (macro) and ``seconds`` (fit and predict); for regression data ridge regression and gradient
+    boosting with ``rmse``, ``mae`` and ``r2`` in the target's units instead. Empty, with the reason logged, for
+    images or sequences, or when scikit-learn is not installed.
     """
     if len(data.input_shape) != 1:
         log.info("scikit-learn references skipped: the data are not flat (input shape %s)", data.input_shape)
         return []
+    if data.target is not None:
+        return _sklearn_regression(data, x_test, y_test, data.target, seed=seed)
     import torch
 
     from nasforge.evaluate.metrics import classification_metrics
@@ -245,6 +253,43 @@ def sklearn_references(data: Dataset, x_test: torch.Tensor, y_test: torch.Tensor
     return out
 
 
+def _sklearn_regression(data: Dataset, x_test: torch.Tensor, y_test: torch.Tensor, target: tuple[float, float], *,
+                        seed: int) -> list[dict[str, Any]]:
+    """:func:`sklearn_references` for regression: fit on the targets in their original units, scored in them."""
+    import numpy as np
+    import torch
+
+    from nasforge.evaluate.metrics import regression_metrics
+
+    try:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+        from sklearn.linear_model import RidgeCV
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+    except ImportError as e:
+        log.warning("scikit-learn references skipped: scikit-learn is not importable (%s); install it to get them", e)
+        return []
+    mean, std = target
+    x, y = data.train_plus_val()
+    xs, ys, xt = x.numpy(), y.double().numpy() * std + mean, x_test.numpy()
+    yt = y_test.double() * std + mean
+    models: dict[str, Any] = {
+        "ridge": make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13))),
+        "gradient_boosting": HistGradientBoostingRegressor(random_state=seed),
+    }
+    out: list[dict[str, Any]] = []
+    for name, model in models.items():
+        t0 = time.perf_counter()
+        model.fit(xs, ys)
+        pred = torch.as_tensor(np.asarray(model.predict(xt), dtype=np.float64))
+        seconds = time.perf_counter() - t0
+        m = regression_metrics(pred, yt)
+        out.append({"name": name, "description": SKLEARN_REGRESSION[name], **m, "seconds": seconds})
+        log.info("%s: test RMSE %.4g, R² %.3f in %.1f s", name, m["rmse"], m["r2"], seconds)
+    return out
+
+
 def others_record(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The stored form of :func:`sklearn_references`: ``{name: {accuracy, f1, seconds, description}}``."""
+    """The stored form of :func:`sklearn_references`: ``{name: {accuracy, f1, seconds, description}}`` (regression:
+    ``rmse``, ``mae``, ``r2`` in place of accuracy and F1)."""
     return {r["name"]: {k: v for k, v in r.items() if k != "name"} for r in rows}

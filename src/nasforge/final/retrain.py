@@ -21,7 +21,6 @@ import math
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,10 @@ from torch import nn
 
 from nasforge import atomic
 from nasforge.data.base import Dataset
+from nasforge.errors import NasforgeError
 from nasforge.evaluate.cost import measure_cost
-from nasforge.evaluate.recipe import trial_seed
+from nasforge.evaluate.device import resolve_device, resolve_precision
+from nasforge.evaluate.recipe import TrainingFailed, trial_seed
 from nasforge.evaluate.trainer import Recipe, evaluate_split, make_optimizer, train
 from nasforge.final.models import FinalModel, Fitted, final_from_json, final_to_json
 from nasforge.final.references import REFERENCES, resolve_baseline
@@ -49,7 +50,7 @@ def _load_checkpoint(path: Path | None, run: str) -> dict[str, Any] | None:
     if path is None or not path.exists():
         return None
     try:
-        state: dict[str, Any] = torch.load(path, weights_only=True)
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)  # saved on any device
     except Exception as e:  # a foreign or damaged file: train from scratch rather than fail
         log.warning("ignoring unreadable checkpoint %s (%s); training from scratch", path, e)
         return None
@@ -71,6 +72,8 @@ def fit_final(model: nn.Module, data: Dataset, *, epochs: float, recipe: Recipe,
     of the same ``run`` found there is continued from, with the result an uninterrupted run gives.
     """
     x, y = data.train_plus_val()
+    device = resolve_device(recipe.device)
+    model.to(device)  # before the optimizer and its loaded state, which follow the parameters there
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     opt = make_optimizer(model, recipe)
@@ -84,6 +87,8 @@ def fit_final(model: nn.Module, data: Dataset, *, epochs: float, recipe: Recipe,
             g["lr"] = recipe.base_lr  # the trainer scales the base rate along the (resumed) schedule
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and "cuda_rng" in state:  # dropout draws on the GPU there
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         done, seconds = int(state["epoch"]), float(state["train_seconds"])
         rows = [dict(r) for r in state.get("curve", [])]  # older checkpoints kept no curve
         log.info("resuming from %s after epoch %d", checkpoint, done)
@@ -99,13 +104,14 @@ def fit_final(model: nn.Module, data: Dataset, *, epochs: float, recipe: Recipe,
             atomic.torch_save({"run": run, "epoch": epoch, "model": model.state_dict(),
                                "optimizer": opt.state_dict(), "generator": gen.get_state(),
                                "torch_rng": torch.get_rng_state(), "curve": rows,
+                               **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
                                "train_seconds": seconds + time.perf_counter() - t0}, checkpoint)
         if on_epoch is not None:
             on_epoch(epoch, row)
 
     train(model, x, y, epochs=epochs, recipe=recipe, seed=seed, n_classes=data.n_classes, on_epoch=after_epoch,
           optimizer=opt, generator=gen, done_epochs=done, flip_invariant=data.flip_invariant,
-          deadline=None if time_limit is None else time.time() + time_limit)
+          deadline=None if time_limit is None else time.time() + time_limit, target=data.target)
     return Fitted(seconds + time.perf_counter() - t0, tuple(rows))
 
 
@@ -155,8 +161,9 @@ def retrain_best(
     work = owned_dir(out_dir / "checkpoints", RETRAIN_FILES) if out_dir is not None else None
     x_all, _ = data.train_plus_val()
     per_model = dict(model_epochs or {})  # e.g. {"searched": 12, "baseline": 15}: the same time each, not epochs
-    common = {"key": best.key, "epochs": epochs, "recipe": asdict(recipe), "data": [data.name, len(x_all), *shape, k],
-              **({"model_epochs": per_model} if per_model else {})}
+    dtype = resolve_precision(recipe.precision, resolve_device(recipe.device))  # the test is read as trained
+    common = {"key": best.key, "epochs": epochs, "recipe": recipe.identity(),
+              "data": [data.name, len(x_all), *shape, k], **({"model_epochs": per_model} if per_model else {})}
     out: list[FinalModel] = []
     for i in range(seeds):
         s = seed + i
@@ -180,22 +187,27 @@ def retrain_best(
             log.info("retraining %s for %s epochs", label, n_epochs)
             ckpt = work / f"seed{s}-{name}.pt" if work is not None else None
             which = name if name == "searched" or tag is True else f"{name}:{reference}"
-            fitted[name] = fit_final(model, data, epochs=n_epochs, recipe=recipe, seed=s, on_epoch=cb,
-                                      checkpoint=ckpt, run=_run_id(**common, seed=s, model=which),
-                                      time_limit=time_limit)
+            try:
+                fitted[name] = fit_final(model, data, epochs=n_epochs, recipe=recipe, seed=s, on_epoch=cb,
+                                          checkpoint=ckpt, run=_run_id(**common, seed=s, model=which),
+                                          time_limit=time_limit)
+            except TrainingFailed as e:  # a diverged training is the recipe's to fix: one line, not a traceback
+                raise NasforgeError(f"the final training of {label} failed: {e} (retrain.lr; on a regression task "
+                                    "retrain.optimizer: adamw is the safer choice)") from None
         x_test, y_test = data.open_test()  # every model of this seed is trained: the one read for this seed
         if on_test is not None:
             on_test(s, x_test, y_test)
         results: list[FinalModel] = []
         for name, desc, model in models:
-            test = evaluate_split(model, x_test, y_test, k, channels_last=recipe.channels_last)
-            cost = measure_cost(model, shape)
+            test = evaluate_split(model, x_test, y_test, k, channels_last=recipe.channels_last, dtype=dtype,
+                                  target=data.target)
+            cost = measure_cost(model, shape)  # on the device it trained on, which the record names
             path = None
             ref = reference if name == "baseline" else None
             if out_dir is not None:
                 stem = name if i == 0 else f"{name}-seed{s}"
                 p = out_dir / f"{stem}.pt"
-                atomic.torch_save({n: t.contiguous() for n, t in model.state_dict().items()}, p)
+                atomic.torch_save({n: t.cpu().contiguous() for n, t in model.state_dict().items()}, p)
                 atomic.write_text(out_dir / f"{stem}.json", json.dumps(
                     {"name": name, "description": desc, "trial": best.number if name == "searched" else None,
                      "sample": dict(best.sample) if name == "searched" else None, "seed": s,
@@ -203,7 +215,7 @@ def retrain_best(
                      **({"reference": ref} if ref is not None else {})}, indent=2))
                 path = str(p)
             results.append(FinalModel(name, desc, test, cost.params, cost.flops, cost.latency_ms,
-                                      fitted[name].seconds, path, s, ref, fitted[name].curve))
+                                      fitted[name].seconds, path, s, ref, fitted[name].curve, cost.latency_device))
         if work is not None:  # the seed's record replaces its checkpoints as the resume state
             atomic.write_text(work / f"seed{s}.json", json.dumps(
                 {"run": seed_run, "models": [final_to_json(m) for m in results]}))

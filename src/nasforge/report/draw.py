@@ -26,7 +26,8 @@ UNIT = 0.62  # inches per data unit
 
 def title(t: Trial) -> str:
     cost = f", {fmt_count(t.cost.params)} params, {fmt_count(t.cost.flops)} FLOPs" if t.cost else ""
-    return f"best architecture: trial #{t.number}, validation accuracy {t.score:.4f} at {fmt_budget(t.budget)}{cost}"
+    score = f"validation RMSE {t.metrics['rmse']:.4g}" if "rmse" in t.metrics else f"validation accuracy {t.score:.4f}"
+    return f"best architecture: trial #{t.number}, {score} at {fmt_budget(t.budget)}{cost}"
 
 
 def architecture(data: Result, path: Path) -> Path:

@@ -44,10 +44,12 @@ def scores_by_budget(t: Trial, ladder: Sequence[Budget],
 
 
 def best_seen(t: Trial) -> float | None:
-    """The score a trial reached, or for a pruned trial the best validation accuracy of its partial curve."""
+    """The score a trial reached, or for a pruned trial the best validation accuracy (a regression's -RMSE,
+    ``val_score``) of its partial curve."""
     if t.ok:
         return t.score
-    vals = [float(r["val_accuracy"]) for r in t.curve if isinstance(r.get("val_accuracy"), int | float)]
+    key = "val_score" if any("val_score" in r for r in t.curve) else "val_accuracy"
+    vals = [float(r[key]) for r in t.curve if isinstance(r.get(key), int | float)]
     vals = [v for v in vals if math.isfinite(v)]
     return max(vals) if vals else None
 

@@ -63,6 +63,23 @@ FIGURES = (
 )
 
 
+# a regression's captions: its score is -RMSE (higher is better) and its curves RMSE, where a classification's
+# are accuracy
+REGRESSION_WORDS = (("training and validation accuracy", "training and validation RMSE"),
+                    ("training loss and accuracy", "training loss and RMSE"), ("test accuracy", "test RMSE"),
+                    ("Validation accuracy", "The validation score (-RMSE, higher is better)"),
+                    ("validation accuracy", "validation score (-RMSE, higher is better)"),
+                    ("more accurate", "better scoring"))
+
+
+def caption_for(data: Result, text: str) -> str:
+    """A figure's caption as it reads for this experiment (a regression's score and curves are not accuracy)."""
+    if data.regression:
+        for a, b in REGRESSION_WORDS:
+            text = text.replace(a, b)
+    return text
+
+
 def default_out(db: str | Path) -> Path:
     """``runs/x.db`` -> ``runs/x-report/index.html``."""
     p = Path(db)
@@ -79,15 +96,25 @@ def out_path(db: str | Path, out: str | Path | None) -> Path:
 
 def write_report(db: str | Path, *, name: str | None = None, out: str | Path | None = None, seed: int = 0) -> Path:
     """Write the report of an experiment (the latest in ``db`` unless named); returns the HTML file's path."""
-    from nasforge.report import draw, plots
-    from nasforge.report.importance import analyse_beside
-
     data = load(db, name)
     page = out_path(db, out)
     page.parent.mkdir(parents=True, exist_ok=True)
-    analysis = analyse_beside(data, seed=seed)  # the slowest part; on a large study, in a process of its own
     if len(data.trial_list) > TABLE_ROWS:
         write_csv(data, page.parent / CSV)
+    images, importance_text = make_figures(data, page.parent, seed=seed)
+    atomic.write_text(page, render(data, images, importance_text))
+    log.info("report written to %s", page)
+    return page
+
+
+def make_figures(data: Result, folder: Path, *, seed: int = 0) -> tuple[dict[str, str], str]:
+    """Draw every figure as ``folder/<id>.png``; returns each one's PNG in base64 and the importance caption.
+
+    Shared by the report and the live dashboard (:mod:`nasforge.report.live`), so both show the same figures."""
+    from nasforge.report import draw, plots
+    from nasforge.report.importance import analyse_beside
+
+    analysis = analyse_beside(data, seed=seed)  # the slowest part; on a large study, in a process of its own
     makers: dict[str, Callable[[Path], Path]] = {
         "best_so_far": lambda p: plots.best_so_far(data, p),
         "learning_curves": lambda p: plots.learning_curves(data, p),
@@ -98,13 +125,10 @@ def write_report(db: str | Path, *, name: str | None = None, out: str | Path | N
     }
     images: dict[str, str] = {}
     for fig in FIGURES:
-        png = makers[fig.id](page.parent / f"{fig.id}.png")
+        png = makers[fig.id](folder / f"{fig.id}.png")
         images[fig.id] = base64.b64encode(png.read_bytes()).decode("ascii")
     done = analysis()
-    importance_text = done.method + (f" Not shown: {done.note}." if done.note else "")
-    atomic.write_text(page, render(data, images, importance_text))
-    log.info("report written to %s", page)
-    return page
+    return images, done.method + (f" Not shown: {done.note}." if done.note else "")
 
 
 # ---------------------------------------------------------------------- HTML
@@ -149,22 +173,22 @@ function sortKey(cell) {
   var n = Number(v);
   return isNaN(n) ? v.toLowerCase() : n;
 }
-document.querySelectorAll("table.sortable th").forEach(function (th, col) {
-  th.addEventListener("click", function () {
-    var table = th.closest("table"), body = table.tBodies[0];
-    var asc = th.getAttribute("aria-sort") !== "ascending";
-    table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
-    th.setAttribute("aria-sort", asc ? "ascending" : "descending");
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.sort(function (a, b) {
-      var x = sortKey(a.cells[col]), y = sortKey(b.cells[col]);
-      if (x === y) { return 0; }
-      if (x === null) { return 1; }
-      if (y === null) { return -1; }
-      return (x < y ? -1 : 1) * (asc ? 1 : -1);
-    });
-    rows.forEach(function (r) { body.appendChild(r); });
+document.addEventListener("click", function (e) {  // delegated: a table the live view swaps in sorts too
+  var th = e.target instanceof Element ? e.target.closest("table.sortable th") : null;
+  if (th === null) { return; }
+  var table = th.closest("table"), body = table.tBodies[0], col = th.cellIndex;
+  var asc = th.getAttribute("aria-sort") !== "ascending";
+  table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+  th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+  var rows = Array.prototype.slice.call(body.rows);
+  rows.sort(function (a, b) {
+    var x = sortKey(a.cells[col]), y = sortKey(b.cells[col]);
+    if (x === y) { return 0; }
+    if (x === null) { return 1; }
+    if (y === null) { return -1; }
+    return (x < y ? -1 : 1) * (asc ? 1 : -1);
   });
+  rows.forEach(function (r) { body.appendChild(r); });
 });
 window.addEventListener("load", function () {  // how many figures decoded: a check for headless browsers
   var ok = 0;
@@ -212,7 +236,8 @@ def summary_rows(data: Result) -> list[tuple[str, str]]:
         rows.append(("scheduler", esc(cfg.search.make_scheduler().describe())))
     if cfg.search.stopping:
         rows.append(("early stopping", esc(", ".join(f"{k}={v}" for k, v in cfg.search.stopping.items()))))
-    rows.append(("objectives", esc(", ".join(data.objectives))))
+    named = " (accuracy names the score: -RMSE on a regression)" if data.regression else ""
+    rows.append(("objectives", esc(", ".join(data.objectives) + named)))
     rows.append(("trials", esc(", ".join(f"{n} {s}" for s, n in counts.items()) or "none")))
     rej = f"{data.rejected}"
     if data.rejection_common:
@@ -226,12 +251,15 @@ def best_block(data: Result) -> str:
     b = data.best
     if b is None:
         return "<p class='caption'>No trial has a score yet.</p>"
-    rows = [("trial", esc(b.number)), ("validation accuracy", esc(f"{b.score:.4f}")),
+    rows = [("trial", esc(b.number)), ("validation accuracy", esc(f"{b.score:.4f}")) if "rmse" not in b.metrics else
+            ("validation RMSE", esc(f"{b.metrics['rmse']:.4g} (MAE {b.metrics.get('mae', float('nan')):.4g}, "
+                                    f"R² {b.metrics.get('r2', float('nan')):.4f})")),
             ("trained for", esc(fmt_budget(b.budget))),
             ("parameters", esc(fmt_count(b.cost.params if b.cost else None))),
             ("FLOPs per example", esc(fmt_count(b.cost.flops if b.cost else None))),
-            ("latency per example", esc(f"{b.cost.latency_ms:.3f} ms" if b.cost and b.cost.latency_ms is not None
-                                        else "-")),
+            ("latency per example", esc(f"{b.cost.latency_ms:.3f} ms" + (
+                f" on {b.cost.latency_device}" if b.cost.latency_device else "")
+                if b.cost and b.cost.latency_ms is not None else "-")),
             ("architecture", f"<code>{esc(data.describe(b))}</code>")]
     f1 = b.metrics.get("f1")
     if isinstance(f1, int | float):
@@ -240,7 +268,36 @@ def best_block(data: Result) -> str:
     if len(data.objectives) > 1:
         out += (f"<p class='caption'>{len(data.pareto)} trials are on the Pareto front of "
                 f"{esc(', '.join(data.objectives))}; retrain one with <code>nasforge retrain DB --trial N</code>.</p>")
-    return out + retrain_block(data)
+    return out + retrain_block(data) + compress_block(data)
+
+
+def compress_block(data: Result) -> str:
+    """The last ``nasforge compress`` record, if any: each version's test accuracy, size and CPU latency."""
+    if not data.compressions:
+        return ""
+    c = data.compressions[-1]
+    rows = []
+    found: list[Any] = c["rows"] if isinstance(c.get("rows"), list) else []
+    for r in found:
+        if not isinstance(r, dict):
+            continue
+        acc, size, lat, speed = r.get("accuracy"), r.get("size_bytes"), r.get("latency_ms"), r.get("speedup")
+        cells = [esc(r.get("name", "?")), esc(f"{100 * acc:.2f}%" if isinstance(acc, int | float) else "-"),
+                 esc(fmt_count(r.get("params"))), esc(fmt_count(r.get("nonzero_params"))),
+                 esc(f"{size / 1024:.0f} KiB" if isinstance(size, int | float) else "-"),
+                 esc(f"{lat:.3f}" if isinstance(lat, int | float) else "-"),
+                 esc(f"{speed:.2f}x" if isinstance(speed, int | float) else "-")]
+        note = f" ({r['note']})" if r.get("note") else ""
+        rows.append("<tr>" + "".join(f"<td>{x}</td>" for x in cells)
+                    + f"<td class='note'>{esc(str(r.get('method', '')) + note)}</td></tr>")
+    if not rows:
+        return ""
+    head = (f"Last compression (trial {esc(c.get('trial', '?'))}), test split read once more; latency per example "
+            "at batch 1 on the CPU, size of the TorchScript file:")
+    names = ("model", "test accuracy", "params", "nonzero", "size", "latency ms", "speedup")
+    return (f"<p class='caption'>{head}</p><table class='trials' id='compression'><thead><tr>"
+            + "".join(f"<th>{esc(n)}</th>" for n in names) + "<th class='arch'>method</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>")
 
 
 def retrain_block(data: Result) -> str:
@@ -263,15 +320,28 @@ def retrain_block(data: Result) -> str:
         acc, std, n = s.get("accuracy_mean", test.get("accuracy")), s.get("accuracy_std"), s.get("n", 1)
         acc_text = "-" if not isinstance(acc, int | float) else f"{100 * acc:.2f}%" + (
             f" ± {100 * std:.2f} over {n} seeds" if isinstance(std, int | float) else "")
+        if "rmse" in test:  # a regression: RMSE (± over seeds), MAE and R², in the target's units
+            rmse, std = s.get("rmse_mean", test["rmse"]), s.get("rmse_std")
+            acc_text = (f"{rmse:.4g}" + (f" ± {std:.3g} over {n} seeds" if isinstance(std, int | float) else "")
+                        + f" (MAE {s.get('mae_mean', test.get('mae', 0.0)):.4g}, "
+                        f"R² {s.get('r2_mean', test.get('r2', 0.0)):.4f})")
         rows.append(f"<tr><td>{esc(name)}</td><td>{esc(acc_text)}</td>"
                     f"<td>{esc(fmt_count(m.get('params')))}</td><td class='arch'>{esc(m.get('description', ''))}</td>"
                     "</tr>")
+    regression = any(isinstance(m, dict) and "rmse" in (m.get("test") or {}) for m in models)
+    others: dict[str, Any] = r["others"] if regression and isinstance(r.get("others"), dict) else {}
+    for name, o in others.items():  # scikit-learn's ridge and gradient boosting, on the same read of test
+        if isinstance(o, dict) and isinstance(o.get("rmse"), int | float):
+            text = f"{o['rmse']:.4g} (MAE {o.get('mae', 0.0):.4g}, R² {o.get('r2', 0.0):.4f})"
+            rows.append(f"<tr><td>{esc(name)}</td><td>{esc(text)}</td><td>-</td>"
+                        f"<td class='arch'>{esc(o.get('description', ''))}</td></tr>")
     if not rows:
         return ""
     epochs = r.get("epochs")
     head = f"Last retrain (trial {esc(r.get('trial', '?'))}" + (
         f", {epochs:g} epochs" if isinstance(epochs, int | float) else "") + "), test split read once:"
-    return (f"<p class='caption'>{head}</p><table class='trials'><thead><tr><th>model</th><th>test accuracy</th>"
+    return (f"<p class='caption'>{head}</p><table class='trials'><thead><tr><th>model</th>"
+            f"<th>{'test RMSE' if regression else 'test accuracy'}</th>"
             "<th>params</th><th class='arch'>architecture</th></tr></thead><tbody>" + "".join(rows)
             + "</tbody></table>")
 
@@ -316,6 +386,12 @@ def table_trials(data: Result) -> list[Trial]:
 
 def write_csv(data: Result, path: Path) -> Path:
     """Every trial, one row each, the network by its canonical key (no sample is read): the table's other pages."""
+    atomic.write_text(path, csv_text(data))
+    return path
+
+
+def csv_text(data: Result) -> str:
+    """:func:`write_csv`'s text (the live view serves it as ``/trials.csv``)."""
     import csv
     import io
 
@@ -328,8 +404,7 @@ def write_csv(data: Result, path: Path) -> Path:
         w.writerow([t.number, t.state.value, t.score, t.budget.epochs, t.budget.fraction, c.params if c else None,
                     c.flops if c else None, c.latency_ms if c else None, t.train_seconds + t.eval_seconds,
                     t.reason, t.key])
-    atomic.write_text(path, buf.getvalue())
-    return path
+    return buf.getvalue()
 
 
 def trials_table(data: Result) -> str:
@@ -349,38 +424,55 @@ def trials_table(data: Result) -> str:
             f"<tbody>{body}</tbody></table></div>")
 
 
-def render(data: Result, images: dict[str, str], importance_text: str) -> str:
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+def report_sections(data: Result, images: dict[str, str], importance_text: str) -> str:
+    """The page's sections: the summary, one per figure, the trial table (the live view swaps these in place)."""
     sections = []
     for fig in FIGURES:
-        caption = importance_text if fig.id == "importance" else fig.caption
+        caption = importance_text if fig.id == "importance" else caption_for(data, fig.caption)
         sections.append(
             f"<section id='{esc(fig.id)}'><h2>{esc(fig.title)}</h2>"
             f"<img class='plot' id='{esc('plot-' + fig.id)}' data-plot='{esc(fig.id)}' alt='{esc(fig.title)}' "
             f"src='{esc('data:image/png;base64,' + images[fig.id])}'>"
             f"<p class='caption'>{esc(caption)}</p></section>")
-    nav = "".join(f"<a href='{esc('#' + i)}'>{esc(t)}</a>" for i, t in
-                  [("summary", "Summary"), *[(f.id, f.title) for f in FIGURES], ("trials", "Trials")])
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{html.escape(CSP, quote=False)}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>nasforge report: {esc(data.experiment.name)}</title>
-<style>{CSS}</style></head>
-<body>
-<header><h1>nasforge report: {esc(data.experiment.name)}</h1>
-<p>{esc(data.db)} · {len(data.trial_list):,} trials · generated {esc(stamp)}</p></header>
-<nav>{nav}</nav>
-<main>
-<section id="summary"><h2>Summary</h2>
+    return f"""<section id="summary"><h2>Summary</h2>
 <div class="cols"><div>{kv_table(summary_rows(data))}</div>
 <div><h2 class="sub">Best trial</h2>{best_block(data)}</div></div></section>
 {"".join(sections)}
 <section id="trials"><h2>Trials</h2>
 <p class="caption">Click a column to sort. Highlighted: the best trial; red edge: on the Pareto front (multi-objective
 searches). Budget is epochs @ share of the training split.</p>
-{trials_table(data)}</section>
+{trials_table(data)}</section>"""
+
+
+def nav_links(first: Sequence[tuple[str, str]] = ()) -> str:
+    """The bar of links to the page's sections (``first``: (id, title) pairs before the summary)."""
+    return "".join(f"<a href='{esc('#' + i)}'>{esc(t)}</a>" for i, t in
+                   [*first, ("summary", "Summary"), *[(f.id, f.title) for f in FIGURES], ("trials", "Trials")])
+
+
+def page_html(*, title: str, subtitle: str, nav: str, body: str, style: str = CSS, script: str = SORTER,
+              csp: str = CSP) -> str:
+    """The page around ``body`` (HTML): ``csp`` must allow ``style`` and ``script`` by hash (see :data:`CSP`)."""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{html.escape(csp, quote=False)}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)}</title>
+<style>{style}</style></head>
+<body>
+<header><h1>{esc(title)}</h1>
+<p>{esc(subtitle)}</p></header>
+<nav>{nav}</nav>
+<main>
+{body}
 </main>
-<script>{SORTER}</script>
+<script>{script}</script>
 </body></html>
 """
+
+
+def render(data: Result, images: dict[str, str], importance_text: str) -> str:
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    return page_html(title=f"nasforge report: {data.experiment.name}",
+                     subtitle=f"{data.db} · {len(data.trial_list):,} trials · generated {stamp}",
+                     nav=nav_links(), body=report_sections(data, images, importance_text))

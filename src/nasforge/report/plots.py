@@ -144,7 +144,7 @@ def best_so_far(data: Result, path: Path) -> Path:
                        label=f"failed ({n_failed:,}" + (f", {len(failed):,} shown)" if n_failed > len(failed) else ")"))
         ax.set_ylim(lo, hi)
         ax.set_xlabel(f"search time ({unit})" if by_time else "trial number")
-        ax.set_ylabel("validation accuracy")
+        ax.set_ylabel(data.score_name)
         ax.grid(alpha=0.3)
     ax_n.set_title("best so far, by trial")
     ax_t.set_title("best so far, by time")
@@ -155,7 +155,8 @@ def best_so_far(data: Result, path: Path) -> Path:
 
 # ---------------------------------------------------------------------- learning curves
 def learning_curves(data: Result, path: Path, top: int = 8) -> Path:
-    """Validation accuracy per epoch of the best trials, the others faint behind them."""
+    """Validation accuracy (a regression's score, -RMSE) per epoch of the best trials, the others faint behind
+    them."""
     fig = new_figure(11, 4.2)
     ax = fig.subplots()
     # whole records only of the trials drawn: the top ones (the first ranked that have a curve) and a sample
@@ -165,10 +166,11 @@ def learning_curves(data: Result, path: Path, top: int = 8) -> Path:
                 else "no trial yet")
         return save(fig, path)
     others = data.detailed(scored_sample(data.trial_list, 300))
+    key = "val_score" if data.regression else "val_accuracy"
 
     def curve(t: Trial) -> tuple[list[float], list[float]]:
-        pts = [(float(r.get("epoch", i + 1)), float(r["val_accuracy"])) for i, r in enumerate(t.curve)
-               if isinstance(r.get("val_accuracy"), int | float)]
+        pts = [(float(r.get("epoch", i + 1)), float(r[key])) for i, r in enumerate(t.curve)
+               if isinstance(r.get(key), int | float)]
         return [p[0] for p in pts], [p[1] for p in pts]
 
     chosen = {t.number for t in best}
@@ -186,7 +188,7 @@ def learning_curves(data: Result, path: Path, top: int = 8) -> Path:
     ax.set_ylim(lo, hi)
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("validation accuracy")
+    ax.set_ylabel(data.score_name)
     grey = "the other trials" if len(others) == len(data.trial_list) else f"{len(others)} trials sampled"
     ax.set_title(f"learning curves of the top {len(best)} trials (grey: {grey}, dotted: pruned)")
     ax.grid(alpha=0.3)
@@ -211,7 +213,8 @@ def train_curves(data: Result, path: Path) -> Path:
     axes = fig.subplots(1, 2 + len(finals))
     best = data.best
     curve = best.curve if best is not None else ()
-    for ax, what in ((axes[0], "accuracy"), (axes[1], "loss")):
+    measure = "rmse" if data.regression else "accuracy"  # a regression's curves: RMSE in the target's units
+    for ax, what in ((axes[0], measure), (axes[1], "loss")):
         tx, ty = _series(curve, f"train_{what}")
         vx, vy = _series(curve, f"val_{what}")
         if not ty and not vy:
@@ -231,11 +234,13 @@ def train_curves(data: Result, path: Path) -> Path:
         ax.set_xlabel("epoch")
         ax.set_ylabel("training loss")
         acc = ax.twinx()
-        ax_, ay = _series(m["curve"], "train_accuracy")
-        acc.plot(ax_, ay, color=PALETTE[2], label="training accuracy")
-        acc.set_ylabel("training accuracy")
-        test = m.get("test", {}).get("accuracy")
+        ax_, ay = _series(m["curve"], f"train_{measure}")
+        acc.plot(ax_, ay, color=PALETTE[2], label=f"training {measure}")
+        acc.set_ylabel(f"training {measure}")
+        test = m.get("test", {}).get(measure)
         said = f" (test {100 * test:.2f}%)" if isinstance(test, int | float) else ""
+        if data.regression and isinstance(test, int | float):
+            said = f" (test RMSE {test:.4g})"
         ax.set_title(f"final training: {m.get('name', '?')}{said}", fontsize=9.5)
         ax.grid(alpha=0.3)
         handles = ax.get_legend_handles_labels()[0] + acc.get_legend_handles_labels()[0]
@@ -293,8 +298,8 @@ def accuracy_vs_cost(data: Result, path: Path) -> Path:
         label_front(ax, front, fx, fy, (min(xs), max(xs)), (lo, hi), log=log)
         ax.set_ylim(lo, hi)
         ax.set_xlabel(COSTS[kind])
-        ax.set_ylabel("validation accuracy")
-        ax.set_title(f"accuracy vs {COSTS[kind].split(' (')[0]}")
+        ax.set_ylabel(data.score_name)
+        ax.set_title(f"{'score' if data.regression else 'accuracy'} vs {COSTS[kind].split(' (')[0]}")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8, loc="lower right")
     if len(data.objectives) > 1:

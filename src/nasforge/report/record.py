@@ -1,5 +1,9 @@
 """One machine-readable record of an experiment: search, final retrain and references, accuracies as fractions.
 
+A regression experiment's record says ``"task": "regression"`` and holds ``test_rmse``, ``test_mae``,
+``test_r2`` (and ``test_rmse_std``) and ``val_rmse`` (in the target's units) where a classification's holds
+accuracy and F1; the scikit-learn ``others`` are then ridge regression and gradient boosting.
+
 ``nasforge status --json``, ``nasforge retrain --json`` and ``nasforge auto`` all write this record,
 so a script or a results table reads one shape whichever command made it. It is built from what the
 store holds (the experiment, its trials and its last retrain result), never from the console text.
@@ -41,10 +45,15 @@ def result_record(experiment: Experiment, trials: Sequence[Trial], retrain: Mapp
     if retrain is None:
         best = best_trial(list(trials))
         if best is not None:
+            figures: dict[str, Any] = {"test_accuracy": None, "test_f1": None, "val_accuracy": best.score}
+            if "rmse" in best.metrics:  # regression: the score is -RMSE
+                record["task"] = "regression"
+                figures = {"test_rmse": None, "test_mae": None, "test_r2": None, "val_rmse": best.metrics["rmse"]}
             record["searched"] = {
-                "test_accuracy": None, "test_f1": None, "val_accuracy": best.score,
-                "params": best.cost.params if best.cost else None, "flops": best.cost.flops if best.cost else None,
+                **figures, "params": best.cost.params if best.cost else None,
+                "flops": best.cost.flops if best.cost else None,
                 "latency_ms": best.cost.latency_ms if best.cost else None,
+                "latency_device": best.cost.latency_device if best.cost else None,
                 "architecture": describe(best.sample) if describe is not None else None, "trial": best.number}
         return record
     models = list(retrain["models"])
@@ -56,13 +65,22 @@ def result_record(experiment: Experiment, trials: Sequence[Trial], retrain: Mapp
     record["seconds"]["final"] = (sum(float(m["train_seconds"]) for m in models)
                                   + sum(float(v.get("seconds", 0.0)) for v in others.values()))
     scores = {t.number: t.score for t in trials}
+    regression = any("rmse" in m["test"] for m in models)
+    if regression:
+        record["task"] = "regression"
     searched = next((m for m in models if m["name"] == "searched"), None)
     if searched is not None:
         s = summary["searched"]
+        val = scores.get(int(retrain["trial"]))
+        if regression:
+            figures = {**_regression_fields(s), "val_rmse": None if val is None else -val}
+        else:
+            figures = {"test_accuracy": s["accuracy_mean"], "test_f1": s["f1_mean"],
+                       "test_accuracy_std": s["accuracy_std"], "val_accuracy": val}
         record["searched"] = {
-            "test_accuracy": s["accuracy_mean"], "test_f1": s["f1_mean"], "test_accuracy_std": s["accuracy_std"],
-            "val_accuracy": scores.get(int(retrain["trial"])), "params": searched["params"],
+            **figures, "params": searched["params"],
             "flops": searched["flops"], "latency_ms": searched["latency_ms"],
+            "latency_device": searched.get("latency_device"),  # None in records from before devices
             "architecture": searched["description"], "trial": retrain["trial"],
             "curve": list(searched.get("curve") or [])}  # the final training's, per epoch (its first seed's)
     base = next((m for m in models if m["name"] == "baseline"), None)
@@ -70,10 +88,17 @@ def result_record(experiment: Experiment, trials: Sequence[Trial], retrain: Mapp
         b = summary["baseline"]
         record["reference"] = {
             "name": base.get("reference", "classic"),  # stored before references were named: the classic one
-            "test_accuracy": b["accuracy_mean"], "test_f1": b["f1_mean"], "test_accuracy_std": b["accuracy_std"],
+            **(_regression_fields(b) if regression else {
+                "test_accuracy": b["accuracy_mean"], "test_f1": b["f1_mean"], "test_accuracy_std": b["accuracy_std"]}),
             "params": base["params"], "flops": base["flops"], "architecture": base["description"],
             "curve": list(base.get("curve") or [])}
     return record
+
+
+def _regression_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """A regression model's test figures in the record: the means over seeds, and RMSE's standard deviation."""
+    return {"test_rmse": summary["rmse_mean"], "test_mae": summary["mae_mean"], "test_r2": summary["r2_mean"],
+            "test_rmse_std": summary["rmse_std"]}
 
 
 def data_name(source: str, path: str | None) -> str:

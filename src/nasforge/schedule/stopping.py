@@ -25,6 +25,8 @@ class TrialPruned(Exception):
 
 def _value(row: Mapping[str, float], metric: str) -> float | None:
     v = row.get(metric)
+    if v is None and metric == "val_accuracy":  # the default metric: on a regression, the score (-RMSE)
+        v = row.get("val_score")
     return None if v is None else float(v)
 
 

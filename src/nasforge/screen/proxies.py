@@ -144,11 +144,17 @@ def naswot(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float(torch.log(eig).sum())
 
 
+def _loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The training loss: cross-entropy on class labels, the squared error on (standardised) regression targets."""
+    return F.mse_loss(out[:, 0], y) if y.is_floating_point() else F.cross_entropy(out, y)
+
+
 def grad_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Sum over conv/linear layers of ``||dL/dw||_2`` for the cross-entropy on the minibatch."""
+    """Sum over conv/linear layers of ``||dL/dw||_2`` for the cross-entropy (regression: squared error) on the
+    minibatch."""
     _prepare(model)
     model.zero_grad(set_to_none=True)
-    F.cross_entropy(model(x), y).backward()
+    _loss(model(x), y).backward()
     return float(sum(float(w.grad.norm()) for w in _weights(model) if w.grad is not None))
 
 
@@ -159,7 +165,7 @@ def snip(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """
     _prepare(model)
     model.zero_grad(set_to_none=True)
-    F.cross_entropy(model(x), y).backward()
+    _loss(model(x), y).backward()
     total = 0.0
     for w in _weights(model):
         if w.grad is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nasforge.data.base import Dataset
 from nasforge.errors import ConfigError
@@ -20,6 +20,9 @@ from nasforge.evaluate.cost import measure_latency_ms
 from nasforge.screen.proxies import PROXIES, SCREEN_COSTS, screen
 from nasforge.space.base import SearchSpace
 from nasforge.types import Sample
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -66,11 +69,12 @@ def check_screen(opts: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def latency_limit(space: SearchSpace, input_shape: tuple[int, ...], n_out: int,
-                  limit_ms: float) -> Callable[[Sample], str | None]:
-    """A check that builds the candidate and measures its latency; the reason when it is too slow."""
+                  limit_ms: float, device: str | torch.device = "cpu") -> Callable[[Sample], str | None]:
+    """A check that builds the candidate and measures its latency on ``device`` (where trials train and their
+    latency is recorded); the reason when it is too slow."""
 
     def check(s: Sample) -> str | None:
-        ms = measure_latency_ms(space.build(s, input_shape, n_out), input_shape)
+        ms = measure_latency_ms(space.build(s, input_shape, n_out).to(device), input_shape)
         return None if ms <= limit_ms else f"latency {ms:.2f} ms per image exceeds the limit of {limit_ms:g} ms"
 
     return check

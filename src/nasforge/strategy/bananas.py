@@ -24,6 +24,7 @@ from nasforge.space.base import SearchSpace
 from nasforge.strategy.base import Strategy, completed, seen_keys
 from nasforge.strategy.local_search import iter_neighbours
 from nasforge.strategy.memory import Rejections
+from nasforge.strategy.prior import prior_weight
 from nasforge.types import Sample, Suggestion, Trial
 
 ACQUISITIONS = ("ei", "ucb", "its", "mean")
@@ -157,9 +158,11 @@ class MLPEnsemble:
         return (h2 @ w3 + b3)[..., 0], h1, h2
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, steps: int = 200, lr: float = 0.01,
-            weight_decay: float = 1e-4) -> None:
-        """Full-batch Adam on mean squared error; every member sees the same data, differing by its init."""
+            weight_decay: float = 1e-4, weights: np.ndarray | None = None) -> None:
+        """Full-batch Adam on (``weights``-weighted) mean squared error; every member sees the same data,
+        differing by its init."""
         n = len(x)
+        w_row = None if weights is None else (weights / weights.sum())[None, :, None]
         xt = np.ascontiguousarray(x.T)
         _, _, w2, _, w3, _ = self.params
         g_w1, g_b1, g_w2, g_b2, g_w3, g_b3 = self.grads
@@ -169,7 +172,7 @@ class MLPEnsemble:
         b1, b2, eps = 0.9, 0.999, 1e-8
         for t in range(1, steps + 1):
             out, h1, h2 = self._forward(x)
-            g_out = (2.0 / n) * (out - y)[..., None]  # (E, N, 1)
+            g_out = (2.0 / n) * (out - y)[..., None] if w_row is None else 2.0 * w_row * (out - y)[..., None]
             np.matmul(h2.transpose(0, 2, 1), g_out, out=g_w3)
             g_b3[...] = g_out.sum(axis=1, keepdims=True)
             g_h2 = (g_out @ w3.transpose(0, 2, 1)) * (h2 > 0)
@@ -213,7 +216,12 @@ class Bananas(Strategy):
 
     The first ``n_init`` trials are random. The ensemble has ``ensemble`` MLPs (``hidden`` units,
     two layers) trained for ``steps`` Adam steps on the ``max_train`` best trials; ``acquisition``
-    is "ei" (expected improvement), "ucb", "its" (Thompson sampling) or "mean". On NAS-Bench-201
+    is "ei" (expected improvement), "ucb", "its" (Thompson sampling) or "mean". ``prior`` holds
+    (sample, z-score) pairs of earlier experiments (:func:`nasforge.transfer.prior_trials`; the config's
+    ``strategy.options.prior: runs/*.db``): the ensemble trains on them too, weighted as
+    ``prior_strength`` trials in all and fading as this search's own trials arrive
+    (:func:`~nasforge.transfer.prior_weight`); with a prior the first ask already uses the predictor,
+    around the prior's best networks, instead of ``n_init`` random trials. On NAS-Bench-201
     CIFAR-10 the variants tried (ITS/UCB, mutation pools, wider nets, more steps, fewer candidates)
     all landed within about 0.1 of each other over 30-60 seeds; these defaults are among the cheapest.
     """
@@ -223,8 +231,16 @@ class Bananas(Strategy):
     def __init__(self, space: SearchSpace, *, seed: int = 0, n_init: int = 10, ensemble: int = 5, hidden: int = 16,
                  steps: int = 50, lr: float = 0.04, candidates: int = 200, top_k: int = 10,
                  random_fraction: float = 0.1, acquisition: str = "ei", max_train: int = 200,
-                 pool: str = "neighbours") -> None:
+                 pool: str = "neighbours", prior: Sequence[tuple[Sample, float]] = (),
+                 prior_strength: float = 20.0) -> None:
         super().__init__(space, seed=seed)
+        if isinstance(prior, str) or not all(isinstance(p, tuple | list) and len(p) == 2 for p in prior):
+            raise ValueError("bananas prior must be (sample, z-score) pairs; in a config give database paths "
+                             "(strategy.options.prior: runs/*.db), which the search reads")
+        if not prior_strength > 0:
+            raise ValueError(f"bananas prior_strength must be > 0, got {prior_strength!r}")
+        self.prior = [(dict(p[0]), float(p[1])) for p in prior]
+        self.prior_strength = float(prior_strength)
         if acquisition not in ACQUISITIONS:
             raise ValueError(f"bananas acquisition must be one of {', '.join(ACQUISITIONS)}, got {acquisition!r}")
         if n_init < 2 or ensemble < 1 or candidates < 1 or top_k < 1 or not 0 <= random_fraction <= 1:
@@ -238,7 +254,7 @@ class Bananas(Strategy):
         self.key = KeyCache(space)
         self.rejections = Rejections()
 
-    def _pool(self, scored: Sequence[Trial], seen: set[str]) -> list[dict[str, Any]]:
+    def _pool(self, top: Sequence[Sample], seen: set[str]) -> list[dict[str, Any]]:
         """Untried candidates around the ``top_k`` best trials, and some random samples.
 
         With ``pool="neighbours"`` every single-dimension change of each top trial is a candidate
@@ -246,14 +262,13 @@ class Bananas(Strategy):
         trials fill up whatever is left, which is all of it with ``pool="mutations"`` (BANANAS'
         own scheme). ``random_fraction`` of ``candidates`` random samples come on top.
         """
-        top = sorted(scored, key=lambda t: (-(t.score or 0.0), t.number))[: self.top_k]
         n_random = round(self.candidates * self.random_fraction)
         pool: dict[str, dict[str, Any]] = {}
         if self.pool_kind == "neighbours":
             for t in top:
                 if len(pool) >= self.candidates:
                     break
-                for k, s in iter_neighbours(self.space, t.sample, self.key):
+                for k, s in iter_neighbours(self.space, t, self.key):
                     if len(pool) >= self.candidates:
                         break
                     if k not in seen and k not in pool:
@@ -264,7 +279,7 @@ class Bananas(Strategy):
             if i < n_random:
                 s = self.space.sample(self.rng)
             else:
-                s = self.space.mutate(top[i % len(top)].sample, self.rng)
+                s = self.space.mutate(top[i % len(top)], self.rng)
                 if self.rng.random() < 0.5:
                     s = self.space.mutate(s, self.rng)
             k = self.key(s)
@@ -281,21 +296,33 @@ class Bananas(Strategy):
         seen = seen_keys(history)
         seen |= self.rejections.update(seen)
         scored = completed(history)
-        if len(history) < self.n_init or len(scored) < 2:
+        if not self.prior and (len(history) < self.n_init or len(scored) < 2):
             return [Suggestion(self.fresh(lambda: self.space.sample(self.rng), seen)) for _ in range(n)]
         train = sorted(scored, key=lambda t: (-(t.score or 0.0), t.number))[: self.max_train]
-        x = self.encode([t.sample for t in train])
+        samples: list[Sample] = [t.sample for t in train]
         y = np.array([float(t.score or 0.0) for t in train])
-        mu, sd = y.mean(), y.std() + 1e-9
-        y = (y - mu) / sd
+        if len(y):
+            y = (y - y.mean()) / (y.std() + 1e-9)
+        best = float(y.max()) if len(y) else -math.inf
+        top = samples[: self.top_k]
+        weights = None
+        if self.prior:
+            ranked = sorted(self.prior, key=lambda p: -p[1])
+            w = prior_weight(len(self.prior), len(scored), self.prior_strength)
+            weights = np.concatenate([np.ones(len(samples)), np.full(len(ranked), w)])
+            samples += [p[0] for p in ranked]
+            y = np.concatenate([y, [p[1] for p in ranked]])
+            top += [p[0] for p in ranked[: self.top_k - len(top)]]  # the prior's best, until there are own ones
+            if not len(train):
+                best = float(ranked[0][1])
         net = MLPEnsemble(self.encode.width, self.rng, size=self.ensemble, hidden=self.hidden)
-        pool = self._pool(scored, seen)
+        pool = self._pool(top, seen)
         with one_blas_thread():
-            net.fit(x, y, steps=self.steps, lr=self.lr)
+            net.fit(self.encode(samples), y, steps=self.steps, lr=self.lr, weights=weights)
             pred = net.predict(self.encode(pool)) if pool else None
         out: list[Suggestion] = []
         if pred is not None:
-            value = acquire(self.acquisition, pred, float(y.max()), self.rng)
+            value = acquire(self.acquisition, pred, best, self.rng)
             order = np.argsort(-value, kind="stable")
             out = [Suggestion(pool[int(i)]) for i in order[:n]]
             seen.update(self.space.key(s.sample) for s in out)

@@ -26,6 +26,7 @@ from typing import Any
 from nasforge.errors import ConfigError
 from nasforge.space.base import SearchSpace
 from nasforge.strategy.base import Strategy, completed, seen_keys
+from nasforge.strategy.prior import prior_weight
 from nasforge.types import Sample, Suggestion, Trial
 
 
@@ -55,6 +56,10 @@ class TPE(Strategy):
 
     Options go to the sampler: ``n_startup_trials`` random trials first, ``n_ei_candidates`` per
     suggestion; ``multivariate`` and ``group`` (None keeps Optuna's default) model dimensions jointly.
+    ``prior`` holds (sample, z-score) pairs of earlier experiments (the config's ``strategy.options.prior:
+    runs/*.db``): TPE ranks, so a weight is a count: ``prior_strength`` of them, spread over their ranking,
+    join the study (own scores then as z-scores too), fewer as this search's own trials arrive
+    (:func:`~nasforge.strategy.prior.prior_weight`).
     ``n_ei_candidates`` defaults to 8, not Optuna's 24: as good on NAS-Bench-201 (94.21 vs 94.16 over
     40 seeds) and twice as fast on wide spaces.
     """
@@ -62,8 +67,16 @@ class TPE(Strategy):
     name = "tpe"
 
     def __init__(self, space: SearchSpace, *, seed: int = 0, n_startup_trials: int = 10, n_ei_candidates: int = 8,
-                 multivariate: bool | None = None, group: bool = False, tries: int = 5) -> None:
+                 multivariate: bool | None = None, group: bool = False, tries: int = 5,
+                 prior: Sequence[tuple[Sample, float]] = (), prior_strength: float = 20.0) -> None:
         super().__init__(space, seed=seed)
+        if isinstance(prior, str) or not all(isinstance(p, tuple | list) and len(p) == 2 for p in prior):
+            raise ValueError("tpe prior must be (sample, z-score) pairs; in a config give database paths "
+                             "(strategy.options.prior: runs/*.db), which the search reads")
+        if not prior_strength > 0:
+            raise ValueError(f"tpe prior_strength must be > 0, got {prior_strength!r}")
+        self.prior = sorted(((dict(p[0]), float(p[1])) for p in prior), key=lambda p: -p[1])
+        self.prior_strength = float(prior_strength)
         self.optuna = _optuna()
         if n_startup_trials < 0 or n_ei_candidates < 1:
             raise ValueError("tpe needs n_startup_trials >= 0 and n_ei_candidates >= 1")
@@ -100,7 +113,21 @@ class TPE(Strategy):
                 j += 1
             out.append((t.key, float(t.score or 0.0), t.sample))
         out += [(k, worst, smp) for k, (_, smp) in rejected[j:]]
-        return out
+        return self._with_prior(out, len(scored)) if self.prior else out
+
+    def _with_prior(self, own: list[tuple[str, float, Sample]], n_own: int) -> list[tuple[str, float, Sample]]:
+        """The prior's share of trials first (evenly over its ranking), then the own entries as z-scores."""
+        n = len(self.prior)
+        k = min(n, round(self.prior_weight(n, n_own) * n))
+        picked = [self.prior[round(i * (n - 1) / max(k - 1, 1))] for i in range(k)] if k else []
+        vals = [v for _, v, _ in own]
+        mu = sum(vals) / len(vals) if vals else 0.0
+        sd = (sum((v - mu) ** 2 for v in vals) / len(vals)) ** 0.5 if vals else 0.0
+        z = [(key, (v - mu) / sd if sd > 0 else 0.0, smp) for key, v, smp in own]
+        return [(f"prior:{i}", v, smp) for i, (smp, v) in enumerate(picked)] + z
+
+    def prior_weight(self, n_prior: int, n_own: int) -> float:
+        return prior_weight(n_prior, n_own, self.prior_strength)
 
     def _study(self, entries: Sequence[tuple[str, float, Sample]]) -> Any:
         """An in-memory study holding ``entries``, with a sampler freshly seeded from ``self.rng``.
