@@ -12,7 +12,7 @@ network, so queries are the time axis. Strategies were tuned on CIFAR-10 only; t
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/transfer.py --seeds 10
 
-Writes ``benchmarks/results/transfer_nb201_<target>.json``.
+Writes ``benchmarks/results/transfer_nb201_<target>.json`` and ``.png`` (mean best-so-far curves, ±std).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from _common import write_result
 
-from nasforge.bench import INPUT_SHAPE, run_one
+from nasforge.bench import INPUT_SHAPE, plot_bench, run_one
 from nasforge.evaluate.tabular import NB201Table, TabularEvaluator
 from nasforge.space import make_space
 from nasforge.strategy import make_strategy
@@ -101,7 +101,8 @@ def main() -> None:
     for arm, cs in arms.items():
         a = np.array(cs)
         out["arms"][arm] = {"final_test_mean": float(a[:, -1].mean()), "final_test_std": float(a[:, -1].std()),
-                            "curve_test_mean": [round(float(v), 4) for v in a.mean(axis=0)]}
+                            "curve_test_mean": [round(float(v), 4) for v in a.mean(axis=0)],
+                            "curve_test_std": [round(float(v), 4) for v in a.std(axis=0)]}
         for q in (10, 25, 50):
             out["arms"][arm][f"test_mean_at_{q}"] = float(a[:, q - 1].mean())
         if arm in reached:
@@ -119,7 +120,10 @@ def main() -> None:
                         "a prior of an earlier CIFAR-10 search's database (per seed); test_200 percent",
                         "OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/transfer.py " + " ".join(sys.argv[1:]),
                         out)
-    print(f"wrote {path}")
+    png = path.with_suffix(".png")
+    plot_bench({"strategies": out["arms"], "dataset": args.target, "seeds": args.seeds,
+                "optimum_test": float(table.columns[f"{args.target}_test_200"].max())}, png)
+    print(f"wrote {path} and {png.name}")
 
 
 if __name__ == "__main__":

@@ -556,8 +556,12 @@ def final_training(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float, 
     epoch_s = timing.epoch_seconds(n, recipe.batch_size) * SAFETY
     ref_epoch_s = plan.reference_timing.epoch_seconds(n, recipe.batch_size) * SAFETY
     steps_per_epoch = math.ceil(n / min(recipe.batch_size, n))
-    cap = max(1, min(FINAL_EPOCHS_MAX, math.ceil(FINAL_STEPS_TARGET / steps_per_epoch)))  # as the plan's
-    epochs = {"searched": max(1, min(cap, int(seconds / epoch_s)))}
+    # the plan's cap, where the two networks share the final time. A network training alone fills all the time
+    # the search left, as the reference's own arm (--reference-only) fills its budget: the search is over, so
+    # time a cap leaves would go unused (a searched network faster than the reference met the cap early)
+    cap = (max(1, min(FINAL_EPOCHS_MAX, math.ceil(FINAL_STEPS_TARGET / steps_per_epoch))) if plan.with_reference
+           else math.inf)
+    epochs = {"searched": max(1, int(min(cap, seconds / epoch_s)))}
     plans = {"searched": (epochs["searched"], epochs["searched"] * epoch_s)}
     if plan.with_reference:
         epochs["baseline"] = max(1, min(cap, int(seconds / ref_epoch_s)))
