@@ -559,9 +559,9 @@ def final_training(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float, 
     # the plan's cap, where the two networks share the final time. A network training alone fills all the time
     # the search left, as the reference's own arm (--reference-only) fills its budget: the search is over, so
     # time a cap leaves would go unused (a searched network faster than the reference met the cap early)
-    cap = (max(1, min(FINAL_EPOCHS_MAX, math.ceil(FINAL_STEPS_TARGET / steps_per_epoch))) if plan.with_reference
-           else math.inf)
-    epochs = {"searched": max(1, int(min(cap, seconds / epoch_s)))}
+    cap = max(1, min(FINAL_EPOCHS_MAX, math.ceil(FINAL_STEPS_TARGET / steps_per_epoch)))
+    fit = int(seconds / epoch_s)
+    epochs = {"searched": max(1, min(cap, fit) if plan.with_reference else fit)}
     plans = {"searched": (epochs["searched"], epochs["searched"] * epoch_s)}
     if plan.with_reference:
         epochs["baseline"] = max(1, min(cap, int(seconds / ref_epoch_s)))
