@@ -25,7 +25,7 @@ _LAZY = {
     **dict.fromkeys(("auto", "compress", "load", "retrain", "search"), "nasforge.api"),
     **dict.fromkeys(("Config", "from_dict", "load_config"), "nasforge.config"),
     "NasforgeError": "nasforge.errors",
-    "dashboard": "nasforge.report.live",  # api.dashboard calls it; from here it costs no torch import
+    "dashboard": "nasforge.report.live",  # torch-free: the live view only reads the store
     "Result": "nasforge.result",
     **dict.fromkeys(("Study", "open_study"), "nasforge.study"),
     **dict.fromkeys(("Budget", "Cost", "EvalResult", "Sample", "Suggestion", "Trial", "TrialState"), "nasforge.types"),

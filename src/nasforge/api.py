@@ -40,7 +40,6 @@ from nasforge.loop import Deadline, Progress, SearchOutcome, best_trial, preflig
 from nasforge.oneshot.darts import NAME as DARTS
 from nasforge.oneshot.darts import DartsProgress, darts_options, run_darts_search
 from nasforge.paths import check_name, inside, is_owned, owned_dir
-from nasforge.report.live import Dashboard
 from nasforge.result import Result
 from nasforge.screen.screener import ProxyScreener, latency_limit
 from nasforge.space import SPACES, CellSpace, SearchSpace, make_space
@@ -526,9 +525,6 @@ def compress(db: str | Path, *, name: str | None = None, quantize: str | None = 
                             "regression: export it as it is (nasforge export)")
     if not data.has_test:
         raise DataError(f"{data.name} has no test split, and compress scores on one: give test data, then compress")
-    if getattr(data, "regression", False):
-        raise NasforgeError(f"{data.name} is a regression task; compress scores classification accuracy and "
-                            "compresses classifiers only so far")
     if tuple(data.input_shape) != tuple(r.info.input_shape) or len(data.classes) != len(r.info.classes):
         raise NasforgeError(f"the data of {r.experiment.name!r} no longer match its retrained network (input "
                             f"{data.input_shape}, {len(data.classes)} classes): run `{r.again}` again")
@@ -594,19 +590,6 @@ def report(db: str | Path, *, name: str | None = None, out: str | Path | None = 
     from nasforge.report.html import write_report
 
     return write_report(db, name=name, out=out)
-
-
-def dashboard(db: str | Path, *, name: str | None = None, host: str = "127.0.0.1", port: int = 8050,
-              interval: float = 2.0, block: bool = True) -> Dashboard:
-    """Serve the live view of an experiment (the report, refreshing as trials finish) at the returned ``url``.
-
-    127.0.0.1 unless ``host`` is given (the page has no authentication); ``port=0`` takes a free one.
-    ``block=False`` serves from a background thread and returns at once (``close()`` stops it).
-    ``nasforge.dashboard`` is :func:`nasforge.report.live.dashboard` itself, which imports no torch.
-    """
-    from nasforge.report.live import dashboard as serve
-
-    return serve(db, name=name, host=host, port=port, interval=interval, block=block)
 
 
 def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db", seed: int = 0,

@@ -434,7 +434,8 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
     data = DataConfig(source=_typed(d.get("source", "fashion_mnist"), str, "data.source"),
                       path=None if d.get("path") is None else str(d["path"]), val_fraction=vf,
                       layout=_typed(d.get("layout", "auto"), str, "data.layout"),
-                      label_column=d.get("label_column"), limit=limit, task=_task(d.get("task", "auto")))
+                      label_column=d.get("label_column"), limit=limit,
+                      task=check_task(d.get("task", "auto"), "data.task", ConfigError))
 
     sp = _section(raw, "space")
     kind = sp.get("kind", "chain")
@@ -503,10 +504,6 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
     return Config(name=name, seed=seed, data=data, space=sp, strategy=strategy, search=search, train=train,
                   executor=_executor(_section(raw, "executor")),
                   retrain=retrain, raw=copy.deepcopy(dict(raw)))
-
-
-def _task(value: Any) -> str:
-    return check_task(value, "data.task", ConfigError)
 
 
 def _initial_budget(value: Any) -> str:
