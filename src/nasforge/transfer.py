@@ -1,6 +1,7 @@
 """Learning across searches: start from an earlier experiment's best networks, or from a predictor's prior.
 
-Two uses, both read earlier databases read-only and never change them:
+Two uses, both read earlier databases read-only (one written by an older nasforge is upgraded to the current
+schema once first, as every command that opens it does; its trials are never changed):
 
 - ``search.initial: {from: runs/other.db, name: EXP, top: 5}`` warm-starts a search with another
   experiment's best networks (:func:`earlier_best`). A network from a space that differs is translated
