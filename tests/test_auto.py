@@ -180,6 +180,16 @@ def test_a_budget_too_small_names_the_measured_minimum():
         plan_for(60000, 30, step=0.2)
 
 
+def test_a_budget_that_holds_one_final_epoch_and_one_search_pass_plans():
+    """A slow machine (an AVX2-only 2-core CPU: 0.5 s a ResNet-20 step, ~4 minutes an epoch) and the demo's
+    15 minutes: the searched network trains alone for what the budget holds, after a short search."""
+    p = plan_for(60000, 900, step=0.5)
+    assert not p.with_reference and p.final_epochs_reference >= 1 and p.search_seconds > 0
+    assert 5.0 + p.search_seconds + p.final_seconds_each <= 900
+    with pytest.raises(NasforgeError, match=r"after the smallest search.* give at least --time-budget (\d+)m"):
+        plan_for(60000, 400, step=0.5)
+
+
 def test_small_data_are_cross_validated():
     assert validation_for(60000)[:2] == (0.1, 1)
     vf, folds, why = validation_for(455)

@@ -198,6 +198,12 @@ def recipe_for(kind: str) -> dict[str, Any]:
             "augment": kind == IMAGE}
 
 
+def fractional_epochs(fit: float) -> float:
+    """The epochs a network training alone gets from the epochs its time holds: whole ones from 10 up, tenths
+    below (at least 1), so a short budget on a slow machine does not leave most of an epoch unused."""
+    return float(int(fit)) if fit >= 10 else max(1.0, math.floor(10 * fit) / 10)
+
+
 def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spent: float, reference: str,
               timing: Timing, recipe: Recipe, reference_flops: int, reference_only: bool = False,
               folds: int = 1) -> Plan:
@@ -209,12 +215,16 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     reserve = max(RESERVE_MIN, 0.02 * time_budget)
     left = time_budget - spent - reserve
     why: dict[str, str] = {}
-    # at least one epoch of each final training, and a few epochs of search
-    need = epoch_s if reference_only else 2 * epoch_s + 4 * timing.epoch_seconds(n_search, bs)
+    # one epoch of the final training (the searched network alone; the reference is then its own arm), and a
+    # search that sees the search data once: short of that, there is nothing to search with
+    search_min = 0.0 if reference_only else timing.epoch_seconds(n_search, bs) * SAFETY
+    need = epoch_s + search_min
     if left < need:
         raise NasforgeError(f"a time budget of {_fmt_s(time_budget)} cannot train the reference ({reference}) even "
-                            f"once here: one epoch takes {_fmt_s(epoch_s)} on this machine, and loading and "
-                            f"timing took {_fmt_s(spent)}; give at least "
+                            f"once{'' if reference_only else ' after the smallest search'} here: one epoch takes "
+                            f"{_fmt_s(epoch_s)} on this machine"
+                            + ("" if reference_only else f", the search {_fmt_s(search_min)}")
+                            + f", and loading and timing took {_fmt_s(spent)}; give at least "
                             f"--time-budget {_budget_text(spent + reserve + need)}")
     steps_per_epoch = math.ceil(n / min(bs, n))
     why["timing"] = (f"{reference} ({timing.params:,} parameters) trains {1 / timing.seconds_per_step:.1f} steps/s "
@@ -226,9 +236,10 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
                             "batch_size": bs, "val_fraction": float(raw["data"].get("val_fraction", 0.1)),
                             "folds": folds, "task": data.task}
     if reference_only:
-        alone = max(1, int(left / epoch_s))
-        why["final"] = f"the whole budget but {_fmt_s(reserve)} for testing goes to the reference: {alone} epochs"
-        return Plan(**base, search_seconds=0.0, final_seconds_each=alone * epoch_s, final_epochs_reference=alone,
+        alone = fractional_epochs(left / epoch_s)
+        why["final"] = f"the whole budget but {_fmt_s(reserve)} for testing goes to the reference: {alone:g} epochs"
+        return Plan(**base, search_seconds=0.0, final_seconds_each=alone * epoch_s,
+                    final_epochs_reference=max(1, int(alone)),
                     trial_epochs=0.0, trial_fraction=1.0, rungs="-", min_epochs=None, min_fraction=None,
                     expected_trials=0, trial_timeout=0.0, population=0, reference_only=True, why=why)
 
@@ -242,11 +253,14 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     # the final gets more than the search (which keeps enough for ~TRIALS_TARGET trials of ASHA)
     each = min(want_epochs * epoch_s, final_share / 2 if with_reference else FINAL_ALONE_MAX * left)
     final_epochs = max(1, int(each / epoch_s))
-    each = final_epochs * epoch_s
+    # two networks sharing the final time get whole epochs each; one training alone gets all of its share, in
+    # tenths of an epoch (on a slow machine an epoch is minutes, too much of a short budget to leave unused)
+    each = final_epochs * epoch_s if with_reference else max(epoch_s, fractional_epochs(each / epoch_s) * epoch_s)
     search = left - (2 if with_reference else 1) * each
     converge = min(FINAL_STEPS_TARGET, FINAL_EPOCHS_MAX * steps_per_epoch)
     who = "each network" if with_reference else "the searched network"
-    why["final"] = (f"{final_epochs} epochs ({final_epochs * steps_per_epoch:,} steps) for {who}: "
+    shown = final_epochs if with_reference else each / epoch_s
+    why["final"] = (f"{shown:g} epochs ({math.ceil(shown * steps_per_epoch):,} steps) for {who}: "
                     + (f"as many as converging takes ({converge:,} steps, at most {FINAL_EPOCHS_MAX} epochs)"
                        if final_epochs >= want_epochs else
                        (f"the most that half of the {_fmt_s(left)} left holds for two networks" if with_reference
@@ -560,13 +574,13 @@ def final_training(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float, 
     # the search left, as the reference's own arm (--reference-only) fills its budget: the search is over, so
     # time a cap leaves would go unused (a searched network faster than the reference met the cap early)
     cap = max(1, min(FINAL_EPOCHS_MAX, math.ceil(FINAL_STEPS_TARGET / steps_per_epoch)))
-    fit = int(seconds / epoch_s)
-    epochs = {"searched": max(1, min(cap, fit) if plan.with_reference else fit)}
-    plans = {"searched": (epochs["searched"], epochs["searched"] * epoch_s)}
+    epochs: dict[str, float] = {"searched": max(1, min(cap, int(seconds / epoch_s))) if plan.with_reference
+                                else fractional_epochs(seconds / epoch_s)}
+    plans = {"searched": (math.ceil(epochs["searched"]), epochs["searched"] * epoch_s)}
     if plan.with_reference:
         epochs["baseline"] = max(1, min(cap, int(seconds / ref_epoch_s)))
-        plans["baseline"] = (epochs["baseline"], epochs["baseline"] * ref_epoch_s)
-    say(f"final training: trial {best.number} ({space.describe(best.sample)}) {epochs['searched']} epochs at "
+        plans["baseline"] = (math.ceil(epochs["baseline"]), epochs["baseline"] * ref_epoch_s)
+    say(f"final training: trial {best.number} ({space.describe(best.sample)}) {epochs['searched']:g} epochs at "
         f"{_fmt_s(epoch_s)} an epoch (measured)"
         + (f", the reference {plan.reference} {epochs['baseline']} epochs" if plan.with_reference else ", alone")
         + f"; ~{_fmt_s(seconds)}{' each' if plan.with_reference else ''}; the test split is read once, at the end")
@@ -589,11 +603,11 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
     recipe = cfg.retrain.recipe
     n = len(data.x_train) + len(data.x_val)
     epoch_s = plan.reference_timing.epoch_seconds(n, recipe.batch_size) * SAFETY
-    epochs = max(1, int(seconds / epoch_s))
+    epochs = fractional_epochs(seconds / epoch_s)
     torch.manual_seed(cfg.seed)
     desc, model = make_reference(plan.reference, data.input_shape, data.n_classes)
-    say(f"training the reference {desc} alone: {epochs} epochs at {_fmt_s(epoch_s)} an epoch")
-    printer = _epoch_printer(say, {"baseline": (epochs, epochs * epoch_s)}, on_epoch)
+    say(f"training the reference {desc} alone: {epochs:g} epochs at {_fmt_s(epoch_s)} an epoch")
+    printer = _epoch_printer(say, {"baseline": (math.ceil(epochs), epochs * epoch_s)}, on_epoch)
     fitted = fit_final(model, data, epochs=epochs, recipe=recipe, seed=cfg.seed,
                        on_epoch=lambda e, row: printer("baseline", e, row), time_limit=seconds)
     x_test, y_test = data.open_test()
