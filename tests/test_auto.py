@@ -180,6 +180,17 @@ def test_a_budget_too_small_names_the_measured_minimum():
         plan_for(60000, 30, step=0.2)
 
 
+@pytest.mark.parametrize(("n", "budget", "step", "folds"), [(1151, 27, 0.066, 5), (1151, 30, 0.02, 5),
+                                                          (364, 20, 0.003, 5), (60000, 900, 0.5, 1),
+                                                          (3200, 600, 0.07, 5)])
+def test_the_search_share_holds_the_warm_start_full_trial(n, budget, step, folds):
+    """The warm start trains at the full trial budget first: a search share shorter than that finished no
+    trial (digits in 30 s on an AVX2 2-core CPU, 5-fold CV), so a short budget moves time from the final to it."""
+    p = plan_for(n, budget, step=step, folds=folds)
+    assert p.trial_seconds(p.trial_epochs, p.trial_fraction) < p.search_seconds
+    assert 5.0 + p.search_seconds + p.final_seconds_each * (2 if p.with_reference else 1) <= budget
+
+
 def test_a_budget_that_holds_one_final_epoch_and_one_search_pass_plans():
     """A slow machine (an AVX2-only 2-core CPU: 0.5 s a ResNet-20 step, ~4 minutes an epoch) and the demo's
     15 minutes: the searched network trains alone for what the budget holds, after a short search."""

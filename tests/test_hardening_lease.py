@@ -145,7 +145,10 @@ def test_a_pool_driver_that_lost_its_lease_stops_and_writes_nothing_more(tmp_pat
     def thief() -> None:
         deadline = time.time() + 60
         while time.time() < deadline:
-            done, _ = rows(db) if db.exists() else ([], [])
+            try:
+                done, _ = rows(db) if db.exists() else ([], [])
+            except sqlite3.OperationalError:  # the file exists, its tables not yet: the store is being created
+                done = []
             if sum(r[4] == "COMPLETE" for r in done) >= 2:
                 snap["rows"] = take_over(db)
                 return

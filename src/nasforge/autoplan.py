@@ -215,9 +215,15 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     reserve = max(RESERVE_MIN, 0.02 * time_budget)
     left = time_budget - spent - reserve
     why: dict[str, str] = {}
+    # a trial's epoch: its training examples (all but one fold, with folds) once per fold, and validation
+    fold_n = n - n // folds if folds > 1 else n_search
+    search_epoch_s = timing.epoch_seconds(fold_n, bs) * SAFETY * 1.1 * folds
+    lowest = ETA ** 2 * 2 * min(bs, n_search) / n_search  # the lowest rung still trains on two batches
     # one epoch of the final training (the searched network alone; the reference is then its own arm), and a
-    # search that sees the search data once: short of that, there is nothing to search with
-    search_min = 0.0 if reference_only else timing.epoch_seconds(n_search, bs) * SAFETY
+    # search that sees the search data once and holds the warm start's full trial (the smallest the rungs allow)
+    # and half as much again: short of that, no trial would finish and there is nothing to search with
+    search_min = 0.0 if reference_only else max(timing.epoch_seconds(n_search, bs) * SAFETY,
+                                                1.5 * lowest * search_epoch_s)
     need = epoch_s + search_min
     if left < need:
         raise NasforgeError(f"a time budget of {_fmt_s(time_budget)} cannot train the reference ({reference}) even "
@@ -257,9 +263,13 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     # tenths of an epoch (on a slow machine an epoch is minutes, too much of a short budget to leave unused)
     each = final_epochs * epoch_s if with_reference else max(epoch_s, fractional_epochs(each / epoch_s) * epoch_s)
     search = left - (2 if with_reference else 1) * each
+    if search < search_min:  # a short budget: the final gives the search what its first trials need
+        each = (left - search_min) / (2 if with_reference else 1)
+        final_epochs = max(1, int(each / epoch_s))
+        search = search_min
     converge = min(FINAL_STEPS_TARGET, FINAL_EPOCHS_MAX * steps_per_epoch)
     who = "each network" if with_reference else "the searched network"
-    shown = final_epochs if with_reference else each / epoch_s
+    shown = final_epochs if with_reference else round(each / epoch_s, 1)
     why["final"] = (f"{shown:g} epochs ({math.ceil(shown * steps_per_epoch):,} steps) for {who}: "
                     + (f"as many as converging takes ({converge:,} steps, at most {FINAL_EPOCHS_MAX} epochs)"
                        if final_epochs >= want_epochs else
@@ -273,11 +283,7 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
                             "budget)")
     # search: the full trial budget so that ~TRIALS_TARGET trials fit (ASHA spends ~1/3 of a full budget a trial)
     full_trial_s = min(each * folds, max(epoch_s / 8, 3 * search / TRIALS_TARGET))  # no longer than a final
-    # a trial's epoch: its training examples (all but one fold, with folds) once per fold, and validation
-    fold_n = n - n // folds if folds > 1 else n_search
-    search_epoch_s = timing.epoch_seconds(fold_n, bs) * SAFETY * 1.1 * folds
     trial_epochs = full_trial_s / search_epoch_s
-    lowest = ETA ** 2 * 2 * min(bs, n_search) / n_search  # the lowest rung still trains on two batches
     min_epochs: float | None = None
     min_fraction: float | None = None
     # a small set on a short budget: a share of the data on the lowest rung would hold less than a batch (a
