@@ -131,7 +131,12 @@ def test_cuda_without_a_gpu_fails_in_one_line_with_exit_2_and_writes_nothing(tmp
                                                          "use --device cpu or auto"),
             (["search", str(cfg), "--device", "gpu"], "--device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
             (["retrain", str(db), "--device", "cuda:1"], "--device cuda:1: no CUDA GPU"),
-            (["auto", "digits", "--time-budget", "1m", "--db", str(db), "--device", "cuda"], "--device cuda: no CUDA")]
+            (["auto", "digits", "--time-budget", "1m", "--db", str(db), "--device", "cuda"], "--device cuda: no CUDA"),
+            (["search", str(cfg), "--precision", "fp16"], "train.precision fp16 needs a CUDA GPU"),
+            (["search", str(cfg), "--precision", "fp8"], "train.precision must be auto, fp32, bf16, fp16"),
+            (["retrain", str(db), "--precision", "fp8"], "precision must be auto, fp32, bf16, fp16, got 'fp8'"),
+            (["auto", "digits", "--time-budget", "1m", "--db", str(db), "--precision", "fp16"],
+             "precision fp16 needs a CUDA GPU")]
     for args, said in runs:
         assert main(args) == 2
         err = capsys.readouterr().err
@@ -261,9 +266,11 @@ def test_a_search_resumes_with_another_device_and_retrains_on_the_one_given(tmp_
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({**DIGITS, "search": {**DIGITS["search"], "db": str(db)}}))
     assert main(["search", str(cfg), "--device", "cpu"]) == 0
-    assert main(["search", str(cfg), "--device", "auto", "--trials", "2", "--resume"]) == 0  # same fingerprint
+    assert main(["search", str(cfg), "--device", "auto", "--precision", "bf16", "--trials", "2",
+                 "--resume"]) == 0  # same fingerprint: device and precision are not part of it
     capsys.readouterr()
-    assert main(["retrain", str(db), "--device", "cpu", "--epochs", "1", "--no-baseline"]) == 0
+    assert main(["retrain", str(db), "--device", "cpu", "--precision", "fp32", "--epochs", "1",
+                 "--no-baseline"]) == 0
     assert "lat_ms measured on cpu" in capsys.readouterr().out
     assert main(["status", str(db)]) == 0
     assert "lat_ms measured on cpu" in capsys.readouterr().out  # the retrain's table names where it timed

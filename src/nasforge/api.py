@@ -23,6 +23,7 @@ from nasforge.data import Dataset, Preprocess, load_dataset
 from nasforge.errors import ConfigError, DataError, NasforgeError, StoreError
 from nasforge.evaluate.device import gpu_count, resolve_device, resolve_precision
 from nasforge.evaluate.memory import memory_limit
+from nasforge.evaluate.recipe import PRECISIONS
 from nasforge.evaluate.torch_eval import TorchEvaluator
 from nasforge.execute import make_executor
 from nasforge.execute.factories import TorchEvaluatorFactory
@@ -307,7 +308,8 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
             max_params: int | None = None,
             on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None,
             seeds: int = 1, model_epochs: Mapping[str, float] | None = None,
-            time_limit: float | None = None, device: str | None = None) -> list[FinalModel]:
+            time_limit: float | None = None, device: str | None = None,
+            precision: str | None = None) -> list[FinalModel]:
     """Train the best stored architecture (and the baseline) on train+val; score on test once each.
 
     ``model_epochs`` ({"searched": E1, "baseline": E2}) overrides ``epochs`` per model, and
@@ -324,11 +326,14 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
     :data:`~nasforge.final.references.REFERENCES`. On flat data with a baseline, scikit-learn's
     logistic regression and gradient boosting (regression: ridge regression and gradient boosting) are
     scored on the same read of the test split and stored under ``"others"``.
-    ``device`` (``cpu``, ``cuda``, ...) overrides the stored config's: a search run on one machine retrains on another.
+    ``device`` (``cpu``, ``cuda``, ...) overrides the stored config's: a search run on one machine retrains on another;
+    ``precision`` (``auto``, ``fp32``, ``bf16``, ``fp16``) likewise.
     Returns one FinalModel per model and seed, seed by seed (``[searched, baseline]`` for one seed).
     """
     if device is not None:
         resolve_device(device, "device")  # a device this machine lacks: before anything is opened
+    if precision is not None and precision not in PRECISIONS:  # the device it needs is checked with the config's
+        raise ConfigError(f"precision must be {', '.join(PRECISIONS)}, got {precision!r}")
     if baseline is not None:
         check_baseline(baseline, "baseline")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
@@ -347,7 +352,8 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
             raise NasforgeError(f"experiment {exp.name!r} in {db} has no completed trial yet; "
                                 "run or resume the search first")
         n_epochs = epochs if epochs is not None else cfg.retrain.epochs
-        recipe = cfg.retrain.recipe if device is None else dataclasses.replace(cfg.retrain.recipe, device=device)
+        recipe = dataclasses.replace(cfg.retrain.recipe, device=device or cfg.retrain.recipe.device,
+                                     precision=precision or cfg.retrain.recipe.precision)
         resolve_precision(recipe.precision, resolve_device(recipe.device, "retrain.device"), "retrain.precision")
         out = models_dir(db, cfg, exp.name, out_dir)
         data = load_data(cfg)
@@ -594,17 +600,19 @@ def report(db: str | Path, *, name: str | None = None, out: str | Path | None = 
 
 def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db", seed: int = 0,
          name: str | None = None, resume: bool = False, reference_only: bool = False, reference: str = "auto",
-         say: Callable[[str], None] | None = None, device: str | None = None) -> dict[str, Any]:
+         say: Callable[[str], None] | None = None, device: str | None = None,
+         precision: str | None = None) -> dict[str, Any]:
     """Plan, search, train the final network and the data kind's reference, test once and report, within
     ``time_budget`` (``"15m"``, ``"1h"`` or seconds); returns the result record (see ``nasforge status --json``).
 
     ``data`` is a built-in name (``fashion_mnist``, ``mnist``, ``digits``), a path (``.npz``, ``.csv``, a
     folder of IDX, CSV or CIFAR files) or a YAML config. ``say`` hears the plan and progress lines.
-    ``device`` (auto, cpu, cuda, cuda:N, mps) is where it trains: by default ``auto`` (a resumed run, its stored one).
+    ``device`` (auto, cpu, cuda, cuda:N, mps) is where it trains: by default ``auto`` (a resumed run, its stored one);
+    ``precision`` (auto, fp32, bf16, fp16) how: by default ``auto`` (bf16 or fp16 on a GPU, fp32 on the CPU).
     """
     from nasforge.autoplan import run_auto
 
     return run_auto(data, time_budget=time_budget, db=db, seed=seed, name=name, resume=resume,
-                    reference_only=reference_only, reference=reference, device=device,
+                    reference_only=reference_only, reference=reference, device=device, precision=precision,
                     say=say or (lambda line: log.info("%s", line)))
 

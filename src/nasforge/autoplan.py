@@ -31,7 +31,7 @@ from nasforge.config import parse_duration, with_overrides
 from nasforge.data import Dataset
 from nasforge.errors import ConfigError, NasforgeError, StoreError
 from nasforge.evaluate.cost import count_flops
-from nasforge.evaluate.device import resolve_device
+from nasforge.evaluate.device import resolve_device, resolve_precision
 from nasforge.evaluate.timing import Timing, probe_window, time_steps
 from nasforge.evaluate.trainer import Recipe
 from nasforge.final.references import FLAT, IMAGE, data_kind, default_reference, make_reference, resolve_baseline
@@ -410,7 +410,7 @@ Say = Callable[[str], None]
 
 def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", seed: int = 0, name: str | None = None,
              resume: bool = False, reference_only: bool = False, print_config: bool = False,
-             reference: str = "auto", device: str | None = None,
+             reference: str = "auto", device: str | None = None, precision: str | None = None,
              say: Say = lambda line: None,
              progress: Callable[[Callable[[Any], str]], Callable[[Any], None]] | None = None,
              on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None) -> dict[str, Any]:
@@ -419,7 +419,8 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
     Returns the result record (``nasforge status --json``'s shape) with ``time_budget_s``, ``seconds``
     per phase and the plan; with ``print_config`` only ``{"config": YAML}``, nothing run or stored.
     ``progress``, given the search space's ``describe``, returns the search's progress callback.
-    ``device`` (``train.device``: auto, cpu, cuda, ...) is where everything trains, the timing that plans it included.
+    ``device`` (``train.device``: auto, cpu, cuda, ...) is where everything trains, the timing that plans it included;
+    ``precision`` (``train.precision``: auto, fp32, bf16, fp16) how.
     """
     from nasforge import api
     from nasforge.data import load_dataset
@@ -430,8 +431,11 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
 
     t0 = time.time()
     budget = check_budget(time_budget)
-    if device is not None:
-        resolve_device(device, "device")  # a device this machine lacks: before anything is timed or written
+    if device is not None or precision is not None:  # what this machine lacks: before anything is timed or written
+        where = resolve_device(device or "auto", "device")
+        if precision is not None:
+            resolve_precision(precision, where, "precision")
+    overrides = {k: v for k, v in (("device", device), ("precision", precision)) if v is not None}
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"--seed must be a whole number of at least 0, got {seed!r}")
     raw = resolve_data(data)
@@ -446,7 +450,7 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
             raise StoreError(f"experiment {name!r} in {db} was not made by nasforge auto: resume it with "
                              "`nasforge search CONFIG --resume`")
         plan = Plan.from_json(plans[-1]["plan"])
-        raw_cfg: dict[str, Any] = dict((with_overrides(cfg, device=device) if device is not None else cfg).raw)
+        raw_cfg: dict[str, Any] = dict((with_overrides(cfg, **overrides) if overrides else cfg).raw)
         say(f"resuming the plan of {name!r} in {db}")
     else:
         if Path(db).exists():
@@ -469,7 +473,7 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         raw = {**raw, "data": d}
         kind = data_kind(loaded.input_shape)
         ref = resolve_baseline(reference, loaded.input_shape) or default_reference(loaded.input_shape)
-        recipe_kw = recipe_for(kind) | ({"device": device} if device is not None else {})
+        recipe_kw = recipe_for(kind) | overrides
         recipe = Recipe(**recipe_kw)
         _, ref_model = make_reference(ref, loaded.input_shape, loaded.n_classes)
         flops = count_flops(ref_model, loaded.input_shape)

@@ -20,6 +20,7 @@ from nasforge.strategy import DARTS, STRATEGIES
 
 log = logging.getLogger("nasforge")
 DEVICE_CHOICES = "auto (CUDA, then Apple MPS, else the CPU), cpu, cuda, cuda:N or mps"
+PRECISION_CHOICES = "auto (bf16 on a GPU that has it, else fp16 there; fp32 on the CPU), fp32, bf16 or fp16"
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str], out: TextIO) -> None:
@@ -114,7 +115,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     check_device(args.device)
     cfg = with_overrides(load_config(args.config), strategy=args.strategy, trials=args.trials,
                          time_budget=args.time_budget, seed=args.seed, db=args.db, name=args.name,
-                         device=args.device)
+                         device=args.device, precision=args.precision)
     data_shape: dict[str, Any] = {}
 
     def describe(sample: Any) -> str:
@@ -308,7 +309,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     models = api.retrain(args.db, name=args.name, epochs=args.epochs, seed=args.seed, trial=args.trial,
                          max_params=args.max_params,
                          baseline=False if args.no_baseline else args.baseline, out_dir=args.out,
-                         on_epoch=on_epoch, seeds=args.seeds, device=args.device)
+                         on_epoch=on_epoch, seeds=args.seeds, device=args.device, precision=args.precision)
     store, exp, cfg = api.stored(args.db, args.name)  # what the retrain stored: the others and the record
     with store:
         stored = store.results(exp.id, "retrain")[-1]
@@ -349,7 +350,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
     check_device(args.device)
     record = run_auto(args.data, time_budget=args.time_budget, db=args.db, seed=args.seed, name=args.name,
                       resume=args.resume, reference_only=args.reference_only, print_config=args.print_config,
-                      reference=args.baseline, device=args.device,
+                      reference=args.baseline, device=args.device, precision=args.precision,
                       say=say, progress=lambda describe: ProgressPrinter(sys.stderr, describe))
     if args.print_config:
         sys.stdout.write(record["config"])
@@ -515,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", help="override the experiment name")
     s.add_argument("--resume", action="store_true", help="continue the experiment stored in the database")
     s.add_argument("--device", help=f"override train.device: {DEVICE_CHOICES}")
+    s.add_argument("--precision", help=f"override train.precision: {PRECISION_CHOICES}")
     s.set_defaults(func=cmd_search)
 
     st = sub.add_parser("status", help="show an experiment's best trials")
@@ -544,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seeds", type=int, default=1,
                    help="train each model this many times (seeds SEED, SEED+1, ...); report test mean and std")
     r.add_argument("--device", help=f"override the stored retrain.device: {DEVICE_CHOICES}")
+    r.add_argument("--precision", help=f"override the stored retrain.precision: {PRECISION_CHOICES}")
     r.set_defaults(func=cmd_retrain)
 
     au = sub.add_parser("auto", help="plan, search, train and test within one time budget, from data alone")
@@ -564,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"the reference: {AUTO} (the data kind's: {', '.join(DEFAULTS.values())}) or {CLASSIC} "
                          f"(the 2-conv network), {', '.join(n for n in REFERENCES if n != CLASSIC)}")
     au.add_argument("--device", help=f"where it trains (default auto): {DEVICE_CHOICES}")
+    au.add_argument("--precision", help=f"how it trains (default auto): {PRECISION_CHOICES}")
     au.set_defaults(func=cmd_auto)
 
     e = sub.add_parser("export", help=f"export the retrained searched network ({', '.join(FORMATS)})")

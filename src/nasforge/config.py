@@ -584,11 +584,13 @@ def with_overrides(cfg: Config, **over: Any) -> Config:
         raw["seed"] = over["seed"]
     if over.get("name") is not None:
         raw["name"] = over["name"]
-    if over.get("device") is not None:  # --device: search and retrain alike (retrain inherits train's unless set)
+    for key in ("device", "precision"):  # --device, --precision: search and retrain alike (retrain inherits
+        if over.get(key) is None:           # train's unless it sets its own)
+            continue
         for sec in ("train", "retrain"):
             cur = raw.get(sec)
-            if (cur is None and sec == "train") or (isinstance(cur, Mapping) and (sec == "train" or "device" in cur)):
-                raw[sec] = {**(cur or {}), "device": over["device"]}
+            if (cur is None and sec == "train") or (isinstance(cur, Mapping) and (sec == "train" or key in cur)):
+                raw[sec] = {**(cur or {}), key: over[key]}
     return from_dict(raw)
 
 
