@@ -80,11 +80,13 @@ def arm(data: str, budget: str, db: Path, record: Path, *extra: str) -> tuple[di
 
 
 def run(name: str, data: str, budget: str, folder: Path, *, seed: int = 0,
-        record: Path | None = None, reference_record: Path | None = None) -> dict[str, Any]:
+        record: Path | None = None, reference_record: Path | None = None,
+        reference_row: dict[str, Any] | None = None) -> dict[str, Any]:
     """``nasforge auto DATA``; where its plan trained the searched network alone, the reference's own arm
     (``--reference-only``, the whole budget: a harder comparison than the shared one) after it.
     ``record``/``reference_record``: an arm's --json record from an earlier run of exactly that command,
-    instead of running it (its wall time is then the record's own ``seconds.total``)."""
+    instead of running it (its wall time is then the record's own ``seconds.total``). ``reference_row``: the
+    reference's own arm as an earlier results file holds it (--reference-from), for an A/B of the search alone."""
     s = ["--seed", str(seed)]
     rec: dict[str, Any] | None
     if record is not None:
@@ -99,7 +101,9 @@ def run(name: str, data: str, budget: str, folder: Path, *, seed: int = 0,
         "time_budget_s": rec["time_budget_s"], "wall_s": round(wall, 1),
         "within_budget": wall <= 1.05 * rec["time_budget_s"], "searched": rec["searched"],
         "reference": rec["reference"], "others": rec["others"], "trials": rec["trials"], "seconds": rec["seconds"]}
-    if rec["reference"] is None:  # the reference's own arm, the whole budget
+    if rec["reference"] is None and reference_row is not None:  # the arm as measured before, unchanged
+        out["reference"] = {**reference_row, "reused": True}
+    elif rec["reference"] is None:  # the reference's own arm, the whole budget
         if reference_record is not None:
             ref, ref_wall, err = json.loads(reference_record.read_text()), None, ""
         else:
@@ -128,7 +132,16 @@ def main() -> None:
     p.add_argument("--scale", type=float, default=1.0, help="multiply every time budget (a quick check: 0.3)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds; each data set runs once per seed")
     p.add_argument("--name", default=None, help="results file name (default: auto_small plus the parts run)")
+    p.add_argument("--reference-from", default=None,
+                   help="earlier results JSONs (comma-separated): reuse their --reference-only arms "
+                   "(same data, seed and budget) "
+                   "instead of rerunning them, to A/B a change to the search alone")
     args = p.parse_args()
+    earlier: dict[tuple[str, int], dict[str, Any]] = {}
+    if args.reference_from:
+        for r in (r for f in args.reference_from.split(",") for r in json.loads(Path(f).read_text())["runs"]):
+            if "--reference-only" in str(r.get("reference", {}).get("arm", "")):
+                earlier[(r["data"], r["seed"])] = r["reference"]
     wanted = args.only.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = []
@@ -141,7 +154,8 @@ def main() -> None:
             budget = f"{round(seconds * args.scale)}s"
             for seed in seeds:
                 print(f"{name}: nasforge auto {data} --time-budget {budget} --seed {seed}", flush=True)
-                rows.append(run(f"{name}-{seed}" if len(seeds) > 1 else name, data, budget, folder, seed=seed))
+                rows.append(run(f"{name}-{seed}" if len(seeds) > 1 else name, data, budget, folder, seed=seed,
+                                reference_row=earlier.get((name, seed))))
                 rows[-1]["data"] = name
                 print(json.dumps({k: rows[-1].get(k) for k in ("wall_s", "beats_reference",
                                                                "beats_logistic_regression", "error")}), flush=True)
