@@ -289,8 +289,8 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     # search: the full trial budget so that ~TRIALS_TARGET trials fit (ASHA spends ~1/3 of a full budget a trial)
     # and at least MIN_TRIAL_STEPS (fewer trials, then), within half the search (the warm start trains one first)
     steps_s = search_epoch_s / math.ceil(fold_n / min(bs, fold_n))  # a step of a trial, all its folds
-    full_trial_s = min(each * folds, max(epoch_s / 8, 3 * search / TRIALS_TARGET,
-                                         min(MIN_TRIAL_STEPS * steps_s, search / 2)))  # no longer than a final
+    by_count = max(epoch_s / 8, 3 * search / TRIALS_TARGET)
+    full_trial_s = min(each * folds, max(by_count, min(MIN_TRIAL_STEPS * steps_s, search / 2)))  # <= a final
     trial_epochs = full_trial_s / search_epoch_s
     min_epochs: float | None = None
     min_fraction: float | None = None
@@ -312,7 +312,9 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
                              f"a lowest-rung trial of {_fmt_s(full_trial_s / ETA ** 2)} amortises the timing")
     population = int(min(20, max(4, expected // 4)))
     why["search"] = (f"{_fmt_s(search)} left after the final trainings; a full trial of {_fmt_s(full_trial_s)} lets "
-                     f"~{expected} trials through ASHA (eta {ETA}: most stop at the lowest rung)")
+                     f"~{expected} trials through ASHA (eta {ETA}: most stop at the lowest rung)"
+                     + (f"; fewer than {TRIALS_TARGET}, since a full trial trains at least {MIN_TRIAL_STEPS} steps "
+                        "(shorter trials ranked networks at random)" if full_trial_s > by_count * 1.001 else ""))
     why["budget"] = (f"{epochs:g} epochs on {fraction:.0%} of the data = "
                      f"{math.ceil(epochs * math.ceil(n_search * fraction / bs)):,} steps a full trial"
                      + (": the data set is large, so rungs grow the data share" if fraction < 1 else ""))
