@@ -101,7 +101,11 @@ def run(name: str, data: str, budget: str, folder: Path, *, seed: int = 0,
         "time_budget_s": rec["time_budget_s"], "wall_s": round(wall, 1),
         "within_budget": wall <= 1.05 * rec["time_budget_s"], "searched": rec["searched"],
         "reference": rec["reference"], "others": rec["others"], "trials": rec["trials"], "seconds": rec["seconds"]}
-    if rec["reference"] is None and reference_row is not None:  # the arm as measured before, unchanged
+    if rec["searched"] is None:  # the plan held no search: the reference trained for the whole budget
+        out["searched"] = {**rec["reference"], "no_search": rec["plan"]["why"]["search"]}
+        out["reference"] = ({**reference_row, "reused": True} if reference_row is not None else
+                            {**rec["reference"], "arm": "this run: with no search, the same network and training"})
+    elif rec["reference"] is None and reference_row is not None:  # the arm as measured before, unchanged
         out["reference"] = {**reference_row, "reused": True}
     elif rec["reference"] is None:  # the reference's own arm, the whole budget
         if reference_record is not None:

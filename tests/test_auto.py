@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import yaml
 
 from nasforge.autoplan import (
     MIN_TRIAL_STEPS,
+    SEARCH_TRIALS_MIN,
     Plan,
     Timing,
     make_plan,
@@ -140,8 +142,10 @@ def test_budgets_are_steps_so_small_data_get_more_epochs():
     small, large = plan_for(4000, 1200), plan_for(60000, 1200)
     assert small.trial_epochs * small.trial_fraction > large.trial_epochs * large.trial_fraction
     assert small.final_epochs_reference > large.final_epochs_reference
-    slow = plan_for(60000, 1200, step=0.2)  # Fashion-MNIST-sized, ResNet-20's pace here
-    assert slow.trial_fraction < 1 and slow.min_fraction is not None  # a large set: rungs grow the data share
+    # a large set (over 540 batches: a lowest rung of MIN_TRIAL_STEPS is under a ninth of an epoch): rungs grow
+    # the data share
+    slow = plan_for(200_000, 1200, step=0.2)
+    assert slow.trial_fraction < 1 and slow.min_fraction is not None
     longer = plan_for(4000, 2400)  # more time: longer (more faithful) trials, about as many
     assert longer.trial_epochs > small.trial_epochs and longer.expected_trials >= small.expected_trials
 
@@ -189,23 +193,42 @@ def test_the_search_share_holds_the_warm_start_full_trial(n, budget, step, folds
     """The warm start trains at the full trial budget first: a search share shorter than that finished no
     trial (digits in 30 s on an AVX2 2-core CPU, 5-fold CV), so a short budget moves time from the final to it."""
     p = plan_for(n, budget, step=step, folds=folds)
-    assert p.trial_seconds(p.trial_epochs, p.trial_fraction) < p.search_seconds
+    if p.reference_only:  # trials that rank do not fit: no search at all, rather than one that picks at random
+        assert p.search_seconds == 0 and p.why["search"].startswith("none:")
+    else:
+        assert p.trial_seconds(p.trial_epochs, p.trial_fraction) < p.search_seconds
     assert 5.0 + p.search_seconds + p.final_seconds_each * (2 if p.with_reference else 1) <= budget
 
 
-@pytest.mark.parametrize(("n", "budget", "step", "folds"), [(1151, 180, 0.064, 5), (3200, 600, 0.12, 5),
-                                                          (1151, 600, 0.064, 5), (60000, 900, 0.5, 1)])
-def test_a_full_trial_trains_the_steps_that_rank_networks(n, budget, step, folds):
+@pytest.mark.parametrize(("n", "budget", "step", "folds", "rungs"), [
+    (1151, 180, 0.064, 5, 0), (1151, 600, 0.064, 5, 2), (3200, 600, 0.12, 5, 1), (3200, 600, 0.07, 5, 1),
+    (4000, 600, 0.05, 1, 3), (60000, 900, 0.5, 1, 2), (60000, 900, 0.16, 1, 3), (60000, 3600, 0.16, 1, 3)])
+def test_the_lowest_rung_trains_the_steps_that_rank_networks(n, budget, step, folds, rungs):
     """Digits in 3 minutes on an AVX2 2-core CPU planned 18-step trials, at which four networks scored in no
-    relation to their final order: a full trial now trains MIN_TRIAL_STEPS a fold, or half the search (the
-    warm start trains one first, so at least one more fits), with fewer trials."""
+    relation to their final order, and most trials stop at the lowest rung: that rung now trains MIN_TRIAL_STEPS
+    a fold, with fewer rungs (down to one, no ASHA) and fewer trials where the search is short; where not even
+    SEARCH_TRIALS_MIN such trials fit, there is no search and the reference trains for the whole budget."""
     p = plan_for(n, budget, step=step, folds=folds)
+    if rungs == 0:
+        assert p.reference_only and p.search_seconds == 0 and p.expected_trials == 0
+        assert re.search(r"^none: .* holds \d, fewer than the 5 .* --time-budget \d+m\)$", p.why["search"])
+        assert "reference only" in "\n".join(p.lines())
+        cfg = search_config(p, name="x", seed=0, db="x.db", initial=[], space={"kind": "stage"}, train={},
+                            reference_flops=1)
+        assert "strategy" not in cfg and cfg["retrain"]["baseline"] == "resnet20"
+        return
     total = n + max(n // 9, 10)  # fake(n)'s training and validation examples: folds split them all
     fold_n = total - total // folds if folds > 1 else n
-    steps = p.trial_epochs * math.ceil(fold_n * p.trial_fraction / 128)
-    full = p.trial_seconds(p.trial_epochs, p.trial_fraction)
-    assert steps >= MIN_TRIAL_STEPS - 1 or full == pytest.approx(p.search_seconds / 2, rel=0.02)
-    assert full < p.search_seconds and p.expected_trials >= 3
+    full_steps = p.trial_epochs * math.ceil(fold_n * p.trial_fraction / 128)
+    assert full_steps / 3 ** (rungs - 1) >= MIN_TRIAL_STEPS - 1 and p.rungs.count("->") == rungs - 1
+    assert p.expected_trials >= SEARCH_TRIALS_MIN
+    assert p.trial_seconds(p.trial_epochs, p.trial_fraction) < p.search_seconds
+    cfg = search_config(p, name="x", seed=0, db="x.db", initial=[], space={"kind": "stage"}, train={},
+                        reference_flops=1)
+    parsed = from_dict({**cfg, "data": {"source": "digits"}})
+    assert (parsed.search.scheduler is None) == (rungs == 1)  # one rung: every trial the full budget, no ASHA
+    if rungs > 1:
+        assert len(parsed.search.make_scheduler().ladder) == rungs
 
 
 def test_a_budget_that_holds_one_final_epoch_and_one_search_pass_plans():
@@ -222,8 +245,9 @@ def test_small_data_are_cross_validated():
     assert validation_for(60000)[:2] == (0.1, 1)
     vf, folds, why = validation_for(455)
     assert folds == 5 and vf == 0.2 and "cross-validation" in why
-    p = plan_for(400, 300, folds=5)
-    assert p.folds == 5 and p.trial_seconds(1, 1.0) == pytest.approx(5 * plan_for(400, 300).trial_seconds(1, 1.0))
+    p = plan_for(400, 300, step=0.01, folds=5)
+    assert p.folds == 5 and not p.equal_time
+    assert p.trial_seconds(1, 1.0) == pytest.approx(5 * plan_for(400, 300, step=0.01).trial_seconds(1, 1.0))
 
 
 # ------------------------------------------------------------------------------------------ deadline
@@ -244,7 +268,16 @@ def test_no_trial_starts_that_cannot_end_before_the_deadline(tmp_path):
 
 # ------------------------------------------------------------------------------------------ end to end
 
-def test_auto_on_a_table_ends_on_time_and_records_everything(tmp_path, capsys):
+@pytest.fixture
+def short_rungs(monkeypatch):
+    """Ranking trials of 20 steps, not 60: these tests' budgets of 30-45 s then plan a search of several trials on
+    any machine (with 60, a slow one plans none, which a test of its own covers)."""
+    import nasforge.autoplan as autoplan
+
+    monkeypatch.setattr(autoplan, "MIN_TRIAL_STEPS", 20)
+
+
+def test_auto_on_a_table_ends_on_time_and_records_everything(tmp_path, capsys, short_rungs):
     data = table(tmp_path / "t")
     t0 = time.time()
     code = main(["auto", str(data), "--time-budget", "45s", "--db", str(tmp_path / "a.db"),
@@ -263,7 +296,7 @@ def test_auto_on_a_table_ends_on_time_and_records_everything(tmp_path, capsys):
     assert Path(rec["report"]).exists()
 
 
-def test_where_sharing_costs_too_much_the_searched_network_trains_alone(tmp_path, capsys, monkeypatch):
+def test_where_sharing_costs_too_much_the_searched_network_trains_alone(tmp_path, capsys, monkeypatch, short_rungs):
     import nasforge.autoplan as autoplan
 
     monkeypatch.setattr(autoplan, "SHARE_MIN", 100.0)  # no budget is roomy enough to share: the path a big set takes
@@ -282,6 +315,26 @@ def test_where_sharing_costs_too_much_the_searched_network_trains_alone(tmp_path
     assert [m["name"] for m in models] == ["searched"]
 
 
+def test_where_no_ranking_trial_fits_the_reference_trains_for_the_whole_budget(tmp_path, capsys, monkeypatch):
+    """A search of trials too short to rank networks picks at random and lost to the reference's own arm;
+    where not even SEARCH_TRIALS_MIN trials of MIN_TRIAL_STEPS fit, auto trains the reference instead, says
+    why and what budget a search needs, and the record has the reference and no searched network."""
+    import nasforge.autoplan as autoplan
+
+    monkeypatch.setattr(autoplan, "MIN_TRIAL_STEPS", 10**6)  # no budget holds a ranking trial: a slow machine's path
+    data = table(tmp_path / "t")
+    code = main(["auto", str(data), "--time-budget", "20s", "--db", str(tmp_path / "a.db"),
+                 "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "reference only: mlp" in out.err and "why search: none: a trial long enough to rank" in out.err
+    assert re.search(r"no search: .*search needs about --time-budget \d+", out.out)
+    rec = json.loads((tmp_path / "r.json").read_text())
+    assert rec["searched"] is None and rec["reference"]["name"] == "mlp" and rec["reference"]["test_accuracy"] > 0.5
+    assert rec["trials"] == {"complete": 0, "pruned": 0, "failed": 0} and rec["plan"]["search_seconds"] == 0
+    assert rec["seconds"]["total"] <= 20 * 1.05
+
+
 def test_print_config_reproduces_the_plan_with_search(tmp_path, capsys):
     data = table(tmp_path / "t")
     assert main(["auto", str(data), "--time-budget", "2m", "--db", str(tmp_path / "a.db"), "--print-config"]) == 0
@@ -291,7 +344,7 @@ def test_print_config_reproduces_the_plan_with_search(tmp_path, capsys):
     assert not (tmp_path / "a.db").exists()  # planned, nothing stored
 
 
-def test_interrupted_auto_resumes_its_stored_plan(tmp_path):
+def test_interrupted_auto_resumes_its_stored_plan(tmp_path, short_rungs):
     data = table(tmp_path / "t")
     db = tmp_path / "a.db"
     seen = []

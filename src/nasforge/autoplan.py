@@ -46,11 +46,15 @@ FINAL_ALONE_MAX = 0.6  # of the time left: a searched network training alone, sh
 FINAL_EPOCHS_MAX = 200  # more epochs than this does not pay on the data sets measured; the time goes to search
 FINAL_STEPS_TARGET = 20_000  # optimizer steps a final training aims at, when the budget allows
 TRIALS_TARGET = 30  # lowest-rung trials the search share should hold, where trials are long enough to rank
-# optimizer steps (per fold) a full trial trains at least: on digits, four stage networks after 18 steps scored
-# 0.16-0.89 in no relation to their order after 54 epochs (every search then kept the one learning fastest
-# early); after 54 steps all stood at 0.93-0.97 and the one that ended last ranked last. Fewer, ranked trials
-# beat more trials ranked at random
+# optimizer steps (per fold) the lowest rung trains at least, since most trials stop there: on digits, four
+# stage networks after 18 steps scored 0.16-0.89 in no relation to their order after 486 steps (every search
+# then kept the one learning fastest early); after 54 steps all stood at 0.93-0.97 and the one that ended last
+# ranked last. Fewer rungs and fewer trials that rank beat more trials ranked at random
 MIN_TRIAL_STEPS = 60
+# ranked trials a search needs to be worth its time (the reference and one population of its mutants): with
+# fewer, the reference, where the search starts, trains for the whole budget instead. Searches of 18-step
+# trials lost to the reference's own arm on digits (3 seeds of 3 minutes) and on sequences (3 seeds of 10)
+SEARCH_TRIALS_MIN = 5
 ETA = 3  # ASHA's reduction factor; three rungs
 EQUAL_TIME_RUNG = 15.0  # seconds: lowest-rung trials at least this long get budgets in the reference's time
 SHARE_MIN = 0.5  # the reference trains in the same run only if each network still gets this share of converging
@@ -286,35 +290,65 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
                             f"{int(final_share / 2 / epoch_s)} of the {want_epochs} epochs converging takes; run "
                             "the same command with --reference-only for the reference's arm (it gets the whole "
                             "budget)")
-    # search: the full trial budget so that ~TRIALS_TARGET trials fit (ASHA spends ~1/3 of a full budget a trial)
-    # and at least MIN_TRIAL_STEPS (fewer trials, then), within half the search (the warm start trains one first)
+    # search: as many rungs (up to 3) as keep the lowest one at MIN_TRIAL_STEPS a fold, and at least
+    # SEARCH_TRIALS_MIN trials; the full trial sized so that ~TRIALS_TARGET fit, and no longer than a final
     steps_s = search_epoch_s / math.ceil(fold_n / min(bs, fold_n))  # a step of a trial, all its folds
-    by_count = max(epoch_s / 8, 3 * search / TRIALS_TARGET)
-    full_trial_s = min(each * folds, max(by_count, min(MIN_TRIAL_STEPS * steps_s, search / 2)))  # <= a final
+    rank_s = MIN_TRIAL_STEPS * steps_s  # the shortest trial that ranks networks
+    chosen: tuple[int, float, int] | None = None
+    for n_rungs in (3, 2, 1):
+        spread = ETA ** (n_rungs - 1)  # the full budget over the lowest rung's
+        per_trial = n_rungs / spread  # a new trial's cost under ASHA, in full trials (1/3 with three rungs)
+        full_s = min(each * folds, max(epoch_s / 8, search / (per_trial * TRIALS_TARGET), rank_s * spread))
+        expected = int(search / (full_s * per_trial))
+        if full_s >= rank_s * spread * 0.999 and expected >= SEARCH_TRIALS_MIN:
+            chosen = (n_rungs, full_s, expected)
+            break
+    if chosen is None:  # trials long enough to rank do not fit: the search would pick at random
+        alone = fractional_epochs(left / epoch_s)
+        fit = int(search / rank_s)
+        why["search"] = (f"none: a trial long enough to rank networks ({MIN_TRIAL_STEPS} steps"
+                         f"{f' x {folds} folds' if folds > 1 else ''}) takes {_fmt_s(rank_s)} here, so the "
+                         f"{_fmt_s(search)} a search would get holds {fit}, fewer than the {SEARCH_TRIALS_MIN} a "
+                         f"search needs; the reference, where the search would start, trains instead (a search "
+                         f"needs about --time-budget "
+                         f"{_budget_text(time_budget * SEARCH_TRIALS_MIN * rank_s / max(search, 1e-9))})")
+        why["final"] = f"the whole budget but {_fmt_s(reserve)} for testing goes to the reference: {alone:g} epochs"
+        return Plan(**base, search_seconds=0.0, final_seconds_each=alone * epoch_s,
+                    final_epochs_reference=max(1, int(alone)),
+                    trial_epochs=0.0, trial_fraction=1.0, rungs="-", min_epochs=None, min_fraction=None,
+                    expected_trials=0, trial_timeout=0.0, population=0, reference_only=True,
+                    with_reference=False, why=why)
+    n_rungs, full_trial_s, expected = chosen
+    spread = ETA ** (n_rungs - 1)
     trial_epochs = full_trial_s / search_epoch_s
+    lowest_rung = spread * 2 * min(bs, n_search) / n_search  # the lowest rung still trains on two batches
     min_epochs: float | None = None
     min_fraction: float | None = None
+    rung_ks = range(n_rungs - 1, -1, -1)
     # a small set on a short budget: a share of the data on the lowest rung would hold less than a batch (a
     # 282-row table in 40 s), so the rungs grow epochs there too, from the two batches the lowest rung needs
-    if trial_epochs >= 1 or n_search / ETA ** 2 < min(bs, n_search):
-        epochs, fraction = round(max(trial_epochs, lowest), 2), 1.0
-        min_epochs = epochs / ETA ** 2
-        rung_text = " -> ".join(f"{epochs / ETA ** k:.3g} ep" for k in (2, 1, 0))
+    if trial_epochs >= 1 or n_search / spread < min(bs, n_search):
+        epochs, fraction = round(max(trial_epochs, lowest_rung), 2), 1.0
+        min_epochs = epochs / spread if n_rungs > 1 else None
+        rung_text = " -> ".join(f"{epochs / ETA ** k:.3g} ep" for k in rung_ks)
     else:  # a large data set: every trial trains 1 epoch on a share of it, rungs grow the share
-        epochs, fraction = 1.0, round(min(1.0, max(trial_epochs, lowest)), 4)
-        min_fraction = fraction / ETA ** 2
-        rung_text = " -> ".join(f"{fraction / ETA ** k:.1%}" for k in (2, 1, 0))
-    expected = max(1, int(search / (full_trial_s / 3)))  # a new trial costs ~1/3 of a full one under ASHA
-    equal_time = full_trial_s / ETA ** 2 >= EQUAL_TIME_RUNG
+        epochs, fraction = 1.0, round(min(1.0, max(trial_epochs, lowest_rung)), 4)
+        min_fraction = fraction / spread if n_rungs > 1 else None
+        rung_text = " -> ".join(f"{fraction / ETA ** k:.1%}" for k in rung_ks)
+    if n_rungs == 1:
+        rung_text += " (one rung: no ASHA)"
+    equal_time = full_trial_s / spread >= EQUAL_TIME_RUNG
     if equal_time:
         why["equal_time"] = (f"budgets are in {reference}'s time: each candidate is timed (~1s) and trains the "
                              "epochs it would get in that time, as the final training (a fixed time) will treat it; "
-                             f"a lowest-rung trial of {_fmt_s(full_trial_s / ETA ** 2)} amortises the timing")
+                             f"a lowest-rung trial of {_fmt_s(full_trial_s / spread)} amortises the timing")
     population = int(min(20, max(4, expected // 4)))
     why["search"] = (f"{_fmt_s(search)} left after the final trainings; a full trial of {_fmt_s(full_trial_s)} lets "
-                     f"~{expected} trials through ASHA (eta {ETA}: most stop at the lowest rung)"
-                     + (f"; fewer than {TRIALS_TARGET}, since a full trial trains at least {MIN_TRIAL_STEPS} steps "
-                        "(shorter trials ranked networks at random)" if full_trial_s > by_count * 1.001 else ""))
+                     f"~{expected} trials through "
+                     + (f"ASHA (eta {ETA}: most stop at the lowest rung)" if n_rungs > 1 else "the search")
+                     + (f"; {'fewer rungs and ' if n_rungs < 3 else ''}fewer than {TRIALS_TARGET} trials, since "
+                        f"the lowest rung trains at least {MIN_TRIAL_STEPS} steps (shorter trials ranked networks "
+                        "at random)" if expected < TRIALS_TARGET * 0.95 else ""))
     why["budget"] = (f"{epochs:g} epochs on {fraction:.0%} of the data = "
                      f"{math.ceil(epochs * math.ceil(n_search * fraction / bs)):,} steps a full trial"
                      + (": the data set is large, so rungs grow the data share" if fraction < 1 else ""))
@@ -336,15 +370,15 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
 def search_config(plan: Plan, *, name: str, seed: int, db: str, initial: list[dict[str, Any]],
                   space: Mapping[str, Any], train: Mapping[str, Any], reference_flops: int) -> dict[str, Any]:
     """The YAML config that runs this plan's search with ``nasforge search`` (and its final with ``retrain``)."""
-    sched: dict[str, Any] = {"name": "asha", "eta": ETA}
-    if plan.min_fraction is not None:
-        sched["min_fraction"] = plan.min_fraction
-    elif plan.min_epochs is not None:
-        sched["min_epochs"] = plan.min_epochs
-    else:  # --reference-only: no search, the config records data, recipe and reference
+    if plan.reference_only:  # --reference-only, or no search: the config records data, recipe and reference
         return {"name": name, "seed": seed, "data": {**plan.data, "val_fraction": plan.val_fraction},
                 "space": dict(space), "search": {"db": db}, "train": dict(train),
                 "retrain": {"epochs": plan.final_epochs_reference, **dict(train), "baseline": plan.reference}}
+    sched: dict[str, Any] | None = None  # one rung: every trial trains the full budget
+    if plan.min_fraction is not None:
+        sched = {"name": "asha", "eta": ETA, "min_fraction": plan.min_fraction}
+    elif plan.min_epochs is not None:
+        sched = {"name": "asha", "eta": ETA, "min_epochs": plan.min_epochs}
     return {
         "name": name, "seed": seed, "data": {**plan.data, "val_fraction": plan.val_fraction},
         "space": {**space, "max_flops": int(reference_flops)},
@@ -356,7 +390,8 @@ def search_config(plan: Plan, *, name: str, seed: int, db: str, initial: list[di
                                                       **({"init": "mutants"} if plan.kind != FLAT else {})}},
         "search": {"trials": 100_000, "time_budget": f"{math.ceil(plan.search_seconds)}s",
                    "budget": {"epochs": plan.trial_epochs, "fraction": plan.trial_fraction},
-                   "scheduler": sched, "db": db, "initial": initial, "initial_budget": "full",
+                   **({"scheduler": sched} if sched is not None else {}), "db": db, "initial": initial,
+                   "initial_budget": "full",
                    **({"folds": plan.folds} if plan.folds > 1 else {}),
                    **({"equal_time": plan.reference} if plan.equal_time else {}),
                    "trial_timeout": f"{math.ceil(plan.trial_timeout)}s"},

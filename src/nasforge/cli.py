@@ -372,6 +372,8 @@ def cmd_auto(args: argparse.Namespace) -> int:
     elif s and r:
         print(f"searched minus reference ({r['name']}): "
               f"{100 * (s['test_accuracy'] - r['test_accuracy']):+.2f} points of test accuracy", file=out)
+    elif not s and str(record["plan"]["why"].get("search", "")).startswith("none:"):
+        print(f"no search: {record['plan']['why']['search'][len('none: '):]}", file=out)
     elif s and not record["plan"].get("with_reference", True):
         print(f"the reference trains in its own arm: nasforge auto {args.data} --time-budget {args.time_budget} "
               "--reference-only (the plan gave the searched network the whole final share)", file=out)
