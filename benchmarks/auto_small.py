@@ -120,9 +120,9 @@ def run(name: str, data: str, budget: str, folder: Path, *, seed: int = 0,
                             "seconds": ref["seconds"]}
     else:
         out["reference"] = {**rec["reference"], "arm": "in the same run, the same final-training time"}
-    out["beats_reference"] = rec["searched"]["test_accuracy"] > out["reference"]["test_accuracy"]
+    out["beats_reference"] = out["searched"]["test_accuracy"] > out["reference"]["test_accuracy"]
     if rec["others"]:
-        out["beats_logistic_regression"] = (rec["searched"]["test_accuracy"]
+        out["beats_logistic_regression"] = (out["searched"]["test_accuracy"]
                                             > rec["others"]["logistic_regression"]["accuracy"])
     out["plan"] = {k: rec["plan"].get(k) for k in ("search_seconds", "final_seconds_each", "with_reference",
                                                    "trial_epochs", "trial_fraction", "rungs", "expected_trials",

@@ -253,6 +253,7 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     if reference_only:
         alone = fractional_epochs(left / epoch_s)
         why["final"] = f"the whole budget but {_fmt_s(reserve)} for testing goes to the reference: {alone:g} epochs"
+        why.pop("reference", None)  # this run is the reference's arm: no other to run
         return Plan(**base, search_seconds=0.0, final_seconds_each=alone * epoch_s,
                     final_epochs_reference=max(1, int(alone)),
                     trial_epochs=0.0, trial_fraction=1.0, rungs="-", min_epochs=None, min_fraction=None,
@@ -313,6 +314,7 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
                          f"needs about --time-budget "
                          f"{_budget_text(time_budget * SEARCH_TRIALS_MIN * rank_s / max(search, 1e-9))})")
         why["final"] = f"the whole budget but {_fmt_s(reserve)} for testing goes to the reference: {alone:g} epochs"
+        why.pop("reference", None)  # this run is the reference's arm: no other to run
         return Plan(**base, search_seconds=0.0, final_seconds_each=alone * epoch_s,
                     final_epochs_reference=max(1, int(alone)),
                     trial_epochs=0.0, trial_fraction=1.0, rungs="-", min_epochs=None, min_fraction=None,
