@@ -46,15 +46,21 @@ FINAL_ALONE_MAX = 0.6  # of the time left: a searched network training alone, sh
 FINAL_EPOCHS_MAX = 200  # more epochs than this does not pay on the data sets measured; the time goes to search
 FINAL_STEPS_TARGET = 20_000  # optimizer steps a final training aims at, when the budget allows
 TRIALS_TARGET = 30  # lowest-rung trials the search share should hold, where trials are long enough to rank
-# optimizer steps (per fold) the lowest rung trains at least, since most trials stop there: on digits, four
-# stage networks after 18 steps scored 0.16-0.89 in no relation to their order after 486 steps (every search
-# then kept the one learning fastest early); after 54 steps all stood at 0.93-0.97 and the one that ended last
-# ranked last. Fewer rungs and fewer trials that rank beat more trials ranked at random
+# optimizer steps (per fold) the lowest rung trains at least, since most trials stop there. On digits, four
+# stage networks after 18 steps scored 0.16-0.89, which measured how fast each starts (three searches of such
+# trials all kept the fastest starter, and lost); after 54 steps all stood at 0.93-0.97 (four networks are too
+# few for a finer horizon: benchmarks/rank_horizon.py). Lowest rungs of 5-7 steps scored every candidate at
+# chance (0.10-0.14), so the search could only keep its warm start
 MIN_TRIAL_STEPS = 60
 # ranked trials a search needs to be worth its time (the reference and one population of its mutants): with
 # fewer, the reference, where the search starts, trains for the whole budget instead. Searches of 18-step
 # trials lost to the reference's own arm on digits (3 seeds of 3 minutes) and on sequences (3 seeds of 10)
 SEARCH_TRIALS_MIN = 5
+# of the steps converging takes, what the whole budget must train the reference for a search to pay: on
+# Fashion-MNIST in 15 minutes on an AVX2 2-core CPU (3.3 of 43 epochs, 8%), the networks of two searches,
+# trained for the ~60% left, lost 1.0 and 2.4 points to ResNet-20 trained alone (92.19%); in an hour on a
+# faster one (36 epochs, 84%) two came within 0.2 points
+REACH_MIN = 0.25
 ETA = 3  # ASHA's reduction factor; three rungs
 EQUAL_TIME_RUNG = 15.0  # seconds: lowest-rung trials at least this long get budgets in the reference's time
 SHARE_MIN = 0.5  # the reference trains in the same run only if each network still gets this share of converging
@@ -304,15 +310,23 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
         if full_s >= rank_s * spread * 0.999 and expected >= SEARCH_TRIALS_MIN:
             chosen = (n_rungs, full_s, expected)
             break
-    if chosen is None:  # trials long enough to rank do not fit: the search would pick at random
+    reach = left / epoch_s * steps_per_epoch / converge  # of converging, the whole budget trains the reference
+    if chosen is None or (not with_reference and reach < REACH_MIN):
+        if chosen is None:  # trials long enough to rank do not fit: the search would pick at random
+            why["search"] = (f"none: a trial long enough to rank networks ({MIN_TRIAL_STEPS} steps"
+                             f"{f' x {folds} folds' if folds > 1 else ''}) takes {_fmt_s(rank_s)} here, so the "
+                             f"{_fmt_s(search)} a search would get holds {int(search / rank_s)}, fewer than the "
+                             f"{SEARCH_TRIALS_MIN} a search needs; the reference, where the search would start, "
+                             "trains instead (a search needs about --time-budget "
+                             f"{_budget_text(time_budget * SEARCH_TRIALS_MIN * rank_s / max(search, 1e-9))})")
+        else:  # the final is far short of converging: each of its steps is worth more than a search returns
+            target = REACH_MIN * converge / steps_per_epoch * epoch_s + spent  # left = budget - spent - reserve
+            need = max(target / (1 - 0.02), target + RESERVE_MIN)
+            why["search"] = (f"none: the whole budget trains {reference} {left / epoch_s:.1f} epochs, {reach:.0%} "
+                             f"of the {converge:,} steps converging takes; below {REACH_MIN:.0%} each step of the "
+                             "final training is worth more than a search returns, so the reference trains instead "
+                             f"(a search needs about --time-budget {_budget_text(need)})")
         alone = fractional_epochs(left / epoch_s)
-        fit = int(search / rank_s)
-        why["search"] = (f"none: a trial long enough to rank networks ({MIN_TRIAL_STEPS} steps"
-                         f"{f' x {folds} folds' if folds > 1 else ''}) takes {_fmt_s(rank_s)} here, so the "
-                         f"{_fmt_s(search)} a search would get holds {fit}, fewer than the {SEARCH_TRIALS_MIN} a "
-                         f"search needs; the reference, where the search would start, trains instead (a search "
-                         f"needs about --time-budget "
-                         f"{_budget_text(time_budget * SEARCH_TRIALS_MIN * rank_s / max(search, 1e-9))})")
         why["final"] = f"the whole budget but {_fmt_s(reserve)} for testing goes to the reference: {alone:g} epochs"
         why.pop("reference", None)  # this run is the reference's arm: no other to run
         return Plan(**base, search_seconds=0.0, final_seconds_each=alone * epoch_s,
