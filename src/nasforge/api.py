@@ -609,7 +609,8 @@ def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db"
     folder of IDX, CSV or CIFAR files) or a YAML config. ``say`` hears the plan and progress lines.
     ``device`` (auto, cpu, cuda, cuda:N, mps) is where it trains: by default ``auto`` (a resumed run, its stored one);
     ``precision`` (auto, fp32, bf16, fp16) how: by default ``auto`` (bf16 or fp16 on a GPU, fp32 on the CPU).
-    Where the budget holds too few trials long enough to rank networks, there is no search: the reference
+    Where the budget is too short for a search to pay (too few trials long enough to rank networks, or the
+    whole budget trains the reference under a quarter of converging), there is no search: the reference
     trains for the whole budget, the record's ``searched`` is None and ``plan["why"]["search"]`` says why.
     """
     from nasforge.autoplan import run_auto
