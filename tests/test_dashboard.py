@@ -312,8 +312,11 @@ def outside_address() -> str | None:
 
 def start_cli(*args: str, tmp: Path) -> tuple[subprocess.Popen[str], str]:
     """`nasforge dashboard ARGS` in its own process (temporary files in ``tmp``); its address."""
+    # SIGINT as a terminal delivers it: a suite started in the background (`make test &`, nohup) ignores it, the
+    # child would inherit that, and Python then installs no KeyboardInterrupt handler (Ctrl-C below hung 30 s)
     proc = subprocess.Popen([sys.executable, "-m", "nasforge", "dashboard", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp)})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith("dashboard: http://"), (line, proc.stderr.read() if proc.poll() is not None else "")
