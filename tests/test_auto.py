@@ -205,10 +205,10 @@ def test_the_search_share_holds_the_warm_start_full_trial(n, budget, step, folds
     (1151, 180, 0.064, 5, 0), (1151, 600, 0.064, 5, 2), (3200, 600, 0.12, 5, 1), (3200, 600, 0.07, 5, 1),
     (4000, 600, 0.05, 1, 3), (60000, 900, 0.16, 1, 3), (60000, 3600, 0.16, 1, 3)])
 def test_the_lowest_rung_trains_the_steps_that_rank_networks(n, budget, step, folds, rungs):
-    """Digits in 3 minutes on an AVX2 2-core CPU planned 18-step trials, at which four networks scored in no
-    relation to their final order, and most trials stop at the lowest rung: that rung now trains MIN_TRIAL_STEPS
-    a fold, with fewer rungs (down to one, no ASHA) and fewer trials where the search is short; where not even
-    SEARCH_TRIALS_MIN such trials fit, there is no search and the reference trains for the whole budget."""
+    """Digits in 3 minutes on an AVX2 2-core CPU planned 18-step trials, whose scores measured how fast each
+    network starts, and 5-7-step lowest rungs scored at chance; most trials stop there: that rung now trains
+    MIN_TRIAL_STEPS a fold, with fewer rungs (down to one, no ASHA) and fewer trials where the search is short;
+    where not even SEARCH_TRIALS_MIN such trials fit, there is no search and the reference trains instead."""
     p = plan_for(n, budget, step=step, folds=folds)
     if rungs == 0:
         assert p.reference_only and p.search_seconds == 0 and p.expected_trials == 0
@@ -235,7 +235,7 @@ def test_the_lowest_rung_trains_the_steps_that_rank_networks(n, budget, step, fo
 def test_a_budget_far_short_of_converging_trains_the_reference_and_no_search():
     """A slow machine (an AVX2-only 2-core CPU: 0.5 s a ResNet-20 step, ~4 minutes an epoch) and the demo's
     15 minutes: the whole budget trains ResNet-20 ~3 of the ~43 epochs converging takes, so every final step
-    counts more than a search returns (the search arm lost ~1 point there): no search, the reference trains for
+    counts more than a search returns (two searches lost 1.0 and 2.4 points there): no search, the reference trains for
     the whole budget, and the plan names the budget a search needs. An hour there, or 15 minutes on a machine
     4x faster, searches."""
     p = plan_for(60000, 900, step=0.5)
