@@ -13,6 +13,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -305,18 +306,23 @@ def test_auto_on_a_table_ends_on_time_and_records_everything(tmp_path, capsys, s
     assert Path(rec["report"]).exists()
 
 
+def auto_on_table(tmp_path: Path, capsys: pytest.CaptureFixture[str], budget: str) -> tuple[Any, dict[str, Any]]:
+    """`nasforge auto` on the test table with --json: its captured output and its record (it must exit 0)."""
+    data = table(tmp_path / "t")
+    code = main(["auto", str(data), "--time-budget", budget, "--db", str(tmp_path / "a.db"),
+                 "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return out, json.loads((tmp_path / "r.json").read_text())
+
+
 def test_where_sharing_costs_too_much_the_searched_network_trains_alone(tmp_path, capsys, monkeypatch, short_rungs):
     import nasforge.autoplan as autoplan
 
     monkeypatch.setattr(autoplan, "SHARE_MIN", 100.0)  # no budget is roomy enough to share: the path a big set takes
-    data = table(tmp_path / "t")
-    code = main(["auto", str(data), "--time-budget", "30s", "--db", str(tmp_path / "a.db"),
-                 "--json", str(tmp_path / "r.json")])
-    out = capsys.readouterr()
-    assert code == 0, out.err
+    out, rec = auto_on_table(tmp_path, capsys, "30s")
     assert "the searched network alone" in out.err and "why reference: not trained in this run" in out.err
     assert "--reference-only" in out.out and "searched minus reference" not in out.out
-    rec = json.loads((tmp_path / "r.json").read_text())
     assert rec["reference"] is None and rec["plan"]["with_reference"] is False
     assert rec["searched"]["test_accuracy"] is not None and rec["seconds"]["total"] <= 30 * 1.05
     with Store(tmp_path / "a.db", readonly=True) as st:
@@ -331,14 +337,9 @@ def test_where_no_ranking_trial_fits_the_reference_trains_for_the_whole_budget(t
     import nasforge.autoplan as autoplan
 
     monkeypatch.setattr(autoplan, "MIN_TRIAL_STEPS", 10**6)  # no budget holds a ranking trial: a slow machine's path
-    data = table(tmp_path / "t")
-    code = main(["auto", str(data), "--time-budget", "20s", "--db", str(tmp_path / "a.db"),
-                 "--json", str(tmp_path / "r.json")])
-    out = capsys.readouterr()
-    assert code == 0, out.err
+    out, rec = auto_on_table(tmp_path, capsys, "20s")
     assert "reference only: mlp" in out.err and "why search: none: a trial long enough to rank" in out.err
     assert re.search(r"no search: .*search needs about --time-budget \d+", out.out)
-    rec = json.loads((tmp_path / "r.json").read_text())
     assert rec["searched"] is None and rec["reference"]["name"] == "mlp" and rec["reference"]["test_accuracy"] > 0.5
     assert rec["trials"] == {"complete": 0, "pruned": 0, "failed": 0} and rec["plan"]["search_seconds"] == 0
     assert rec["seconds"]["total"] <= 20 * 1.05
@@ -346,7 +347,7 @@ def test_where_no_ranking_trial_fits_the_reference_trains_for_the_whole_budget(t
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from auto_small import run
 
-    row = run("t", str(data), "20s", tmp_path, record=tmp_path / "r.json")
+    row = run("t", str(tmp_path / "t"), "20s", tmp_path, record=tmp_path / "r.json")
     assert row["searched"]["no_search"].startswith("none:") and row["beats_reference"] is False
     assert row["searched"]["test_accuracy"] == row["reference"]["test_accuracy"]
     assert "no search" in row["reference"]["arm"]
