@@ -67,6 +67,7 @@ EQUAL_TIME_RUNG = 15.0  # seconds: lowest-rung trials at least this long get bud
 SHARE_MIN = 0.5  # the reference trains in the same run only if each network still gets this share of converging
 SAFETY = 1.08  # timings are of a quiet machine; plans leave this much slack
 RESERVE_MIN = 10.0  # seconds kept for testing, storing and the report
+RESERVE_SHARE = 0.02  # of the budget, where that is more than RESERVE_MIN
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -214,6 +215,11 @@ def recipe_for(kind: str) -> dict[str, Any]:
             "augment": kind == IMAGE}
 
 
+def reserve_for(budget: float) -> float:
+    """Seconds of ``budget`` kept for testing, storing and the report."""
+    return max(RESERVE_MIN, RESERVE_SHARE * budget)
+
+
 def fractional_epochs(fit: float) -> float:
     """The epochs a network training alone gets from the epochs its time holds: whole ones from 10 up, tenths
     below (at least 1), so a short budget on a slow machine does not leave most of an epoch unused."""
@@ -228,7 +234,7 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     n_search = len(data.x_train)
     kind = data_kind(data.input_shape)
     epoch_s = timing.epoch_seconds(n, bs) * SAFETY
-    reserve = max(RESERVE_MIN, 0.02 * time_budget)
+    reserve = reserve_for(time_budget)
     left = time_budget - spent - reserve
     why: dict[str, str] = {}
     # a trial's epoch: its training examples (all but one fold, with folds) once per fold, and validation
@@ -257,13 +263,19 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
                             "time_budget": time_budget, "reference": reference, "reference_timing": timing,
                             "batch_size": bs, "val_fraction": float(raw["data"].get("val_fraction", 0.1)),
                             "folds": folds, "task": data.task}
-    if reference_only:
+
+    def reference_alone_plan() -> Plan:
+        """--reference-only, or no search: the reference trains alone for all that is left."""
         alone = fractional_epochs(left / epoch_s)
         why["final"] = f"the whole budget but {_fmt_s(reserve)} for testing goes to the reference: {alone:g} epochs"
         return Plan(**base, search_seconds=0.0, final_seconds_each=alone * epoch_s,
                     final_epochs_reference=max(1, int(alone)),
                     trial_epochs=0.0, trial_fraction=1.0, rungs="-", min_epochs=None, min_fraction=None,
-                    expected_trials=0, trial_timeout=0.0, population=0, reference_only=True, why=why)
+                    expected_trials=0, trial_timeout=0.0, population=0, reference_only=True,
+                    with_reference=False, why=why)
+
+    if reference_only:
+        return reference_alone_plan()
 
     # final: each of the two networks gets what the reference needs to converge, within half of what is left;
     # where sharing would leave each less than half of that, the searched network trains alone (the
@@ -321,19 +333,13 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
                              f"{_budget_text(time_budget * SEARCH_TRIALS_MIN * rank_s / max(search, 1e-9))})")
         else:  # the final is far short of converging: each of its steps is worth more than a search returns
             target = REACH_MIN * converge / steps_per_epoch * epoch_s + spent  # left = budget - spent - reserve
-            need = max(target / (1 - 0.02), target + RESERVE_MIN)
+            need = max(target / (1 - RESERVE_SHARE), target + RESERVE_MIN)  # the budget whose left is target
             why["search"] = (f"none: the whole budget trains {reference} {left / epoch_s:.1f} epochs, {reach:.0%} "
                              f"of the {converge:,} steps converging takes; below {REACH_MIN:.0%} each step of the "
                              "final training is worth more than a search returns, so the reference trains instead "
                              f"(a search needs about --time-budget {_budget_text(need)})")
-        alone = fractional_epochs(left / epoch_s)
-        why["final"] = f"the whole budget but {_fmt_s(reserve)} for testing goes to the reference: {alone:g} epochs"
         why.pop("reference", None)  # this run is the reference's arm: no other to run
-        return Plan(**base, search_seconds=0.0, final_seconds_each=alone * epoch_s,
-                    final_epochs_reference=max(1, int(alone)),
-                    trial_epochs=0.0, trial_fraction=1.0, rungs="-", min_epochs=None, min_fraction=None,
-                    expected_trials=0, trial_timeout=0.0, population=0, reference_only=True,
-                    with_reference=False, why=why)
+        return reference_alone_plan()
     n_rungs, full_trial_s, expected = chosen
     spread = ETA ** (n_rungs - 1)
     trial_epochs = full_trial_s / search_epoch_s
@@ -565,7 +571,7 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
             api.run_config(cfg, resume=True, on_progress=on_progress, deadline=deadline)
         phases["search"] = time.time() - t1
     t2 = time.time()
-    left = budget - (t2 - t0) - max(RESERVE_MIN, 0.02 * budget)  # what the search left: the final fits in it
+    left = budget - (t2 - t0) - reserve_for(budget)  # what the search left: the final fits in it
     if plan.reference_only:
         reference_alone(db, name, plan, cfg, seconds=left, say=say, on_epoch=on_epoch)
     else:
