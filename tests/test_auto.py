@@ -23,6 +23,7 @@ import yaml
 from nasforge.autoplan import (
     MIN_TRIAL_STEPS,
     SEARCH_TRIALS_MIN,
+    SIZE_FLOOR,
     Plan,
     Timing,
     make_plan,
@@ -172,6 +173,30 @@ def test_long_trials_get_budgets_in_the_reference_time():
                         space={"kind": "stage"}, train={}, reference_flops=1)
     assert cfg["search"]["equal_time"] == "resnet20"
     assert from_dict({**cfg, "data": {"source": "digits"}}).search.equal_time == "resnet20"  # search accepts it
+
+
+def test_image_and_sequence_searches_keep_to_networks_of_the_reference_size_class():
+    """Up to the reference's FLOPs and down to SIZE_FLOOR of its parameters: short trials over-rate small networks.
+    Tables have no floor (logistic regression, a few dozen parameters, is a point there)."""
+    from nasforge.space import make_space
+    from nasforge.space.stage import stage_sample
+
+    opts, resnet20 = warm_start("image", (1, 8, 8))
+    plan = plan_for(60000, 3600, step=0.16)
+    cfg = search_config(plan, name="x", seed=0, db="x.db", initial=resnet20, space=opts, train={},
+                        reference_flops=5_065_984)
+    assert cfg["space"]["min_params"] == math.ceil(SIZE_FLOOR * 272_000) and "50% of its 272,000" in plan.why["space"]
+    space = make_space(cfg["space"], (1, 8, 8))
+    assert space.check(resnet20[0], (1, 8, 8)) is None  # the warm start
+    basic = {"block": "basic", "depth": 3, "kernel": 3, "se": False, "down": "stride"}
+    one_stage = stage_sample(space, [{**basic, "width": 16}], stem=16)  # 14K parameters: led short trials, lost
+    assert "below the floor" in space.check(one_stage, (1, 8, 8))
+    flat = make_plan(raw={"data": {"source": "fake"}}, data=fake(400, (8,), 2), time_budget=300, spent=1.0,
+                     reference="mlp", timing=Timing(0.002, 40, 74_754), recipe=Recipe(), reference_flops=147_456)
+    mlp, initial = warm_start("flat", (8,))
+    flat_cfg = search_config(flat, name="x", seed=0, db="x.db", initial=initial, space=mlp, train={},
+                             reference_flops=147_456)
+    assert "min_params" not in flat_cfg["space"] and "parameters" not in flat.why["space"]
 
 
 @pytest.mark.parametrize(("shape", "stages", "kernels"), [((1, 28, 28), 3, None), ((3, 32, 32), 4, None),

@@ -178,3 +178,17 @@ def test_one_draw_for_all_dimensions_gives_what_one_draw_each_gave(kind, shape):
         each, once = np.random.default_rng(seed), np.random.default_rng(seed)
         assert sample_all(dims, once) == {name: d.sample(each) for name, d in dims.items()}
         assert once.bit_generator.state == each.bit_generator.state
+
+
+@pytest.mark.parametrize("kind,shape", [("chain", (1, 28, 28)), ("cell", (3, 32, 32)), ("stage", (1, 28, 28)),
+                                        ("mlp", (30,))])
+def test_min_params_rejects_smaller_networks_with_the_reason(kind, shape):
+    space = make_space({"kind": kind}, shape)
+    rng = np.random.default_rng(0)
+    s = next(s for s in (space.sample(rng) for _ in range(50)) if space.check(s, shape) is None)
+    p = count_params(space.build(s, shape, 10))
+    assert make_space({"kind": kind, "min_params": p}, shape).check(s, shape) is None
+    assert f"{p:,} parameters are below the floor of {p + 1:,}" in make_space(
+        {"kind": kind, "min_params": p + 1}, shape).check(s, shape)
+    with pytest.raises(ConfigError, match=r"min_params \(.*\) is above space\.max_params"):
+        make_space({"kind": kind, "min_params": p + 1, "max_params": p}, shape)

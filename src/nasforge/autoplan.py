@@ -62,6 +62,14 @@ SEARCH_TRIALS_MIN = 5
 # trained for the ~60% left, lost 1.0 and 2.4 points to ResNet-20 trained alone (92.19%); in an hour on a
 # faster one (36 epochs, 84%) two came within 0.2 points
 REACH_MIN = 0.25
+# of the reference's parameters, the fewest an image or sequence candidate may have. Trials train a few percent of
+# the final training's steps, and so short a horizon over-rates small networks, which start fast and plateau. Of
+# the searches in benchmarks/results, the picks under 30% of the reference's parameters lost all four on the
+# generated sequences, by 11-17 points (5-25K parameters; the 1-D ResNet has 94K), and on digits won 2, tied 1 and
+# lost 3 (by up to 1.4); the eight at 57-100% ranged from 3.9 below to 3.7 above (on Fashion-MNIST in an hour, 59%
+# and 78%: 0.06 and 0.19 below). Not on tables: trials there train about as long as the final, and logistic
+# regression (a few dozen parameters) is often the best model
+SIZE_FLOOR = 0.5
 ETA = 3  # ASHA's reduction factor; three rungs
 EQUAL_TIME_RUNG = 15.0  # seconds: lowest-rung trials at least this long get budgets in the reference's time
 SHARE_MIN = 0.5  # the reference trains in the same run only if each network still gets this share of converging
@@ -375,7 +383,10 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
                      f"{math.ceil(epochs * math.ceil(n_search * fraction / bs)):,} steps a full trial"
                      + (": the data set is large, so rungs grow the data share" if fraction < 1 else ""))
     why["space"] = (f"candidates may cost up to the reference's {reference_flops:,} FLOPs an example: in the same "
-                    "final-training time a costlier network would get fewer epochs than the reference")
+                    "final-training time a costlier network would get fewer epochs than the reference"
+                    + ("" if kind == FLAT else
+                       f"; and have at least {SIZE_FLOOR:.0%} of its {timing.params:,} parameters: trials this short "
+                       "over-rate small networks, which start fast and then plateau"))
     why["population"] = (f"evolution keeps {population} networks: about a quarter of the expected trials"
                          + ("" if kind == FLAT else f"; the first are mutations of the reference (a warm start), "
                             f"since ~{expected} trials are too few to find much by random draws of the space"))
@@ -403,7 +414,8 @@ def search_config(plan: Plan, *, name: str, seed: int, db: str, initial: list[di
         sched = {"name": "asha", "eta": ETA, "min_epochs": plan.min_epochs}
     return {
         "name": name, "seed": seed, "data": {**plan.data, "val_fraction": plan.val_fraction},
-        "space": {**space, "max_flops": int(reference_flops)},
+        "space": {**space, "max_flops": int(reference_flops), **({} if plan.kind == FLAT else {
+            "min_params": math.ceil(SIZE_FLOOR * plan.reference_timing.params)})},
         "strategy": {"name": "evolution", "options": {"population_size": plan.population,
                                                       "sample_size": max(2, plan.population // 4),
                                                       # not on tables: there the reference MLP sits at the

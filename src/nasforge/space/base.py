@@ -70,7 +70,8 @@ def option_values(name: str, values: Sequence[Any], kind: type, *, allowed: Sequ
 
 
 def limit_option(name: str, value: float | None) -> int | None:
-    """A ``max_params``/``max_flops`` option: None (no limit) or a positive integer (``1e6`` from a config is fine)."""
+    """A ``min_params``/``max_params``/``max_flops`` option: None (no limit) or a positive integer (``1e6`` from a
+    config is fine)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1 or value != int(value):
@@ -78,10 +79,16 @@ def limit_option(name: str, value: float | None) -> int | None:
     return int(value)
 
 
+def check_limits(min_params: int | None, max_params: int | None) -> None:
+    if min_params is not None and max_params is not None and min_params > max_params:
+        raise ValueError(f"space.min_params ({min_params:,}) is above space.max_params ({max_params:,}): no network "
+                         "fits; lower min_params or raise max_params")
+
+
 def limit_reason(build: Callable[[], nn.Module], input_shape: tuple[int, ...], max_params: int | None,
-                 max_flops: int | None) -> str | None:
-    """Why a candidate exceeds the parameter or FLOP limit, or None; builds it on the meta device (no memory)."""
-    if max_params is None and max_flops is None:
+                 max_flops: int | None, min_params: int | None = None) -> str | None:
+    """Why a candidate is outside the parameter or FLOP limits, or None; builds it on the meta device (no memory)."""
+    if max_params is None and max_flops is None and min_params is None:
         return None
     import torch
 
@@ -89,10 +96,12 @@ def limit_reason(build: Callable[[], nn.Module], input_shape: tuple[int, ...], m
 
     with torch.device("meta"):
         model = build()
-    if max_params is not None:
+    if max_params is not None or min_params is not None:
         n = count_params(model)
-        if n > max_params:
+        if max_params is not None and n > max_params:
             return f"{n:,} parameters exceed the limit of {max_params:,}"
+        if min_params is not None and n < min_params:
+            return f"{n:,} parameters are below the floor of {min_params:,} (space.min_params)"
     if max_flops is not None:
         f = count_flops(model, input_shape, device="meta")
         if f > max_flops:

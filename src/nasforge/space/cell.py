@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasforge.space.base import check_values, limit_reason, mutate_one, uniform_crossover
+from nasforge.space.base import check_limits, check_values, limit_option, limit_reason, mutate_one, uniform_crossover
 from nasforge.space.params import Choice, choice, sample_all
 from nasforge.types import Sample
 
@@ -61,6 +61,7 @@ class CellSpace:
         cells_per_stage: int = 1,
         max_params: int | None = None,
         max_flops: int | None = None,
+        min_params: int | None = None,
     ) -> None:
         ops = tuple(str(o) for o in ops)
         if not ops:
@@ -80,6 +81,8 @@ class CellSpace:
         self.n_nodes, self.ops = n_nodes, ops
         self.channels, self.n_stages, self.cells_per_stage = channels, n_stages, cells_per_stage
         self.max_params, self.max_flops = max_params, max_flops
+        self.min_params = limit_option("min_params", min_params)
+        check_limits(self.min_params, self.max_params)
         c = choice(ops)
         self._dims: dict[str, Choice] = {name: c for name in edge_names(n_nodes)}
 
@@ -218,7 +221,8 @@ class CellSpace:
                 return (f"input {size} is too small for {self.n_stages - 1} stride-2 reductions: it is "
                         f"{'x'.join(map(str, spatial))} before reduction {r}; use fewer stages or larger input")
             spatial = [(d + 1) // 2 for d in spatial]
-        return limit_reason(lambda: self.build(s, input_shape, n_out), input_shape, self.max_params, self.max_flops)
+        return limit_reason(lambda: self.build(s, input_shape, n_out), input_shape, self.max_params, self.max_flops,
+                            self.min_params)
 
     def build(self, s: Sample, input_shape: tuple[int, ...], n_out: int) -> nn.Sequential:
         """The network for ``s``: stem, stages of cells with reductions between, head; a plain Sequential."""
@@ -246,6 +250,7 @@ class NasBench201Space(CellSpace):
 
     kind = "nb201"
 
-    def __init__(self, *, max_params: int | None = None, max_flops: int | None = None) -> None:
+    def __init__(self, *, max_params: int | None = None, max_flops: int | None = None,
+                 min_params: int | None = None) -> None:
         super().__init__(n_nodes=4, ops=NB201_OPS, channels=16, n_stages=3, cells_per_stage=5,
-                         max_params=max_params, max_flops=max_flops)
+                         max_params=max_params, max_flops=max_flops, min_params=min_params)

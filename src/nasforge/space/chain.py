@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasforge.space.base import check_values, limit_reason, mutate_one
+from nasforge.space.base import check_limits, check_values, limit_option, limit_reason, mutate_one
 from nasforge.space.params import Choice, choice, sample_all
 from nasforge.types import Sample
 
@@ -112,6 +112,7 @@ class ChainSpace:
         merges: Sequence[str] = ("sum", "concat"),
         max_params: int | None = None,
         max_flops: int | None = None,
+        min_params: int | None = None,
         type_probs: Mapping[str, float] | None = None,
         structural_mutation: float = 0.3,
     ) -> None:
@@ -155,6 +156,8 @@ class ChainSpace:
         if not all(0 <= r < 1 for r in self.dropout_rates):
             raise ValueError(f"space.dropout_rates must be in [0, 1), got {list(self.dropout_rates)}")
         self.max_params, self.max_flops = max_params, max_flops
+        self.min_params = limit_option("min_params", min_params)
+        check_limits(self.min_params, self.max_params)
         if not 0 <= structural_mutation <= 1:
             raise ValueError(f"space.structural_mutation must be in [0, 1], got {structural_mutation}")
         self.structural_mutation = structural_mutation
@@ -305,7 +308,8 @@ class ChainSpace:
                 spatial = new
             elif b.type == "dense":
                 spatial = None
-        return limit_reason(lambda: self.build(s, input_shape, n_out), input_shape, self.max_params, self.max_flops)
+        return limit_reason(lambda: self.build(s, input_shape, n_out), input_shape, self.max_params, self.max_flops,
+                            self.min_params)
 
     def build(self, s: Sample, input_shape: tuple[int, ...], n_out: int) -> nn.Module:
         """The network for ``s``: a plain ``nn.Sequential`` so it prints, exports and scripts simply."""

@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasforge.space.base import check_values, limit_option, limit_reason, mutate_one, option_values, uniform_crossover
+from nasforge.space.base import (
+    check_limits,
+    check_values,
+    limit_option,
+    limit_reason,
+    mutate_one,
+    option_values,
+    uniform_crossover,
+)
 from nasforge.space.chain import ACTIVATION_LAYERS
 from nasforge.space.params import Choice, choice, sample_all
 from nasforge.types import Sample
@@ -53,6 +61,7 @@ class MlpSpace:
         weight_decays: Sequence[float] | None = None,
         max_params: int | None = None,
         max_flops: int | None = None,
+        min_params: int | None = None,
     ) -> None:
         for name, v in (("min_depth", min_depth), ("max_depth", max_depth)):
             if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 16:
@@ -72,6 +81,8 @@ class MlpSpace:
             raise ValueError(f"space.weight_decays must be finite and >= 0, got {list(self.weight_decays)}")
         self.max_params = limit_option("max_params", max_params)
         self.max_flops = limit_option("max_flops", max_flops)
+        self.min_params = limit_option("min_params", min_params)
+        check_limits(self.min_params, self.max_params)
         dims: dict[str, Choice] = {"depth": choice(range(min_depth, max_depth + 1))}
         for i in range(max_depth):
             dims[f"l{i}.width"] = choice(self.widths)
@@ -157,7 +168,8 @@ class MlpSpace:
             self.validate_sample(s)
         except (ValueError, KeyError, TypeError) as e:
             return f"not a point of this space: {e}"
-        return limit_reason(lambda: self.build(s, input_shape, n_out), input_shape, self.max_params, self.max_flops)
+        return limit_reason(lambda: self.build(s, input_shape, n_out), input_shape, self.max_params, self.max_flops,
+                            self.min_params)
 
     def build(self, s: Sample, input_shape: tuple[int, ...], n_out: int) -> nn.Sequential:
         """Hidden layers (a skip around each one that keeps the width, where ``residual``), then a linear head."""

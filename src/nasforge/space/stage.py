@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasforge.space.base import check_values, limit_option, limit_reason, mutate_one, option_values
+from nasforge.space.base import check_limits, check_values, limit_option, limit_reason, mutate_one, option_values
 from nasforge.space.params import Choice, choice, sample_all
 from nasforge.types import Sample
 
@@ -73,6 +73,7 @@ class StageSpace:
         downsample: Sequence[str] = DOWNSAMPLE,
         max_params: int | None = None,
         max_flops: int | None = None,
+        min_params: int | None = None,
     ) -> None:
         for name, v in (("min_stages", min_stages), ("max_stages", max_stages)):
             if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 8:
@@ -92,6 +93,8 @@ class StageSpace:
         self.downsample = option_values("downsample", downsample, str, allowed=DOWNSAMPLE)
         self.max_params = limit_option("max_params", max_params)
         self.max_flops = limit_option("max_flops", max_flops)
+        self.min_params = limit_option("min_params", min_params)
+        check_limits(self.min_params, self.max_params)
         per_stage = {"depth": choice(self.depths), "width": choice(self.widths), "block": choice(self.blocks),
                      "kernel": choice(self.kernels), "expand": choice(self.expansions), "se": choice(self.se),
                      "down": choice(self.downsample)}
@@ -198,7 +201,8 @@ class StageSpace:
                 return (f"stage {i} would halve a {'x'.join(map(str, spatial))} map below one "
                         f"{'step' if len(spatial) == 1 else 'pixel'}: use fewer stages or larger input")
             spatial = [(d + 1) // 2 for d in spatial]
-        return limit_reason(lambda: self.build(s, input_shape, n_out), input_shape, self.max_params, self.max_flops)
+        return limit_reason(lambda: self.build(s, input_shape, n_out), input_shape, self.max_params, self.max_flops,
+                            self.min_params)
 
     def build(self, s: Sample, input_shape: tuple[int, ...], n_out: int) -> nn.Sequential:
         """Stem, one ``nn.Sequential`` per stage, global average pooling, linear: a plain Sequential."""
