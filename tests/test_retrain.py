@@ -3,6 +3,7 @@ training, per-epoch checkpoints, and a resumed retrain that ends with an uninter
 
 from __future__ import annotations
 
+import math
 import statistics
 from pathlib import Path
 
@@ -86,6 +87,29 @@ def test_fit_final_resumes_from_its_checkpoint_to_identical_weights(tmp_path):
     rt.fit_final(other, digits, epochs=3, recipe=recipe, seed=5, checkpoint=tmp_path / "b.pt", run="other",
                  on_epoch=lambda e, row: epochs.append(e))
     assert epochs == [3, 1, 2, 3]
+
+
+def test_a_schedule_a_time_limit_lengthened_resumes_to_its_lengthened_end(tmp_path):
+    """The checkpoint carries the schedule being followed: resumed after the planned epochs, a lengthened
+    training goes on to its new end instead of stopping mid-schedule, its rate still high."""
+    digits = load_dataset("digits", seed=0, limit=400)
+    recipe = Recipe(optimizer="sgd", schedule="onecycle", batch_size=64)
+
+    def stop(epoch, row):  # type: ignore[no-untyped-def]
+        if epoch == 6:
+            raise KeyboardInterrupt
+
+    torch.manual_seed(1)
+    with pytest.raises(KeyboardInterrupt):
+        rt.fit_final(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), digits, epochs=5, recipe=recipe, seed=5,
+                     checkpoint=tmp_path / "c.pt", run="r", time_limit=3.0, fill_time=True, on_epoch=stop)
+    planned = torch.load(tmp_path / "c.pt", weights_only=True)["curve"][-1]["schedule_epochs"]
+    assert planned > 6  # lengthened from 5 epochs to fill the 3 s
+    epochs: list[int] = []
+    torch.manual_seed(1)
+    rt.fit_final(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), digits, epochs=5, recipe=recipe, seed=5,
+                 checkpoint=tmp_path / "c.pt", run="r", on_epoch=lambda e, row: epochs.append(e))
+    assert epochs == list(range(7, math.ceil(planned) + 1))
 
 
 def test_three_seeds_report_mean_and_std_and_read_test_once_per_seed_after_training(tmp_path, capsys, monkeypatch):

@@ -10,7 +10,7 @@ import torch
 from nasforge.evaluate.cost import count_flops, count_params, measure_cost
 from nasforge.evaluate.metrics import classification_metrics
 from nasforge.evaluate.torch_eval import TorchEvaluator
-from nasforge.evaluate.trainer import Recipe, TrainingFailed, augment_batch, lr_factor, train
+from nasforge.evaluate.trainer import Recipe, TrainingFailed, TrainStats, augment_batch, lr_factor, train
 from nasforge.space.chain import ChainSpace, chain_sample
 from nasforge.types import Budget
 
@@ -187,3 +187,28 @@ def test_a_deadline_shortens_the_schedule_to_end_in_time(digits):
     assert 2 * spe <= st.steps < 10_000 * spe  # cut short, after at least the epoch that measures the pace
     assert wall < 1.0 + 2 * wall / len(st.curve)  # ends within about an epoch of the deadline
     assert lrs[-1] < 0.1 * 0.1  # and the shortened schedule still annealed (near) to its end
+
+
+def test_fill_time_lengthens_a_schedule_that_would_end_early_and_only_then(digits):
+    """A training sized from a timing that read slow fills its time (nasforge auto's final); without
+    ``fill_time`` a deadline only ever shortens, so `retrain --epochs N` trains N epochs."""
+    import time
+
+    def run(fill: bool) -> tuple[TrainStats, float, list[float]]:
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
+                                    torch.nn.Linear(64, 10))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        lrs: list[float] = []
+        t0 = time.time()
+        st = train(model, digits.x_train, digits.y_train, epochs=4, recipe=Recipe(batch_size=32), optimizer=opt,
+                   deadline=t0 + 1.5, fill_time=fill, on_epoch=lambda e, row: lrs.append(opt.param_groups[0]["lr"]))
+        return st, time.time() - t0, lrs
+
+    spe = math.ceil(len(digits.x_train) / 32)
+    plain, _, _ = run(False)
+    assert plain.steps == 4 * spe and plain.curve[-1]["schedule_epochs"] == 4
+    filled, wall, lrs = run(True)
+    assert filled.steps > 8 * spe  # 4 epochs take a small share of the 1.5 s
+    assert filled.curve[-1]["schedule_epochs"] == filled.steps / spe  # it followed the lengthened schedule
+    assert wall < 1.5 + 2 * wall / len(filled.curve)  # and still ended about on time
+    assert lrs[-1] < 0.1 * 0.1  # annealed to its end

@@ -309,11 +309,12 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
             on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None,
             seeds: int = 1, model_epochs: Mapping[str, float] | None = None,
             time_limit: float | None = None, device: str | None = None,
-            precision: str | None = None) -> list[FinalModel]:
+            precision: str | None = None, fill_time: bool = False) -> list[FinalModel]:
     """Train the best stored architecture (and the baseline) on train+val; score on test once each.
 
     ``model_epochs`` ({"searched": E1, "baseline": E2}) overrides ``epochs`` per model, and
-    ``time_limit`` (seconds) holds each model's training to that time (its schedule shortened if needed).
+    ``time_limit`` (seconds) holds each model's training to that time (its schedule shortened if needed;
+    with ``fill_time`` also lengthened early on, where the pace says it would end well short of it).
 
     ``trial`` picks a stored trial by number instead (e.g. a member of the Pareto front), and
     ``max_params`` the best trial with at most that many parameters. ``seeds=N`` trains each model
@@ -380,7 +381,7 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
                                   recipe=recipe, seed=first, baseline=wanted,
                                   out_dir=owned_dir(out, RETRAIN_FILES), on_epoch=lease.guard(on_epoch),
                                   seeds=seeds, on_test=on_test, model_epochs=model_epochs,
-                                  time_limit=time_limit)
+                                  time_limit=time_limit, fill_time=fill_time)
             if reference is not None and len(data.input_shape) == 1 and others is None:
                 log.warning("scikit-learn references skipped: every seed was scored before an interruption, and "
                             "the test split is not read again for them")

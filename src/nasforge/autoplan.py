@@ -623,7 +623,8 @@ def _epoch_printer(say: Say, plans: Mapping[str, tuple[int, float]],
         now = time.time()
         start = began.setdefault(name, last[0])
         last[0] = now
-        total = plans[name][0] if name in plans else epoch
+        # the schedule the training follows, where a time limit shortened or lengthened the planned one
+        total = math.ceil(row["schedule_epochs"]) if "schedule_epochs" in row else plans.get(name, (epoch, 0.0))[0]
         later = sum(plans[n][1] for n in order[order.index(name) + 1:]) if name in plans else 0.0
         eta = (now - start) / max(epoch, 1) * max(total - epoch, 0) + later
         if epoch % max(1, total // 10) == 0 or epoch == total:  # about ten lines a network
@@ -675,7 +676,7 @@ def final_training(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float, 
         + f"; ~{_fmt_s(seconds)}{' each' if plan.with_reference else ''}; the test split is read once, at the end")
     api.retrain(db, name=name, trial=best.number, baseline=plan.reference if plan.with_reference else False,
                 on_epoch=_epoch_printer(say, plans, on_epoch), epochs=float(epochs["searched"]), model_epochs=epochs,
-                time_limit=seconds)
+                time_limit=seconds, fill_time=not plan.with_reference)
 
 
 def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float, say: Say,
@@ -698,7 +699,7 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
     say(f"training the reference {desc} alone: {epochs:g} epochs at {_fmt_s(epoch_s)} an epoch")
     printer = _epoch_printer(say, {"baseline": (math.ceil(epochs), epochs * epoch_s)}, on_epoch)
     fitted = fit_final(model, data, epochs=epochs, recipe=recipe, seed=cfg.seed,
-                       on_epoch=lambda e, row: printer("baseline", e, row), time_limit=seconds)
+                       on_epoch=lambda e, row: printer("baseline", e, row), time_limit=seconds, fill_time=True)
     x_test, y_test = data.open_test()
     test = evaluate_split(model, x_test, y_test, data.n_classes, channels_last=recipe.channels_last,
                           target=data.target)

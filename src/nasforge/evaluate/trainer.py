@@ -48,12 +48,15 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     return torch.optim.Adam(groups, lr=recipe.base_lr)
 
 
+WARMUP_SHARE = 0.3  # of a one-cycle schedule, the steps its rate rises over
+
+
 def lr_factor(step: int, total: int, recipe: Recipe) -> float:
     """Multiplier of the base learning rate at ``step`` of ``total``."""
     if recipe.schedule == "constant":
         return 1.0
     if recipe.schedule == "onecycle":
-        peak = max(1, int(0.3 * total))
+        peak = max(1, int(WARMUP_SHARE * total))
         if step < peak:
             return 0.04 + 0.96 * step / peak
         t = (step - peak) / max(1, total - peak)
@@ -148,6 +151,7 @@ def train(
     flip_invariant: bool = False,
     deadline: float | None = None,
     target: tuple[float, float] | None = None,
+    fill_time: bool = False,
 ) -> TrainStats:
     """Train ``model`` in place for ``epochs`` (fractions allowed) and evaluate after every epoch.
 
@@ -167,6 +171,9 @@ def train(
     ``deadline`` (a ``time.time()``): after each epoch, where the pace so far says the rest would end
     past it, the schedule is shortened to the steps that fit, so it still anneals to its end in time
     (a timing before training can be 30% off on a shared machine, and a fixed-time plan must hold).
+    ``fill_time``: where instead it would end over 10% early, the schedule is lengthened to the steps that
+    fit, while it is still warming up (one-cycle's rising 30%: the rate then rises more slowly, and the
+    anneal is whole), so a training sized from a timing that read slow still fills its time.
     The recipe's ``device`` and ``precision`` say where and in what dtype the steps run (autocast, and a
     grad scaler for fp16); the model moves there, and so do ``x`` and ``y`` unless a GPU has too little memory
     for them (then each batch moves). An ``optimizer`` passed in must belong to the model on that device.
@@ -259,9 +266,6 @@ def train(
             if regression:
                 row["val_score"] = -m["rmse"]
             row["val_examples"] = float(len(split[1]))
-        curve.append(row)
-        if on_epoch is not None:
-            on_epoch(epoch, row)
         if deadline is not None and step < end and stop_epochs is None:
             pace = (time.time() - started) / (step - first_step)  # seconds a step, validation included
             fit = int((deadline - time.time()) / pace)
@@ -272,4 +276,13 @@ def train(
                     "training runs slower than timed: its schedule is shortened to %.1f epochs (%d steps) to end in "
                     "time", end / steps_per_epoch, end)
                 shortened = True
+            elif fill_time and step < WARMUP_SHARE * end and step + fit > 1.1 * end:
+                end = total_steps = step + fit
+                log.info("training runs faster than timed: its schedule is lengthened to %.1f epochs (%d steps) to "
+                         "fill its time", end / steps_per_epoch, end)
+        if deadline is not None and stop_epochs is None:  # the schedule followed, so a checkpoint resumes it
+            row["schedule_epochs"] = total_steps / steps_per_epoch
+        curve.append(row)
+        if on_epoch is not None:
+            on_epoch(epoch, row)
     return TrainStats(tuple(curve), train_s, eval_s, step)
