@@ -200,15 +200,15 @@ def test_fill_time_lengthens_a_schedule_that_would_end_early_and_only_then(digit
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         lrs: list[float] = []
         t0 = time.time()
-        st = train(model, digits.x_train, digits.y_train, epochs=4, recipe=Recipe(batch_size=32), optimizer=opt,
+        st = train(model, digits.x_train, digits.y_train, epochs=8, recipe=Recipe(batch_size=32), optimizer=opt,
                    deadline=t0 + 1.5, fill_time=fill, on_epoch=lambda e, row: lrs.append(opt.param_groups[0]["lr"]))
         return st, time.time() - t0, lrs
 
     spe = math.ceil(len(digits.x_train) / 32)
     plain, _, _ = run(False)
-    assert plain.steps == 4 * spe and plain.curve[-1]["schedule_epochs"] == 4
+    assert plain.steps == 8 * spe and plain.curve[-1]["schedule_epochs"] == 8
     filled, wall, lrs = run(True)
-    assert filled.steps > 8 * spe  # 4 epochs take a small share of the 1.5 s
+    assert filled.steps > 16 * spe  # 8 epochs take a small share of the 1.5 s
     assert filled.curve[-1]["schedule_epochs"] == filled.steps / spe  # it followed the lengthened schedule
     assert wall < 1.5 + 2 * wall / len(filled.curve)  # and still ended about on time
     assert lrs[-1] < 0.1 * 0.1  # annealed to its end

@@ -49,6 +49,9 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
 
 
 WARMUP_SHARE = 0.3  # of a one-cycle schedule, the steps its rate rises over
+# of the time a training's pace says is left, what lengthening its schedule fills: a pace of a few epochs reads
+# fast (a 20-minute sequence run lengthened its schedule after one epoch, then shortened it five times)
+FILL_SHARE = 0.95
 
 
 def lr_factor(step: int, total: int, recipe: Recipe) -> float:
@@ -172,8 +175,9 @@ def train(
     past it, the schedule is shortened to the steps that fit, so it still anneals to its end in time
     (a timing before training can be 30% off on a shared machine, and a fixed-time plan must hold).
     ``fill_time``: where instead it would end over 10% early, the schedule is lengthened to the steps that
-    fit, while it is still warming up (one-cycle's rising 30%: the rate then rises more slowly, and the
-    anneal is whole), so a training sized from a timing that read slow still fills its time.
+    fill 95% of the time left, from a pace of at least two epochs and while it is still warming up
+    (one-cycle's rising 30%: the rate then rises more slowly, and the anneal is whole), so a training
+    sized from a timing that read slow still fills its time.
     The recipe's ``device`` and ``precision`` say where and in what dtype the steps run (autocast, and a
     grad scaler for fp16); the model moves there, and so do ``x`` and ``y`` unless a GPU has too little memory
     for them (then each batch moves). An ``optimizer`` passed in must belong to the model on that device.
@@ -276,8 +280,9 @@ def train(
                     "training runs slower than timed: its schedule is shortened to %.1f epochs (%d steps) to end in "
                     "time", end / steps_per_epoch, end)
                 shortened = True
-            elif fill_time and step < WARMUP_SHARE * end and step + fit > 1.1 * end:
-                end = total_steps = step + fit
+            elif (fill_time and step < WARMUP_SHARE * end and step - first_step >= 2 * steps_per_epoch
+                  and step + FILL_SHARE * fit > 1.1 * end):
+                end = total_steps = step + int(FILL_SHARE * fit)
                 log.info("training runs faster than timed: its schedule is lengthened to %.1f epochs (%d steps) to "
                          "fill its time", end / steps_per_epoch, end)
         if deadline is not None and stop_epochs is None:  # the schedule followed, so a checkpoint resumes it
