@@ -79,10 +79,15 @@ def limit_option(name: str, value: float | None) -> int | None:
     return int(value)
 
 
-def check_limits(min_params: int | None, max_params: int | None) -> None:
-    if min_params is not None and max_params is not None and min_params > max_params:
-        raise ValueError(f"space.min_params ({min_params:,}) is above space.max_params ({max_params:,}): no network "
-                         "fits; lower min_params or raise max_params")
+def limit_options(min_params: float | None, max_params: float | None,
+                  max_flops: float | None) -> tuple[int | None, int | None, int | None]:
+    """A space's ``(min_params, max_params, max_flops)``, each checked by :func:`limit_option`, and a floor no
+    network can meet (above the cap) refused."""
+    lo, hi = limit_option("min_params", min_params), limit_option("max_params", max_params)
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"space.min_params ({lo:,}) is above space.max_params ({hi:,}): no network fits; lower "
+                         "min_params or raise max_params")
+    return lo, hi, limit_option("max_flops", max_flops)
 
 
 def limit_reason(build: Callable[[], nn.Module], input_shape: tuple[int, ...], max_params: int | None,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasforge.space.base import check_limits, check_values, limit_option, limit_reason, mutate_one, uniform_crossover
+from nasforge.space.base import check_values, limit_options, limit_reason, mutate_one, uniform_crossover
 from nasforge.space.params import Choice, choice, sample_all
 from nasforge.types import Sample
 
@@ -80,9 +80,7 @@ class CellSpace:
                 raise ValueError(f"space.{name} must be an integer between 1 and {hi}, got {v!r}")
         self.n_nodes, self.ops = n_nodes, ops
         self.channels, self.n_stages, self.cells_per_stage = channels, n_stages, cells_per_stage
-        self.max_params, self.max_flops = max_params, max_flops
-        self.min_params = limit_option("min_params", min_params)
-        check_limits(self.min_params, self.max_params)
+        self.min_params, self.max_params, self.max_flops = limit_options(min_params, max_params, max_flops)
         c = choice(ops)
         self._dims: dict[str, Choice] = {name: c for name in edge_names(n_nodes)}
 

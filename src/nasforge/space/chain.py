@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasforge.space.base import check_limits, check_values, limit_option, limit_reason, mutate_one
+from nasforge.space.base import check_values, limit_options, limit_reason, mutate_one
 from nasforge.space.params import Choice, choice, sample_all
 from nasforge.types import Sample
 
@@ -155,9 +155,7 @@ class ChainSpace:
             raise ValueError(f"space.kernels must be odd so 'same' padding is symmetric, got {list(self.kernels)}")
         if not all(0 <= r < 1 for r in self.dropout_rates):
             raise ValueError(f"space.dropout_rates must be in [0, 1), got {list(self.dropout_rates)}")
-        self.max_params, self.max_flops = max_params, max_flops
-        self.min_params = limit_option("min_params", min_params)
-        check_limits(self.min_params, self.max_params)
+        self.min_params, self.max_params, self.max_flops = limit_options(min_params, max_params, max_flops)
         if not 0 <= structural_mutation <= 1:
             raise ValueError(f"space.structural_mutation must be in [0, 1], got {structural_mutation}")
         self.structural_mutation = structural_mutation

@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nasforge.space.base import (
-    check_limits,
     check_values,
-    limit_option,
+    limit_options,
     limit_reason,
     mutate_one,
     option_values,
@@ -79,10 +78,7 @@ class MlpSpace:
         self.weight_decays = None if weight_decays is None else option_values("weight_decays", weight_decays, float)
         if self.weight_decays is not None and not all(0 <= v < math.inf for v in self.weight_decays):
             raise ValueError(f"space.weight_decays must be finite and >= 0, got {list(self.weight_decays)}")
-        self.max_params = limit_option("max_params", max_params)
-        self.max_flops = limit_option("max_flops", max_flops)
-        self.min_params = limit_option("min_params", min_params)
-        check_limits(self.min_params, self.max_params)
+        self.min_params, self.max_params, self.max_flops = limit_options(min_params, max_params, max_flops)
         dims: dict[str, Choice] = {"depth": choice(range(min_depth, max_depth + 1))}
         for i in range(max_depth):
             dims[f"l{i}.width"] = choice(self.widths)

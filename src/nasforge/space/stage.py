@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasforge.space.base import check_limits, check_values, limit_option, limit_reason, mutate_one, option_values
+from nasforge.space.base import check_values, limit_options, limit_reason, mutate_one, option_values
 from nasforge.space.params import Choice, choice, sample_all
 from nasforge.types import Sample
 
@@ -91,10 +91,7 @@ class StageSpace:
         self.expansions = option_values("expansions", expansions, int, lo=1, hi=16)
         self.se = option_values("se", se, bool)
         self.downsample = option_values("downsample", downsample, str, allowed=DOWNSAMPLE)
-        self.max_params = limit_option("max_params", max_params)
-        self.max_flops = limit_option("max_flops", max_flops)
-        self.min_params = limit_option("min_params", min_params)
-        check_limits(self.min_params, self.max_params)
+        self.min_params, self.max_params, self.max_flops = limit_options(min_params, max_params, max_flops)
         per_stage = {"depth": choice(self.depths), "width": choice(self.widths), "block": choice(self.blocks),
                      "kernel": choice(self.kernels), "expand": choice(self.expansions), "se": choice(self.se),
                      "down": choice(self.downsample)}
