@@ -321,11 +321,15 @@ def test_auto_on_a_table_ends_on_time_and_records_everything(tmp_path, capsys, s
     out = capsys.readouterr()
     assert code == 0, out.err
     assert wall <= 30 * 1.05
-    assert "plan for csv" in out.err and "why timing" in out.err and "searched minus reference (mlp)" in out.out
+    assert "plan for csv" in out.err and "why timing" in out.err
     rec = json.loads((tmp_path / "r.json").read_text())
-    assert set(rec) >= {"data", "time_budget_s", "seconds", "searched", "reference", "others", "trials"}
+    assert set(rec) >= {"data", "time_budget_s", "seconds", "searched", "reference", "others", "trials", "final"}
     assert rec["time_budget_s"] == 30 and rec["seconds"]["total"] <= 30 * 1.05
-    assert 0 <= rec["searched"]["test_accuracy"] <= 1 and rec["reference"]["name"] == "mlp"
+    assert 0 <= rec["searched"]["test_accuracy"] <= 1 and rec["plan"]["with_reference"] is True
+    if rec["final"]["with_reference"]:  # the search found another network: both trained, side by side
+        assert rec["reference"]["name"] == "mlp" and "searched minus reference (mlp)" in out.out
+    else:  # it kept the reference itself: trained once (the test below makes this case happen)
+        assert rec["reference"] is None and "kept the reference itself" in rec["final"]["why"]
     assert set(rec["others"]) == {"logistic_regression", "gradient_boosting"}
     assert rec["trials"]["complete"] >= 2
     assert Path(rec["report"]).exists()
@@ -349,10 +353,35 @@ def test_where_sharing_costs_too_much_the_searched_network_trains_alone(tmp_path
     assert "the searched network alone" in out.err and "why reference: not trained in this run" in out.err
     assert "--reference-only" in out.out and "searched minus reference" not in out.out
     assert rec["reference"] is None and rec["plan"]["with_reference"] is False
+    assert rec["final"] == {"with_reference": False, "why": "the plan gave the searched network the whole final share"}
     assert rec["searched"]["test_accuracy"] is not None and rec["seconds"]["total"] <= 30 * 1.05
     with Store(tmp_path / "a.db", readonly=True) as st:
         models = st.results(st.experiment().id, "retrain")[-1]["models"]
     assert [m["name"] for m in models] == ["searched"]
+
+
+def test_where_the_search_keeps_the_reference_itself_it_trains_once_alone(tmp_path, capsys, monkeypatch, short_rungs):
+    """A search whose best is its warm start, the reference, would train one architecture twice in a shared final
+    and report noise as a difference: it trains once, alone, for the whole final share, and says why."""
+    import nasforge.autoplan as autoplan
+
+    real = autoplan.search_config
+
+    def reference_only_search(plan: Any, **kw: Any) -> dict[str, Any]:
+        cfg = real(plan, **kw)  # the search trains its first network, the reference, and nothing else
+        cfg["search"] = {**cfg["search"], "trials": 1, "initial": cfg["search"]["initial"][:1]}
+        return cfg
+
+    monkeypatch.setattr(autoplan, "search_config", reference_only_search)
+    out, rec = auto_on_table(tmp_path, capsys, "30s")
+    assert rec["plan"]["with_reference"] is True  # the plan shared the final; the search's outcome changed that
+    assert "the search's best is the reference itself (trial 0)" in out.err
+    assert rec["final"]["with_reference"] is False and "kept the reference itself" in rec["final"]["why"]
+    assert rec["reference"] is None and "--reference-only (the search kept the reference itself" in out.out
+    assert rec["searched"]["architecture"] == "mlp 256-256 batchnorm relu dropout0.1 wd0.0001"
+    assert rec["seconds"]["total"] <= 30 * 1.05
+    with Store(tmp_path / "a.db", readonly=True) as st:
+        assert [m["name"] for m in st.results(st.experiment().id, "retrain")[-1]["models"]] == ["searched"]
 
 
 def test_where_no_ranking_trial_fits_the_reference_trains_for_the_whole_budget(tmp_path, capsys, monkeypatch):
@@ -367,6 +396,7 @@ def test_where_no_ranking_trial_fits_the_reference_trains_for_the_whole_budget(t
     assert re.search(r"no search: .*search needs about --time-budget \d+", out.out)
     assert rec["searched"] is None and rec["reference"]["name"] == "mlp" and rec["reference"]["test_accuracy"] > 0.5
     assert rec["trials"] == {"complete": 0, "pruned": 0, "failed": 0} and rec["plan"]["search_seconds"] == 0
+    assert rec["final"]["why"] == "no search fitted: the reference trained for the whole budget"
     assert rec["seconds"]["total"] <= 20 * 1.05
     # benchmarks/auto_small.py reads such a record as the reference standing in for the searched network
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -419,3 +449,4 @@ def test_reference_only_trains_the_reference_for_the_budget(tmp_path, capsys):
     assert rec["searched"] is None and rec["reference"]["name"] == "mlp"
     assert rec["trials"] == {"complete": 0, "pruned": 0, "failed": 0}
     assert rec["seconds"]["total"] <= 20 * 1.05
+    assert rec["final"]["why"] == "--reference-only: the reference trained for the whole budget"

@@ -309,7 +309,8 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
             on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None,
             seeds: int = 1, model_epochs: Mapping[str, float] | None = None,
             time_limit: float | None = None, device: str | None = None,
-            precision: str | None = None, fill_time: bool = False) -> list[FinalModel]:
+            precision: str | None = None, fill_time: bool = False,
+            scikit_learn: bool | None = None) -> list[FinalModel]:
     """Train the best stored architecture (and the baseline) on train+val; score on test once each.
 
     ``model_epochs`` ({"searched": E1, "baseline": E2}) overrides ``epochs`` per model, and
@@ -326,7 +327,8 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
     ``"auto"`` the data kind's strong reference (resnet20, resnet1d, mlp) or a name in
     :data:`~nasforge.final.references.REFERENCES`. On flat data with a baseline, scikit-learn's
     logistic regression and gradient boosting (regression: ridge regression and gradient boosting) are
-    scored on the same read of the test split and stored under ``"others"``.
+    scored on the same read of the test split and stored under ``"others"`` (``scikit_learn``: True scores them
+    without a baseline too, as ``auto`` does where the searched network trains alone; False never).
     ``device`` (``cpu``, ``cuda``, ...) overrides the stored config's: a search run on one machine retrains on another;
     ``precision`` (``auto``, ``fp32``, ``bf16``, ``fp16``) likewise.
     Returns one FinalModel per model and seed, seed by seed (``[searched, baseline]`` for one seed).
@@ -368,11 +370,12 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
         reference = resolve_baseline(wanted, data.input_shape)  # a reference for other data fails here
         first = cfg.seed if seed is None else seed
         others: dict[str, dict[str, Any]] | None = None  # the scikit-learn references, once scored
+        with_sklearn = reference is not None if scikit_learn is None else scikit_learn
 
         def on_test(s: int, x_test: torch.Tensor, y_test: torch.Tensor) -> None:
             # the first read of this retrain serves the scikit-learn references too: no second look at test
             nonlocal others
-            if reference is not None and others is None:
+            if with_sklearn and others is None:
                 others = others_record(sklearn_references(data, x_test, y_test, seed=first))
 
         # the experiment's lease, as a search takes it: two retrains would share one checkpoint folder
@@ -382,7 +385,7 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
                                   out_dir=owned_dir(out, RETRAIN_FILES), on_epoch=lease.guard(on_epoch),
                                   seeds=seeds, on_test=on_test, model_epochs=model_epochs,
                                   time_limit=time_limit, fill_time=fill_time)
-            if reference is not None and len(data.input_shape) == 1 and others is None:
+            if with_sklearn and len(data.input_shape) == 1 and others is None:
                 log.warning("scikit-learn references skipped: every seed was scored before an interruption, and "
                             "the test split is not read again for them")
             store.add_result(exp.id, "retrain", {

@@ -374,9 +374,10 @@ def cmd_auto(args: argparse.Namespace) -> int:
               f"{100 * (s['test_accuracy'] - r['test_accuracy']):+.2f} points of test accuracy", file=out)
     elif not s and str(record["plan"]["why"].get("search", "")).startswith("none:"):
         print(f"no search: {record['plan']['why']['search'][len('none: '):]}", file=out)
-    elif s and not record["plan"].get("with_reference", True):
+    elif s and not r:
+        why = record.get("final", {}).get("why", "the plan gave the searched network the whole final share")
         print(f"the reference trains in its own arm: nasforge auto {args.data} --time-budget {args.time_budget} "
-              "--reference-only (the plan gave the searched network the whole final share)", file=out)
+              f"--reference-only ({why})", file=out)
     print(f"report: {record['report']}", file=out)
     if args.json is not None and not write_record(record, args.json):
         print(f"record: {args.json}", file=out)
