@@ -212,3 +212,20 @@ def test_fill_time_lengthens_a_schedule_that_would_end_early_and_only_then(digit
     assert filled.curve[-1]["schedule_epochs"] == filled.steps / spe  # it followed the lengthened schedule
     assert wall < 1.5 + 2 * wall / len(filled.curve)  # and still ended about on time
     assert lrs[-1] < 0.1 * 0.1  # annealed to its end
+
+
+def test_fill_time_lengthens_no_further_than_its_cap(digits):
+    """Two networks sharing auto's final fill their halves only up to the epochs converging takes: the cap
+    holds though the time would allow many more epochs, and the schedule still anneals at the cap."""
+    import time
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    lrs: list[float] = []
+    st = train(model, digits.x_train, digits.y_train, epochs=8, recipe=Recipe(batch_size=32), optimizer=opt,
+               deadline=time.time() + 30.0, fill_time=True, fill_cap=12,
+               on_epoch=lambda e, row: lrs.append(opt.param_groups[0]["lr"]))
+    spe = math.ceil(len(digits.x_train) / 32)
+    assert st.steps == 12 * spe  # lengthened from 8 epochs, to the cap and no further (30 s hold hundreds)
+    assert st.curve[-1]["schedule_epochs"] == 12
+    assert lrs[-1] < 0.1 * 0.1  # annealed to the capped end

@@ -309,13 +309,14 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
             on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None,
             seeds: int = 1, model_epochs: Mapping[str, float] | None = None,
             time_limit: float | None = None, device: str | None = None,
-            precision: str | None = None, fill_time: bool = False,
+            precision: str | None = None, fill_time: bool = False, fill_cap: float | None = None,
             scikit_learn: bool | None = None) -> list[FinalModel]:
     """Train the best stored architecture (and the baseline) on train+val; score on test once each.
 
     ``model_epochs`` ({"searched": E1, "baseline": E2}) overrides ``epochs`` per model, and
     ``time_limit`` (seconds) holds each model's training to that time (its schedule shortened if needed;
-    with ``fill_time`` also lengthened early on, where the pace says it would end well short of it).
+    with ``fill_time`` also lengthened early on, where the pace says it would end well short of it, to at most
+    ``fill_cap`` epochs where given).
 
     ``trial`` picks a stored trial by number instead (e.g. a member of the Pareto front), and
     ``max_params`` the best trial with at most that many parameters. ``seeds=N`` trains each model
@@ -384,7 +385,7 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
                                   recipe=recipe, seed=first, baseline=wanted,
                                   out_dir=owned_dir(out, RETRAIN_FILES), on_epoch=lease.guard(on_epoch),
                                   seeds=seeds, on_test=on_test, model_epochs=model_epochs,
-                                  time_limit=time_limit, fill_time=fill_time)
+                                  time_limit=time_limit, fill_time=fill_time, fill_cap=fill_cap)
             if with_sklearn and len(data.input_shape) == 1 and others is None:
                 log.warning("scikit-learn references skipped: every seed was scored before an interruption, and "
                             "the test split is not read again for them")

@@ -155,6 +155,7 @@ def train(
     deadline: float | None = None,
     target: tuple[float, float] | None = None,
     fill_time: bool = False,
+    fill_cap: float | None = None,
 ) -> TrainStats:
     """Train ``model`` in place for ``epochs`` (fractions allowed) and evaluate after every epoch.
 
@@ -177,7 +178,8 @@ def train(
     ``fill_time``: where instead it would end over 10% early, the schedule is lengthened to the steps that
     fill 95% of the time left, from a pace of at least two epochs and while it is still warming up
     (one-cycle's rising 30%: the rate then rises more slowly, and the anneal is whole), so a training
-    sized from a timing that read slow still fills its time.
+    sized from a timing that read slow still fills its time. ``fill_cap`` (epochs) is the longest it is
+    lengthened to: two networks sharing a final stop where converging is planned to end, not at their time.
     The recipe's ``device`` and ``precision`` say where and in what dtype the steps run (autocast, and a
     grad scaler for fp16); the model moves there, and so do ``x`` and ``y`` unless a GPU has too little memory
     for them (then each batch moves). An ``optimizer`` passed in must belong to the model on that device.
@@ -213,6 +215,7 @@ def train(
     step, train_s, eval_s = done_epochs * steps_per_epoch, 0.0, 0.0
     epoch = start_epoch + done_epochs
     first_step, started, shortened = step, time.time(), False
+    cap = math.inf if fill_cap is None else math.ceil(fill_cap * steps_per_epoch)
     while step < end:
         t0 = time.perf_counter()
         model.train()
@@ -281,8 +284,8 @@ def train(
                     "time", end / steps_per_epoch, end)
                 shortened = True
             elif (fill_time and step < WARMUP_SHARE * end and step - first_step >= 2 * steps_per_epoch
-                  and step + FILL_SHARE * fit > 1.1 * end):
-                end = total_steps = step + int(FILL_SHARE * fit)
+                  and min(step + FILL_SHARE * fit, cap) > 1.1 * end):
+                end = total_steps = int(min(step + FILL_SHARE * fit, cap))
                 log.info("training runs faster than timed: its schedule is lengthened to %.1f epochs (%d steps) to "
                          "fill its time", end / steps_per_epoch, end)
         if deadline is not None and stop_epochs is None:  # the schedule followed, so a checkpoint resumes it

@@ -63,12 +63,12 @@ def _load_checkpoint(path: Path | None, run: str) -> dict[str, Any] | None:
 def fit_final(model: nn.Module, data: Dataset, *, epochs: float, recipe: Recipe, seed: int,
               on_epoch: Callable[[int, Mapping[str, float]], None] | None = None,
               checkpoint: Path | None = None, run: str = "", time_limit: float | None = None,
-              fill_time: bool = False) -> Fitted:
+              fill_time: bool = False, fill_cap: float | None = None) -> Fitted:
     """Train on train+validation; returns the training seconds and curve. No validation: the search is over.
 
     ``time_limit`` (seconds from now) shortens the schedule where the measured pace says it would
     overrun (see :func:`~nasforge.evaluate.trainer.train`'s ``deadline``); with ``fill_time`` it also lengthens
-    it, early on, where the pace says it would end well short of the limit.
+    it, early on, where the pace says it would end well short of the limit, to at most ``fill_cap`` epochs.
 
     With ``checkpoint``, the state after every epoch is written there (atomically) and a checkpoint
     of the same ``run`` found there is continued from, with the result an uninterrupted run gives.
@@ -116,7 +116,7 @@ def fit_final(model: nn.Module, data: Dataset, *, epochs: float, recipe: Recipe,
     train(model, x, y, epochs=epochs, recipe=recipe, seed=seed, n_classes=data.n_classes, on_epoch=after_epoch,
           optimizer=opt, generator=gen, done_epochs=done, flip_invariant=data.flip_invariant,
           deadline=None if time_limit is None else time.time() + time_limit, target=data.target,
-          fill_time=fill_time)
+          fill_time=fill_time, fill_cap=fill_cap)
     return Fitted(seconds + time.perf_counter() - t0, tuple(rows))
 
 
@@ -141,6 +141,7 @@ def retrain_best(
     model_epochs: Mapping[str, float] | None = None,
     time_limit: float | None = None,
     fill_time: bool = False,
+    fill_cap: float | None = None,
 ) -> list[FinalModel]:
     """Train the best searched network (and the baseline) with one recipe, ``seeds`` times; test once per seed.
 
@@ -153,7 +154,8 @@ def retrain_best(
     ``epochs``: ``nasforge auto`` trains both for the same time, which is not the same epochs.
     ``time_limit`` (seconds a model) holds each training to that time, shortening its schedule where
     the pace says it would overrun (``nasforge auto``'s fixed-time final training), and with ``fill_time``
-    lengthening it early where the pace says it would end well short of that time.
+    lengthening it early where the pace says it would end well short of that time (to at most ``fill_cap``
+    epochs: two networks sharing a fixed-time final stop where converging was planned to end).
     ``on_test(seed, x_test, y_test)`` gets the test arrays right after each read, so other
     references can be scored on the same read rather than a second one.
     With ``out_dir`` the weights are saved there (``searched.pt`` for the first seed,
@@ -197,7 +199,7 @@ def retrain_best(
             try:
                 fitted[name] = fit_final(model, data, epochs=n_epochs, recipe=recipe, seed=s, on_epoch=cb,
                                           checkpoint=ckpt, run=_run_id(**common, seed=s, model=which),
-                                          time_limit=time_limit, fill_time=fill_time)
+                                          time_limit=time_limit, fill_time=fill_time, fill_cap=fill_cap)
             except TrainingFailed as e:  # a diverged training is the recipe's to fix: one line, not a traceback
                 raise NasforgeError(f"the final training of {label} failed: {e} (retrain.lr; on a regression task "
                                     "retrain.optimizer: adamw is the safer choice)") from None
