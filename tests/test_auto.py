@@ -30,6 +30,7 @@ from nasforge.autoplan import (
     resolve_data,
     run_auto,
     search_config,
+    space_limits,
     stage_options,
     time_steps,
     validation_for,
@@ -205,7 +206,25 @@ def test_the_stage_space_is_as_deep_as_the_input_allows(shape, stages, kernels):
     opts = stage_options(shape)
     assert opts["max_stages"] == stages and opts.get("kernels") == kernels
     space, initial = warm_start(data_kind(shape), shape)
-    assert space == opts and len(initial) == 1  # ResNet-20 is a point of every one of them
+    assert space == opts and initial[0]["n_stages"] == 3  # ResNet-20 is a point of every one of them
+    # ResNet-20 sees 81 positions: the 128-step sequence gets a second warm start that sees it whole
+    assert [int(s["n_stages"]) for s in initial[1:]] == ([5] if shape == (1, 128) else [])
+
+
+def test_the_covering_warm_start_keeps_to_the_size_class_and_the_plan_says_why():
+    from nasforge.autoplan import covering_why
+
+    shape = (1, 128)
+    plan = make_plan(raw={"data": {"source": "fake"}}, data=fake(4000, shape, 10), time_budget=600, spent=1.0,
+                     reference="resnet1d", timing=Timing(0.05, 40, 93_914), recipe=Recipe(), reference_flops=7_877_888)
+    opts, initial = warm_start("sequence", shape, space_limits(plan, 7_877_888))  # the 1-D ResNet's FLOPs
+    assert len(initial) == 2
+    assert covering_why(opts, initial, shape).startswith(
+        "the search starts from the reference and from stem16 > 2x basic16 k3 > 2x basic32 k3 /2 > 2x basic64 k3 "
+        "/2 > 2x basic64 k3 /2 > 2x basic64 k3 /2 > gap: the reference sees 81 positions of the input's 128, this "
+        "network 221")
+    _, only = warm_start("sequence", shape, space_limits(plan, 7_000_000))
+    assert len(only) == 1  # it costs 7,681,280 FLOPs: over a lower cap it is no candidate, so no warm start
 
 
 def test_a_budget_too_small_names_the_measured_minimum():

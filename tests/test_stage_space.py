@@ -145,3 +145,48 @@ def test_make_space_refuses_stage_on_flat_input_in_one_line():
         make_space({"kind": "stage"}, (20,))
     assert "\n" not in str(e.value) and "use kind: chain or mlp" in str(e.value)
     assert isinstance(make_space({"kind": "stage", "max_stages": 4}, (2, 50)), StageSpace)
+
+
+def measured_receptive_field(space: StageSpace, s: dict, length: int = 700) -> int:
+    """Input positions one middle position of the last stage's output depends on, by its gradient: all weights
+    positive and the input small and positive keep every ReLU open, so a zero gradient means outside the field."""
+    n_stages = int(s["n_stages"])
+    model = space.build(s, (1, length), 10).eval().double()
+    with torch.no_grad():  # each conv averages its inputs: activations stay small (under ReLU6's 6) and positive
+        for m in model.modules():
+            if isinstance(m, nn.Conv1d):
+                m.weight.fill_(1.0 / m.weight[0].numel())
+            elif isinstance(m, nn.BatchNorm1d):
+                m.weight.fill_(1.0), m.bias.zero_()
+    features = model[:3 + n_stages]  # the stem (conv, batch-norm, ReLU) and the stages: before pooling
+    x = torch.full((1, 1, length), 0.01, dtype=torch.float64, requires_grad=True)
+    out = features(x)
+    out[0, :, out.shape[-1] // 2].sum().backward()
+    assert x.grad is not None
+    return int((x.grad[0, 0] != 0).sum())
+
+
+@pytest.mark.parametrize("stages", [
+    None,  # ResNet-20: 81
+    [{"block": "basic", "depth": 2, "kernel": 5, "se": False, "down": "stride", "width": 16}] * 4,
+    [{"block": "inverted", "expand": 3, "depth": 2, "kernel": 7, "se": False, "down": "stride", "width": 16}] * 3,
+])
+def test_receptive_field_is_what_the_built_network_sees(stages):
+    space = StageSpace(max_stages=6, kernels=(3, 5, 7))
+    s = space.resnet20() if stages is None else stage_sample(space, stages, stem=16)
+    assert space.receptive_field(s) == measured_receptive_field(space, s)
+    if stages is None:
+        assert space.receptive_field(s) == 81
+
+
+def test_covering_adds_stages_until_the_input_is_seen_whole():
+    """Where ResNet-20 sees the whole input (images up to 81 pixels a side) there is nothing to add."""
+    space = StageSpace(max_stages=6, kernels=(3, 5, 7))
+    assert space.covering(28) is None and space.covering(81) is None
+    deeper = space.covering(128)
+    assert deeper is not None and space.describe(deeper) == (
+        "stem16 > 2x basic16 k3 > 2x basic32 k3 /2 > 2x basic64 k3 /2 > 2x basic64 k3 /2 > 2x basic64 k3 /2 > gap")
+    assert measured_receptive_field(space, deeper) == space.receptive_field(deeper) >= 128
+    shallow = StageSpace(max_stages=4)  # the most stages the space allows, where they see further than ResNet-20
+    assert shallow.covering(1000) is not None and int(shallow.covering(1000)["n_stages"]) == 4
+    assert StageSpace(max_stages=3).covering(1000) is None  # two blocks a stage over three see less than ResNet-20

@@ -20,7 +20,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -400,6 +400,13 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
 
 # ------------------------------------------------------------------------------------------ config
 
+def space_limits(plan: Plan, reference_flops: int) -> dict[str, int]:
+    """The search space's size class: up to the reference's FLOPs, and (not on tables) down to SIZE_FLOOR of its
+    parameters."""
+    floor = {} if plan.kind == FLAT else {"min_params": math.ceil(SIZE_FLOOR * plan.reference_timing.params)}
+    return {"max_flops": int(reference_flops), **floor}
+
+
 def search_config(plan: Plan, *, name: str, seed: int, db: str, initial: list[dict[str, Any]],
                   space: Mapping[str, Any], train: Mapping[str, Any], reference_flops: int) -> dict[str, Any]:
     """The YAML config that runs this plan's search with ``nasforge search`` (and its final with ``retrain``)."""
@@ -414,8 +421,7 @@ def search_config(plan: Plan, *, name: str, seed: int, db: str, initial: list[di
         sched = {"name": "asha", "eta": ETA, "min_epochs": plan.min_epochs}
     return {
         "name": name, "seed": seed, "data": {**plan.data, "val_fraction": plan.val_fraction},
-        "space": {**space, "max_flops": int(reference_flops), **({} if plan.kind == FLAT else {
-            "min_params": math.ceil(SIZE_FLOOR * plan.reference_timing.params)})},
+        "space": {**space, **space_limits(plan, reference_flops)},
         "strategy": {"name": "evolution", "options": {"population_size": plan.population,
                                                       "sample_size": max(2, plan.population // 4),
                                                       # not on tables: there the reference MLP sits at the
@@ -463,10 +469,16 @@ def stage_options(input_shape: tuple[int, ...]) -> dict[str, Any]:
     return opts
 
 
-def warm_start(kind: str, input_shape: tuple[int, ...]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def warm_start(kind: str, input_shape: tuple[int, ...], limits: Mapping[str, int] | None = None,
+               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The search space of a data kind and the hand-designed networks it starts from, as points of it.
 
-    Images and sequences: ResNet-20 (2-D or 1-D) in a stage space as deep as the input allows. Tables:
+    Images and sequences: ResNet-20 (2-D or 1-D) in a stage space as deep as the input allows, and where the
+    input is longer than ResNet-20's receptive field (81 positions: sequences), also the network of its kind
+    that covers it (:meth:`StageSpace.covering`), where it keeps within ``limits`` (:func:`space_limits`).
+    A few trials of mutants of ResNet-20 never reach it: on generated 128-step sequences, trained 30 epochs
+    alike, it scored 58.8% held out to ResNet-20's 51.4%, at
+    the same time an epoch. Tables:
     the reference MLP and a linear model (the space's depth 0: logistic regression, or linear regression on a
     regression task), so the search begins
     from the classical baselines, in an MLP space that searches weight decay too.
@@ -480,8 +492,23 @@ def warm_start(kind: str, input_shape: tuple[int, ...]) -> tuple[dict[str, Any],
     from nasforge.space.stage import StageSpace
 
     opts = stage_options(input_shape)
+    settings: dict[str, Any] = {**{k: v for k, v in opts.items() if k != "kind"}, **(limits or {})}
+    space = StageSpace(**settings)
+    deeper = space.covering(max(input_shape[1:]))
+    if deeper is not None and space.check(deeper, input_shape) is not None:
+        deeper = None
+    return opts, [space.resnet20(), *([deeper] if deeper is not None else [])]
+
+
+def covering_why(opts: Mapping[str, Any], initial: list[dict[str, Any]], input_shape: tuple[int, ...]) -> str:
+    """The plan's line for a search that starts from ResNet-20 and the deeper network covering the input too."""
+    from nasforge.space.stage import StageSpace
+
     space = StageSpace(**{k: v for k, v in opts.items() if k != "kind"})
-    return opts, [space.resnet20()]
+    ref, deeper = initial[0], initial[1]
+    return (f"the search starts from the reference and from {space.describe(deeper)}: the reference sees "
+            f"{space.receptive_field(ref)} positions of the input's {max(input_shape[1:])}, this network "
+            f"{space.receptive_field(deeper)}; the first mutants are of whichever scores better")
 
 
 Say = Callable[[str], None]
@@ -561,7 +588,9 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         plan = make_plan(raw=raw, data=loaded, time_budget=budget, spent=time.time() - t0, reference=ref,
                          timing=timing, recipe=recipe, reference_flops=flops, reference_only=reference_only,
                          folds=folds)
-        space, initial = warm_start(kind, tuple(loaded.input_shape))
+        space, initial = warm_start(kind, tuple(loaded.input_shape), space_limits(plan, flops))
+        if len(initial) > 1 and kind != FLAT:
+            plan = replace(plan, why={**plan.why, "warm start": covering_why(space, initial, loaded.input_shape)})
         raw_cfg = search_config(plan, name=name, seed=seed, db=db, initial=initial, space=space,
                                 train=recipe_kw, reference_flops=flops)
         if print_config:

@@ -123,6 +123,43 @@ class StageSpace:
                                    {**inv, "depth": 2, "width": 24, "expand": 6},
                                    {**inv, "depth": 3, "width": 32, "expand": 6}], stem=32)
 
+    def covering(self, side: int) -> dict[str, Any] | None:
+        """ResNet-20's kind of network whose receptive field covers ``side`` positions, or None where
+        ResNet-20's own does (or no deeper point of this space reaches further).
+
+        Basic 3x3 blocks, two a stage, widths 16, 32, 64 then 64 again, stride-2 downsampling, with the fewest
+        stages that cover ``side`` (at most the space's). A 128-step sequence needs 5, where ResNet-20 sees 81
+        steps: two blocks fewer a stage keep the cost near ResNet-20's as stages are added.
+        """
+        reach = self.receptive_field(self.resnet20())
+        if side <= reach:
+            return None
+        basic = {"block": "basic", "depth": 2, "kernel": 3, "se": False, "down": "stride"}
+        for n in range(3, self.max_stages + 1):
+            point = stage_sample(self, [{**basic, "width": min(64, 16 << i)} for i in range(n)], stem=16)
+            if self.receptive_field(point) >= side or n == self.max_stages:
+                return point if self.receptive_field(point) > reach else None
+        return None
+
+    def receptive_field(self, s: Sample) -> int:
+        """How many input positions (along one axis) one output position of the last stage sees.
+
+        Each k-wide conv adds (k - 1) x the stride so far (the stem's, and a basic block's two, an inverted
+        block's one depthwise); a stride-2 conv or 3-wide max-pool doubles the stride after it. Squeeze-excitation's
+        global pooling only scales channels, so it is not counted.
+        """
+        rf, jump = 3, 1  # the stem: a 3-wide conv, stride 1
+        for i, st in enumerate(self.stages(s)):
+            k, convs = int(st["kernel"]), 2 if st["block"] == "basic" else 1
+            if i > 0 and st["down"] == "pool":
+                rf, jump = rf + 2 * jump, jump * 2
+            for j in range(int(st["depth"])):
+                for c in range(convs):
+                    rf += (k - 1) * jump
+                    if i > 0 and j == 0 and c == 0 and st["down"] == "stride":
+                        jump *= 2
+        return rf
+
     # ------------------------------------------------------------------ the SearchSpace protocol
     def dims(self) -> Mapping[str, Choice]:
         return self._dims
