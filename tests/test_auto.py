@@ -215,15 +215,13 @@ def test_the_covering_warm_start_keeps_to_the_size_class_and_the_plan_says_why()
     from nasforge.autoplan import covering_why
 
     shape = (1, 128)
-    plan = make_plan(raw={"data": {"source": "fake"}}, data=fake(4000, shape, 10), time_budget=600, spent=1.0,
-                     reference="resnet1d", timing=Timing(0.05, 40, 93_914), recipe=Recipe(), reference_flops=7_877_888)
-    opts, initial = warm_start("sequence", shape, space_limits(plan, 7_877_888))  # the 1-D ResNet's FLOPs
+    opts, initial = warm_start("sequence", shape, space_limits("sequence", 93_914, 7_877_888))  # the 1-D ResNet's
     assert len(initial) == 2
     assert covering_why(opts, initial, shape).startswith(
         "the search starts from the reference and from stem16 > 2x basic16 k3 > 2x basic32 k3 /2 > 2x basic64 k3 "
         "/2 > 2x basic64 k3 /2 > 2x basic64 k3 /2 > gap: the reference sees 81 positions of the input's 128, this "
         "network 221")
-    _, only = warm_start("sequence", shape, space_limits(plan, 7_000_000))
+    _, only = warm_start("sequence", shape, space_limits("sequence", 93_914, 7_000_000))
     assert len(only) == 1  # it costs 7,681,280 FLOPs: over a lower cap it is no candidate, so no warm start
 
 
@@ -234,15 +232,21 @@ def test_a_budget_too_small_names_the_measured_minimum():
 
 @pytest.mark.parametrize(("n", "budget", "step", "folds"), [(1151, 27, 0.066, 5), (1151, 30, 0.02, 5),
                                                           (364, 20, 0.003, 5), (60000, 900, 0.5, 1),
-                                                          (3200, 600, 0.07, 5)])
-def test_the_search_share_holds_the_warm_start_full_trial(n, budget, step, folds):
+                                                          (3200, 600, 0.07, 5), (3600, 600, 0.045, 5)])
+@pytest.mark.parametrize("warm", [1, 2])
+def test_the_search_share_holds_the_warm_start_full_trial(n, budget, step, folds, warm):
     """The warm start trains at the full trial budget first: a search share shorter than that finished no
-    trial (digits in 30 s on an AVX2 2-core CPU, 5-fold CV), so a short budget moves time from the final to it."""
-    p = plan_for(n, budget, step=step, folds=folds)
-    if p.reference_only:  # trials that rank do not fit: no search at all, rather than one that picks at random
+    trial (digits in 30 s on an AVX2 2-core CPU, 5-fold CV), so a short budget moves time from the final to it.
+    Two warm starts (a sequence's covering network, a table's linear model) need two: on the generated sequences
+    a plan of 3 rungs had 4m15s for two full trials of 2m32s each, so the second never started."""
+    p = plan_for(n, budget, step=step, folds=folds, warm_starts=warm)
+    if p.reference_only and warm > 1:  # run_auto then plans again with the first warm start alone
+        assert not plan_for(n, budget, step=step, folds=folds).reference_only or p.why["search"].startswith("none:")
+    elif p.reference_only:  # trials that rank do not fit: no search at all, rather than one that picks at random
         assert p.search_seconds == 0 and p.why["search"].startswith("none:")
     else:
-        assert p.trial_seconds(p.trial_epochs, p.trial_fraction) < p.search_seconds
+        assert warm * p.trial_seconds(p.trial_epochs, p.trial_fraction) < p.search_seconds
+        assert p.expected_trials >= SEARCH_TRIALS_MIN
     assert 5.0 + p.search_seconds + p.final_seconds_each * (2 if p.with_reference else 1) <= budget
 
 

@@ -236,8 +236,12 @@ def fractional_epochs(fit: float) -> float:
 
 def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spent: float, reference: str,
               timing: Timing, recipe: Recipe, reference_flops: int, reference_only: bool = False,
-              folds: int = 1) -> Plan:
-    """Size every phase from the measured step time of the reference; refuse a budget that cannot hold it."""
+              folds: int = 1, warm_starts: int = 1) -> Plan:
+    """Size every phase from the measured step time of the reference; refuse a budget that cannot hold it.
+
+    ``warm_starts``: the networks the search starts from, each trained at the full trial budget first; a search
+    is planned only where its share holds all of them, with room for the trials that follow (where it does not,
+    :func:`run_auto` plans again with the first alone)."""
     n, bs = len(data.x_train) + len(data.x_val), recipe.batch_size  # the final trainings see train+val
     n_search = len(data.x_train)
     kind = data_kind(data.input_shape)
@@ -250,8 +254,8 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     search_epoch_s = timing.epoch_seconds(fold_n, bs) * SAFETY * 1.1 * folds
     lowest = ETA ** 2 * 2 * min(bs, n_search) / n_search  # the lowest rung still trains on two batches
     # one epoch of the final training (the searched network alone; the reference is then its own arm), and a
-    # search that sees the search data once and holds the warm start's full trial (the smallest the rungs allow)
-    # and half as much again: short of that, no trial would finish and there is nothing to search with
+    # search that sees the search data once and holds the (first) warm start's full trial (the smallest the rungs
+    # allow) and half as much again: short of that, no trial would finish and there is nothing to search with
     search_min = 0.0 if reference_only else max(timing.epoch_seconds(n_search, bs) * SAFETY,
                                                 1.5 * lowest * search_epoch_s)
     need = epoch_s + search_min
@@ -326,8 +330,12 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
         spread = ETA ** (n_rungs - 1)  # the full budget over the lowest rung's
         per_trial = n_rungs / spread  # a new trial's cost under ASHA, in full trials (1/3 with three rungs)
         full_s = min(each * folds, max(epoch_s / 8, search / (per_trial * TRIALS_TARGET), rank_s * spread))
-        expected = int(search / (full_s * per_trial))
-        if full_s >= rank_s * spread * 0.999 and expected >= SEARCH_TRIALS_MIN:
+        # a warm start trains the full budget, not a new trial's share of it: the first is counted as a new
+        # trial (as plans always did), each further one whole, and all of them must fit the search
+        extra = (warm_starts - 1) * full_s
+        expected = warm_starts - 1 + int(max(0.0, search - extra) / (full_s * per_trial))
+        if (full_s >= rank_s * spread * 0.999 and expected >= SEARCH_TRIALS_MIN
+                and warm_starts * full_s < search):
             chosen = (n_rungs, full_s, expected)
             break
     reach = left / epoch_s * steps_per_epoch / converge  # of converging, the whole budget trains the reference
@@ -400,10 +408,10 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
 
 # ------------------------------------------------------------------------------------------ config
 
-def space_limits(plan: Plan, reference_flops: int) -> dict[str, int]:
+def space_limits(kind: str, reference_params: int, reference_flops: int) -> dict[str, int]:
     """The search space's size class: up to the reference's FLOPs, and (not on tables) down to SIZE_FLOOR of its
     parameters."""
-    floor = {} if plan.kind == FLAT else {"min_params": math.ceil(SIZE_FLOOR * plan.reference_timing.params)}
+    floor = {} if kind == FLAT else {"min_params": math.ceil(SIZE_FLOOR * reference_params)}
     return {"max_flops": int(reference_flops), **floor}
 
 
@@ -421,7 +429,7 @@ def search_config(plan: Plan, *, name: str, seed: int, db: str, initial: list[di
         sched = {"name": "asha", "eta": ETA, "min_epochs": plan.min_epochs}
     return {
         "name": name, "seed": seed, "data": {**plan.data, "val_fraction": plan.val_fraction},
-        "space": {**space, **space_limits(plan, reference_flops)},
+        "space": {**space, **space_limits(plan.kind, plan.reference_timing.params, reference_flops)},
         "strategy": {"name": "evolution", "options": {"population_size": plan.population,
                                                       "sample_size": max(2, plan.population // 4),
                                                       # not on tables: there the reference MLP sits at the
@@ -477,8 +485,7 @@ def warm_start(kind: str, input_shape: tuple[int, ...], limits: Mapping[str, int
     input is longer than ResNet-20's receptive field (81 positions: sequences), also the network of its kind
     that covers it (:meth:`StageSpace.covering`), where it keeps within ``limits`` (:func:`space_limits`).
     A few trials of mutants of ResNet-20 never reach it: on generated 128-step sequences, trained 30 epochs
-    alike, it scored 58.8% held out to ResNet-20's 51.4%, at
-    the same time an epoch. Tables:
+    alike, it scored 58.8% held out to ResNet-20's 51.4%, at the same time an epoch. Tables:
     the reference MLP and a linear model (the space's depth 0: logistic regression, or linear regression on a
     regression task), so the search begins
     from the classical baselines, in an MLP space that searches weight decay too.
@@ -585,10 +592,14 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         flops = count_flops(ref_model, loaded.input_shape)
         say(f"timing {ref} on this machine ...")
         timing = time_steps(ref_model, loaded, recipe, window=probe_window(budget))
+        space, initial = warm_start(kind, tuple(loaded.input_shape), space_limits(kind, timing.params, flops))
         plan = make_plan(raw=raw, data=loaded, time_budget=budget, spent=time.time() - t0, reference=ref,
                          timing=timing, recipe=recipe, reference_flops=flops, reference_only=reference_only,
-                         folds=folds)
-        space, initial = warm_start(kind, tuple(loaded.input_shape), space_limits(plan, flops))
+                         folds=folds, warm_starts=len(initial))
+        if plan.reference_only and not reference_only and len(initial) > 1:  # all of them do not fit: the first
+            initial = initial[:1]
+            plan = make_plan(raw=raw, data=loaded, time_budget=budget, spent=time.time() - t0, reference=ref,
+                             timing=timing, recipe=recipe, reference_flops=flops, folds=folds)
         if len(initial) > 1 and kind != FLAT:
             plan = replace(plan, why={**plan.why, "warm start": covering_why(space, initial, loaded.input_shape)})
         raw_cfg = search_config(plan, name=name, seed=seed, db=db, initial=initial, space=space,

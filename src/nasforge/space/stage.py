@@ -129,7 +129,7 @@ class StageSpace:
 
         Basic 3x3 blocks, two a stage, widths 16, 32, 64 then 64 again, stride-2 downsampling, with the fewest
         stages that cover ``side`` (at most the space's). A 128-step sequence needs 5, where ResNet-20 sees 81
-        steps: two blocks fewer a stage keep the cost near ResNet-20's as stages are added.
+        steps: one block fewer a stage (two, not three) keeps the cost near ResNet-20's as stages are added.
         """
         reach = self.receptive_field(self.resnet20())
         if side <= reach:
