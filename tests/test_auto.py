@@ -247,6 +247,7 @@ def test_the_search_share_holds_the_warm_start_full_trial(n, budget, step, folds
     else:
         assert warm * p.trial_seconds(p.trial_epochs, p.trial_fraction) < p.search_seconds
         assert p.expected_trials >= SEARCH_TRIALS_MIN
+        assert ("best-scoring of the warm starts" in p.why["population"]) == (warm == 2)
     assert 5.0 + p.search_seconds + p.final_seconds_each * (2 if p.with_reference else 1) <= budget
 
 

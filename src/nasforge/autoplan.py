@@ -396,7 +396,8 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
                        f"; and have at least {SIZE_FLOOR:.0%} of its {timing.params:,} parameters: trials this short "
                        "over-rate small networks, which start fast and then plateau"))
     why["population"] = (f"evolution keeps {population} networks: about a quarter of the expected trials"
-                         + ("" if kind == FLAT else f"; the first are mutations of the reference (a warm start), "
+                         + ("" if kind == FLAT else f"; the first are mutations of the "
+                            f"{'reference (a warm start)' if warm_starts == 1 else 'best-scoring of the warm starts'}, "
                             f"since ~{expected} trials are too few to find much by random draws of the space"))
     why["validation"] = (validation_for(n, regression=data.regression)[2] if folds > 1 else
                          f"a {len(data.x_val) / n:.0%} validation split holds {len(data.x_val):,} examples")
