@@ -239,9 +239,8 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
               folds: int = 1, warm_starts: int = 1) -> Plan:
     """Size every phase from the measured step time of the reference; refuse a budget that cannot hold it.
 
-    ``warm_starts``: the networks the search starts from, each trained at the full trial budget first; a search
-    is planned only where its share holds all of them, with room for the trials that follow (where it does not,
-    :func:`run_auto` plans again with the first alone)."""
+    ``warm_starts``: the networks the search starts from, each trained at the full trial budget first; the
+    search's share holds all of them, with room for the trials that follow."""
     n, bs = len(data.x_train) + len(data.x_val), recipe.batch_size  # the final trainings see train+val
     n_search = len(data.x_train)
     kind = data_kind(data.input_shape)
@@ -331,7 +330,8 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
         per_trial = n_rungs / spread  # a new trial's cost under ASHA, in full trials (1/3 with three rungs)
         full_s = min(each * folds, max(epoch_s / 8, search / (per_trial * TRIALS_TARGET), rank_s * spread))
         # a warm start trains the full budget, not a new trial's share of it: the first is counted as a new
-        # trial (as plans always did), each further one whole, and all of them must fit the search
+        # trial (as plans always did), each further one whole, and all of them must fit the search. With one rung
+        # that is the one-warm-start condition (for up to 4), so more warm starts cost rungs, never the search
         extra = (warm_starts - 1) * full_s
         expected = warm_starts - 1 + int(max(0.0, search - extra) / (full_s * per_trial))
         if (full_s >= rank_s * spread * 0.999 and expected >= SEARCH_TRIALS_MIN
@@ -497,11 +497,12 @@ def warm_start(kind: str, input_shape: tuple[int, ...], limits: Mapping[str, int
         opts: dict[str, Any] = {"kind": "mlp", "weight_decays": list(WEIGHT_DECAYS)}
         mlp = MlpSpace(weight_decays=WEIGHT_DECAYS).reference()
         return opts, [mlp, {**mlp, "depth": 0}]
+    from nasforge.space import make_space
     from nasforge.space.stage import StageSpace
 
     opts = stage_options(input_shape)
-    settings: dict[str, Any] = {**{k: v for k, v in opts.items() if k != "kind"}, **(limits or {})}
-    space = StageSpace(**settings)
+    space = make_space({**opts, **(limits or {})}, input_shape)
+    assert isinstance(space, StageSpace)
     deeper = space.covering(max(input_shape[1:]))
     if deeper is not None and space.check(deeper, input_shape) is not None:
         deeper = None
@@ -510,9 +511,11 @@ def warm_start(kind: str, input_shape: tuple[int, ...], limits: Mapping[str, int
 
 def covering_why(opts: Mapping[str, Any], initial: list[dict[str, Any]], input_shape: tuple[int, ...]) -> str:
     """The plan's line for a search that starts from ResNet-20 and the deeper network covering the input too."""
+    from nasforge.space import make_space
     from nasforge.space.stage import StageSpace
 
-    space = StageSpace(**{k: v for k, v in opts.items() if k != "kind"})
+    space = make_space(opts, input_shape)
+    assert isinstance(space, StageSpace)
     ref, deeper = initial[0], initial[1]
     return (f"the search starts from the reference and from {space.describe(deeper)}: the reference sees "
             f"{space.receptive_field(ref)} positions of the input's {max(input_shape[1:])}, this network "
@@ -597,10 +600,6 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         plan = make_plan(raw=raw, data=loaded, time_budget=budget, spent=time.time() - t0, reference=ref,
                          timing=timing, recipe=recipe, reference_flops=flops, reference_only=reference_only,
                          folds=folds, warm_starts=len(initial))
-        if plan.reference_only and not reference_only and len(initial) > 1:  # all of them do not fit: the first
-            initial = initial[:1]
-            plan = make_plan(raw=raw, data=loaded, time_budget=budget, spent=time.time() - t0, reference=ref,
-                             timing=timing, recipe=recipe, reference_flops=flops, folds=folds)
         if len(initial) > 1 and kind != FLAT:
             plan = replace(plan, why={**plan.why, "warm start": covering_why(space, initial, loaded.input_shape)})
         raw_cfg = search_config(plan, name=name, seed=seed, db=db, initial=initial, space=space,
