@@ -359,6 +359,33 @@ def test_auto_on_a_table_ends_on_time_and_records_everything(tmp_path, capsys, s
     assert Path(rec["report"]).exists()
 
 
+def test_auto_on_a_raw_single_csv_encodes_it_and_holds_out_a_test_split(tmp_path, capsys):
+    """A CSV as a user has it (an id column, a text column, missing numbers) and no test file: auto encodes it and
+    holds out 20% as the test split, where before it refused the text and, given numbers only, searched and trained
+    for the whole budget and then failed for want of a test split."""
+    rng = np.random.default_rng(0)
+    lines = ["id,f0,f1,f2,colour,label"]
+    for i in range(200):
+        x = rng.normal(size=3)
+        c = int(x[0] + 0.5 * x[1] > 0)
+        cells = [f"{v:.3f}" for v in x]
+        if i % 9 == 0:
+            cells[2] = "NA"
+        lines.append(",".join([f"row{i}", *cells, ["red", "green", "blue"][(i + c) % 3], str(c)]))
+    (tmp_path / "raw.csv").write_text("\n".join(lines) + "\n")
+    code = main(["auto", str(tmp_path / "raw.csv"), "--time-budget", "12s", "--db", str(tmp_path / "a.db"),
+                 "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "why features: raw.csv: 1 text column(s) one-hot encoded into 3 features" in out.err
+    assert "'id' dropped" in out.err and "missing numbers in 1 column(s)" in out.err
+    assert "why test: the data has no test split, so 20% of it (40 examples, stratified)" in out.err
+    rec = json.loads((tmp_path / "r.json").read_text())
+    assert rec["plan"]["data"]["test_fraction"] == 0.2
+    tested = rec["searched"] or rec["reference"]  # a 12 s budget may leave no room for a search
+    assert tested is not None and 0.5 < tested["test_accuracy"] <= 1
+
+
 def auto_on_table(tmp_path: Path, capsys: pytest.CaptureFixture[str], budget: str) -> tuple[Any, dict[str, Any]]:
     """`nasforge auto` on the test table with --json: its captured output and its record (it must exit 0)."""
     data = table(tmp_path / "t")

@@ -38,6 +38,7 @@ def test_durations():
     ({"search": {"trials": -1}}, "search.trials must be positive"),
     ({"search": {"budget": {"fraction": 2}}}, "at most 1"),
     ({"data": {"val_fraction": 1.5}}, "between 0 and 1"),
+    ({"data": {"test_fraction": 0}}, "data.test_fraction must be between 0 and 1"),
     ({"train": {"optimizer": "lbfgs"}}, "unknown optimizer 'lbfgs'"),
     ({"train": {"lr": 0}}, "train.lr must be positive"),
     ({"strategy": {"options": [1, 2]}}, "strategy.options must be a mapping"),

@@ -23,6 +23,7 @@ from nasforge.data import DATA_SOURCES, Dataset, load_dataset
 from nasforge.data import download as dl
 from nasforge.data import idx as idxmod
 from nasforge.data.cifar import read_cifar
+from nasforge.data.files import read_csv
 from nasforge.data.registry import stratified_subset
 from nasforge.errors import DataError
 
@@ -389,6 +390,33 @@ def test_npz_good(tmp_path: Path) -> None:
     assert seq.input_shape == (1, 5)
 
 
+def test_test_fraction_holds_out_a_test_split_only_where_there_is_none(tmp_path: Path) -> None:
+    p = tmp_path / "d.npz"
+    np.savez(p, x_train=np.random.default_rng(0).normal(size=(100, 5)), y_train=np.arange(100) % 4)
+    assert not load_dataset("npz", p).has_test
+    ds = load_dataset("npz", p, test_fraction=0.2)
+    x_test, y_test = ds.open_test()
+    assert ds.test_examples == 20 and (class_counts(y_test, 4) == 5).all()  # stratified
+    assert len(ds.y_train) + len(ds.y_val) == 80
+    again = load_dataset("npz", p, test_fraction=0.2, seed=7)
+
+    def raw(d: Dataset, x: torch.Tensor) -> torch.Tensor:  # normalised with the seed's training part: undone
+        assert d.preprocess is not None
+        return x * torch.tensor(d.preprocess.std) + torch.tensor(d.preprocess.mean)
+
+    assert torch.allclose(raw(again, again.open_test()[0]), raw(ds, x_test), atol=1e-5)  # not moved by the seed
+    rows = csv_rows(40)
+    csv = load_dataset("csv", write_text(tmp_path / "t.csv", rows), test_fraction=0.25)
+    assert csv.test_examples == 10 and len(csv.y_train) + len(csv.y_val) == 30
+    d = tmp_path / "tab"
+    d.mkdir()
+    write_text(d / "train.csv", csv_rows(40))
+    write_text(d / "test.csv", csv_rows(10))
+    assert load_dataset("csv", d, test_fraction=0.5).test_examples == 10  # a test file wins
+    with pytest.raises(DataError, match=r"test_fraction must be between 0 and 1, got 1.0"):
+        load_dataset("npz", p, test_fraction=1.0)
+
+
 def test_npz_nan(tmp_path: Path) -> None:
     x = np.ones((20, 3))
     x[4, 1] = np.nan
@@ -484,9 +512,10 @@ def test_csv_directory_with_test(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("rows", "kwargs", "pattern"),
     [
-        ([*csv_rows()[:3], "1.5,0,nan", *csv_rows()[3:]], {}, r"line 4 column 'f2' is nan; clean or impute"),
-        ([*csv_rows()[:3], "1.5,0,abc", *csv_rows()[3:]], {}, r"line 4 column 'f2' holds 'abc', not a number; give"),
-        ([*csv_rows()[:3], ",0,1", *csv_rows()[3:]], {}, r"line 4 column 'f1' is empty; give numeric"),
+        ([*csv_rows()[:3], "1.5,0,inf", *csv_rows()[3:]], {}, r"line 4 column 'f2' is inf; give finite numbers"),
+        ([*csv_rows()[:3], "1.5,0,abc", *csv_rows()[3:]], {},
+         r"line 4 column 'f2' holds 'abc', not a number, in a column of numbers; fix the cell or leave it empty"),
+        (["id,label", *(f"p{i},{i % 2}" for i in range(20))], {}, r"no usable feature column"),
         ([*csv_rows()[:3], "1,", *csv_rows()[3:]], {}, r"line 4 has 2 fields but the header has 3; give every row"),
         ([*csv_rows()[:3], "1,,2", *csv_rows()[3:]], {}, r"line 4 has an empty label"),
         (csv_rows(), {"label_column": "target"}, r"has no column 'target' \(columns: f1, label, f2\); set label_col"),
@@ -505,6 +534,35 @@ def test_csv_bad(tmp_path: Path, rows: list[str], kwargs: dict[str, Any], patter
     with pytest.raises(DataError, match=pattern) as err:
         load_dataset("csv", p, **kwargs)
     assert str(p) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_csv_text_and_missing_values(tmp_path: Path) -> None:
+    """A raw CSV as a user has it: text columns one-hot, missing numbers filled and flagged, identifiers dropped,
+    all fitted on train.csv alone and applied to test.csv."""
+    d = tmp_path / "people"
+    d.mkdir()
+    cities = ["york", "leeds", "hull"]
+    train = ["name,age,sex,city,label"]
+    for i in range(40):
+        age = "" if i % 10 == 3 else ("NA" if i % 10 == 7 else str(20 + i))
+        city = "" if i == 5 else cities[i % 3]
+        train.append(f"person {i},{age},{'f' if i % 2 else 'm'},{city},{i % 2}")
+    write_text(d / "train.csv", train)
+    write_text(d / "test.csv", ["name,age,sex,city,label", "ann,?,f,bath,1", "bob,31,m,york,0"])
+    raw = read_csv(d)
+    # age + its missing flag, sex (2 values), city (3 values and the missing one); name dropped
+    assert raw.x_train.shape == (40, 1 + 1 + 2 + 4) and raw.x_test is not None
+    ages = [20 + i for i in range(40) if i % 10 not in (3, 7)]
+    assert raw.x_train[3, 0] == np.median(ages) and raw.x_train[3, 1] == 1.0 and raw.x_train[4, :2].tolist() == [24, 0]
+    assert raw.x_test[0, :2].tolist() == [np.median(ages), 1.0] and raw.x_test[1, :2].tolist() == [31, 0]
+    assert raw.x_test[0, 4:].sum() == 0  # bath: a city first seen in the test file sets no one-hot column
+    assert raw.x_test[1, 2:4].sum() == 1 and raw.x_test[1, 4:].sum() == 1
+    assert (raw.x_train[:, 2:4].sum(axis=1) == 1).all() and (raw.x_train[:, 4:].sum(axis=1) == 1).all()
+    ds = load_dataset("csv", d)
+    assert ds.input_shape == (8,) and ds.has_test and torch.isfinite(ds.x_train).all()
+    write_text(d / "test.csv", ["name,age,sex,city,label", "ann,old,f,bath,1"])
+    with pytest.raises(DataError, match=r"test.csv line 2 column 'age' holds 'old', but the column is numeric"):
+        read_csv(d)
 
 
 def test_csv_unreadable(tmp_path: Path) -> None:

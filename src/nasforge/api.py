@@ -65,7 +65,7 @@ def as_config(config: Config | Mapping[str, Any] | str | Path) -> Config:
 def load_data(cfg: Config) -> Dataset:
     d = cfg.data
     return load_dataset(d.source, d.path, val_fraction=d.val_fraction, seed=cfg.seed, layout=d.layout,
-                        label_column=d.label_column, limit=d.limit, task=d.task)
+                        label_column=d.label_column, limit=d.limit, task=d.task, test_fraction=d.test_fraction)
 
 
 def open_experiment(cfg: Config, store: Store, *, resume: bool) -> Experiment:

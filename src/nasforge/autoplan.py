@@ -76,6 +76,9 @@ SHARE_MIN = 0.5  # the reference trains in the same run only if each network sti
 SAFETY = 1.08  # timings are of a quiet machine; plans leave this much slack
 RESERVE_MIN = 10.0  # seconds kept for testing, storing and the report
 RESERVE_SHARE = 0.02  # of the budget, where that is more than RESERVE_MIN
+# of data that comes without a test split, the share auto holds out as one (scikit-learn's train_test_split
+# holds out 25%; digits here 20%)
+TEST_FRACTION = 0.2
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -576,16 +579,24 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
                     raise StoreError(f"experiment {name!r} already exists in {db}: add --resume to continue it, "
                                      "or give another --db or --name")
         d = dict(raw["data"])
-        loaded = load_dataset(d["source"], d.get("path"), seed=seed, layout=d.get("layout", "auto"),
-                              label_column=d.get("label_column"), limit=d.get("limit"),
-                              val_fraction=float(d.get("val_fraction", 0.1)), task=d.get("task", "auto"))
+
+        def load() -> Dataset:
+            return load_dataset(d["source"], d.get("path"), seed=seed, layout=d.get("layout", "auto"),
+                                label_column=d.get("label_column"), limit=d.get("limit"),
+                                val_fraction=float(d.get("val_fraction", 0.1)), task=d.get("task", "auto"),
+                                test_fraction=d.get("test_fraction"))
+
+        loaded = load()
+        held_out = not loaded.has_test
+        if held_out:  # a single CSV, an .npz without x_test: the run still ends with a test, on rows it never saw
+            d["test_fraction"] = TEST_FRACTION
+            loaded = load()
         folds = 1
         if "val_fraction" not in d:
             vf, folds, _ = validation_for(len(loaded.x_train) + len(loaded.x_val))
             if vf != 0.1:
-                loaded = load_dataset(d["source"], d.get("path"), seed=seed, layout=d.get("layout", "auto"),
-                                      label_column=d.get("label_column"), limit=d.get("limit"), val_fraction=vf,
-                                      task=d.get("task", "auto"))
+                d["val_fraction"] = vf
+                loaded = load()
             d["val_fraction"] = vf
         raw = {**raw, "data": d}
         kind = data_kind(loaded.input_shape)
@@ -602,6 +613,13 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
                          folds=folds, warm_starts=len(initial))
         if len(initial) > 1 and kind != FLAT:
             plan = replace(plan, why={**plan.why, "warm start": covering_why(space, initial, loaded.input_shape)})
+        if loaded.notes:
+            plan = replace(plan, why={**plan.why, "features": "; ".join(loaded.notes)})
+        if held_out:
+            plan = replace(plan, why={**plan.why, "test": (
+                f"the data has no test split, so {TEST_FRACTION:.0%} of it ({loaded.test_examples:,} examples"
+                f"{'' if loaded.regression else ', stratified'}) is held out as one, the same whatever --seed; "
+                "give a test file (test.csv beside train.csv, x_test in the .npz) to choose it")})
         raw_cfg = search_config(plan, name=name, seed=seed, db=db, initial=initial, space=space,
                                 train=recipe_kw, reference_flops=flops)
         if print_config:

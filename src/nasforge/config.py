@@ -67,6 +67,8 @@ class DataConfig:
     label_column: str | int | None = None
     limit: int | None = None
     task: str = "auto"  # classification | regression; auto: regression where the labels are numbers, not classes
+    # where the source has no test split: this share held out as one (stratified, the same whatever the seed)
+    test_fraction: float | None = None
 
 
 
@@ -431,11 +433,16 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
     limit = d.get("limit")
     if limit is not None:
         limit = _typed(limit, int, "data.limit", positive=True)
+    tf = d.get("test_fraction")
+    if tf is not None:
+        tf = _typed(tf, float, "data.test_fraction")
+        if not 0 < tf < 1:
+            raise ConfigError(f"data.test_fraction must be between 0 and 1, got {tf}: use e.g. 0.2")
     data = DataConfig(source=_typed(d.get("source", "fashion_mnist"), str, "data.source"),
                       path=None if d.get("path") is None else str(d["path"]), val_fraction=vf,
                       layout=_typed(d.get("layout", "auto"), str, "data.layout"),
                       label_column=d.get("label_column"), limit=limit,
-                      task=check_task(d.get("task", "auto"), "data.task", ConfigError))
+                      task=check_task(d.get("task", "auto"), "data.task", ConfigError), test_fraction=tf)
 
     sp = _section(raw, "space")
     kind = sp.get("kind", "chain")

@@ -96,6 +96,8 @@ class Dataset:
     flip_invariant: bool = field(default=False, compare=False)
     _seal: _Seal = field(default_factory=_Seal, repr=False, compare=False)
     task: str = field(default=CLASSIFICATION, compare=False)
+    # what loading did to the raw data that its owner should know (a CSV's text columns one-hot encoded, ...)
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def regression(self) -> bool:
@@ -119,6 +121,11 @@ class Dataset:
     @property
     def has_test(self) -> bool:
         return self._x_test is not None
+
+    @property
+    def test_examples(self) -> int:
+        """The size of the test split (0 where there is none): not a read of it."""
+        return 0 if self._y_test is None else len(self._y_test)
 
     @property
     def test_reads(self) -> int:

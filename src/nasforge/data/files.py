@@ -1,12 +1,15 @@
 """User data in .npz archives and .csv tables.
 
 Problems are reported with the file, the line and the column so they can be fixed in the file itself;
-numpy and csv errors never escape as tracebacks.
+numpy and csv errors never escape as tracebacks. A table's text columns are one-hot encoded and its missing
+numbers filled (and flagged), fitted on the training file alone, as AutoGluon and AutoKeras read a raw CSV.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import logging
 import math
 import os
 import zipfile
@@ -16,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nasforge.data.base import infer_task
+from nasforge.data.base import infer_task, shuffled_split, stratified_split
 from nasforge.errors import DataError
+
+log = logging.getLogger(__name__)
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -31,6 +36,19 @@ class RawSplits:
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     classes: tuple[str, ...] | None = None
+    notes: tuple[str, ...] = ()  # :attr:`Dataset.notes`
+
+
+# the seed of a test split held out of data that has none: fixed, so the test set does not move with --seed
+TEST_SEED = 0
+
+
+def hold_out(y: np.ndarray, fraction: float, regression: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (keep, test) of a test split held out of labelled data that came without one: stratified by class
+    (a plain shuffle for regression targets), with :data:`TEST_SEED`."""
+    if regression:
+        return shuffled_split(len(y), fraction, TEST_SEED)
+    return stratified_split(y, fraction, TEST_SEED)
 
 
 # --------------------------------------------------------------------------------------------- npz
@@ -168,17 +186,17 @@ def _column_name(t: _Table, i: int) -> str:
     return repr(t.header[i]) if t.header is not None else str(i + 1)
 
 
-def _parse(t: _Table, label_column: str | int | None) -> tuple[np.ndarray, list[str], list[str] | None]:
-    """(features as float64, raw label cells, feature column names)."""
+def _parse(t: _Table, label_column: str | int | None) -> tuple[list[list[str]], list[str], list[str] | None]:
+    """(feature cells column by column, raw label cells, feature column names)."""
     width = len(t.header) if t.header is not None else len(t.rows[0][1])
     if width < 2:
         raise DataError(f"{t.path} has a single column; give at least one feature column and a label column")
     li = _label_index(t, label_column, width)
     if not t.rows:
         raise DataError(f"{t.path} has a header but no data rows; add examples")
-    features = np.empty((len(t.rows), width - 1), dtype=np.float64)
+    columns: list[list[str]] = [[] for _ in range(width - 1)]
     labels: list[str] = []
-    for r, (line_no, cells) in enumerate(t.rows):
+    for line_no, cells in t.rows:
         if len(cells) != width:
             raise DataError(f"{t.path} line {line_no} has {len(cells)} fields but "
                             f"{'the header has' if t.header else 'the first row has'} {width}; "
@@ -187,23 +205,124 @@ def _parse(t: _Table, label_column: str | int | None) -> tuple[np.ndarray, list[
             raise DataError(f"{t.path} line {line_no} has an empty label (column {_column_name(t, li)}); "
                             "label every example or drop the row")
         labels.append(cells[li])
-        j = 0
-        for i, cell in enumerate(cells):
-            if i == li:
-                continue
-            try:
-                v = float(cell)
-            except ValueError:
-                what = "is empty" if cell == "" else f"holds {cell[:40]!r}, not a number"
-                raise DataError(f"{t.path} line {line_no} column {_column_name(t, i)} {what}; "
-                                "give numeric features only (fill missing values, encode categories)") from None
-            if not math.isfinite(v):
-                raise DataError(f"{t.path} line {line_no} column {_column_name(t, i)} is {cell}; "
-                                "clean or impute missing and infinite values first")
-            features[r, j] = v
-            j += 1
+        for j, cell in enumerate(cells[:li] + cells[li + 1:]):
+            columns[j].append(cell)
     names = [h for i, h in enumerate(t.header) if i != li] if t.header is not None else None
-    return features, labels, names
+    return columns, labels, names
+
+
+# Cells that mean "no value" (case does not matter): what pandas, R and spreadsheets write for one.
+MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
+# one-hot columns at most per text column: its most frequent values; rarer ones (and values first seen in the
+# test file) get none set, a shared "other"
+MAX_LEVELS = 32
+# a text column with more distinct values than this share of its rows is an identifier or free text (a name, a
+# ticket number): one-hot columns of values seen once say nothing about unseen rows, so it is dropped
+ID_SHARE = 0.5
+# a column this much numbers is numeric, and a word in it a typo to fix, not a category: encoded as text, one
+# stray word would make its numbers one-hot values (or drop the column as an identifier)
+NUMERIC_SHARE = 0.9
+
+
+def _missing(cell: str) -> bool:
+    return cell.lower() in MISSING
+
+
+@dataclass(frozen=True)
+class _Column:
+    """How one feature column becomes numbers, fitted on the training file alone (nothing of the test leaks)."""
+
+    name: str
+    kind: str  # "number", "text" (one-hot) or "dropped" (an identifier)
+    fill: float = 0.0  # a number column's training median, written where a cell is missing
+    flag: bool = False  # a number column with missing training cells: one more 0/1 feature marks them
+    levels: tuple[str, ...] = ()  # a text column's one-hot values ("" for a missing cell, where it is frequent)
+
+    @property
+    def width(self) -> int:
+        return {"number": 1 + self.flag, "text": len(self.levels), "dropped": 0}[self.kind]
+
+
+def _number(path: Path, line: int, name: str, cell: str) -> float:
+    """A number cell's value (NaN where it is missing); infinities are refused."""
+    if _missing(cell):
+        return math.nan
+    v = float(cell)
+    if not math.isfinite(v):
+        raise DataError(f"{path} line {line} column {name} is {cell}; give finite numbers (leave a missing value "
+                        "empty)")
+    return v
+
+
+def _fit_columns(t: _Table, columns: list[list[str]], names: list[str] | None) -> list[_Column]:
+    """Each column's encoding: numbers (missing cells filled with the median and flagged) or one-hot text."""
+    out: list[_Column] = []
+    rows = len(t.rows)
+    for j, cells in enumerate(columns):
+        name = repr(names[j]) if names is not None else str(j + 1)
+        present = [(r, c) for r, c in enumerate(cells) if not _missing(c)]
+        words = [(r, c) for r, c in present if not _is_number(c)]
+        if words and len(words) <= (1 - NUMERIC_SHARE) * len(present):
+            r, c = words[0]
+            raise DataError(f"{t.path} line {t.rows[r][0]} column {name} holds {c[:40]!r}, not a number, in a column "
+                            f"of numbers; fix the cell or leave it empty (a missing value)")
+        if not words:
+            values = np.array([_number(t.path, t.rows[r][0], name, c) for r, c in enumerate(cells)])
+            seen = values[~np.isnan(values)]
+            out.append(_Column(name, "number", float(np.median(seen)) if len(seen) else 0.0,
+                               bool(len(seen) < rows and len(seen))))
+            continue
+        counts: dict[str, int] = {}
+        for c in cells:
+            key = "" if _missing(c) else c
+            counts[key] = counts.get(key, 0) + 1
+        if len(counts) > max(2.0, ID_SHARE * rows):
+            out.append(_Column(name, "dropped"))
+            continue
+        ranked = sorted(counts, key=lambda v: (-counts[v], v))[:MAX_LEVELS]
+        out.append(_Column(name, "text", levels=tuple(ranked)))
+    return out
+
+
+def _encode(t: _Table, columns: list[list[str]], spec: list[_Column]) -> np.ndarray:
+    """The feature matrix of ``columns`` under ``spec`` (fitted on the training file)."""
+    x = np.zeros((len(t.rows), sum(c.width for c in spec)), dtype=np.float64)
+    at = 0
+    for cells, col in zip(columns, spec, strict=True):
+        if col.kind == "number":
+            for r, cell in enumerate(cells):
+                if not (_missing(cell) or _is_number(cell)):
+                    raise DataError(f"{t.path} line {t.rows[r][0]} column {col.name} holds {cell[:40]!r}, but the "
+                                    "column is numeric in the training file; give a number or leave it empty")
+                v = _number(t.path, t.rows[r][0], col.name, cell)
+                x[r, at] = col.fill if math.isnan(v) else v
+                if col.flag:
+                    x[r, at + 1] = float(math.isnan(v))
+        elif col.kind == "text":
+            index = {v: k for k, v in enumerate(col.levels)}
+            for r, cell in enumerate(cells):
+                k = index.get("" if _missing(cell) else cell)
+                if k is not None:
+                    x[r, at + k] = 1.0
+        at += col.width
+    return x
+
+
+def _encoding_summary(path: Path, spec: list[_Column]) -> str | None:
+    """One line on what the encoding did beyond reading numbers, or None where every column was complete numbers."""
+    text = [c for c in spec if c.kind == "text"]
+    flagged = [c for c in spec if c.flag]
+    dropped = [c for c in spec if c.kind == "dropped"]
+    parts = []
+    if text:
+        parts.append(f"{len(text)} text column(s) one-hot encoded into {sum(c.width for c in text)} features "
+                     f"(at most {MAX_LEVELS} values each)")
+    if flagged:
+        parts.append(f"missing numbers in {len(flagged)} column(s) filled with the median and flagged")
+    if dropped:
+        parts.append(f"{', '.join(c.name for c in dropped)} dropped (a distinct value in most rows: an identifier "
+                     "or free text)")
+    return f"{path.name}: {'; '.join(parts)}" if parts else None
 
 
 def _encode_labels(path: Path, cells: list[str], mapping: dict[str, int] | None) -> np.ndarray:
@@ -243,12 +362,18 @@ def _targets(path: Path, cells: list[str]) -> np.ndarray:
     return out
 
 
-def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None, task: str = "auto") -> RawSplits:
+def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None, task: str = "auto",
+             test_fraction: float | None = None) -> RawSplits:
     """A .csv file (train only) or a directory holding train.csv and test.csv.
 
     With ``task`` ``regression``, or ``auto`` and numeric labels that :func:`~nasforge.data.base.infer_task` reads
     as targets (not all whole numbers, or too many rare values to be classes), the labels are float targets
     (the label column's name, if the file has a header, names the target).
+    Feature columns: numbers as they are, a missing cell (empty, NA, NaN, null, None, ?) filled with the training
+    column's median and marked in one more 0/1 feature; text one-hot over its :data:`MAX_LEVELS` most frequent
+    training values; a text column with a distinct value in most rows dropped as an identifier.
+    ``test_fraction``: where there is no test file, that share of the rows is held out as the test split
+    (:func:`hold_out`), before the encoding is fitted, so nothing of it leaks into the training features.
     """
     p = Path(path).expanduser()
     if p.is_dir():
@@ -260,24 +385,43 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
     else:
         train_path, test_table = p, None
     train_table = _read_table(train_path)
-    x_train, lab_train, names = _parse(train_table, label_column)
-    x_test = lab_test = None
+    train_cols, lab_train, names = _parse(train_table, label_column)
+    test_cols: list[list[str]] | None = None
+    lab_test: list[str] | None = None
     if test_table is not None:
-        x_test, lab_test, test_names = _parse(test_table, label_column)
+        test_cols, lab_test, test_names = _parse(test_table, label_column)
         if names is not None and test_names is not None and test_names != names:
             raise DataError(f"{test_table.path} has feature columns {test_names} but {train_path} has {names}; "
                             "give both files the same columns")
-        if x_test.shape[1] != x_train.shape[1]:
-            raise DataError(f"{test_table.path} has {x_test.shape[1]} features but {train_path} has "
-                            f"{x_train.shape[1]}; give both files the same columns")
+        if len(test_cols) != len(train_cols):
+            raise DataError(f"{test_table.path} has {len(test_cols)} features but {train_path} has "
+                            f"{len(train_cols)}; give both files the same columns")
     every = lab_train + (lab_test or [])
-    if task == "regression" or (task == "auto" and all(_is_number(c) for c in every)
-                                and infer_task(np.array([float(c) for c in every])) == "regression"):
+    regression = task == "regression" or (task == "auto" and all(_is_number(c) for c in every)
+                                          and infer_task(np.array([float(c) for c in every])) == "regression")
+    if test_table is None and test_fraction:
+        keep, held = hold_out(np.array(lab_train), test_fraction, regression)
+        test_table = dataclasses.replace(train_table, rows=[train_table.rows[i] for i in held])
+        train_table = dataclasses.replace(train_table, rows=[train_table.rows[i] for i in keep])
+        test_cols = [[c[i] for i in held] for c in train_cols]
+        train_cols = [[c[i] for i in keep] for c in train_cols]
+        lab_test, lab_train = [lab_train[i] for i in held], [lab_train[i] for i in keep]
+    spec = _fit_columns(train_table, train_cols, names)
+    x_train = _encode(train_table, train_cols, spec)
+    x_test = None if test_table is None or test_cols is None else _encode(test_table, test_cols, spec)
+    if x_train.shape[1] == 0:
+        raise DataError(f"{train_path} has no usable feature column (every one was dropped as an identifier); "
+                        "give at least one feature with repeated values")
+    summary = _encoding_summary(train_path, spec)
+    notes = () if summary is None else (summary,)
+    if summary is not None:
+        log.info(summary)
+    if regression:
         width = len(train_table.header) if train_table.header is not None else len(train_table.rows[0][1])
         name = train_table.header[_label_index(train_table, label_column, width)] if train_table.header else None
         return RawSplits(x_train, _targets(train_path, lab_train), x_test,
                          None if test_table is None or lab_test is None else _targets(test_table.path, lab_test),
-                         (name,) if name else None)
+                         (name,) if name else None, notes)
     mapping: dict[str, int] | None = None
     classes: tuple[str, ...] | None = None
     if not all(_is_number(c) for c in lab_train):
@@ -288,4 +432,4 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
     y_test = None
     if test_table is not None and lab_test is not None:
         y_test = _encode_labels(test_table.path, lab_test, mapping)
-    return RawSplits(x_train, y_train, x_test, y_test, classes)
+    return RawSplits(x_train, y_train, x_test, y_test, classes, notes)

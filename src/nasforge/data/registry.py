@@ -27,7 +27,7 @@ from nasforge.data.base import (
     stratified_split,
 )
 from nasforge.data.cifar import read_cifar
-from nasforge.data.files import RawSplits, read_csv, read_npz
+from nasforge.data.files import RawSplits, hold_out, read_csv, read_npz
 from nasforge.data.idx import DIGIT_CLASSES, FASHION_CLASSES, locate, read_idx_dir
 from nasforge.errors import DataError
 
@@ -52,6 +52,7 @@ class Loader(Protocol):
         label_column: str | int | None = None,
         limit: int | None = None,
         task: str = "auto",
+        test_fraction: float | None = None,
     ) -> Dataset: ...
 
 
@@ -124,6 +125,7 @@ def _finish(
     images: bool = False,
     flip_invariant: bool = False,
     task: str = "auto",
+    test_fraction: float | None = None,
 ) -> Dataset:
     """Apply ``limit``, flatten built-in images for a tabular layout, and build the Dataset.
 
@@ -135,6 +137,10 @@ def _finish(
     if raw.classes is not None and len(raw.classes) > 1 and task == "auto":
         task = CLASSIFICATION  # named classes (an npz's classes array, text labels): the labels index them
     task = infer_task(y_train, y_test, check_task(task))
+    if x_test is None and test_fraction and np.ndim(y_train) == 1 and np.ndim(x_train) >= 1 \
+            and len(y_train) == len(x_train):
+        keep, held = hold_out(np.asarray(y_train), test_fraction, task == REGRESSION)
+        x_train, y_train, x_test, y_test = x_train[keep], y_train[keep], x_train[held], y_train[held]
     subset = _random_subset if task == REGRESSION else stratified_subset
     if limit is not None:
         if np.asarray(y_train).ndim == 1 and np.ndim(x_train) >= 1 and len(y_train) == len(x_train):
@@ -150,7 +156,8 @@ def _finish(
             x_test = x_test.reshape(len(x_test), -1)
     ds = make_dataset(origin, x_train, y_train, x_test, y_test, classes=raw.classes,
                       val_fraction=val_fraction, seed=seed, layout=layout, scale=scale, task=task)
-    return dataclasses.replace(ds, name=name, flip_invariant=flip_invariant and ds.x_train.ndim == 4)
+    return dataclasses.replace(ds, name=name, flip_invariant=flip_invariant and ds.x_train.ndim == 4,
+                               notes=raw.notes)
 
 
 # ----------------------------------------------------------------------------------------- loaders
@@ -182,6 +189,7 @@ def _idx_source(
 def load_fashion_mnist(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
+    test_fraction: float | None = None,
 ) -> Dataset:
     """Fashion-MNIST from ``path``, $NASFORGE_DATA_DIR, ~/.cache/nasforge or Debian's package."""
     return _idx_source("fashion_mnist", FASHION_CLASSES, path, val_fraction, seed, layout, label_column, limit, task)
@@ -190,6 +198,7 @@ def load_fashion_mnist(
 def load_mnist(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
+    test_fraction: float | None = None,
 ) -> Dataset:
     """MNIST from ``path``, $NASFORGE_DATA_DIR, ~/.cache/nasforge or /usr/share/datasets/mnist."""
     return _idx_source("mnist", DIGIT_CLASSES, path, val_fraction, seed, layout, label_column, limit, task)
@@ -198,6 +207,7 @@ def load_mnist(
 def load_idx(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
+    test_fraction: float | None = None,
 ) -> Dataset:
     """A user directory of (Fashion-)MNIST-named IDX files; the t10k test pair is optional."""
     task = _classes_only("idx", task)
@@ -211,6 +221,7 @@ def load_idx(
     x_tr, y_tr, x_te, y_te = read_idx_dir(directory)
     raw = RawSplits(x_tr, y_tr, x_te, y_te)
     return _finish(directory.name or "idx", raw, origin=str(directory), val_fraction=val_fraction, seed=seed,
+                   test_fraction=test_fraction,
                    layout=layout, limit=limit, scale=255.0 if x_tr.dtype == np.uint8 else None, images=True,
                    task=task)
 
@@ -233,6 +244,7 @@ def _cifar(
 def load_cifar10(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
+    test_fraction: float | None = None,
 ) -> Dataset:
     """CIFAR-10 from the extracted cifar-10-batches-py directory."""
     return _cifar(10, path, val_fraction, seed, layout, label_column, limit, task)
@@ -241,6 +253,7 @@ def load_cifar10(
 def load_cifar100(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
+    test_fraction: float | None = None,
 ) -> Dataset:
     """CIFAR-100 (fine labels) from the extracted cifar-100-python directory."""
     return _cifar(100, path, val_fraction, seed, layout, label_column, limit, task)
@@ -249,6 +262,7 @@ def load_cifar100(
 def load_npz(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
+    test_fraction: float | None = None,
 ) -> Dataset:
     """An .npz with x_train, y_train and optionally x_test, y_test (and classes)."""
     _no_label_column("npz", label_column)
@@ -259,12 +273,14 @@ def load_npz(
                         "numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
     p = Path(path).expanduser()
     return _finish(p.stem, read_npz(p), origin=str(p), val_fraction=val_fraction, seed=seed, layout=layout,
+                   test_fraction=test_fraction,
                    limit=limit, task=task)
 
 
 def load_csv(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
+    test_fraction: float | None = None,
 ) -> Dataset:
     """A .csv (training data only) or a directory with train.csv and test.csv."""
     _check_limit(limit)
@@ -273,13 +289,14 @@ def load_csv(
         raise DataError("the csv source needs data.path: point it at a .csv file or a directory with "
                         "train.csv and test.csv")
     p = Path(path).expanduser()
-    return _finish(p.stem, read_csv(p, label_column, check_task(task)), origin=str(p), val_fraction=val_fraction,
-                   seed=seed, layout=layout, limit=limit, task=task)
+    return _finish(p.stem, read_csv(p, label_column, check_task(task), test_fraction), origin=str(p),
+                   val_fraction=val_fraction, seed=seed, layout=layout, limit=limit, task=task)
 
 
 def load_digits(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
+    test_fraction: float | None = None,
 ) -> Dataset:
     """scikit-learn's bundled 8x8 digits, with a fixed stratified 20% test split: a tiny offline benchmark."""
     _no_path("digits", path)
@@ -304,6 +321,7 @@ def load_digits(
 def load_diabetes(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
+    test_fraction: float | None = None,
 ) -> Dataset:
     """scikit-learn's bundled diabetes table (442 patients, 10 features, disease progression after a year) with a
     fixed 20% test split: a tiny offline regression benchmark."""
@@ -351,15 +369,19 @@ def load_dataset(
     label_column: str | int | None = None,
     limit: int | None = None,
     task: str = "auto",
+    test_fraction: float | None = None,
 ) -> Dataset:
     """Load ``source`` (a key of DATA_SOURCES; dashes accepted, e.g. "fashion-mnist") as a Dataset.
 
     ``task``: ``auto`` (regression where the labels are numbers but not all whole), ``classification`` or
-    ``regression``."""
+    ``regression``. ``test_fraction``: where the data has no test split (a single CSV, an .npz without x_test),
+    that share of it is held out as one, stratified, with a seed of its own (the same split whatever ``seed``)."""
     key = source.strip().lower().replace("-", "_") if isinstance(source, str) else ""
     loader = DATA_SOURCES.get(key)
     if loader is None:
         raise DataError(f"unknown data source {source!r}: use one of {', '.join(DATA_SOURCES)}")
     check_task(task)
+    if test_fraction is not None and not 0 < test_fraction < 1:
+        raise DataError(f"test_fraction must be between 0 and 1, got {test_fraction}: use e.g. 0.2")
     return loader(path, val_fraction=val_fraction, seed=seed, layout=layout, label_column=label_column,
-                  limit=limit, task=task)
+                  limit=limit, task=task, test_fraction=test_fraction)
