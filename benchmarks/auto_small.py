@@ -2,7 +2,8 @@
 
 - digits (scikit-learn's bundled 8x8 images): `nasforge auto digits --time-budget 3m`
 - a generated 1-D sequence set (nasforge.data.synthetic.make_sequences: 4,000 training signals, 10
-  classes that are the order of two motifs at random positions): `--time-budget 10m`
+  classes that are the order of two motifs at random positions), an .npz of shape (N, 1, 128):
+  `nasforge auto sequences.npz --time-budget 10m`
 - a CSV written from scikit-learn's bundled breast-cancer table (569 rows, 30 features; 80/20
   stratified train.csv/test.csv): `--time-budget 5m`
 
@@ -30,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result
@@ -44,10 +44,9 @@ def sequence_data(folder: Path) -> str:
     x, y = make_sequences(4000, seed=0)
     xt, yt = make_sequences(1000, seed=1)
     np.savez(folder / "sequences.npz", x_train=x, y_train=y, x_test=xt, y_test=yt)
-    cfg = folder / "sequences.yaml"
-    cfg.write_text(yaml.safe_dump({"name": "sequences", "data": {"source": "npz", "path": str(folder / "sequences.npz"),
-                                                                 "layout": "sequence"}}))
-    return str(cfg)
+    # the .npz itself, as a new user gives it: its (N, 1, 128) shape reads as sequences (until 2026-12-06 a YAML
+    # config here set data.layout: sequence, since a 3-D array was read as grey images)
+    return str(folder / "sequences.npz")
 
 
 def table_data(folder: Path) -> str:

@@ -377,7 +377,7 @@ def test_auto_on_a_raw_single_csv_encodes_it_and_holds_out_a_test_split(tmp_path
                  "--json", str(tmp_path / "r.json")])
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert "why features: raw.csv: 1 text column(s) one-hot encoded into 3 features" in out.err
+    assert "why data: raw.csv: 1 text column(s) one-hot encoded into 3 features" in out.err
     assert "'id' dropped" in out.err and "missing numbers in 1 column(s)" in out.err
     assert "why test: the data has no test split, so 20% of it (40 examples, stratified)" in out.err
     rec = json.loads((tmp_path / "r.json").read_text())

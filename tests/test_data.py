@@ -22,6 +22,7 @@ import torch
 from nasforge.data import DATA_SOURCES, Dataset, load_dataset
 from nasforge.data import download as dl
 from nasforge.data import idx as idxmod
+from nasforge.data.base import infer_layout
 from nasforge.data.cifar import read_cifar
 from nasforge.data.files import read_csv
 from nasforge.data.registry import stratified_subset
@@ -415,6 +416,27 @@ def test_test_fraction_holds_out_a_test_split_only_where_there_is_none(tmp_path:
     assert load_dataset("csv", d, test_fraction=0.5).test_examples == 10  # a test file wins
     with pytest.raises(DataError, match=r"test_fraction must be between 0 and 1, got 1.0"):
         load_dataset("npz", p, test_fraction=1.0)
+
+
+@pytest.mark.parametrize(("shape", "layout"), [
+    ((5, 1, 128), "sequence"), ((5, 128, 3), "sequence"), ((5, 16, 64), "sequence"), ((5, 28, 28), "image"),
+    ((5, 8, 8), "image"), ((5, 16, 32), "image"), ((5, 2, 16), "image"), ((5, 12), "tabular"),
+    ((5, 3, 32, 32), "image"), ((5, 2, 2, 2, 2), "auto"),
+])
+def test_infer_layout(shape: tuple[int, ...], layout: str) -> None:
+    assert infer_layout(shape)[0] == layout
+
+
+def test_signals_in_an_npz_are_sequences_not_grey_images(tmp_path: Path) -> None:
+    p = tmp_path / "s.npz"
+    rng = np.random.default_rng(0)
+    np.savez(p, x_train=rng.normal(size=(60, 128, 3)), y_train=np.arange(60) % 3,
+             x_test=rng.normal(size=(12, 128, 3)), y_test=np.arange(12) % 3)
+    ds = load_dataset("npz", p)
+    assert ds.input_shape == (3, 128) and ds.open_test()[0].shape == (12, 3, 128)  # channels last, moved first
+    assert len(ds.notes) == 1 and "3 channel(s) (axis last) of 128-step sequences" in ds.notes[0]
+    assert load_dataset("npz", p, layout="image").input_shape == (1, 128, 3) and not load_dataset(
+        "npz", p, layout="image").notes
 
 
 def test_npz_nan(tmp_path: Path) -> None:

@@ -614,7 +614,7 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         if len(initial) > 1 and kind != FLAT:
             plan = replace(plan, why={**plan.why, "warm start": covering_why(space, initial, loaded.input_shape)})
         if loaded.notes:
-            plan = replace(plan, why={**plan.why, "features": "; ".join(loaded.notes)})
+            plan = replace(plan, why={**plan.why, "data": "; ".join(loaded.notes)})
         if held_out:
             plan = replace(plan, why={**plan.why, "test": (
                 f"the data has no test split, so {TEST_FRACTION:.0%} of it ({loaded.test_examples:,} examples"

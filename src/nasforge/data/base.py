@@ -218,18 +218,38 @@ def _targets(y: np.ndarray, what: str) -> np.ndarray:
     return y
 
 
+# A 3-D array (N, A, B) is grey images, unless one side is a few channels and the other at least SEQ_RATIO times
+# as long: (N, 1, 128) is one signal of 128 steps, and (N, 128, 3) three (channels last). Read as a 1x128 image, a
+# random crop would shift the one row out of sight 8 times in 9, and 3x3 kernels would be 3x the weights for nothing.
+SEQ_CHANNELS_MAX = 16
+SEQ_RATIO = 4
+
+
+def infer_layout(shape: tuple[int, ...]) -> tuple[str, str | None]:
+    """``(layout, note)`` for raw features of ``shape`` (N first): tabular (2-D), image (4-D; 3-D grey images), or
+    sequence (3-D with a few channels along a much longer axis); ``note`` says why where it is a sequence."""
+    if len(shape) == 3:
+        a, b = shape[1], shape[2]
+        for channels, steps, where in ((a, b, "first"), (b, a, "last")):
+            if channels <= SEQ_CHANNELS_MAX and steps >= SEQ_RATIO * channels and steps > SEQ_CHANNELS_MAX:
+                return "sequence", (f"features of shape {tuple(shape[1:])} are read as {channels} channel(s) "
+                                    f"(axis {where}) of {steps}-step sequences, not {a}x{b} grey images; "
+                                    "set data.layout: image to read them as images")
+        return "image", None
+    if len(shape) == 2:
+        return "tabular", None
+    if len(shape) == 4:
+        return "image", None
+    return "auto", None
+
+
 def _to_layout(x: np.ndarray, layout: str, what: str) -> np.ndarray:
     """Bring raw features to (N, C, H, W), (N, C, L) or (N, F)."""
     if layout == "auto":
-        if x.ndim == 2:
-            layout = "tabular"
-        elif x.ndim == 3:
-            layout = "image"  # (N, H, W) grey images
-        elif x.ndim == 4:
-            layout = "image"
-        else:
-            raise DataError(f"{what} has shape {x.shape}: expected 2-D (tabular), 3-D or 4-D (images); "
-                            "reshape it or set data.layout")
+        layout = infer_layout(x.shape)[0]
+        if layout == "auto":
+            raise DataError(f"{what} has shape {x.shape}: expected 2-D (tabular), 3-D (sequences, grey images) or "
+                            "4-D (images); reshape it or set data.layout")
     if layout == "tabular":
         if x.ndim != 2:
             raise DataError(f"{what} has shape {x.shape} but layout is tabular: give (N, features)")
@@ -237,8 +257,10 @@ def _to_layout(x: np.ndarray, layout: str, what: str) -> np.ndarray:
     if layout == "sequence":
         if x.ndim == 2:
             return x[:, None, :]
-        if x.ndim == 3:
-            return x  # (N, C, L)
+        if x.ndim == 3:  # (N, C, L), or (N, L, C) where the last axis is a few channels and the middle far longer
+            if x.shape[2] <= SEQ_CHANNELS_MAX < x.shape[1] and x.shape[1] >= SEQ_RATIO * x.shape[2]:
+                return np.ascontiguousarray(x.transpose(0, 2, 1))
+            return x
         raise DataError(f"{what} has shape {x.shape} but layout is sequence: give (N, L) or (N, C, L)")
     if layout == "image":
         if x.ndim == 3:
@@ -342,6 +364,9 @@ def make_dataset(
                         "give one label per example")
     if len(x_train) < 2:
         raise DataError(f"{name}: only {len(x_train)} training examples; give at least a few per class")
+    note = None
+    if layout == "auto" and x_train.ndim in (2, 3, 4):  # the training features decide, and the test follows them
+        layout, note = infer_layout(x_train.shape)
     xt = _to_layout(x_train, layout, f"{name} train features")
     if x_test is not None:
         if y_test is None:
@@ -415,4 +440,5 @@ def make_dataset(
         preprocess=Preprocess(float(scale) if scale else None, tuple(float(v) for v in mean.ravel()),
                               tuple(float(v) for v in std.ravel()), t_mean, t_std),
         task=task,
+        notes=() if note is None else (note,),
     )

@@ -157,7 +157,7 @@ def _finish(
     ds = make_dataset(origin, x_train, y_train, x_test, y_test, classes=raw.classes,
                       val_fraction=val_fraction, seed=seed, layout=layout, scale=scale, task=task)
     return dataclasses.replace(ds, name=name, flip_invariant=flip_invariant and ds.x_train.ndim == 4,
-                               notes=raw.notes)
+                               notes=raw.notes + ds.notes)
 
 
 # ----------------------------------------------------------------------------------------- loaders
