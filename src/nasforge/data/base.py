@@ -219,8 +219,9 @@ def _targets(y: np.ndarray, what: str) -> np.ndarray:
 
 
 # A 3-D array (N, A, B) is grey images, unless one side is a few channels and the other at least SEQ_RATIO times
-# as long: (N, 1, 128) is one signal of 128 steps, and (N, 128, 3) three (channels last). Read as a 1x128 image, a
-# random crop would shift the one row out of sight 8 times in 9, and 3x3 kernels would be 3x the weights for nothing.
+# as long: (N, 1, 128) is one signal of 128 steps, and (N, 128, 3) three (channels last). Read as a 1x128 image,
+# a random crop (2-pixel padding) would shift the one row out of sight 4 times in 5, and 3x3 kernels would be 3x
+# the weights for nothing.
 SEQ_CHANNELS_MAX = 16
 SEQ_RATIO = 4
 
