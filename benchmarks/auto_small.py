@@ -6,6 +6,9 @@
   `nasforge auto sequences.npz --time-budget 10m`
 - a CSV written from scikit-learn's bundled breast-cancer table (569 rows, 30 features; 80/20
   stratified train.csv/test.csv): `--time-budget 5m`
+- (``--only rawtable``) the same table as a raw CSV: one file, a patient-id column, pandas' row index,
+  three measurements as text, 10% of six columns' cells missing, the label as text in the last column
+  ("malignant"/"benign"): `nasforge auto breast_cancer_raw.csv --time-budget 5m`
 
 Each must beat its hand-designed reference on the test split (the same recipe; trained in the same
 run for the same final-training time, or, where the plan trains the searched network alone, as its
@@ -60,6 +63,25 @@ def table_data(folder: Path) -> str:
     out.mkdir()
     train.to_csv(out / "train.csv", index=False)
     test.to_csv(out / "test.csv", index=False)
+    return str(out)
+
+
+def raw_table_data(folder: Path) -> str:
+    """The breast-cancer table as a user's raw CSV often is: one file (no test file), a patient-id column, the
+    row index pandas writes, three measurements as text tertiles, and 10% of six columns' cells missing."""
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame.rename(columns={"target": "diagnosis"})
+    frame["diagnosis"] = frame["diagnosis"].map({0: "malignant", 1: "benign"})
+    rng = np.random.default_rng(0)
+    for col in ("mean radius", "mean texture", "worst smoothness"):
+        frame[col] = pd.qcut(frame[col], 3, labels=["small", "medium", "large"]).astype(str)
+    for col in ("mean perimeter", "mean area", "mean concavity", "worst radius", "worst texture", "area error"):
+        frame.loc[rng.random(len(frame)) < 0.1, col] = np.nan
+    frame.insert(0, "patient", [f"P{i:05d}" for i in rng.permutation(len(frame))])
+    out = folder / "breast_cancer_raw.csv"
+    frame.to_csv(out)  # with pandas' row index, as to_csv writes by default
     return str(out)
 
 
@@ -152,7 +174,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         cases = {"digits": ("digits", 180), "sequence": (sequence_data(folder), 600),
-                 "table": (table_data(folder), 300)}
+                 "table": (table_data(folder), 300), "rawtable": (raw_table_data(folder), 300)}
         for name in wanted:
             data, seconds = cases[name]
             budget = f"{round(seconds * args.scale)}s"

@@ -377,13 +377,21 @@ def test_auto_on_a_raw_single_csv_encodes_it_and_holds_out_a_test_split(tmp_path
                  "--json", str(tmp_path / "r.json")])
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert "why data: raw.csv: 1 text column(s) one-hot encoded into 3 features" in out.err
+    assert "why data: raw.csv: the label is column 'label' (the one named label, of 6 columns); give --label" in out.err
+    assert "raw.csv: 1 text column(s) one-hot encoded into 3 features" in out.err
     assert "'id' dropped" in out.err and "missing numbers in 1 column(s)" in out.err
     assert "why test: the data has no test split, so 20% of it (40 examples, stratified)" in out.err
     rec = json.loads((tmp_path / "r.json").read_text())
     assert rec["plan"]["data"]["test_fraction"] == 0.2
     tested = rec["searched"] or rec["reference"]  # a 12 s budget may leave no room for a search
     assert tested is not None and 0.5 < tested["test_accuracy"] <= 1
+    # --label picks another column to predict (here the colour, which the label and f0, f1 decide); a name or index
+    code = main(["auto", str(tmp_path / "raw.csv"), "--time-budget", "12s", "--db", str(tmp_path / "b.db"),
+                 "--label", "-2", "--print-config"])
+    out = capsys.readouterr()
+    assert code == 0 and "label_column: -2" in out.out
+    code = main(["auto", "digits", "--time-budget", "12s", "--db", str(tmp_path / "c.db"), "--label", "colour"])
+    assert code != 0 and "--label names a CSV's label column, and 'digits' is digits data" in capsys.readouterr().err
 
 
 def auto_on_table(tmp_path: Path, capsys: pytest.CaptureFixture[str], budget: str) -> tuple[Any, dict[str, Any]]:

@@ -547,7 +547,7 @@ def test_csv_directory_with_test(tmp_path: Path) -> None:
         ([], {}, r"is empty; give one row per example"),
         # task auto reads a fractional label as a regression target (tests/test_regression.py); asked for classes:
         ([*csv_rows()[:3], "1,0.5,2", *csv_rows()[3:]], {"task": "classification"},
-         r"has label '0.5', not a class index"),
+         r"has label '0.5', not a whole number"),
         (["x", *[str(i) for i in range(5)]], {}, r"single column"),
     ],
 )
@@ -582,9 +582,46 @@ def test_csv_text_and_missing_values(tmp_path: Path) -> None:
     assert (raw.x_train[:, 2:4].sum(axis=1) == 1).all() and (raw.x_train[:, 4:].sum(axis=1) == 1).all()
     ds = load_dataset("csv", d)
     assert ds.input_shape == (8,) and ds.has_test and torch.isfinite(ds.x_train).all()
+    # pandas' to_csv writes its row index as an unnamed first column: a row number, dropped like an identifier
+    indexed = write_text(tmp_path / "indexed.csv", [",f1,label", *(f"{i},{i % 5},{i % 2}" for i in range(30))])
+    raw = read_csv(indexed)
+    assert raw.x_train.shape == (30, 1) and raw.x_train[:, 0].tolist() == [i % 5 for i in range(30)]
+    assert "'' dropped" in raw.notes[1]
     write_text(d / "test.csv", ["name,age,sex,city,label", "ann,old,f,bath,1"])
     with pytest.raises(DataError, match=r"test.csv line 2 column 'age' holds 'old', but the column is numeric"):
         read_csv(d)
+
+
+def test_minus_one_plus_one_labels_are_two_classes(tmp_path: Path) -> None:
+    """LIBSVM's and the UCR archive's binary labels: -1 and +1 are classes "-1" and "1", not an error."""
+    p = write_text(tmp_path / "pm.csv", ["a,b,label", *(f"{i},{i % 3},{1 if i % 2 else -1}" for i in range(30))])
+    ds = load_dataset("csv", p)
+    assert ds.classes == ("-1", "1") and set(ds.y_train.tolist()) == {0, 1}
+    z = tmp_path / "pm.npz"
+    np.savez(z, x_train=np.zeros((20, 3)), y_train=np.where(np.arange(20) % 2, 1, -1))
+    assert load_dataset("npz", z).classes == ("-1", "1")
+    np.savez(z, x_train=np.zeros((20, 3)), y_train=np.where(np.arange(20) % 2, 1, -1), classes=np.array(["a", "b"]))
+    with pytest.raises(DataError, match=r"label -1 cannot index the 2 class names given"):
+        load_dataset("npz", z)
+
+
+def test_a_headerless_file_with_classes_first_and_measurements_last_is_labelled_by_its_first_column(
+        tmp_path: Path) -> None:
+    """The UCR time-series archive's files: no header, the class in the first column, then the series."""
+    rng = np.random.default_rng(0)
+    rows = [",".join([str(i % 3 + 1), *(f"{v:.3f}" for v in rng.normal(size=20))]) for i in range(60)]
+    d = tmp_path / "ucr"
+    d.mkdir()
+    write_text(d / "train.csv", rows)
+    write_text(d / "test.csv", rows[:12])
+    raw = read_csv(d)
+    assert raw.x_train.shape == (60, 20) and raw.y_train.tolist()[:4] == [1, 2, 3, 1]
+    assert raw.x_test is not None and raw.x_test.shape == (12, 20)
+    assert "the label is column 1 (the first: the last holds measurements" in raw.notes[0]
+    # the last column stays the label where it reads as classes, or where the first does not either
+    write_text(d / "train.csv", [",".join([*(f"{v:.3f}" for v in rng.normal(size=3)), str(i % 2)]) for i in range(30)])
+    write_text(d / "test.csv", [",".join([*(f"{v:.3f}" for v in rng.normal(size=3)), str(i % 2)]) for i in range(8)])
+    assert read_csv(d).x_train.shape == (30, 3)
 
 
 def test_csv_unreadable(tmp_path: Path) -> None:

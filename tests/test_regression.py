@@ -96,7 +96,7 @@ def test_an_explicit_task_overrides_the_labels(tmp_path):
     ds = load_dataset("csv", tmp_path / "c.csv", task="regression")  # 0/1 as numbers: a regression on them
     assert ds.regression and ds.n_classes == 1 and ds.classes == ("label",)
     data = write_table(tmp_path / "t", n=80)
-    with pytest.raises(DataError, match=r"not a class index .* data.task: regression") as err:
+    with pytest.raises(DataError, match=r"not a whole number.* data.task: regression") as err:
         load_dataset("csv", data, task="classification")
     assert "\n" not in str(err.value)
     with pytest.raises(DataError, match=r"did you mean 'regression'"):
@@ -237,7 +237,7 @@ def test_the_auto_plan_says_regression_not_classes():
 @pytest.mark.parametrize(("change", "says"), [
     ({"task": "regresion"}, "did you mean 'regression'"),
     ({"source": "digits", "path": None, "task": "regression"}, "holds classes, not numeric targets"),
-    ({"task": "classification"}, "not a class index"),
+    ({"task": "classification"}, "not a whole number"),
 ])
 def test_bad_tasks_are_one_line_and_write_nothing(tmp_path, capsys, change, says):
     data = write_table(tmp_path / "t", n=60)

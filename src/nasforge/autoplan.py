@@ -531,7 +531,7 @@ Say = Callable[[str], None]
 def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", seed: int = 0, name: str | None = None,
              resume: bool = False, reference_only: bool = False, print_config: bool = False,
              reference: str = "auto", device: str | None = None, precision: str | None = None,
-             say: Say = lambda line: None,
+             label: str | int | None = None, say: Say = lambda line: None,
              progress: Callable[[Callable[[Any], str]], Callable[[Any], None]] | None = None,
              on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None) -> dict[str, Any]:
     """Plan, search, train the final network and the reference, test once, write the report; within ``time_budget``.
@@ -540,7 +540,8 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
     per phase and the plan; with ``print_config`` only ``{"config": YAML}``, nothing run or stored.
     ``progress``, given the search space's ``describe``, returns the search's progress callback.
     ``device`` (``train.device``: auto, cpu, cuda, ...) is where everything trains, the timing that plans it included;
-    ``precision`` (``train.precision``: auto, fp32, bf16, fp16) how.
+    ``precision`` (``train.precision``: auto, fp32, bf16, fp16) how. ``label``: a CSV's label column (a name,
+    or an index such as -1), where it is not the one named ``label`` nor the last.
     """
     from nasforge import api
     from nasforge.data import load_dataset
@@ -560,6 +561,10 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         raise ConfigError(f"--seed must be a whole number of at least 0, got {seed!r}")
     raw = resolve_data(data)
     source = str(raw["data"].get("source"))
+    if label is not None:
+        if source != "csv":
+            raise ConfigError(f"--label names a CSV's label column, and {data!r} is {source} data; remove --label")
+        raw = {**raw, "data": {**raw["data"], "label_column": label}}
     name = check_name(name or raw.get("name") or ("reference" if reference_only else f"auto-{source}"))
     db = str(db)
     if resume:

@@ -340,6 +340,16 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _column(text: str | None) -> str | int | None:
+    """A --label value: an index where it is a whole number (-1: the last column), else a column name."""
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def cmd_auto(args: argparse.Namespace) -> int:
     from nasforge.autoplan import run_auto
 
@@ -351,7 +361,8 @@ def cmd_auto(args: argparse.Namespace) -> int:
     record = run_auto(args.data, time_budget=args.time_budget, db=args.db, seed=args.seed, name=args.name,
                       resume=args.resume, reference_only=args.reference_only, print_config=args.print_config,
                       reference=args.baseline, device=args.device, precision=args.precision,
-                      say=say, progress=lambda describe: ProgressPrinter(sys.stderr, describe))
+                      label=_column(args.label), say=say,
+                      progress=lambda describe: ProgressPrinter(sys.stderr, describe))
     if args.print_config:
         sys.stdout.write(record["config"])
         return 0
@@ -569,6 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--baseline", default=AUTO, metavar="NAME",
                     help=f"the reference: {AUTO} (the data kind's: {', '.join(DEFAULTS.values())}) or {CLASSIC} "
                          f"(the 2-conv network), {', '.join(n for n in REFERENCES if n != CLASSIC)}")
+    au.add_argument("--label", metavar="COLUMN",
+                    help="a CSV's label column, by name or index (default: the column named label, else the last)")
     au.add_argument("--device", help=f"where it trains (default auto): {DEVICE_CHOICES}")
     au.add_argument("--precision", help=f"how it trains (default auto): {PRECISION_CHOICES}")
     au.set_defaults(func=cmd_auto)

@@ -292,10 +292,7 @@ def _labels(y: np.ndarray, what: str) -> np.ndarray:
                             "data.task: regression for numeric targets)")
     elif y.dtype.kind not in "iub":
         raise DataError(f"{what} labels have dtype {y.dtype}: give integer class indices")
-    y = y.astype(np.int64)
-    if y.size and y.min() < 0:
-        raise DataError(f"{what} labels contain negative values: give class indices 0..K-1")
-    return y
+    return y.astype(np.int64)  # any whole numbers: -1/+1 (LIBSVM's, UCR's) become indices in _classes
 
 
 def _classes(name: str, y_train: np.ndarray, y_test: np.ndarray | None, classes: tuple[str, ...] | None,
@@ -304,7 +301,7 @@ def _classes(name: str, y_train: np.ndarray, y_test: np.ndarray | None, classes:
 
     Named classes (a source's list, an npz ``classes`` array, text labels) are taken as given: label
     ``i`` is ``classes[i]``. Without names the classes are the labels present (training and test):
-    labels 0..K-1 stay as they are, any other set (1-based, with gaps) becomes indices into its sorted
+    labels 0..K-1 stay as they are, any other set (1-based, with gaps, -1/+1) becomes indices into its sorted
     values, each class named by its label, so an unused label never becomes an empty class. Training
     labels of a single class are refused, whichever label that is.
     """
@@ -312,6 +309,9 @@ def _classes(name: str, y_train: np.ndarray, y_test: np.ndarray | None, classes:
     if classes is not None and present.size and int(present[-1]) >= len(classes):
         raise DataError(f"{name}: labels go up to {int(present[-1])} but only {len(classes)} class names given; "
                         "give a name for every class or labels 0..K-1")
+    if classes is not None and present.size and int(present[0]) < 0:
+        raise DataError(f"{name}: label {int(present[0])} cannot index the {len(classes)} class names given; "
+                        "give labels 0..K-1 with names, or drop the names")
     in_train = np.unique(y_train)
     if len(in_train) < 2:
         label = classes[int(in_train[0])] if classes is not None and in_train.size else \
@@ -320,7 +320,7 @@ def _classes(name: str, y_train: np.ndarray, y_test: np.ndarray | None, classes:
                         "give examples of at least two classes")
     if classes is not None:
         return y_train, y_test, tuple(classes)
-    if int(present[-1]) == len(present) - 1:  # 0..K-1, all present
+    if int(present[0]) == 0 and int(present[-1]) == len(present) - 1:  # 0..K-1, all present
         return y_train, y_test, tuple(str(i) for i in range(len(present)))
     log.info("%s: labels %s are not 0..%d; class i is the i-th label in sorted order",
              name, ", ".join(str(int(v)) for v in present[:12]) + (" ..." if len(present) > 12 else ""),

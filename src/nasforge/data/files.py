@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nasforge.data.base import infer_task, shuffled_split, stratified_split
+from nasforge.data.base import MANY_VALUES, infer_task, shuffled_split, stratified_split
 from nasforge.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,8 @@ def _label_index(t: _Table, label_column: str | int | None, width: int) -> int:
     if label_column is None:
         if t.header is not None and "label" in t.header:
             return t.header.index("label")
+        if t.header is None and width > 2 and not _classlike(t, width - 1) and _classlike(t, 0):
+            return 0  # the UCR time-series archive's layout: the class first, then the series
         return width - 1
     if t.header is None:
         raise DataError(f"{t.path} has no header row, so label column {label_column!r} cannot be found; "
@@ -180,6 +182,15 @@ def _label_index(t: _Table, label_column: str | int | None, width: int) -> int:
         raise DataError(f"{t.path} has no column {label_column!r} (columns: {', '.join(t.header)}); "
                         "set label_column to one of them")
     return t.header.index(label_column)
+
+
+def _classlike(t: _Table, i: int) -> bool:
+    """Whether column ``i`` reads as class labels: whole numbers or words, at most MANY_VALUES distinct."""
+    cells = {cells[i] for _, cells in t.rows if i < len(cells)}
+    if len(cells) > MANY_VALUES or "" in cells:
+        return False
+    numbers = [float(c) for c in cells if _is_number(c)]
+    return all(math.isfinite(v) and v == int(v) for v in numbers)
 
 
 def _column_name(t: _Table, i: int) -> str:
@@ -269,6 +280,10 @@ def _fit_columns(t: _Table, columns: list[list[str]], names: list[str] | None) -
         if not words:
             values = np.array([_number(t.path, t.rows[r][0], name, c) for r, c in enumerate(cells)])
             seen = values[~np.isnan(values)]
+            unnamed = names is not None and (names[j] == "" or names[j].startswith("Unnamed: "))
+            if unnamed and len(seen) == rows and (seen == np.round(seen)).all() and len(np.unique(seen)) == rows:
+                out.append(_Column(name, "dropped"))  # pandas' to_csv wrote its row index: a row number, no feature
+                continue
             out.append(_Column(name, "number", float(np.median(seen)) if len(seen) else 0.0,
                                bool(len(seen) < rows and len(seen))))
             continue
@@ -308,6 +323,18 @@ def _encode(t: _Table, columns: list[list[str]], spec: list[_Column]) -> np.ndar
     return x
 
 
+def _label_note(t: _Table, label_column: str | int | None) -> str:
+    """Which column is predicted, and why that one: a wrong default (the last column) must not pass unseen."""
+    width = len(t.header) if t.header is not None else len(t.rows[0][1])
+    li = _label_index(t, label_column, width)
+    how = ("as given" if label_column is not None else "the one named label" if t.header is not None
+           and t.header[li] == "label" else "the last column" if li == width - 1 else
+           "the first: the last holds measurements, the first classes, as the UCR archive's files do")
+    return (f"{t.path.name}: the label is column {_column_name(t, li)} ({how}, of {width} columns); "
+            f"{'' if label_column is not None else 'give --label (data.label_column) to predict another, '}"
+            f"the rest are features")
+
+
 def _encoding_summary(path: Path, spec: list[_Column]) -> str | None:
     """One line on what the encoding did beyond reading numbers, or None where every column was complete numbers."""
     text = [c for c in spec if c.kind == "text"]
@@ -320,8 +347,8 @@ def _encoding_summary(path: Path, spec: list[_Column]) -> str | None:
     if flagged:
         parts.append(f"missing numbers in {len(flagged)} column(s) filled with the median and flagged")
     if dropped:
-        parts.append(f"{', '.join(c.name for c in dropped)} dropped (a distinct value in most rows: an identifier "
-                     "or free text)")
+        parts.append(f"{', '.join(c.name for c in dropped)} dropped (a distinct value in most rows: an identifier, "
+                     "a saved row index or free text)")
     return f"{path.name}: {'; '.join(parts)}" if parts else None
 
 
@@ -340,8 +367,8 @@ def _encode_labels(path: Path, cells: list[str], mapping: dict[str, int] | None)
         except ValueError:
             raise DataError(f"{path} has label {c!r} among numeric labels; use class indices or names throughout") \
                 from None
-        if not math.isfinite(v) or v != int(v) or v < 0:
-            raise DataError(f"{path} has label {c!r}, not a class index 0..K-1; give whole non-negative labels (or "
+        if not math.isfinite(v) or v != int(v):
+            raise DataError(f"{path} has label {c!r}, not a whole number; give whole-number or text labels (or "
                             "set data.task: regression for numeric targets)")
         out[i] = int(v)
     return out
@@ -371,7 +398,8 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
     (the label column's name, if the file has a header, names the target).
     Feature columns: numbers as they are, a missing cell (empty, NA, NaN, null, None, ?) filled with the training
     column's median and marked in one more 0/1 feature; text one-hot over its :data:`MAX_LEVELS` most frequent
-    training values; a text column with a distinct value in most rows dropped as an identifier.
+    training values; a text column with a distinct value in most rows dropped as an identifier, and so is an unnamed
+    column of distinct whole numbers (the row index ``pandas.DataFrame.to_csv`` writes by default).
     ``test_fraction``: where there is no test file, that share of the rows is held out as the test split
     (:func:`hold_out`), before the encoding is fitted, so nothing of it leaks into the training features.
     """
@@ -388,8 +416,10 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
     train_cols, lab_train, names = _parse(train_table, label_column)
     test_cols: list[list[str]] | None = None
     lab_test: list[str] | None = None
-    if test_table is not None:
-        test_cols, lab_test, test_names = _parse(test_table, label_column)
+    if test_table is not None:  # the label column the training file's was found to be, not found afresh
+        width = len(train_table.header) if train_table.header is not None else len(train_table.rows[0][1])
+        test_cols, lab_test, test_names = _parse(test_table, _label_index(train_table, label_column, width)
+                                                 if label_column is None else label_column)
         if names is not None and test_names is not None and test_names != names:
             raise DataError(f"{test_table.path} has feature columns {test_names} but {train_path} has {names}; "
                             "give both files the same columns")
@@ -413,7 +443,7 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
         raise DataError(f"{train_path} has no usable feature column (every one was dropped as an identifier); "
                         "give at least one feature with repeated values")
     summary = _encoding_summary(train_path, spec)
-    notes = () if summary is None else (summary,)
+    notes = (_label_note(train_table, label_column), *(() if summary is None else (summary,)))
     if summary is not None:
         log.info(summary)
     if regression:
