@@ -78,6 +78,11 @@ def test_data_names_paths_and_configs(tmp_path):
     folder = table(tmp_path / "t")
     assert resolve_data(str(folder))["data"] == {"source": "csv", "path": str(folder)}
     assert resolve_data(str(folder / "train.csv"))["data"]["source"] == "csv"
+    ucr = tmp_path / "ucr"
+    ucr.mkdir()
+    (ucr / "ECG200_TRAIN.tsv").write_text("1\t0.5\t0.7\n-1\t0.1\t0.2\n")
+    assert resolve_data(str(ucr))["data"] == {"source": "csv", "path": str(ucr)}
+    assert resolve_data(str(ucr / "ECG200_TRAIN.tsv"))["data"]["source"] == "csv"
     np.savez(tmp_path / "a.npz", x_train=np.zeros((4, 3)), y_train=np.arange(4) % 2)
     assert resolve_data(str(tmp_path / "a.npz"))["data"]["source"] == "npz"
     idx = tmp_path / "idx"
@@ -387,9 +392,9 @@ def test_auto_on_a_raw_single_csv_encodes_it_and_holds_out_a_test_split(tmp_path
     assert tested is not None and 0.5 < tested["test_accuracy"] <= 1
     # --label picks another column to predict (here the colour, which the label and f0, f1 decide); a name or index
     code = main(["auto", str(tmp_path / "raw.csv"), "--time-budget", "12s", "--db", str(tmp_path / "b.db"),
-                 "--label", "-2", "--print-config"])
+                 "--label", "-2", "--layout", "tabular", "--print-config"])
     out = capsys.readouterr()
-    assert code == 0 and "label_column: -2" in out.out
+    assert code == 0 and "label_column: -2" in out.out and "layout: tabular" in out.out
     code = main(["auto", "digits", "--time-budget", "12s", "--db", str(tmp_path / "c.db"), "--label", "colour"])
     assert code != 0 and "--label names a CSV's label column, and 'digits' is digits data" in capsys.readouterr().err
 

@@ -609,15 +609,18 @@ def test_a_headerless_file_with_classes_first_and_measurements_last_is_labelled_
         tmp_path: Path) -> None:
     """The UCR time-series archive's files: no header, the class in the first column, then the series."""
     rng = np.random.default_rng(0)
-    rows = [",".join([str(i % 3 + 1), *(f"{v:.3f}" for v in rng.normal(size=20))]) for i in range(60)]
+    rows = ["\t".join([str(i % 3 + 1), *(f"{v:.3f}" for v in rng.normal(size=20))]) for i in range(60)]
     d = tmp_path / "ucr"
     d.mkdir()
-    write_text(d / "train.csv", rows)
-    write_text(d / "test.csv", rows[:12])
+    write_text(d / "ECG_TRAIN.tsv", rows)  # the archive's names and tab-separated files
+    write_text(d / "ECG_TEST.tsv", rows[:12])
     raw = read_csv(d)
     assert raw.x_train.shape == (60, 20) and raw.y_train.tolist()[:4] == [1, 2, 3, 1]
     assert raw.x_test is not None and raw.x_test.shape == (12, 20)
-    assert "the label is column 1 (the first: the last holds measurements" in raw.notes[0]
+    assert "ECG_TRAIN.tsv: the label is column 1 (the first: the last holds measurements" in raw.notes[0]
+    assert load_dataset("csv", d).classes == ("1", "2", "3")
+    for f in d.iterdir():
+        f.unlink()
     # the last column stays the label where it reads as classes, or where the first does not either
     write_text(d / "train.csv", [",".join([*(f"{v:.3f}" for v in rng.normal(size=3)), str(i % 2)]) for i in range(30)])
     write_text(d / "test.csv", [",".join([*(f"{v:.3f}" for v in rng.normal(size=3)), str(i % 2)]) for i in range(8)])

@@ -606,13 +606,16 @@ def report(db: str | Path, *, name: str | None = None, out: str | Path | None = 
 def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db", seed: int = 0,
          name: str | None = None, resume: bool = False, reference_only: bool = False, reference: str = "auto",
          say: Callable[[str], None] | None = None, device: str | None = None,
-         precision: str | None = None, label: str | int | None = None) -> dict[str, Any]:
+         precision: str | None = None, label: str | int | None = None,
+         layout: str | None = None) -> dict[str, Any]:
     """Plan, search, train the final network and the data kind's reference, test once and report, within
     ``time_budget`` (``"15m"``, ``"1h"`` or seconds); returns the result record (see ``nasforge status --json``).
 
     ``data`` is a built-in name (``fashion_mnist``, ``mnist``, ``digits``), a path (``.npz``, ``.csv``, a
     folder of IDX, CSV or CIFAR files) or a YAML config; ``label`` a CSV's label column (a name or an index) where
-    it is neither the column named ``label`` nor the last. ``say`` hears the plan and progress lines.
+    it is neither the column named ``label`` nor the last; ``layout`` (image, sequence, tabular) how the features
+    are read where their shape does not say (a CSV of signals is a table until ``layout="sequence"``). ``say`` hears
+    the plan and progress lines.
     ``device`` (auto, cpu, cuda, cuda:N, mps) is where it trains: by default ``auto`` (a resumed run, its stored one);
     ``precision`` (auto, fp32, bf16, fp16) how: by default ``auto`` (bf16 or fp16 on a GPU, fp32 on the CPU).
     Where the budget is too short for a search to pay (too few trials long enough to rank networks, or the
@@ -623,5 +626,5 @@ def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db"
 
     return run_auto(data, time_budget=time_budget, db=db, seed=seed, name=name, resume=resume,
                     reference_only=reference_only, reference=reference, device=device, precision=precision,
-                    label=label, say=say or (lambda line: log.info("%s", line)))
+                    label=label, layout=layout, say=say or (lambda line: log.info("%s", line)))
 

@@ -100,11 +100,13 @@ def resolve_data(data: str) -> dict[str, Any]:
                 **{k: cfg.raw[k] for k in ("name", "seed") if k in cfg.raw}}
     if p.is_file() and p.suffix.lower() == ".npz":
         return {"data": {"source": "npz", "path": str(p)}}
-    if p.is_file() and p.suffix.lower() == ".csv":
+    if p.is_file() and p.suffix.lower() in (".csv", ".tsv"):
         return {"data": {"source": "csv", "path": str(p)}}
     if p.is_dir():
+        from nasforge.data.files import table_pair
+
         names = {q.name for q in p.iterdir()}
-        if "train.csv" in names:
+        if table_pair(p) is not None:
             return {"data": {"source": "csv", "path": str(p)}}
         if any(n.startswith("data_batch_") for n in names) or (p / "cifar-10-batches-py").is_dir():
             return {"data": {"source": "cifar10", "path": str(p)}}
@@ -531,7 +533,7 @@ Say = Callable[[str], None]
 def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", seed: int = 0, name: str | None = None,
              resume: bool = False, reference_only: bool = False, print_config: bool = False,
              reference: str = "auto", device: str | None = None, precision: str | None = None,
-             label: str | int | None = None, say: Say = lambda line: None,
+             label: str | int | None = None, layout: str | None = None, say: Say = lambda line: None,
              progress: Callable[[Callable[[Any], str]], Callable[[Any], None]] | None = None,
              on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None) -> dict[str, Any]:
     """Plan, search, train the final network and the reference, test once, write the report; within ``time_budget``.
@@ -541,7 +543,8 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
     ``progress``, given the search space's ``describe``, returns the search's progress callback.
     ``device`` (``train.device``: auto, cpu, cuda, ...) is where everything trains, the timing that plans it included;
     ``precision`` (``train.precision``: auto, fp32, bf16, fp16) how. ``label``: a CSV's label column (a name,
-    or an index such as -1), where it is not the one named ``label`` nor the last.
+    or an index such as -1), where it is not the one named ``label`` nor the last; ``layout`` (``data.layout``:
+    image, sequence, tabular) how the features are read, where their shape does not say (a table of signals).
     """
     from nasforge import api
     from nasforge.data import load_dataset
@@ -565,6 +568,8 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         if source != "csv":
             raise ConfigError(f"--label names a CSV's label column, and {data!r} is {source} data; remove --label")
         raw = {**raw, "data": {**raw["data"], "label_column": label}}
+    if layout is not None:
+        raw = {**raw, "data": {**raw["data"], "layout": layout}}
     name = check_name(name or raw.get("name") or ("reference" if reference_only else f"auto-{source}"))
     db = str(db)
     if resume:

@@ -361,7 +361,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
     record = run_auto(args.data, time_budget=args.time_budget, db=args.db, seed=args.seed, name=args.name,
                       resume=args.resume, reference_only=args.reference_only, print_config=args.print_config,
                       reference=args.baseline, device=args.device, precision=args.precision,
-                      label=_column(args.label), say=say,
+                      label=_column(args.label), layout=args.layout, say=say,
                       progress=lambda describe: ProgressPrinter(sys.stderr, describe))
     if args.print_config:
         sys.stdout.write(record["config"])
@@ -582,6 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
                          f"(the 2-conv network), {', '.join(n for n in REFERENCES if n != CLASSIC)}")
     au.add_argument("--label", metavar="COLUMN",
                     help="a CSV's label column, by name or index (default: the column named label, else the last)")
+    au.add_argument("--layout", choices=("auto", "image", "sequence", "tabular"),
+                    help="how the features are read (default auto: from their shape; a CSV of signals is a table "
+                         "until --layout sequence)")
     au.add_argument("--device", help=f"where it trains (default auto): {DEVICE_CHOICES}")
     au.add_argument("--precision", help=f"how it trains (default auto): {PRECISION_CHOICES}")
     au.set_defaults(func=cmd_auto)

@@ -389,9 +389,24 @@ def _targets(path: Path, cells: list[str]) -> np.ndarray:
     return out
 
 
+def table_pair(folder: Path) -> tuple[Path, Path | None] | None:
+    """The (training, test or None) tables of a folder: train.csv and test.csv (or .tsv), or the UCR archive's
+    NAME_TRAIN.tsv and NAME_TEST.tsv; None where it holds no training table."""
+    for train_name, test_name in (("train.csv", "test.csv"), ("train.tsv", "test.tsv")):
+        if (folder / train_name).is_file():
+            test = folder / test_name
+            return folder / train_name, test if test.is_file() else None
+    ucr = sorted(q for q in folder.glob("*_TRAIN.*") if q.suffix.lower() in (".tsv", ".csv") and q.is_file())
+    if len(ucr) == 1:
+        test = ucr[0].with_name(ucr[0].name.replace("_TRAIN.", "_TEST."))
+        return ucr[0], test if test.is_file() else None
+    return None
+
+
 def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None, task: str = "auto",
              test_fraction: float | None = None) -> RawSplits:
-    """A .csv file (train only) or a directory holding train.csv and test.csv.
+    """A .csv (or tab-separated .tsv) file (train only) or a directory holding train.csv and test.csv (or the UCR
+    archive's NAME_TRAIN.tsv and NAME_TEST.tsv: :func:`table_pair`).
 
     With ``task`` ``regression``, or ``auto`` and numeric labels that :func:`~nasforge.data.base.infer_task` reads
     as targets (not all whole numbers, or too many rare values to be classes), the labels are float targets
@@ -405,11 +420,12 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
     """
     p = Path(path).expanduser()
     if p.is_dir():
-        train_path, test_path = p / "train.csv", p / "test.csv"
-        if not train_path.is_file():
+        pair = table_pair(p)
+        if pair is None:
             raise DataError(f"{p} is a directory without train.csv; add train.csv (and test.csv) or point "
                             "data.path at a .csv file")
-        test_table = _read_table(test_path) if test_path.is_file() else None
+        train_path, test_path = pair
+        test_table = _read_table(test_path) if test_path is not None else None
     else:
         train_path, test_table = p, None
     train_table = _read_table(train_path)
