@@ -382,7 +382,7 @@ def test_auto_on_a_raw_single_csv_encodes_it_and_holds_out_a_test_split(tmp_path
                  "--json", str(tmp_path / "r.json")])
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert "why data: raw.csv: the label is column 'label' (the one named label, of 6 columns); give --label" in out.err
+    assert "why data: raw.csv: the label is column 'label' (of 6 columns: the one named label); give --label" in out.err
     assert "raw.csv: 1 text column(s) one-hot encoded into 3 features" in out.err
     assert "'id' dropped" in out.err and "missing numbers in 1 column(s)" in out.err
     assert "why test: the data has no test split, so 20% of it (40 examples, stratified)" in out.err

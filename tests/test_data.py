@@ -617,7 +617,7 @@ def test_a_headerless_file_with_classes_first_and_measurements_last_is_labelled_
     raw = read_csv(d)
     assert raw.x_train.shape == (60, 20) and raw.y_train.tolist()[:4] == [1, 2, 3, 1]
     assert raw.x_test is not None and raw.x_test.shape == (12, 20)
-    assert "ECG_TRAIN.tsv: the label is column 1 (the first: the last holds measurements" in raw.notes[0]
+    assert "ECG_TRAIN.tsv: the label is column 1 (of 21 columns: the first: the last holds measurements" in raw.notes[0]
     assert load_dataset("csv", d).classes == ("1", "2", "3")
     for f in d.iterdir():
         f.unlink()

@@ -330,7 +330,7 @@ def _label_note(t: _Table, label_column: str | int | None) -> str:
     how = ("as given" if label_column is not None else "the one named label" if t.header is not None
            and t.header[li] == "label" else "the last column" if li == width - 1 else
            "the first: the last holds measurements, the first classes, as the UCR archive's files do")
-    return (f"{t.path.name}: the label is column {_column_name(t, li)} ({how}, of {width} columns); "
+    return (f"{t.path.name}: the label is column {_column_name(t, li)} (of {width} columns: {how}); "
             f"{'' if label_column is not None else 'give --label (data.label_column) to predict another, '}"
             f"the rest are features")
 
