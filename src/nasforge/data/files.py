@@ -161,6 +161,11 @@ def _read_table(p: Path) -> _Table:
     return _Table(p, None, rows)
 
 
+def _width(t: _Table) -> int:
+    """The number of columns: the header's, else the first row's."""
+    return len(t.header) if t.header is not None else len(t.rows[0][1])
+
+
 def _label_index(t: _Table, label_column: str | int | None, width: int) -> int:
     if isinstance(label_column, bool):
         raise DataError(f"label_column {label_column!r} is not a column name or index; give e.g. 'label' or -1")
@@ -199,7 +204,7 @@ def _column_name(t: _Table, i: int) -> str:
 
 def _parse(t: _Table, label_column: str | int | None) -> tuple[list[list[str]], list[str], list[str] | None]:
     """(feature cells column by column, raw label cells, feature column names)."""
-    width = len(t.header) if t.header is not None else len(t.rows[0][1])
+    width = _width(t)
     if width < 2:
         raise DataError(f"{t.path} has a single column; give at least one feature column and a label column")
     li = _label_index(t, label_column, width)
@@ -325,7 +330,7 @@ def _encode(t: _Table, columns: list[list[str]], spec: list[_Column]) -> np.ndar
 
 def _label_note(t: _Table, label_column: str | int | None) -> str:
     """Which column is predicted, and why that one: a wrong default (the last column) must not pass unseen."""
-    width = len(t.header) if t.header is not None else len(t.rows[0][1])
+    width = _width(t)
     li = _label_index(t, label_column, width)
     how = ("as given" if label_column is not None else "the one named label" if t.header is not None
            and t.header[li] == "label" else "the last column" if li == width - 1 else
@@ -433,7 +438,7 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
     test_cols: list[list[str]] | None = None
     lab_test: list[str] | None = None
     if test_table is not None:  # the label column the training file's was found to be, not found afresh
-        width = len(train_table.header) if train_table.header is not None else len(train_table.rows[0][1])
+        width = _width(train_table)
         test_cols, lab_test, test_names = _parse(test_table, _label_index(train_table, label_column, width)
                                                  if label_column is None else label_column)
         if names is not None and test_names is not None and test_names != names:
@@ -463,7 +468,7 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
     if summary is not None:
         log.info(summary)
     if regression:
-        width = len(train_table.header) if train_table.header is not None else len(train_table.rows[0][1])
+        width = _width(train_table)
         name = train_table.header[_label_index(train_table, label_column, width)] if train_table.header else None
         return RawSplits(x_train, _targets(train_path, lab_train), x_test,
                          None if test_table is None or lab_test is None else _targets(test_table.path, lab_test),
