@@ -604,10 +604,9 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         folds = 1
         if "val_fraction" not in d:
             vf, folds, _ = validation_for(len(loaded.x_train) + len(loaded.x_val))
-            if vf != 0.1:
-                d["val_fraction"] = vf
-                loaded = load()
             d["val_fraction"] = vf
+            if vf != 0.1:
+                loaded = load()
         raw = {**raw, "data": d}
         kind = data_kind(loaded.input_shape)
         ref = resolve_baseline(reference, loaded.input_shape) or default_reference(loaded.input_shape)

@@ -226,17 +226,27 @@ SEQ_CHANNELS_MAX = 16
 SEQ_RATIO = 4
 
 
+def _channels_axis(a: int, b: int) -> str | None:
+    """Of a 3-D example (a, b): "first" where ``a`` is a few channels along a much longer ``b``, "last" the other
+    way round, else None (grey images)."""
+    for channels, steps, where in ((a, b, "first"), (b, a, "last")):
+        if channels <= SEQ_CHANNELS_MAX and steps >= SEQ_RATIO * channels and steps > SEQ_CHANNELS_MAX:
+            return where
+    return None
+
+
 def infer_layout(shape: tuple[int, ...]) -> tuple[str, str | None]:
     """``(layout, note)`` for raw features of ``shape`` (N first): tabular (2-D), image (4-D; 3-D grey images), or
     sequence (3-D with a few channels along a much longer axis); ``note`` says why where it is a sequence."""
     if len(shape) == 3:
         a, b = shape[1], shape[2]
-        for channels, steps, where in ((a, b, "first"), (b, a, "last")):
-            if channels <= SEQ_CHANNELS_MAX and steps >= SEQ_RATIO * channels and steps > SEQ_CHANNELS_MAX:
-                return "sequence", (f"features of shape {tuple(shape[1:])} are read as {channels} channel(s) "
-                                    f"(axis {where}) of {steps}-step sequences, not {a}x{b} grey images; "
-                                    "set data.layout: image to read them as images")
-        return "image", None
+        where = _channels_axis(a, b)
+        if where is None:
+            return "image", None
+        channels, steps = (a, b) if where == "first" else (b, a)
+        return "sequence", (f"features of shape {(a, b)} are read as {channels} channel(s) (axis {where}) of "
+                            f"{steps}-step sequences, not {a}x{b} grey images; set data.layout: image to read "
+                            "them as images")
     if len(shape) == 2:
         return "tabular", None
     if len(shape) == 4:
@@ -259,7 +269,7 @@ def _to_layout(x: np.ndarray, layout: str, what: str) -> np.ndarray:
         if x.ndim == 2:
             return x[:, None, :]
         if x.ndim == 3:  # (N, C, L), or (N, L, C) where the last axis is a few channels and the middle far longer
-            if x.shape[2] <= SEQ_CHANNELS_MAX < x.shape[1] and x.shape[1] >= SEQ_RATIO * x.shape[2]:
+            if _channels_axis(x.shape[1], x.shape[2]) == "last":
                 return np.ascontiguousarray(x.transpose(0, 2, 1))
             return x
         raise DataError(f"{what} has shape {x.shape} but layout is sequence: give (N, L) or (N, C, L)")
