@@ -427,6 +427,31 @@ def test_infer_layout(shape: tuple[int, ...], layout: str) -> None:
     assert infer_layout(shape)[0] == layout
 
 
+def test_flat_features_whose_neighbours_correlate_are_images_or_sequences(tmp_path: Path) -> None:
+    from sklearn.datasets import load_breast_cancer, load_digits
+
+    digits = load_digits()
+    p = tmp_path / "flat.npz"
+    np.savez(p, x_train=digits.data, y_train=digits.target)  # 64 columns: 8x8 images, row by row
+    ds = load_dataset("npz", p)
+    assert ds.input_shape == (1, 8, 8) and "read as 8x8 grey images" in ds.notes[0]
+    assert load_dataset("npz", p, layout="tabular").input_shape == (64,)
+    rng = np.random.default_rng(0)
+    y = np.arange(300) % 3
+    t = np.linspace(0, 1, 100)
+    waves = np.sin(2 * np.pi * (2 + 3 * y[:, None]) * t + rng.uniform(0, 6, (300, 1)))
+    waves += 0.3 * rng.normal(size=(300, 100))
+    np.savez(p, x_train=waves, y_train=y)
+    ds = load_dataset("npz", p)
+    assert ds.input_shape == (1, 100) and "read as 100-step sequences" in ds.notes[0]
+    cancer = load_breast_cancer()  # related columns correlate wherever they stand: a table
+    square = np.hstack([cancer.data, cancer.data[:, ::-1], cancer.data[:, :4]])  # 64 columns, not pixels
+    for x in (cancer.data, square, rng.normal(size=(300, 64))):
+        np.savez(p, x_train=x, y_train=np.arange(len(x)) % 2)
+        ds = load_dataset("npz", p)
+        assert ds.input_shape == (x.shape[1],) and not ds.notes
+
+
 def test_signals_in_an_npz_are_sequences_not_grey_images(tmp_path: Path) -> None:
     p = tmp_path / "s.npz"
     rng = np.random.default_rng(0)
@@ -439,11 +464,45 @@ def test_signals_in_an_npz_are_sequences_not_grey_images(tmp_path: Path) -> None
         "npz", p, layout="image").notes
 
 
+def test_npz_with_scikit_learn_names_and_text_labels(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    p = tmp_path / "xy.npz"
+    np.savez(p, X=x, y=np.arange(40) % 2)  # scikit-learn's names, no test split
+    ds = load_dataset("npz", p, test_fraction=0.25)
+    assert ds.input_shape == (3,) and ds.n_classes == 2 and ds.test_examples == 10
+    words = np.array(["dog", "cat", "emu", "cat"] * 10)
+    np.savez(p, x_train=x, y_train=words, x_test=x[:4], y_test=words[:4].astype("S"))  # bytes in the test split
+    ds = load_dataset("npz", p)
+    assert ds.classes == ("cat", "dog", "emu") and ds.open_test()[1].tolist() == [1, 0, 2, 0]
+    np.savez(p, x_train=x, y_train=words, classes=np.array(["emu", "dog", "cat"]))  # the archive's class order
+    ds = load_dataset("npz", p)
+    assert ds.classes == ("emu", "dog", "cat")
+    assert sorted(set(ds.y_train.tolist()) | set(ds.y_val.tolist())) == [0, 1, 2]
+    np.savez(p, x_train=x, y_train=words, x_test=x[:2], y_test=np.array(["cat", "owl"]))
+    with pytest.raises(DataError, match=r"y_test has labels 'owl' not in y_train; give labels from the training"):
+        load_dataset("npz", p)
+    np.savez(p, x=x, X=x, y=words)
+    with pytest.raises(DataError, match=r"has X and x: which are the features\? save them as x_train / y_train"):
+        load_dataset("npz", p)
+    np.savez(p, x_train=x, y_train=words, x_test=x[:2], y_test=np.array([0, 1]))
+    with pytest.raises(DataError, match=r"one of y_train and y_test holds text labels and the other numbers"):
+        load_dataset("npz", p)
+
+
 def test_npz_nan(tmp_path: Path) -> None:
-    x = np.ones((20, 3))
+    # a table: filled with the training median and flagged, as a CSV's missing cells are
+    x = np.arange(60, dtype=np.float64).reshape(20, 3)
     x[4, 1] = np.nan
     p = tmp_path / "d.npz"
-    np.savez(p, x_train=x, y_train=np.arange(20) % 2)
+    x_test = np.array([[1.0, 2.0, np.nan], [np.nan, 5.0, 6.0]])
+    np.savez(p, x_train=x, y_train=np.arange(20) % 2, x_test=x_test, y_test=np.array([0, 1]))
+    ds = load_dataset("npz", p)
+    assert ds.input_shape == (4,) and any("NaN) in 1 column(s) filled with the training median" in n for n in ds.notes)
+    assert torch.isfinite(ds.open_test()[0]).all()
+    images = np.ones((20, 8, 8))
+    images[4, 1, 1] = np.nan  # not a table: still refused
+    np.savez(p, x_train=images, y_train=np.arange(20) % 2)
     with pytest.raises(DataError) as err:
         load_dataset("npz", p)
     assert str(err.value).startswith(f"{p}: training features contain NaN") and "impute" in str(err.value)
@@ -517,6 +576,16 @@ def test_csv_header_and_label_column(tmp_path: Path) -> None:
     p = write_text(tmp_path / "s.csv", ["a;b;kind", *(f"{i};{i * 2};{'cat' if i % 2 else 'dog'}" for i in range(20))])
     ds = load_dataset("csv", p, label_column="kind")
     assert ds.classes == ("cat", "dog")
+
+
+def test_a_column_named_target_or_class_is_the_label_wherever_it_stands(tmp_path: Path) -> None:
+    rows = ["f1,Target,f2", *(f"{i * 0.5},{i % 3},{i * 0.25}" for i in range(30))]
+    ds = load_dataset("csv", write_text(tmp_path / "t.csv", rows))
+    assert ds.n_classes == 3 and ds.input_shape == (2,)
+    assert "the label is column 'Target' (of 3 columns: by its name)" in ds.notes[0]
+    both = ["class,f1,target", *(f"{i % 2},{i * 0.5},{i % 3}" for i in range(30))]
+    ds = load_dataset("csv", write_text(tmp_path / "b.csv", both))  # two such names: the last column, as before
+    assert ds.n_classes == 3 and "the last column" in ds.notes[0]
 
 
 def test_csv_directory_with_test(tmp_path: Path) -> None:

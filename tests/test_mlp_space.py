@@ -90,7 +90,7 @@ def test_depth_zero_is_logistic_regression():
     s = {**space.reference(), "depth": 0}
     net = space.build(s, (30,), 2)
     assert [type(m) for m in net] == [torch.nn.Linear]
-    assert space.active(s) == ["depth"] and space.describe(s) == "linear (logistic regression)"
+    assert space.active(s) == ["depth"] and space.describe(s) == "linear"
     assert space.key(s) == space.key({**s, "norm": "layer", "l0.width": 32})  # nothing else shapes it
     assert space.check(s, (30,), 2) is None
 

@@ -102,6 +102,17 @@ def test_fractional_epochs_take_the_matching_number_of_steps(digits):
     assert len(st.curve) == 2
 
 
+def test_a_last_batch_of_one_example_is_left_out_so_batch_norm_trains(digits):
+    # 129 rows at batch 128 (a fold of a small table): a batch of one would make batch norm raise in training
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.BatchNorm1d(16),
+                                torch.nn.ReLU(), torch.nn.Linear(16, 10))
+    x, y = digits.x_train[:129], digits.y_train[:129]
+    st = train(model, x, y, epochs=3, recipe=Recipe(batch_size=128))
+    assert st.steps == 3  # one batch an epoch, the 129th example another each epoch
+    st = train(model, digits.x_train[:130], digits.y_train[:130], epochs=1, recipe=Recipe(batch_size=128))
+    assert st.steps == 2  # a last batch of two trains
+
+
 @pytest.mark.parametrize("how", ["none", 60])
 def test_interim_validation_changes_the_curve_not_the_training(digits, how):
     """Cheaper interim validation scores epochs before the last on less (or nothing), trains the same

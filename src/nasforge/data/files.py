@@ -54,8 +54,50 @@ def hold_out(y: np.ndarray, fraction: float, regression: bool) -> tuple[np.ndarr
 # --------------------------------------------------------------------------------------------- npz
 
 
+# the names an archive's features and labels go by besides x_train / y_train, lower-cased: scikit-learn's X and y,
+# and the words data sets are saved under (an archive with these and no test arrays gets a held-out test split)
+FEATURE_NAMES = ("x_train", "x", "data", "features", "inputs")
+LABEL_NAMES = ("y_train", "y", "labels", "label", "targets", "target")
+# a header's names for the label column, lower-cased: where exactly one column has one, it is the label (else the
+# last column is); --label names any other
+LABEL_COLUMNS = ("label", "labels", "target", "targets", "class", "y")
+
+
+def _npz_key(keys: set[str], names: tuple[str, ...], p: Path, what: str) -> str | None:
+    """The one key of ``keys`` that is among ``names`` (case-insensitive), or None; two are ambiguous."""
+    found = [k for k in sorted(keys) if k.lower() in names]
+    if len(found) > 1:
+        raise DataError(f"{p} has {' and '.join(found)}: which are the {what}? save them as x_train / y_train")
+    return found[0] if found else None
+
+
+def _text_labels(p: Path, arrays: dict[str, np.ndarray]) -> tuple[str, ...] | None:
+    """Text labels (numpy str or bytes arrays) as class indices in place; the class names, sorted, or in the
+    order of the archive's ``classes`` where it has one."""
+    if arrays["y_train"].dtype.kind not in "US":
+        return None
+    def text(a: np.ndarray) -> np.ndarray:
+        return np.char.decode(a, "utf-8", "replace") if a.dtype.kind == "S" else a
+    given = arrays.get("classes")
+    names = (tuple(str(c) for c in text(np.asarray(given)).ravel()) if given is not None
+             else tuple(sorted({str(c) for c in text(arrays["y_train"]).ravel()})))
+    index = {c: i for i, c in enumerate(names)}
+    for key in ("y_train", "y_test"):
+        if key not in arrays:
+            continue
+        labels = text(arrays[key]).ravel()
+        unknown = sorted({str(c) for c in labels} - index.keys())
+        if unknown:
+            raise DataError(f"{p}: {key} has labels {', '.join(map(repr, unknown[:5]))} not in "
+                            f"{'classes' if given is not None else 'y_train'}; give labels from the training classes")
+        arrays[key] = np.array([index[str(c)] for c in labels], dtype=np.int64)
+    return names
+
+
 def read_npz(path: str | os.PathLike[str]) -> RawSplits:
-    """x_train / y_train (and optionally x_test / y_test, classes) from an .npz without pickles."""
+    """x_train / y_train (and optionally x_test / y_test, classes) from an .npz without pickles; the training
+    arrays may also go by X / y or the other :data:`FEATURE_NAMES` / :data:`LABEL_NAMES`, and the labels may be
+    text (class names)."""
     p = Path(path).expanduser()
     if p.is_dir():
         raise DataError(f"{p} is a directory; point data.path at the .npz file itself")
@@ -72,7 +114,10 @@ def read_npz(path: str | os.PathLike[str]) -> RawSplits:
                         "numpy.savez(path, x_train=..., y_train=...)")
     with archive:
         keys = set(archive.files)
-        missing = [k for k in ("x_train", "y_train") if k not in keys]
+        source: dict[str, str | None] = {"x_train": _npz_key(keys, FEATURE_NAMES, p, "features"),
+                                          "y_train": _npz_key(keys, LABEL_NAMES, p, "labels"),
+                                          **{k: k for k in ("x_test", "y_test", "classes") if k in keys}}
+        missing = [k for k in ("x_train", "y_train") if source[k] is None]
         if missing:
             raise DataError(f"{p} has no {' or '.join(missing)} (keys found: {', '.join(sorted(keys)) or 'none'}); "
                             "save it with numpy.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
@@ -80,24 +125,26 @@ def read_npz(path: str | os.PathLike[str]) -> RawSplits:
             have, lack = ("x_test", "y_test") if "x_test" in keys else ("y_test", "x_test")
             raise DataError(f"{p} has {have} but no {lack}; give both test arrays or neither")
         arrays: dict[str, np.ndarray] = {}
-        for key in [*NPZ_KEYS, "classes"]:
-            if key not in keys:
+        for key, stored in source.items():
+            if stored is None:
                 continue
             try:
-                arrays[key] = archive[key]
+                arrays[key] = archive[stored]
             except ValueError as err:
                 if "pickle" in str(err).lower():
-                    raise DataError(f"cannot read {key} in {p}: it holds Python objects; save plain numeric "
+                    raise DataError(f"cannot read {stored} in {p}: it holds Python objects; save plain numeric "
                                     "arrays (e.g. x.astype('float32'))") from None
-                raise DataError(f"cannot read {key} in {p}: {err}; re-save the archive") from None
+                raise DataError(f"cannot read {stored} in {p}: {err}; re-save the archive") from None
             except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-                raise DataError(f"cannot read {key} in {p}: damaged archive ({err}); re-save the archive") from None
+                raise DataError(f"cannot read {stored} in {p}: damaged archive ({err}); re-save the archive") from None
+    if "y_test" in arrays and (arrays["y_test"].dtype.kind in "US") != (arrays["y_train"].dtype.kind in "US"):
+        raise DataError(f"{p}: one of y_train and y_test holds text labels and the other numbers; use one kind")
+    classes = _text_labels(p, arrays)
     for key in NPZ_KEYS:
         a = arrays.get(key)
         if a is not None and a.dtype.kind not in "fiub":
-            raise DataError(f"{p}: {key} has dtype {a.dtype}; save numbers only (encode classes as 0..K-1)")
-    classes = None
-    if "classes" in arrays:
+            raise DataError(f"{p}: {source[key]} has dtype {a.dtype}; save numbers (or, for labels, class names)")
+    if classes is None and "classes" in arrays:
         classes = tuple(str(c) for c in np.asarray(arrays["classes"]).ravel())
     return RawSplits(arrays["x_train"], arrays["y_train"], arrays.get("x_test"), arrays.get("y_test"), classes)
 
@@ -175,8 +222,9 @@ def _label_index(t: _Table, label_column: str | int | None, width: int) -> int:
                             f"give an index in {-width}..{width - 1} or a column name")
         return label_column % width
     if label_column is None:
-        if t.header is not None and "label" in t.header:
-            return t.header.index("label")
+        named = _named_label(t)
+        if named is not None:
+            return named
         if t.header is None and width > 2 and not _classlike(t, width - 1) and _classlike(t, 0):
             return 0  # the UCR time-series archive's layout: the class first, then the series
         return width - 1
@@ -187,6 +235,13 @@ def _label_index(t: _Table, label_column: str | int | None, width: int) -> int:
         raise DataError(f"{t.path} has no column {label_column!r} (columns: {', '.join(t.header)}); "
                         "set label_column to one of them")
     return t.header.index(label_column)
+
+
+def _named_label(t: _Table) -> int | None:
+    """The one column whose header names it as labels are (:data:`LABEL_COLUMNS`; scikit-learn's frames call it
+    target), or None where none or several do."""
+    named = [i for i, h in enumerate(t.header or ()) if h.strip().lower() in LABEL_COLUMNS]
+    return named[0] if len(named) == 1 else None
 
 
 def _classlike(t: _Table, i: int) -> bool:
@@ -332,8 +387,8 @@ def _label_note(t: _Table, label_column: str | int | None) -> str:
     """Which column is predicted, and why that one: a wrong default (the last column) must not pass unseen."""
     width = _width(t)
     li = _label_index(t, label_column, width)
-    how = ("as given" if label_column is not None else "the one named label" if t.header is not None
-           and t.header[li] == "label" else "the last column" if li == width - 1 else
+    how = ("as given" if label_column is not None else "by its name" if _named_label(t) == li else
+           "the last column" if li == width - 1 else
            "the first: the last holds measurements, the first classes, as the UCR archive's files do")
     return (f"{t.path.name}: the label is column {_column_name(t, li)} (of {width} columns: {how}); "
             f"{'' if label_column is not None else 'give --label (data.label_column) to predict another, '}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 from typing import Protocol
 
@@ -112,6 +113,33 @@ def _no_path(source: str, path: PathArg) -> None:
         raise DataError(f"the {source} source is bundled and takes no path; remove data.path")
 
 
+def fill_missing(x_train: np.ndarray, x_test: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """A table's NaN cells filled with the training column's median, each column with any in training flagged by
+    one more 0/1 feature, as a CSV's missing cells are (:func:`~nasforge.data.files.read_csv`); and what was done,
+    or None where there was nothing to fill (not a 2-D float table, or no NaN)."""
+    if np.ndim(x_train) != 2 or np.asarray(x_train).dtype.kind != "f":
+        return x_train, x_test, None
+    gaps = np.isnan(x_train)
+    test_gaps = None if x_test is None or np.ndim(x_test) != 2 or np.asarray(x_test).dtype.kind != "f" \
+        else np.isnan(x_test)
+    if not gaps.any() and (test_gaps is None or not test_gaps.any()):
+        return x_train, x_test, None
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column's median is NaN: filled with 0 below
+        median = np.nan_to_num(np.nanmedian(x_train, axis=0), nan=0.0)
+    flagged = np.flatnonzero(gaps.any(axis=0))
+
+    def fill(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        out = np.where(g, median[None, :], x)
+        return np.hstack([out, g[:, flagged].astype(out.dtype)])
+
+    x_train = fill(x_train, gaps)
+    if x_test is not None and test_gaps is not None:
+        x_test = fill(x_test, test_gaps)
+    return x_train, x_test, (f"missing numbers (NaN) in {len(flagged)} column(s) filled with the training median "
+                             "and flagged")
+
+
 def _finish(
     name: str,
     raw: RawSplits,
@@ -154,10 +182,14 @@ def _finish(
         x_train = x_train.reshape(len(x_train), -1)
         if x_test is not None:
             x_test = x_test.reshape(len(x_test), -1)
+    notes = raw.notes
+    if layout in ("auto", "tabular"):
+        x_train, x_test, filled = fill_missing(x_train, x_test)
+        notes += (() if filled is None else (f"{Path(origin).name}: {filled}",))
     ds = make_dataset(origin, x_train, y_train, x_test, y_test, classes=raw.classes,
                       val_fraction=val_fraction, seed=seed, layout=layout, scale=scale, task=task)
     return dataclasses.replace(ds, name=name, flip_invariant=flip_invariant and ds.x_train.ndim == 4,
-                               notes=raw.notes + ds.notes)
+                               notes=notes + ds.notes)
 
 
 # ----------------------------------------------------------------------------------------- loaders

@@ -205,7 +205,10 @@ def train(
     opt = optimizer or make_optimizer(model, recipe)
     scaler = grad_scaler(device, dtype)
     bs = min(recipe.batch_size, n)
-    steps_per_epoch = math.ceil(n / bs)
+    # a last batch of one example is left out of the epoch (another one each epoch, as the order is reshuffled):
+    # batch norm cannot normalise a single example in training, and a fold of 129 rows at batch 128 has one
+    used = n - 1 if n > bs and n % bs == 1 else n
+    steps_per_epoch = math.ceil(used / bs)
     total_steps = max(1, math.ceil(epochs * steps_per_epoch))
     end = total_steps if stop_epochs is None else min(total_steps, max(1, math.ceil(stop_epochs * steps_per_epoch)))
     base_lrs = [g["lr"] for g in opt.param_groups]
@@ -224,7 +227,7 @@ def train(
         # accuracy on the batches as trained (augmented, dropout on), as Keras says
         correct = torch.zeros((), dtype=torch.long, device=device)
         seen = 0
-        for i in range(0, n, bs):
+        for i in range(0, used, bs):
             if step >= end:
                 break
             f = lr_factor(step, total_steps, recipe)

@@ -148,7 +148,7 @@ class MlpSpace:
         where the space searches weight decay)."""
         wd = f" wd{float(s['weight_decay']):g}" if "weight_decay" in self._dims else ""
         if not self.widths_of(s):
-            return "linear (logistic regression)" + wd
+            return "linear" + wd  # logistic regression on classes, linear regression on targets
         text = "mlp " + "-".join(map(str, self.widths_of(s)))
         text += {"none": "", "batch": " batchnorm", "layer": " layernorm"}[s["norm"]] + f" {s['act']}"
         text += f" dropout{float(s['dropout']):g}" if float(s["dropout"]) > 0 else ""
