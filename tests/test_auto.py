@@ -360,6 +360,9 @@ def test_auto_on_a_table_ends_on_time_and_records_everything(tmp_path, capsys, s
     else:  # it kept the reference itself: trained once (the test below makes this case happen)
         assert rec["reference"] is None and "kept the reference itself" in rec["final"]["why"]
     assert set(rec["others"]) == {"logistic_regression", "gradient_boosting"}
+    # fitted before the plan, so the plan divides what their time left; scored once, with the searched network
+    assert "why others: logistic regression and gradient boosting fitted on the training data in" in out.err
+    assert all(0 <= o["accuracy"] <= 1 and o["seconds"] > 0 for o in rec["others"].values())
     assert rec["trials"]["complete"] >= 2
     assert Path(rec["report"]).exists()
 
@@ -378,17 +381,17 @@ def test_auto_on_a_raw_single_csv_encodes_it_and_holds_out_a_test_split(tmp_path
             cells[2] = "NA"
         lines.append(",".join([f"row{i}", *cells, ["red", "green", "blue"][(i + c) % 3], str(c)]))
     (tmp_path / "raw.csv").write_text("\n".join(lines) + "\n")
-    code = main(["auto", str(tmp_path / "raw.csv"), "--time-budget", "12s", "--db", str(tmp_path / "a.db"),
+    code = main(["auto", str(tmp_path / "raw.csv"), "--time-budget", "20s", "--db", str(tmp_path / "a.db"),
                  "--json", str(tmp_path / "r.json")])
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert "why data: raw.csv: the label is column 'label' (of 6 columns: the one named label); give --label" in out.err
+    assert "why data: raw.csv: the label is column 'label' (of 6 columns: by its name); give --label" in out.err
     assert "raw.csv: 1 text column(s) one-hot encoded into 3 features" in out.err
     assert "'id' dropped" in out.err and "missing numbers in 1 column(s)" in out.err
     assert "why test: the data has no test split, so 20% of it (40 examples, stratified)" in out.err
     rec = json.loads((tmp_path / "r.json").read_text())
     assert rec["plan"]["data"]["test_fraction"] == 0.2
-    tested = rec["searched"] or rec["reference"]  # a 12 s budget may leave no room for a search
+    tested = rec["searched"] or rec["reference"]  # a 20 s budget may leave no room for a search
     assert tested is not None and 0.5 < tested["test_accuracy"] <= 1
     # --label picks another column to predict (here the colour, which the label and f0, f1 decide); a name or index
     code = main(["auto", str(tmp_path / "raw.csv"), "--time-budget", "12s", "--db", str(tmp_path / "b.db"),

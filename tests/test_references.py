@@ -34,7 +34,8 @@ RECORD_KEYS = {"data", "experiment", "seconds", "searched", "reference", "others
 
 
 def digits_csv(folder: Path, n_train: int = 600, n_test: int = 200) -> Path:
-    """scikit-learn's digits as a table (64 pixel columns and a label), train.csv and test.csv."""
+    """scikit-learn's digits as a table (64 pixel columns and a label), train.csv and test.csv; read with layout
+    tabular, as the layout inferred from its columns is 8x8 images."""
     from sklearn.datasets import load_digits
 
     x, y = load_digits(return_X_y=True)
@@ -67,7 +68,7 @@ def kinds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Dataset]:
     root = tmp_path_factory.mktemp("kinds")
     return {refs.IMAGE: load_dataset("digits", seed=0, limit=400),
             refs.SEQUENCE: load_dataset("npz", sequences_npz(root / "seq.npz"), layout="sequence"),
-            refs.FLAT: load_dataset("csv", digits_csv(root / "tab"))}
+            refs.FLAT: load_dataset("csv", digits_csv(root / "tab"), layout="tabular")}
 
 
 @pytest.mark.parametrize("name", list(refs.REFERENCES))
@@ -125,7 +126,8 @@ def test_references_for_other_data_and_odd_shapes_are_refused() -> None:
 
 
 def base_config(tmp_path: Path, csv: Path) -> dict[str, Any]:
-    return {"name": "tab", "seed": 0, "data": {"source": "csv", "path": str(csv)},
+    # layout tabular: auto reads digits' 64 pixel columns as 8x8 images (their neighbours correlate)
+    return {"name": "tab", "seed": 0, "data": {"source": "csv", "path": str(csv), "layout": "tabular"},
             "space": {"kind": "chain", "max_blocks": 2, "widths": [16, 32], "types": ["dense", "dropout"]},
             "strategy": {"name": "random"},
             "search": {"trials": 2, "budget": {"epochs": 1}, "measure_latency": False, "db": str(tmp_path / "t.db")},

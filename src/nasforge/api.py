@@ -29,10 +29,12 @@ from nasforge.execute import make_executor
 from nasforge.execute.factories import TorchEvaluatorFactory
 from nasforge.final.models import FinalModel, final_to_json, summarize
 from nasforge.final.references import (
+    SklearnFit,
     check_baseline,
     make_reference,
     others_record,
     resolve_baseline,
+    score_sklearn,
     sklearn_references,
 )
 from nasforge.final.retrain import RETRAIN_FILES, retrain_best
@@ -310,7 +312,7 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
             seeds: int = 1, model_epochs: Mapping[str, float] | None = None,
             time_limit: float | None = None, device: str | None = None,
             precision: str | None = None, fill_time: bool = False, fill_cap: float | None = None,
-            scikit_learn: bool | None = None) -> list[FinalModel]:
+            scikit_learn: bool | None = None, sklearn_fits: list[SklearnFit] | None = None) -> list[FinalModel]:
     """Train the best stored architecture (and the baseline) on train+val; score on test once each.
 
     ``model_epochs`` ({"searched": E1, "baseline": E2}) overrides ``epochs`` per model, and
@@ -330,6 +332,8 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
     logistic regression and gradient boosting (regression: ridge regression and gradient boosting) are
     scored on the same read of the test split and stored under ``"others"`` (``scikit_learn``: True scores them
     without a baseline too, as ``auto`` does where the searched network trains alone; False never).
+    ``sklearn_fits``: those references fitted already (:func:`~nasforge.final.references.fit_sklearn`, as ``auto``
+    fits them before planning, so their time is planned): scored, not fitted again.
     ``device`` (``cpu``, ``cuda``, ...) overrides the stored config's: a search run on one machine retrains on another;
     ``precision`` (``auto``, ``fp32``, ``bf16``, ``fp16``) likewise.
     Returns one FinalModel per model and seed, seed by seed (``[searched, baseline]`` for one seed).
@@ -377,7 +381,8 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
             # the first read of this retrain serves the scikit-learn references too: no second look at test
             nonlocal others
             if with_sklearn and others is None:
-                others = others_record(sklearn_references(data, x_test, y_test, seed=first))
+                others = others_record(sklearn_references(data, x_test, y_test, seed=first) if sklearn_fits is None
+                                       else score_sklearn(sklearn_fits, data, x_test, y_test))
 
         # the experiment's lease, as a search takes it: two retrains would share one checkpoint folder
         with store.lease(exp.id, then="run the retrain again") as lease:
