@@ -4,8 +4,8 @@ as a table (`--layout tabular`, what every 2-D array and CSV was before), side b
 
 - pixels: a Kaggle-style CSV folder of Fashion-MNIST (train.csv: 6,000 rows of label,pixel1..pixel784 from the
   training IDX files; test.csv: 1,000 from the t10k files), `--time-budget 3m`
-- signals: an .npz of shape (N, 200), 5 classes that are a sine's frequency at a random phase under noise
-  (2,000 training and 500 test signals), `--time-budget 2m`
+- signals: an .npz of shape (N, 200): low-pass noise and, at a random position, a 32-step burst whose frequency
+  (5 classes) is the label (2,000 training and 500 test signals), `--time-budget 2m`
 - digits: scikit-learn's 8x8 digits written as one CSV of 64 pixel columns and a label (auto holds out 20% as
   the test split), `--time-budget 2m`
 
@@ -47,12 +47,18 @@ def pixels(folder: Path) -> str:
 
 def signals(folder: Path) -> str:
     rng = np.random.default_rng(0)
-    t = np.linspace(0, 1, 200)
+    t = np.arange(32)
 
     def make(n: int) -> tuple[np.ndarray, np.ndarray]:
+        # low-pass noise (neighbouring steps correlate, as a sensor's do) and, at a random position, a 32-step
+        # burst whose frequency is the class: found by what it looks like wherever it is, as a convolution does
         y = rng.integers(0, 5, n)
-        x = np.sin(2 * np.pi * (4 + y[:, None]) * t + rng.uniform(0, 2 * np.pi, (n, 1)))
-        return (x + 1.0 * rng.normal(size=(n, 200))).astype(np.float32), y
+        noise = rng.normal(size=(n, 207))
+        x = np.stack([np.convolve(r, np.ones(8) / np.sqrt(8), mode="valid") for r in noise])
+        at = rng.integers(0, 200 - 32, n)
+        for i in range(n):
+            x[i, at[i]:at[i] + 32] += 2.0 * np.sin(2 * np.pi * (1 + y[i]) * t / 32) * np.hanning(32)
+        return x.astype(np.float32), y
 
     (x, y), (xt, yt) = make(2000), make(500)
     np.savez(folder / "signals.npz", x_train=x, y_train=y, x_test=xt, y_test=yt)

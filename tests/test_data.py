@@ -588,6 +588,30 @@ def test_a_column_named_target_or_class_is_the_label_wherever_it_stands(tmp_path
     assert ds.n_classes == 3 and "the last column" in ds.notes[0]
 
 
+def test_a_csv_is_parsed_once_a_process_until_it_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import nasforge.data.registry as registry
+
+    calls: list[Path] = []
+    real = registry.read_csv
+
+    def counting(p: Path, *a: Any) -> Any:
+        calls.append(p)
+        return real(p, *a)
+
+    monkeypatch.setattr(registry, "read_csv", counting)
+    p = write_text(tmp_path / "t.csv", csv_rows(40))
+    first = load_dataset("csv", p, seed=0)
+    second = load_dataset("csv", p, seed=1)  # another validation split of the same parse
+    assert len(calls) == 1 and first.input_shape == second.input_shape
+    load_dataset("csv", p, test_fraction=0.25)  # read with other settings: parsed again
+    assert len(calls) == 2
+    write_text(p, csv_rows(30))
+    os.utime(p, ns=(1, 1))  # another size and time: the file changed
+    assert len(load_dataset("csv", p).y_train) + len(load_dataset("csv", p).y_val) == 30 and len(calls) == 3
+
+
 def test_csv_directory_with_test(tmp_path: Path) -> None:
     d = tmp_path / "tab"
     d.mkdir()

@@ -13,7 +13,7 @@ import dataclasses
 import os
 import warnings
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -321,8 +321,28 @@ def load_csv(
         raise DataError("the csv source needs data.path: point it at a .csv file or a directory with "
                         "train.csv and test.csv")
     p = Path(path).expanduser()
-    return _finish(p.stem, read_csv(p, label_column, check_task(task), test_fraction), origin=str(p),
+    return _finish(p.stem, _read_csv_once(p, label_column, check_task(task), test_fraction), origin=str(p),
                    val_fraction=val_fraction, seed=seed, layout=layout, limit=limit, task=task)
+
+
+# A CSV parsed in this process, by what it was read with and its files' sizes and times: `nasforge auto` loads its
+# data to plan, to search and to train the final networks, and a 6,000-row pixel table took seconds each time.
+# Two entries: a changed file is parsed afresh. The arrays are never written to (_finish and make_dataset copy).
+_CSV_MEMO: dict[tuple[Any, ...], RawSplits] = {}
+
+
+def _read_csv_once(p: Path, label_column: str | int | None, task: str, test_fraction: float | None) -> RawSplits:
+    try:
+        files = sorted(q for q in p.iterdir() if q.is_file()) if p.is_dir() else [p]
+        stamp = tuple((str(q.resolve()), q.stat().st_size, q.stat().st_mtime_ns) for q in files)
+    except OSError:  # unreadable: read_csv says why in one line
+        return read_csv(p, label_column, task, test_fraction)
+    key = (str(p.resolve()), stamp, label_column, task, test_fraction)
+    if key not in _CSV_MEMO:
+        while len(_CSV_MEMO) >= 2:
+            _CSV_MEMO.pop(next(iter(_CSV_MEMO)))
+        _CSV_MEMO[key] = read_csv(p, label_column, task, test_fraction)
+    return _CSV_MEMO[key]
 
 
 def load_digits(
