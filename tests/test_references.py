@@ -294,3 +294,23 @@ def test_records_of_older_retrains_and_of_unretrained_experiments() -> None:
     fresh = result_record(exp, trials, None, data="digits", describe=lambda s: "net")
     assert fresh["searched"]["test_accuracy"] is None and fresh["searched"]["architecture"] == "net"
     assert fresh["reference"] is None and fresh["seconds"]["final"] is None
+
+
+def test_sklearn_references_fit_in_chunks_and_stop_where_their_time_is_spent(kinds: dict[str, Dataset]) -> None:
+    """Fitted chunk by chunk (warm starts), the references are the models one fit makes; with no time left they
+    stop after a chunk and their description says how far they got."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    data = kinds[refs.FLAT]
+    x, y = data.train_plus_val()
+    x_test, y_test = x[:50], y[:50]  # any rows: what is compared is two fits' predictions
+    full = refs.fit_sklearn(data, seed=0)
+    assert [f.name for f in full] == ["logistic_regression", "gradient_boosting"] and not any(f.cut for f in full)
+    once = HistGradientBoostingClassifier(random_state=0).fit(x.numpy(), y.numpy())
+    assert (full[1].model.predict(x_test.numpy()) == once.predict(x_test.numpy())).all()
+    assert full[1].model.n_iter_ == 100
+    cut = refs.fit_sklearn(data, seed=0, seconds=0.0)
+    assert cut[1].cut == "10 of 100 trees" and cut[1].model.n_iter_ == 10
+    rows = refs.score_sklearn(cut, data, x_test, y_test)
+    assert rows[1]["description"] == "HistGradientBoostingClassifier (10 of 100 trees: its share of the time budget)"
+    assert all(0 <= r["accuracy"] <= 1 for r in rows)

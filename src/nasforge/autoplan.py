@@ -88,6 +88,10 @@ RESERVE_SHARE = 0.02  # of the budget, where that is more than RESERVE_MIN
 # of data that comes without a test split, the share auto holds out as one (scikit-learn's train_test_split
 # holds out 25%; digits here 20%)
 TEST_FRACTION = 0.2
+# of the budget, the most scikit-learn's references (logistic regression, gradient boosting) may take on a table:
+# a model still fitting then stops between chunks of iterations, and says so. Gradient boosting's 100 trees took
+# 41 s on 6,000 rows of 784 columns here; on ten times the rows, a 5-minute budget would go to them alone
+SKLEARN_SHARE = 0.1
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -629,7 +633,7 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
             # on 6,000 rows of 784 pixels, where fitting them at the end overran a 3-minute budget by 19%) is
             # then measured before the plan divides what is left
             say("fitting scikit-learn's references on the training data ...")
-            sklearn_fits = fit_sklearn(loaded, seed=seed)
+            sklearn_fits = fit_sklearn(loaded, seed=seed, seconds=SKLEARN_SHARE * budget)
         say(f"timing {ref} on this machine ...")
         timing = time_steps(ref_model, loaded, recipe, window=probe_window(budget))
         space, initial = warm_start(kind, tuple(loaded.input_shape), space_limits(kind, timing.params, flops))
@@ -643,8 +647,10 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         if sklearn_fits:
             plan = replace(plan, why={**plan.why, "others": (
                 f"{' and '.join(f.name.replace('_', ' ') for f in sklearn_fits)} fitted on the training data in "
-                f"{_fmt_s(sum(f.seconds for f in sklearn_fits))}, before this plan, so the time left is what it "
-                "divides; they are scored on the test split with the searched network")})
+                f"{_fmt_s(sum(f.seconds for f in sklearn_fits))} (at most {SKLEARN_SHARE:.0%} of the budget), "
+                "before this plan, so the time left is what it divides; they are scored on the test split with the "
+                "searched network"
+                + "".join(f"; {f.name.replace('_', ' ')} stopped at {f.cut} there" for f in sklearn_fits if f.cut))})
         if held_out:
             plan = replace(plan, why={**plan.why, "test": (
                 f"the data has no test split, so {TEST_FRACTION:.0%} of it ({loaded.test_examples:,} examples"
