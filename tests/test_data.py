@@ -720,6 +720,19 @@ def test_a_headerless_file_with_classes_first_and_measurements_last_is_labelled_
     assert read_csv(d).x_train.shape == (30, 3)
 
 
+def test_a_folder_of_name_train_and_name_test_csv_is_a_train_test_pair(tmp_path: Path) -> None:
+    """Kaggle's fashion-mnist_train.csv and fashion-mnist_test.csv, lower case, as the UCR archive's are upper."""
+    d = tmp_path / "kaggle"
+    d.mkdir()
+    write_text(d / "fashion-mnist_train.csv", csv_rows(40))
+    write_text(d / "fashion-mnist_test.csv", csv_rows(10))
+    write_text(d / "notes.csv", csv_rows(5))  # another table beside them is not the test split
+    ds = load_dataset("csv", d)
+    assert ds.has_test and ds.test_examples == 10 and len(ds.y_train) + len(ds.y_val) == 40
+    (d / "fashion-mnist_test.csv").unlink()
+    assert not load_dataset("csv", d).has_test
+
+
 def test_csv_unreadable(tmp_path: Path) -> None:
     p = tmp_path / "bin.csv"
     p.write_bytes(b"\xff\xfe\x00\x01")

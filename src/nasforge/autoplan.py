@@ -650,7 +650,7 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
                 f"{_fmt_s(sum(f.seconds for f in sklearn_fits))} (at most {SKLEARN_SHARE:.0%} of the budget), "
                 "before this plan, so the time left is what it divides; they are scored on the test split with the "
                 "searched network"
-                + "".join(f"; {f.name.replace('_', ' ')} stopped at {f.cut} there" for f in sklearn_fits if f.cut))})
+                + "".join(f"; {f.name.replace('_', ' ')} stopped at {f.cut}" for f in sklearn_fits if f.cut))})
         if held_out:
             plan = replace(plan, why={**plan.why, "test": (
                 f"the data has no test split, so {TEST_FRACTION:.0%} of it ({loaded.test_examples:,} examples"

@@ -472,16 +472,21 @@ def _targets(path: Path, cells: list[str]) -> np.ndarray:
 
 
 def table_pair(folder: Path) -> tuple[Path, Path | None] | None:
-    """The (training, test or None) tables of a folder: train.csv and test.csv (or .tsv), or the UCR archive's
-    NAME_TRAIN.tsv and NAME_TEST.tsv; None where it holds no training table."""
+    """The (training, test or None) tables of a folder: train.csv and test.csv (or .tsv), or one NAME_TRAIN.tsv and
+    NAME_TEST.tsv (the UCR archive's; .csv too, any case: Kaggle's fashion-mnist_train.csv and
+    fashion-mnist_test.csv); None where it holds no training table."""
     for train_name, test_name in (("train.csv", "test.csv"), ("train.tsv", "test.tsv")):
         if (folder / train_name).is_file():
             test = folder / test_name
             return folder / train_name, test if test.is_file() else None
-    ucr = sorted(q for q in folder.glob("*_TRAIN.*") if q.suffix.lower() in (".tsv", ".csv") and q.is_file())
-    if len(ucr) == 1:
-        test = ucr[0].with_name(ucr[0].name.replace("_TRAIN.", "_TEST."))
-        return ucr[0], test if test.is_file() else None
+    # NAME_TRAIN.tsv (the UCR archive), name_train.csv (Kaggle's fashion-mnist_train.csv): any case
+    named = sorted(q for q in folder.iterdir() if q.suffix.lower() in (".tsv", ".csv") and q.is_file()
+                   and q.stem.lower().endswith("_train"))
+    if len(named) == 1:
+        stem = named[0].stem
+        tests = [q for q in folder.iterdir() if q.is_file() and q.suffix.lower() == named[0].suffix.lower()
+                 and q.stem.lower() == stem[: -len("_train")].lower() + "_test"]
+        return named[0], tests[0] if len(tests) == 1 else None
     return None
 
 
