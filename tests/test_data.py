@@ -490,6 +490,20 @@ def test_npz_with_scikit_learn_names_and_text_labels(tmp_path: Path) -> None:
         load_dataset("npz", p)
 
 
+def test_one_hot_labels_are_read_as_class_indices(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    y = np.arange(40) % 4
+    p = tmp_path / "oh.npz"
+    np.savez(p, x_train=rng.normal(size=(40, 3)), y_train=np.eye(4)[y], x_test=rng.normal(size=(8, 3)),
+             y_test=np.eye(4, dtype=np.float32)[y[:8]])  # Keras' to_categorical writes float32
+    ds = load_dataset("npz", p)
+    assert ds.n_classes == 4 and ds.open_test()[1].tolist() == y[:8].tolist()
+    assert "one-hot labels (4 columns) read as class indices" in ds.notes[0]
+    np.savez(p, x_train=rng.normal(size=(40, 3)), y_train=np.eye(4)[y] * 0.5)  # not one-hot: still refused
+    with pytest.raises(DataError, match=r"have shape \(40, 4\): give one"):
+        load_dataset("npz", p)
+
+
 def test_npz_nan(tmp_path: Path) -> None:
     # a table: filled with the training median and flagged, as a CSV's missing cells are
     x = np.arange(60, dtype=np.float64).reshape(20, 3)

@@ -140,6 +140,14 @@ def fill_missing(x_train: np.ndarray, x_test: np.ndarray | None) -> tuple[np.nda
                              "and flagged")
 
 
+def _one_hot(y: np.ndarray) -> bool:
+    """Whether labels are one-hot rows (N, K > 1) of zeros and a single one, as Keras' to_categorical writes them."""
+    y = np.asarray(y)
+    if y.ndim != 2 or y.shape[1] < 2 or y.dtype.kind not in "fiub" or len(y) == 0:
+        return False
+    return bool(np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all())
+
+
 def _finish(
     name: str,
     raw: RawSplits,
@@ -162,6 +170,11 @@ def _finish(
     ``limit`` takes a seeded random subset (there are no classes to keep in proportion).
     """
     x_train, y_train, x_test, y_test = raw.x_train, raw.y_train, raw.x_test, raw.y_test
+    notes = raw.notes
+    if _one_hot(y_train) and (y_test is None or _one_hot(y_test)):  # Keras' to_categorical: class indices back
+        y_train = np.argmax(y_train, axis=1)
+        y_test = None if y_test is None else np.argmax(y_test, axis=1)
+        notes += (f"{Path(origin).name}: one-hot labels ({np.shape(raw.y_train)[1]} columns) read as class indices",)
     if raw.classes is not None and len(raw.classes) > 1 and task == "auto":
         task = CLASSIFICATION  # named classes (an npz's classes array, text labels): the labels index them
     task = infer_task(y_train, y_test, check_task(task))
@@ -182,7 +195,6 @@ def _finish(
         x_train = x_train.reshape(len(x_train), -1)
         if x_test is not None:
             x_test = x_test.reshape(len(x_test), -1)
-    notes = raw.notes
     if layout in ("auto", "tabular"):
         x_train, x_test, filled = fill_missing(x_train, x_test)
         notes += (() if filled is None else (f"{Path(origin).name}: {filled}",))
