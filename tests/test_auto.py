@@ -301,8 +301,15 @@ def test_a_budget_far_short_of_converging_trains_the_reference_and_no_search():
     need = int(re.findall(r"--time-budget (\d+)m", p.why["search"])[0])
     assert plan_for(60000, 60 * need, step=0.5).search_seconds > 0  # the budget it names searches
     assert plan_for(60000, 3600, step=0.5).search_seconds > 0 and plan_for(60000, 900, step=0.12).search_seconds > 0
-    with pytest.raises(NasforgeError, match=r"after the smallest search.* give at least --time-budget (\d+)m"):
-        plan_for(60000, 400, step=0.5)
+    # the reference fits once, the smallest search beside it does not: the reference trains, and the plan says what
+    # budget a search needs (this was refused, though the reference alone fitted)
+    p = plan_for(60000, 400, step=0.5)
+    assert p.reference_only and p.final_epochs_reference >= 1
+    assert re.search(r"^none: the smallest search here .* do not fit the .* left; the reference, where the search "
+                     r"would start, trains instead \(a search needs about --time-budget \d+m\)$", p.why["search"])
+    with pytest.raises(NasforgeError, match=r"cannot train the reference \(resnet20\) even once here: one epoch "
+                                            r"takes .* give at least --time-budget (\d+)m"):
+        plan_for(60000, 200, step=0.5)
 
 
 def test_small_data_are_cross_validated():
