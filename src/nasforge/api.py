@@ -618,9 +618,10 @@ def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db"
 
     ``data`` is a built-in name (``fashion_mnist``, ``mnist``, ``digits``), a path (``.npz``, ``.csv``, a
     folder of IDX, CSV or CIFAR files) or a YAML config; ``label`` a CSV's label column (a name or an index) where
-    it is neither the column named ``label`` nor the last; ``layout`` (image, sequence, tabular) how the features
-    are read where their shape does not say (a CSV of signals is a table until ``layout="sequence"``). ``say`` hears
-    the plan and progress lines.
+    it is neither the one column named as labels are (``label``, ``target``, ``class``, ``y``) nor the last;
+    ``layout`` (image, sequence, tabular) how the features are read where neither their shape nor their columns
+    say (2-D columns that correlate with their neighbours are pixels or signal steps already). ``say`` hears the
+    plan and progress lines.
     ``device`` (auto, cpu, cuda, cuda:N, mps) is where it trains: by default ``auto`` (a resumed run, its stored one);
     ``precision`` (auto, fp32, bf16, fp16) how: by default ``auto`` (bf16 or fp16 on a GPU, fp32 on the CPU).
     Where the budget is too short for a search to pay (too few trials long enough to rank networks, or the

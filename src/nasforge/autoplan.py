@@ -561,7 +561,8 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
     ``progress``, given the search space's ``describe``, returns the search's progress callback.
     ``device`` (``train.device``: auto, cpu, cuda, ...) is where everything trains, the timing that plans it included;
     ``precision`` (``train.precision``: auto, fp32, bf16, fp16) how. ``label``: a CSV's label column (a name,
-    or an index such as -1), where it is not the one named ``label`` nor the last; ``layout`` (``data.layout``:
+    or an index such as -1), where it is not the one named as labels are (``label``, ``target``, ...) nor the last;
+    ``layout`` (``data.layout``:
     image, sequence, tabular) how the features are read, where their shape does not say (a table of signals).
     """
     from nasforge import api

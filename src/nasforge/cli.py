@@ -583,8 +583,8 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--label", metavar="COLUMN",
                     help="a CSV's label column, by name or index (default: the column named label, else the last)")
     au.add_argument("--layout", choices=("auto", "image", "sequence", "tabular"),
-                    help="how the features are read (default auto: from their shape; a CSV of signals is a table "
-                         "until --layout sequence)")
+                    help="how the features are read (default auto: from their shape, and for 2-D data from whether "
+                         "neighbouring columns correlate as pixels or signal steps do)")
     au.add_argument("--device", help=f"where it trains (default auto): {DEVICE_CHOICES}")
     au.add_argument("--precision", help=f"how it trains (default auto): {PRECISION_CHOICES}")
     au.set_defaults(func=cmd_auto)

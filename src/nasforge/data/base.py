@@ -293,10 +293,10 @@ def flat_layout(x: np.ndarray) -> tuple[str, str | None]:
     return "tabular", None
 
 
-def infer_layout(shape: tuple[int, ...], x: np.ndarray | None = None) -> tuple[str, str | None]:
-    """``(layout, note)`` for raw features of ``shape`` (N first): tabular (2-D, unless ``x``, the features, say
-    otherwise: :func:`flat_layout`), image (4-D; 3-D grey images), or sequence (3-D with a few channels along a
-    much longer axis); ``note`` says why where it is not the plain reading."""
+def infer_layout(shape: tuple[int, ...]) -> tuple[str, str | None]:
+    """``(layout, note)`` for raw features of ``shape`` (N first): tabular (2-D; :func:`flat_layout` reads the
+    columns themselves), image (4-D; 3-D grey images), or sequence (3-D with a few channels along a much longer
+    axis); ``note`` says why where it is not the plain reading."""
     if len(shape) == 3:
         a, b = shape[1], shape[2]
         where = _channels_axis(a, b)
@@ -307,7 +307,7 @@ def infer_layout(shape: tuple[int, ...], x: np.ndarray | None = None) -> tuple[s
                             f"{steps}-step sequences, not {a}x{b} grey images; set data.layout: image to read "
                             "them as images")
     if len(shape) == 2:
-        return flat_layout(x) if x is not None else ("tabular", None)
+        return "tabular", None
     if len(shape) == 4:
         return "image", None
     return "auto", None
@@ -440,7 +440,7 @@ def make_dataset(
         raise DataError(f"{name}: only {len(x_train)} training examples; give at least a few per class")
     note = None
     if layout == "auto" and x_train.ndim in (2, 3, 4):  # the training features decide, and the test follows them
-        layout, note = infer_layout(x_train.shape, x_train)
+        layout, note = flat_layout(x_train) if x_train.ndim == 2 else infer_layout(x_train.shape)
     xt = _to_layout(x_train, layout, f"{name} train features")
     if x_test is not None:
         if y_test is None:

@@ -337,13 +337,17 @@ def _plain_numbers(cells: list[str]) -> np.ndarray | None:
     return values if np.isfinite(values).all() else None
 
 
-def _fit_columns(t: _Table, columns: list[list[str]], names: list[str] | None) -> list[_Column]:
-    """Each column's encoding: numbers (missing cells filled with the median and flagged) or one-hot text."""
+def _fit_columns(t: _Table, columns: list[list[str]],
+                 names: list[str] | None) -> tuple[list[_Column], list[np.ndarray | None]]:
+    """Each column's encoding: numbers (missing cells filled with the median and flagged) or one-hot text; and each
+    column's values where every cell is a plain number (:func:`_plain_numbers`, for :func:`_encode` to reuse)."""
     out: list[_Column] = []
+    plains: list[np.ndarray | None] = []
     rows = len(t.rows)
     for j, cells in enumerate(columns):
         name = repr(names[j]) if names is not None else str(j + 1)
         plain = _plain_numbers(cells)
+        plains.append(plain)
         if plain is not None:
             out.append(_number_column(name, names[j] if names is not None else None, plain, rows))
             continue
@@ -366,7 +370,7 @@ def _fit_columns(t: _Table, columns: list[list[str]], names: list[str] | None) -
             continue
         ranked = sorted(counts, key=lambda v: (-counts[v], v))[:MAX_LEVELS]
         out.append(_Column(name, "text", levels=tuple(ranked)))
-    return out
+    return out, plains
 
 
 def _number_column(name: str, header: str | None, values: np.ndarray, rows: int) -> _Column:
@@ -378,12 +382,14 @@ def _number_column(name: str, header: str | None, values: np.ndarray, rows: int)
     return _Column(name, "number", float(np.median(seen)) if len(seen) else 0.0, bool(len(seen) < rows and len(seen)))
 
 
-def _encode(t: _Table, columns: list[list[str]], spec: list[_Column]) -> np.ndarray:
-    """The feature matrix of ``columns`` under ``spec`` (fitted on the training file)."""
+def _encode(t: _Table, columns: list[list[str]], spec: list[_Column],
+            plains: list[np.ndarray | None] | None = None) -> np.ndarray:
+    """The feature matrix of ``columns`` under ``spec`` (fitted on the training file); ``plains``: the columns'
+    values as :func:`_fit_columns` converted them, for the training file (not converted twice)."""
     x = np.zeros((len(t.rows), sum(c.width for c in spec)), dtype=np.float64)
     at = 0
-    for cells, col in zip(columns, spec, strict=True):
-        plain = _plain_numbers(cells) if col.kind == "number" else None
+    for j, (cells, col) in enumerate(zip(columns, spec, strict=True)):
+        plain = (plains[j] if plains is not None else _plain_numbers(cells)) if col.kind == "number" else None
         if plain is not None:  # every cell a number: no cell to fill (a flag column stays 0)
             x[:, at] = plain
         elif col.kind == "number":
@@ -539,8 +545,8 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
         test_cols = [[c[i] for i in held] for c in train_cols]
         train_cols = [[c[i] for i in keep] for c in train_cols]
         lab_test, lab_train = [lab_train[i] for i in held], [lab_train[i] for i in keep]
-    spec = _fit_columns(train_table, train_cols, names)
-    x_train = _encode(train_table, train_cols, spec)
+    spec, plains = _fit_columns(train_table, train_cols, names)
+    x_train = _encode(train_table, train_cols, spec, plains)
     x_test = None if test_table is None or test_cols is None else _encode(test_table, test_cols, spec)
     if x_train.shape[1] == 0:
         raise DataError(f"{train_path} has no usable feature column (every one was dropped as an identifier); "
