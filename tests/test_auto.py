@@ -83,6 +83,8 @@ def test_data_names_paths_and_configs(tmp_path):
     (ucr / "ECG200_TRAIN.tsv").write_text("1\t0.5\t0.7\n-1\t0.1\t0.2\n")
     assert resolve_data(str(ucr))["data"] == {"source": "csv", "path": str(ucr)}
     assert resolve_data(str(ucr / "ECG200_TRAIN.tsv"))["data"]["source"] == "csv"
+    (tmp_path / "kaggle.CSV.gz").write_bytes(b"")  # gzipped tables are tables (any case)
+    assert resolve_data(str(tmp_path / "kaggle.CSV.gz"))["data"]["source"] == "csv"
     np.savez(tmp_path / "a.npz", x_train=np.zeros((4, 3)), y_train=np.arange(4) % 2)
     assert resolve_data(str(tmp_path / "a.npz"))["data"]["source"] == "npz"
     idx = tmp_path / "idx"

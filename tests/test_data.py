@@ -747,6 +747,42 @@ def test_a_folder_of_name_train_and_name_test_csv_is_a_train_test_pair(tmp_path:
     assert not load_dataset("csv", d).has_test
 
 
+def test_gzipped_tables_and_a_folder_of_them(tmp_path: Path) -> None:
+    """Kaggle and the UCR archive ship tables gzipped: t.csv.gz reads as t.csv does, a folder's pair too."""
+    plain = read_csv(write_text(tmp_path / "t.csv", csv_rows()))
+    gz = tmp_path / "t.csv.gz"
+    gz.write_bytes(gzip.compress((tmp_path / "t.csv").read_bytes()))
+    packed = read_csv(gz)
+    assert np.array_equal(packed.x_train, plain.x_train) and np.array_equal(packed.y_train, plain.y_train)
+    d = tmp_path / "pair"
+    d.mkdir()
+    for name, n in (("train.csv.gz", 30), ("test.csv.gz", 8)):
+        (d / name).write_bytes(gzip.compress(("\n".join(csv_rows(n)) + "\n").encode()))
+    ds = load_dataset("csv", d)
+    assert ds.has_test and ds.test_examples == 8
+    broken = tmp_path / "cut.csv.gz"
+    broken.write_bytes(gz.read_bytes()[:-12])
+    with pytest.raises(DataError, match=r"cut.csv.gz: not a complete gzip file .*gzip it again"):
+        read_csv(broken)
+
+
+def test_semicolon_tables_with_decimal_commas(tmp_path: Path) -> None:
+    """Spreadsheets in most of Europe export 14,25 with ; between cells: those columns are numbers (they were text
+    with a distinct value in each row, dropped as identifiers: no feature was left). A text column stays text."""
+    rows = ["size;weight;colour;label"] + [f"{i},{i % 7};{-i * 2},5;{'red' if i % 3 else 'blue'};{i % 2}"
+                                           for i in range(40)]
+    rows[5] = "4;-8;red;0"  # whole numbers among decimal commas, and a missing cell
+    rows[6] = "5,5;;blue;1"
+    raw = read_csv(write_text(tmp_path / "eu.csv", rows))
+    assert raw.x_train.shape == (40, 5)  # size, weight, its missing flag, colour one-hot (2)
+    assert raw.x_train[0, 0] == 0.0 and raw.x_train[3, 0] == 3.3 and raw.x_train[3, 1] == -6.5
+    headerless = read_csv(write_text(tmp_path / "nohead.csv", rows[1:]))
+    assert headerless.x_train.shape == (40, 5) and headerless.x_train[0, 0] == 0.0  # the first row is data
+    # a comma-separated file's quoted "1,5" stays as it is: text
+    quoted = read_csv(write_text(tmp_path / "q.csv", ["a,label"] + [f'"x{i % 3},5",{i % 2}' for i in range(20)]))
+    assert quoted.x_train.shape == (20, 3)
+
+
 def test_csv_unreadable(tmp_path: Path) -> None:
     p = tmp_path / "bin.csv"
     p.write_bytes(b"\xff\xfe\x00\x01")

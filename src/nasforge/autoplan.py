@@ -101,6 +101,8 @@ def resolve_data(data: str) -> dict[str, Any]:
     key = data.strip().lower().replace("-", "_")
     if key in BUILT_IN:
         return {"data": {"source": key}}
+    from nasforge.data.files import table_pair, table_stem
+
     p = Path(data).expanduser()
     if not p.exists():
         raise NasforgeError(f"unknown data {data!r}: give {', '.join(BUILT_IN)}, a .npz or .csv file, a folder of "
@@ -113,10 +115,9 @@ def resolve_data(data: str) -> dict[str, Any]:
                 **{k: cfg.raw[k] for k in ("name", "seed") if k in cfg.raw}}
     if p.is_file() and p.suffix.lower() == ".npz":
         return {"data": {"source": "npz", "path": str(p)}}
-    if p.is_file() and p.suffix.lower() in (".csv", ".tsv"):
+    if p.is_file() and table_stem(p) is not None:
         return {"data": {"source": "csv", "path": str(p)}}
     if p.is_dir():
-        from nasforge.data.files import table_pair
 
         names = {q.name for q in p.iterdir()}
         if table_pair(p) is not None:

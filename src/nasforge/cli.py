@@ -564,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_retrain)
 
     au = sub.add_parser("auto", help="plan, search, train and test within one time budget, from data alone")
-    au.add_argument("data", help="fashion_mnist, mnist, digits, a .npz/.csv file, a folder of IDX/CSV/CIFAR files, "
+    au.add_argument("data", help="fashion_mnist, mnist, digits, a .npz/.csv/.csv.gz file, a folder of IDX/CSV/CIFAR files, "
                                  "or a YAML config (its data section)")
     au.add_argument("--time-budget", required=True, help="the whole run, e.g. 15m, 1h: it ends within it")
     au.add_argument("--db", default="runs/auto.db", help="the SQLite file (default: runs/auto.db)")
@@ -581,7 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"the reference: {AUTO} (the data kind's: {', '.join(DEFAULTS.values())}) or {CLASSIC} "
                          f"(the 2-conv network), {', '.join(n for n in REFERENCES if n != CLASSIC)}")
     au.add_argument("--label", metavar="COLUMN",
-                    help="a CSV's label column, by name or index (default: the column named label, else the last)")
+                    help="a CSV's label column, by name or index (default: the one column named label, target, "
+                         "class or y and the like, else the last; the plan's why-data line says which)")
     au.add_argument("--layout", choices=("auto", "image", "sequence", "tabular"),
                     help="how the features are read (default auto: from their shape, and for 2-D data from whether "
                          "neighbouring columns correlate as pixels or signal steps do)")

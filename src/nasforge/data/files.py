@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gzip
 import logging
 import math
 import os
+import re
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -160,6 +162,40 @@ def _is_number(cell: str) -> bool:
     return True
 
 
+TABLE_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
+
+
+def table_stem(p: Path) -> str | None:
+    """The name of a table file without its suffix (``.csv``, ``.tsv``, either gzipped, any case); None where ``p``
+    is not named as a table."""
+    low = p.name.lower()
+    for suffix in TABLE_SUFFIXES:
+        if low.endswith(suffix) and len(low) > len(suffix):
+            return p.name[: -len(suffix)]
+    return None
+
+
+# a number written with a decimal comma (14,25 or -0,5 or ,5): spreadsheets in most of Europe export them, with ;
+# between cells. Thousands separators (1.234,5) are not read: such a column stays text
+_DECIMAL_COMMA = re.compile(r"[+-]?(\d+,\d*|,\d+)([eE][+-]?\d+)?")
+
+
+def _decimal_commas(rows: list[tuple[int, list[str]]]) -> None:
+    """Rewrite, in place, the columns of a table not separated by commas whose cells are numbers with a decimal
+    comma (at least one) or plain numbers or missing, to decimal points. The first row is left out of the test
+    (it may be a header) but rewritten where its cell is such a number."""
+    body = rows[1:] or rows
+    width = max(len(c) for _, c in rows)
+    for j in range(width):
+        cells = [c[j] for _, c in body if j < len(c)]
+        if not any(_DECIMAL_COMMA.fullmatch(x) for x in cells):
+            continue
+        if all(_DECIMAL_COMMA.fullmatch(x) or _is_number(x) or _missing(x) for x in cells):
+            for _, c in rows:
+                if j < len(c) and _DECIMAL_COMMA.fullmatch(c[j]):
+                    c[j] = c[j].replace(",", ".")
+
+
 def _delimiter(first_line: str) -> str:
     counts = {d: first_line.count(d) for d in (",", ";", "\t")}
     best = max(counts, key=lambda d: counts[d])
@@ -175,12 +211,18 @@ class _Table:
 
 def _read_table(p: Path) -> _Table:
     try:
-        with p.open(newline="", encoding="utf-8-sig") as fh:
-            text = fh.read()
+        if p.name.lower().endswith(".gz"):
+            with gzip.open(p, "rt", newline="", encoding="utf-8-sig") as fh:
+                text = fh.read()
+        else:
+            with p.open(newline="", encoding="utf-8-sig") as fh:
+                text = fh.read()
     except FileNotFoundError:
         raise DataError(f"{p} does not exist; check data.path") from None
     except UnicodeDecodeError as err:
         raise DataError(f"cannot read {p}: not UTF-8 text (byte {err.start}); save it as a UTF-8 .csv") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise DataError(f"cannot read {p}: not a complete gzip file ({err}); give the .csv, or gzip it again") from None
     except OSError as err:
         raise DataError(f"cannot read {p}: {err.strerror or err}; check the path and its permissions") from None
     if "\x00" in text:
@@ -201,6 +243,8 @@ def _read_table(p: Path) -> _Table:
         raise DataError(f"cannot read {p}: malformed CSV at line {reader.line_num} ({err}); fix the quoting") from None
     if not rows:
         raise DataError(f"{p} is empty; give one row per example with a label column")
+    if delimiter != ",":
+        _decimal_commas(rows)
     # A header is a first row with a name where the next row has a number (or only names, for 1-row files).
     head = rows[0][1]
     nxt = rows[1][1] if len(rows) > 1 else None
@@ -478,28 +522,34 @@ def _targets(path: Path, cells: list[str]) -> np.ndarray:
 
 
 def table_pair(folder: Path) -> tuple[Path, Path | None] | None:
-    """The (training, test or None) tables of a folder: train.csv and test.csv (or .tsv), or one NAME_TRAIN.tsv and
-    NAME_TEST.tsv (the UCR archive's; .csv too, any case: Kaggle's fashion-mnist_train.csv and
+    """The (training, test or None) tables of a folder: train.csv and test.csv (or .tsv, either gzipped), or one
+    NAME_TRAIN.tsv and NAME_TEST.tsv (the UCR archive's; .csv too, any case: Kaggle's fashion-mnist_train.csv and
     fashion-mnist_test.csv); None where it holds no training table."""
-    for train_name, test_name in (("train.csv", "test.csv"), ("train.tsv", "test.tsv")):
-        if (folder / train_name).is_file():
-            test = folder / test_name
-            return folder / train_name, test if test.is_file() else None
+    tables = sorted(q for q in folder.iterdir() if q.is_file() and table_stem(q) is not None)
+
+    def suffix(q: Path) -> str:
+        return q.name[len(table_stem(q) or ""):].lower()
+
+    plain = [q for q in tables if table_stem(q) == "train"]
+    if plain:
+        train = min(plain, key=lambda q: TABLE_SUFFIXES.index(suffix(q)))
+        test = folder / f"test{train.name[len('train'):]}"
+        return train, test if test.is_file() else None
     # NAME_TRAIN.tsv (the UCR archive), name_train.csv (Kaggle's fashion-mnist_train.csv): any case
-    named = sorted(q for q in folder.iterdir() if q.suffix.lower() in (".tsv", ".csv") and q.is_file()
-                   and q.stem.lower().endswith("_train"))
+    named = [q for q in tables if (table_stem(q) or "").lower().endswith("_train")]
     if len(named) == 1:
-        stem = named[0].stem
-        tests = [q for q in folder.iterdir() if q.is_file() and q.suffix.lower() == named[0].suffix.lower()
-                 and q.stem.lower() == stem[: -len("_train")].lower() + "_test"]
+        stem = table_stem(named[0]) or ""
+        tests = [q for q in tables if suffix(q) == suffix(named[0])
+                 and (table_stem(q) or "").lower() == stem[: -len("_train")].lower() + "_test"]
         return named[0], tests[0] if len(tests) == 1 else None
     return None
 
 
 def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None, task: str = "auto",
              test_fraction: float | None = None) -> RawSplits:
-    """A .csv (or tab-separated .tsv) file (train only) or a directory holding train.csv and test.csv (or the UCR
-    archive's NAME_TRAIN.tsv and NAME_TEST.tsv: :func:`table_pair`).
+    """A .csv (or tab-separated .tsv; either may be gzipped) file (train only) or a directory holding train.csv and
+    test.csv (or the UCR archive's NAME_TRAIN.tsv and NAME_TEST.tsv: :func:`table_pair`). Cells may be separated by
+    commas, semicolons or tabs; with semicolons or tabs, numbers may have a decimal comma.
 
     With ``task`` ``regression``, or ``auto`` and numeric labels that :func:`~nasforge.data.base.infer_task` reads
     as targets (not all whole numbers, or too many rare values to be classes), the labels are float targets
