@@ -783,6 +783,27 @@ def test_semicolon_tables_with_decimal_commas(tmp_path: Path) -> None:
     assert quoted.x_train.shape == (20, 3)
 
 
+def test_a_date_column_is_read_as_date_parts(tmp_path: Path) -> None:
+    """An ISO date column holds a distinct value in most rows and was dropped as an identifier: it becomes the day
+    number, month, weekday, day of the month and hour (AutoGluon's date parts), so a season can be learnt."""
+    import datetime
+
+    start = datetime.date(2021, 1, 1)
+    days = [start + datetime.timedelta(days=3 * i) for i in range(60)]
+    rows = ["when,x,label"] + [f"{d.isoformat()}{'T06:30:00Z' if i == 1 else ''},{i % 5},{int(d.month in (6, 7, 8))}"
+                               for i, d in enumerate(days)]
+    rows[3] = f",2,{rows[3][-1]}"  # a missing date: the median, flagged
+    raw = read_csv(write_text(tmp_path / "dated.csv", rows))
+    assert raw.x_train.shape == (60, 7)  # 5 date parts + its missing flag + x
+    first = raw.x_train[0]
+    assert first[0] == (start - datetime.date(1970, 1, 1)).days and first[1:5].tolist() == [1, 4, 1, 0] and not first[5]
+    assert raw.x_train[1, 4] == 6.5 and raw.x_train[2, 5] == 1.0 and raw.x_train[2, 1] in range(1, 13)
+    assert "'when' read as dates: day number, month, weekday, day of the month, hour" in raw.notes[-1]
+    # a column with a cell that is no date stays what it was: text, here dropped as an identifier
+    rows[10] = "soon,1,0"
+    assert read_csv(write_text(tmp_path / "odd.csv", rows)).x_train.shape == (60, 1)
+
+
 def test_csv_unreadable(tmp_path: Path) -> None:
     p = tmp_path / "bin.csv"
     p.write_bytes(b"\xff\xfe\x00\x01")

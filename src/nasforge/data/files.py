@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime
 import gzip
 import logging
 import math
@@ -349,14 +350,37 @@ class _Column:
     """How one feature column becomes numbers, fitted on the training file alone (nothing of the test leaks)."""
 
     name: str
-    kind: str  # "number", "text" (one-hot) or "dropped" (an identifier)
-    fill: float = 0.0  # a number column's training median, written where a cell is missing
+    kind: str  # "number", "text" (one-hot), "date" (:data:`DATE_FEATURES`) or "dropped" (an identifier)
+    fill: float = 0.0  # a number column's training median (a date column's, in days), written where a cell is missing
     flag: bool = False  # a number column with missing training cells: one more 0/1 feature marks them
     levels: tuple[str, ...] = ()  # a text column's one-hot values ("" for a missing cell, where it is frequent)
 
     @property
     def width(self) -> int:
-        return {"number": 1 + self.flag, "text": len(self.levels), "dropped": 0}[self.kind]
+        return {"number": 1 + self.flag, "text": len(self.levels), "date": len(DATE_FEATURES) + self.flag,
+                "dropped": 0}[self.kind]
+
+
+# ISO dates, with a time or not (2020-01-31, 2020/01/31, 2020-01-31T12:30:00Z, 2020-01-31 12:30): a column of them
+# holds a distinct value in most rows, and was dropped as an identifier; AutoGluon reads them as date parts
+_DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?"
+                   r"(?:Z|[+-]\d{2}:?\d{2})?")
+DATE_FEATURES = ("day number", "month", "weekday", "day of the month", "hour")
+_EPOCH = datetime.datetime(1970, 1, 1)
+
+
+def _date_parts(cell: str) -> tuple[float, float, float, float, float] | None:
+    """A date cell as :data:`DATE_FEATURES` (days since 1970 for the trend, the rest for seasons and cycles), or
+    None where it is not an ISO date (a time zone is read, not applied)."""
+    m = _DATE.fullmatch(cell)
+    if m is None:
+        return None
+    y, mo, d, h, mi, sec = (int(g) if g else 0 for g in m.groups())
+    try:
+        when = datetime.datetime(y, mo, d, h, mi, sec)
+    except ValueError:
+        return None
+    return ((when - _EPOCH).total_seconds() / 86400, mo, when.weekday(), d, h + mi / 60)
 
 
 def _number(path: Path, line: int, name: str, cell: str) -> float:
@@ -405,6 +429,10 @@ def _fit_columns(t: _Table, columns: list[list[str]],
             values = np.array([_number(t.path, t.rows[r][0], name, c) for r, c in enumerate(cells)])
             out.append(_number_column(name, names[j] if names is not None else None, values, rows))
             continue
+        days = [parts[0] for _, c in present if (parts := _date_parts(c)) is not None]
+        if len(days) == len(present):
+            out.append(_Column(name, "date", float(np.median(days)), len(present) < rows))
+            continue
         counts: dict[str, int] = {}
         for c in cells:
             key = "" if _missing(c) else c
@@ -445,6 +473,13 @@ def _encode(t: _Table, columns: list[list[str]], spec: list[_Column],
                 x[r, at] = col.fill if math.isnan(v) else v
                 if col.flag:
                     x[r, at + 1] = float(math.isnan(v))
+        elif col.kind == "date":  # a missing (or, in a test file, unreadable) cell: the median date, flagged
+            fill = _date_parts((_EPOCH + datetime.timedelta(days=col.fill)).strftime("%Y-%m-%d %H:%M"))
+            for r, cell in enumerate(cells):
+                parts = _date_parts(cell)
+                x[r, at:at + len(DATE_FEATURES)] = parts or fill
+                if col.flag:
+                    x[r, at + len(DATE_FEATURES)] = float(parts is None)
         elif col.kind == "text":
             index = {v: k for k, v in enumerate(col.levels)}
             for r, cell in enumerate(cells):
@@ -470,12 +505,15 @@ def _label_note(t: _Table, label_column: str | int | None) -> str:
 def _encoding_summary(path: Path, spec: list[_Column]) -> str | None:
     """One line on what the encoding did beyond reading numbers, or None where every column was complete numbers."""
     text = [c for c in spec if c.kind == "text"]
+    dates = [c for c in spec if c.kind == "date"]
     flagged = [c for c in spec if c.flag]
     dropped = [c for c in spec if c.kind == "dropped"]
     parts = []
     if text:
         parts.append(f"{len(text)} text column(s) one-hot encoded into {sum(c.width for c in text)} features "
                      f"(at most {MAX_LEVELS} values each)")
+    if dates:
+        parts.append(f"{', '.join(c.name for c in dates)} read as dates: {', '.join(DATE_FEATURES)}")
     if flagged:
         parts.append(f"missing numbers in {len(flagged)} column(s) filled with the median and flagged")
     if dropped:
