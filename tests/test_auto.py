@@ -473,6 +473,9 @@ def test_where_no_ranking_trial_fits_the_reference_trains_for_the_whole_budget(t
     assert rec["searched"] is None and rec["reference"]["name"] == "mlp" and rec["reference"]["test_accuracy"] > 0.5
     assert rec["trials"] == {"complete": 0, "pruned": 0, "failed": 0} and rec["plan"]["search_seconds"] == 0
     assert rec["final"]["why"] == "no search fitted: the reference trained for the whole budget"
+    # the scikit-learn references fitted before the plan are scored beside it (they were fitted, then dropped)
+    assert set(rec["others"]) == {"logistic_regression", "gradient_boosting"}
+    assert "logistic_regression" in out.out
     assert rec["seconds"]["total"] <= 20 * 1.05
     # benchmarks/auto_small.py reads such a record as the reference standing in for the searched network
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

@@ -42,7 +42,9 @@ from nasforge.final.references import (
     default_reference,
     fit_sklearn,
     make_reference,
+    others_record,
     resolve_baseline,
+    score_sklearn,
 )
 from nasforge.fmt import fmt_time
 from nasforge.paths import check_name
@@ -689,7 +691,7 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         "no search fitted: the reference trained for the whole budget" if plan.why.get("search", "").startswith("none:")
         else "--reference-only: the reference trained for the whole budget")}
     if plan.reference_only:
-        reference_alone(db, name, plan, cfg, seconds=left, say=say, on_epoch=on_epoch)
+        reference_alone(db, name, plan, cfg, seconds=left, say=say, on_epoch=on_epoch, sklearn_fits=sklearn_fits)
     else:
         # the final gets all the search left, so time the search did not use is not lost (two networks sharing it
         # still stop at the epochs converging takes)
@@ -805,8 +807,11 @@ def final_training(db: str, name: str, plan: Plan, cfg: Any, *, shared: float, a
 
 
 def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float, say: Say,
-                    on_epoch: Callable[[str, int, Mapping[str, float]], None] | None) -> None:
-    """``--reference-only``: the reference trained for the whole budget with the same recipe, tested once, stored."""
+                    on_epoch: Callable[[str, int, Mapping[str, float]], None] | None,
+                    sklearn_fits: list[SklearnFit] | None = None) -> None:
+    """``--reference-only``, or no search fitted: the reference trained for the whole budget with the same recipe,
+    tested once, stored. ``sklearn_fits`` (fitted before the plan where no search fitted a table) are scored on
+    that one read of the test split, as beside a searched network."""
     from nasforge import api
     from nasforge.evaluate.cost import measure_cost
     from nasforge.evaluate.trainer import evaluate_split
@@ -828,6 +833,7 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
     x_test, y_test = data.open_test()
     test = evaluate_split(model, x_test, y_test, data.n_classes, channels_last=recipe.channels_last,
                           target=data.target)
+    others = others_record(score_sklearn(sklearn_fits, data, x_test, y_test)) if sklearn_fits else {}
     cost = measure_cost(model, data.input_shape)
     m = FinalModel("baseline", desc, test, cost.params, cost.flops, cost.latency_ms, fitted.seconds, None, cfg.seed,
                    reference=plan.reference, curve=fitted.curve, latency_device=cost.latency_device)
@@ -838,7 +844,7 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
         store.add_result(exp.id, "retrain", {
             "trial": None, "epochs": epochs, "models": [final_to_json(m)], "seeds": [cfg.seed],
             "summary": summarize([m]), "input_shape": list(data.input_shape), "classes": list(data.classes),
-            "data": data.name, "others": {}, "preprocess": data.preprocess.to_json() if data.preprocess else None})
+            "data": data.name, "others": others, "preprocess": data.preprocess.to_json() if data.preprocess else None})
 
 
 __all__ = ["Plan", "Timing", "check_budget", "make_plan", "recipe_for", "resolve_data", "run_auto", "search_config",

@@ -413,7 +413,7 @@ def _fit_columns(t: _Table, columns: list[list[str]],
     plains: list[np.ndarray | None] = []
     rows = len(t.rows)
     for j, cells in enumerate(columns):
-        name = repr(names[j]) if names is not None else str(j + 1)
+        name = repr(names[j]) if names is not None and names[j] else f"column {j + 1}"  # '' said nothing
         plain = _plain_numbers(cells)
         plains.append(plain)
         if plain is not None:

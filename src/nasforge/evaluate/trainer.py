@@ -280,11 +280,13 @@ def train(
             pace = (time.time() - started) / (step - first_step)  # seconds a step, validation included
             fit = int((deadline - time.time()) / pace)
             if step + fit < end:  # compress what is left of the schedule into the time left
-                end = total_steps = step + max(0, fit)
-                # said once a training (later shortenings go to the debug log): a line an epoch buries the progress
+                was, end = end, step + max(0, fit)
+                total_steps = end
+                # said once a training (later shortenings go to the debug log): a line an epoch buries the progress.
+                # "from" names the schedule it had: after a lengthening that is more than the plan's epochs
                 (log.debug if shortened else log.warning)(
-                    "training runs slower than timed: its schedule is shortened to %.1f epochs (%d steps) to end in "
-                    "time", end / steps_per_epoch, end)
+                    "training runs slower than timed: its schedule is shortened from %.1f to %.1f epochs (%d steps) "
+                    "to end in time", was / steps_per_epoch, end / steps_per_epoch, end)
                 shortened = True
             elif (fill_time and step < WARMUP_SHARE * end and step - first_step >= 2 * steps_per_epoch
                   and min(step + FILL_SHARE * fit, cap) > 1.1 * end):
