@@ -471,6 +471,9 @@ def test_npz_with_scikit_learn_names_and_text_labels(tmp_path: Path) -> None:
     np.savez(p, X=x, y=np.arange(40) % 2)  # scikit-learn's names, no test split
     ds = load_dataset("npz", p, test_fraction=0.25)
     assert ds.input_shape == (3,) and ds.n_classes == 2 and ds.test_examples == 10
+    np.savez(p, X=x, y=(np.arange(40) % 2)[:, None])  # an (N, 1) column of labels: held out all the same
+    ds = load_dataset("npz", p, test_fraction=0.25)
+    assert ds.n_classes == 2 and ds.test_examples == 10 and len(ds.y_train) + len(ds.y_val) == 30
     words = np.array(["dog", "cat", "emu", "cat"] * 10)
     np.savez(p, x_train=x, y_train=words, x_test=x[:4], y_test=words[:4].astype("S"))  # bytes in the test split
     ds = load_dataset("npz", p)

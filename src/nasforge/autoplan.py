@@ -624,6 +624,9 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         if held_out:  # a single CSV, an .npz without x_test: the run still ends with a test, on rows it never saw
             d["test_fraction"] = TEST_FRACTION
             loaded = load()
+            if not loaded.has_test:  # refused now, not after the whole budget was spent (as an (N, 1) y once was)
+                raise NasforgeError(f"{data}: no test split could be held out of these data; give test data "
+                                    "(x_test/y_test in the .npz, test.csv beside train.csv)")
         folds = 1
         if "val_fraction" not in d:
             vf, folds, _ = validation_for(len(loaded.x_train) + len(loaded.x_val))

@@ -170,6 +170,12 @@ def _finish(
     ``limit`` takes a seeded random subset (there are no classes to keep in proportion).
     """
     x_train, y_train, x_test, y_test = raw.x_train, raw.y_train, raw.x_test, raw.y_test
+    # an (N, 1) column of labels (y[:, None], a one-column DataFrame's values) is the labels: flattened before the
+    # held-out test split and the limit, which take 1-D labels (it once trained the whole budget, then had no test)
+    if np.ndim(y_train) == 2 and np.shape(y_train)[1] == 1:
+        y_train = np.asarray(y_train)[:, 0]
+    if y_test is not None and np.ndim(y_test) == 2 and np.shape(y_test)[1] == 1:
+        y_test = np.asarray(y_test)[:, 0]
     notes = raw.notes
     if _one_hot(y_train) and (y_test is None or _one_hot(y_test)):  # Keras' to_categorical: class indices back
         y_train = np.argmax(y_train, axis=1)
