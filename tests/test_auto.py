@@ -95,6 +95,12 @@ def test_data_names_paths_and_configs(tmp_path):
     cifar.mkdir()
     (cifar / "data_batch_1").touch()
     assert resolve_data(str(cifar))["data"]["source"] == "cifar10"
+    from PIL import Image
+
+    for cls in ("cat", "dog"):  # one subfolder of images per class
+        (tmp_path / "photos" / cls).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "photos" / cls / "a.png")
+    assert resolve_data(str(tmp_path / "photos"))["data"] == {"source": "images", "path": str(tmp_path / "photos")}
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({"name": "mine", "data": {"source": "digits", "limit": 500}}))
     assert resolve_data(str(cfg)) == {"data": {"source": "digits", "limit": 500}, "name": "mine"}

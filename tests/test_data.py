@@ -818,6 +818,66 @@ def test_csv_unreadable(tmp_path: Path) -> None:
         load_dataset("csv", tmp_path)
 
 
+# -------------------------------------------------------------------------------- a folder of class folders
+
+
+def write_images(root: Path, n: int, *, size: tuple[int, int] = (12, 10), mode: str = "L", ext: str = ".png",
+                 odd: int = 0) -> None:
+    """``n`` images a class in root/bright and root/dark (the class is the brightness); ``odd`` of them 20x16."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls, base in (("bright", 200), ("dark", 40)):
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            w, h = (20, 16) if i < odd else size
+            a = np.clip(base + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(a).convert(mode).save(root / cls / f"{i}{ext}")
+
+
+def test_a_folder_of_class_folders_of_images(tmp_path: Path) -> None:
+    """ROOT/<class>/*.png as Keras' image_dataset_from_directory reads it: labels from the folder names, grey
+    where every image is, one size (the most common), a test split held out where there is no test folder."""
+    root = tmp_path / "photos"
+    write_images(root, 20, odd=3)
+    (root / ".ipynb_checkpoints").mkdir()  # hidden folders and stray files are not classes or images
+    (root / "bright" / "notes.txt").write_text("x")
+    ds = load_dataset("images", root, test_fraction=0.25)
+    assert ds.input_shape == (1, 10, 12) and ds.classes == ("bright", "dark") and ds.test_examples == 10
+    assert "photos: 40 grey images in 2 class folders; images of 2 sizes resized to the most common, 12x10" \
+        in ds.notes[0]
+    x_test, y_test = ds.open_test()
+    assert ((x_test.mean(dim=(1, 2, 3)) > 0) == (y_test == 0)).all()  # normalised: bright above the mean
+
+
+def test_train_and_test_folders_rgb_and_large_images(tmp_path: Path) -> None:
+    root = tmp_path / "shots"
+    write_images(root / "train", 8, size=(128, 96), mode="RGB", ext=".jpg")
+    write_images(root / "test", 3, size=(128, 96), mode="RGB", ext=".jpg")
+    ds = load_dataset("images", root)
+    assert ds.input_shape == (3, 48, 64) and ds.has_test and ds.test_examples == 6  # scaled to a 64-pixel side
+    assert "scaled from 128x96 to 64x48" in ds.notes[0] and "6 in test/" in ds.notes[0]
+    (root / "test" / "cloudy").mkdir()
+    (root / "train" / "dark" / "0.jpg").rename(root / "test" / "cloudy" / "0.jpg")
+    with pytest.raises(DataError, match=r"cloudy is a class the training folder .* does not have"):
+        load_dataset("images", root)
+
+
+def test_bad_image_folders_are_one_line(tmp_path: Path) -> None:
+    root = tmp_path / "imgs"
+    write_images(root, 3)
+    (root / "dark" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match=r"cannot read image .*broken.png: .*remove the file or save it again"):
+        load_dataset("images", root)
+    (root / "dark" / "broken.png").unlink()
+    for f in (root / "dark").iterdir():
+        f.unlink()
+    with pytest.raises(DataError, match=r"holds no class folders of images: give ROOT/<class>/\*.png"):
+        load_dataset("images", root)
+    with pytest.raises(DataError, match=r"task classification"):
+        load_dataset("images", root, task="regression")
+
+
 # -------------------------------------------------------------------------------- digits, registry
 
 
@@ -836,8 +896,8 @@ def test_digits() -> None:
 
 
 def test_registry_and_arguments() -> None:
-    assert set(DATA_SOURCES) == {"fashion_mnist", "mnist", "idx", "cifar10", "cifar100", "npz", "csv", "digits",
-                                 "diabetes"}
+    assert set(DATA_SOURCES) == {"fashion_mnist", "mnist", "idx", "cifar10", "cifar100", "npz", "csv", "images",
+                                 "digits", "diabetes"}
     with pytest.raises(DataError) as err:
         load_dataset("imagenet")
     assert "unknown data source 'imagenet'" in str(err.value)

@@ -108,7 +108,8 @@ def resolve_data(data: str) -> dict[str, Any]:
     p = Path(data).expanduser()
     if not p.exists():
         raise NasforgeError(f"unknown data {data!r}: give {', '.join(BUILT_IN)}, a .npz or .csv file, a folder of "
-                            "IDX, CSV (train.csv, test.csv) or CIFAR files, or a YAML config")
+                            "IDX, CSV (train.csv, test.csv) or CIFAR files or of class folders of images, or a YAML "
+                            "config")
     if p.is_file() and p.suffix.lower() in (".yaml", ".yml"):
         from nasforge.config import load_config
 
@@ -130,8 +131,13 @@ def resolve_data(data: str) -> dict[str, Any]:
             return {"data": {"source": "cifar100", "path": str(p)}}
         if any("idx3-ubyte" in n for n in names):
             return {"data": {"source": "idx", "path": str(p)}}
+        from nasforge.data.folder import image_folder_split
+
+        if image_folder_split(p) is not None:
+            return {"data": {"source": "images", "path": str(p)}}
     raise NasforgeError(f"cannot tell what data {data!r} holds: give a .npz or .csv file, a folder with train.csv, "
-                        "IDX files or CIFAR batches, or a YAML config with a data section")
+                        "IDX files, CIFAR batches or one subfolder of images per class, or a YAML config with a data "
+                        "section")
 
 
 VALIDATION_MIN = 500  # examples: a validation split smaller than this ranks networks by noise

@@ -565,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     au = sub.add_parser("auto", help="plan, search, train and test within one time budget, from data alone")
     au.add_argument("data", help="fashion_mnist, mnist, digits, a .npz/.csv/.csv.gz file, a folder of IDX/CSV/CIFAR "
-                                 "files, or a YAML config (its data section)")
+                                 "files or of class folders of images, or a YAML config (its data section)")
     au.add_argument("--time-budget", required=True, help="the whole run, e.g. 15m, 1h: it ends within it")
     au.add_argument("--db", default="runs/auto.db", help="the SQLite file (default: runs/auto.db)")
     au.add_argument("--seed", type=int, default=0)

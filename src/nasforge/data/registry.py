@@ -327,6 +327,30 @@ def load_npz(
                    limit=limit, task=task)
 
 
+def load_images(
+    path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
+    label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
+    test_fraction: float | None = None,
+) -> Dataset:
+    """A folder of image files, one subfolder per class (:func:`~nasforge.data.folder.read_image_folder`). Not
+    flipped unless the recipe says ``flip: true``: nothing declares that a mirror image keeps its class."""
+    _no_label_column("images", label_column)
+    _check_limit(limit)
+    _check_layout(layout)
+    if path is None:
+        raise DataError("the images source needs data.path: point it at a folder with one subfolder of images per "
+                        "class")
+    if check_task(task) == REGRESSION:
+        raise DataError("the images source labels each image by its folder's name, a class: use task classification "
+                        "(or auto)")
+    from nasforge.data.folder import read_image_folder
+
+    p = Path(path).expanduser()
+    return _finish(p.name, read_image_folder(p), origin=str(p), val_fraction=val_fraction, seed=seed,
+                   layout=layout, limit=limit, scale=255.0, images=True, task=CLASSIFICATION,
+                   test_fraction=test_fraction)
+
+
 def load_csv(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
@@ -424,6 +448,7 @@ DATA_SOURCES: dict[str, Loader] = {
     "cifar100": load_cifar100,
     "npz": load_npz,
     "csv": load_csv,
+    "images": load_images,
     "digits": load_digits,
     "diabetes": load_diabetes,
 }

@@ -1,0 +1,130 @@
+"""A folder of image files, one subfolder per class: how most people keep their own images (Keras'
+``image_dataset_from_directory`` and torchvision's ``ImageFolder`` read the same layout).
+
+``ROOT/<class>/*.png`` (no test split: one is held out), or ``ROOT/train/<class>/`` with ``ROOT/test/<class>/``.
+Images are read with Pillow (installed with matplotlib), to one size: the most common one among the training
+images, scaled down so its longer side is at most :data:`MAX_SIDE` (the stage space's stem keeps the input's
+resolution: 224-pixel photos would cost ~12x a 64-pixel one per step, on a CPU hours an epoch). Grey where every
+image is, else RGB. An unreadable file is refused by name, not skipped: a silently smaller data set is worse.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from nasforge.data.files import RawSplits
+from nasforge.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+MAX_SIDE = 64
+SPLIT_NAMES = (("train", "test"), ("training", "testing"))
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(q for q in folder.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES
+                  and not q.name.startswith("."))
+
+
+def class_folders(root: Path) -> list[Path]:
+    """The subfolders of ``root`` that hold image files (hidden ones, such as .ipynb_checkpoints, left out)."""
+    if not root.is_dir():
+        return []
+    return sorted(q for q in root.iterdir() if q.is_dir() and not q.name.startswith(".") and _images_in(q))
+
+
+def image_folder_split(root: Path) -> tuple[Path, Path | None] | None:
+    """(the training root, the test root or None) of a folder of class folders; None where ``root`` is not one."""
+    for train, test in SPLIT_NAMES:
+        if class_folders(root / train):
+            return root / train, (root / test if class_folders(root / test) else None)
+    return (root, None) if len(class_folders(root)) >= 2 else None
+
+
+def _read(files: list[Path]) -> tuple[list[np.ndarray], bool]:
+    """Each file as an RGB uint8 array, and whether every one is grey."""
+    from PIL import Image, UnidentifiedImageError
+
+    arrays: list[np.ndarray] = []
+    grey = True
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im.load()
+                grey = grey and im.mode in ("1", "L", "LA", "I", "I;16", "F")
+                arrays.append(np.asarray(im.convert("RGB")))
+        except (UnidentifiedImageError, OSError, ValueError) as err:
+            raise DataError(f"cannot read image {f}: {err}; remove the file or save it again as PNG or JPEG") from None
+    return arrays, grey
+
+
+def _size(arrays: list[np.ndarray]) -> tuple[tuple[int, int], str | None]:
+    """The (height, width) every image gets, and a note where that is not the images' own size."""
+    sizes = Counter(a.shape[:2] for a in arrays)
+    (h, w), _ = sizes.most_common(1)[0]
+    notes = []
+    if len(sizes) > 1:
+        notes.append(f"images of {len(sizes)} sizes resized to the most common, {w}x{h}")
+    if max(h, w) > MAX_SIDE:
+        f = MAX_SIDE / max(h, w)
+        h2, w2 = max(1, round(h * f)), max(1, round(w * f))
+        notes.append(f"scaled from {w}x{h} to {w2}x{h2}: the searched networks keep the input's resolution "
+                     f"to their first stage, so larger images cost hours an epoch on a CPU")
+        h, w = h2, w2
+    return (h, w), "; ".join(notes) or None
+
+
+def _stack(arrays: list[np.ndarray], size: tuple[int, int], grey: bool) -> np.ndarray:
+    from PIL import Image
+
+    h, w = size
+    out = np.empty((len(arrays), h, w, 1 if grey else 3), dtype=np.uint8)
+    for i, a in enumerate(arrays):
+        if a.shape[:2] != (h, w):
+            a = np.asarray(Image.fromarray(a).resize((w, h), Image.Resampling.BILINEAR))
+        out[i] = a[..., :1] if grey else a
+    return out
+
+
+def read_image_folder(path: str | os.PathLike[str]) -> RawSplits:
+    """The images of a folder of class folders (:func:`image_folder_split`), labelled by their folder's name."""
+    root = Path(path).expanduser()
+    split = image_folder_split(root)
+    if split is None:
+        raise DataError(f"{root} holds no class folders of images: give ROOT/<class>/*.png (two classes or more), "
+                        f"or ROOT/train/<class>/ and ROOT/test/<class>/ ({', '.join(IMAGE_SUFFIXES)})")
+    train_root, test_root = split
+    classes = tuple(q.name for q in class_folders(train_root))
+    if len(classes) < 2:
+        raise DataError(f"{train_root} has one class folder ({classes[0]}); give one folder per class, two or more")
+    index = {c: i for i, c in enumerate(classes)}
+
+    def files_of(r: Path) -> tuple[list[Path], np.ndarray]:
+        files: list[Path] = []
+        labels: list[int] = []
+        for q in class_folders(r):
+            if q.name not in index:
+                raise DataError(f"{q} is a class the training folder {train_root} does not have; give the test "
+                                "split the training split's class folders")
+            found = _images_in(q)
+            files += found
+            labels += [index[q.name]] * len(found)
+        return files, np.array(labels, dtype=np.int64)
+
+    train_files, y_train = files_of(train_root)
+    train_arrays, grey = _read(train_files)
+    test_arrays: list[np.ndarray] = []
+    y_test = None
+    if test_root is not None:
+        test_files, y_test = files_of(test_root)
+        test_arrays, test_grey = _read(test_files)
+        grey = grey and test_grey
+    size, note = _size(train_arrays)
+    x_train = _stack(train_arrays, size, grey)
+    x_test = _stack(test_arrays, size, grey) if test_root is not None else None
+    what = (f"{root.name}: {len(train_files):,} {'grey' if grey else 'RGB'} images in {len(classes)} class folders"
+            + (f", {len(test_arrays):,} in {test_root.name}/" if test_root is not None else ""))
+    return RawSplits(x_train, y_train, x_test, y_test, classes, notes=(what + (f"; {note}" if note else ""),))
