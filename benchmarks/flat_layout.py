@@ -90,13 +90,17 @@ def arm(data: str, budget: str, folder: Path, tag: str, *extra: str) -> dict[str
         return {"error": (log.read_text().strip().splitlines() or ["(no output)"])[-1], "wall_s": wall}
     rec = json.loads(record.read_text())
     best = rec["searched"] or rec["reference"]  # no search: the reference trained for the whole budget
-    return {"wall_s": wall, "time_budget_s": rec["time_budget_s"], "layout": rec["plan"]["kind"],
+    return {"wall_s": wall, "total_s": rec["seconds"]["total"], "time_budget_s": rec["time_budget_s"],
+            "layout": rec["plan"]["kind"],
             "why_data": rec["plan"]["why"].get("data"), "why_search": rec["plan"]["why"].get("search"),
-            "test_accuracy": best["test_accuracy"], "architecture": best["architecture"], "params": best["params"],
+            "test_accuracy": best.get("test_accuracy"), **({"test_rmse": best["test_rmse"]} if "test_rmse" in best
+                                                             else {}),
+            "architecture": best["architecture"], "params": best["params"],
             "searched": rec["searched"] is not None,
             "reference": None if rec["reference"] is None else {k: rec["reference"][k] for k in
-                                                                ("name", "test_accuracy")},
-            "others": {k: v.get("accuracy") for k, v in (rec["others"] or {}).items()}}
+                                                                ("name", "test_accuracy", "test_rmse")
+                                                                if k in rec["reference"]},
+            "others": {k: v.get("accuracy", v.get("rmse")) for k, v in (rec["others"] or {}).items()}}
 
 
 def main() -> None:

@@ -26,7 +26,10 @@ def test_durations():
     assert parse_duration("90s") == 90
     assert parse_duration(45) == 45
     assert parse_duration(None) is None
-    for bad in ("soon", "-5m", 0, "m", True):
+    # as people write them: words, any case, and a clock's hh:mm:ss
+    assert [parse_duration(v) for v in ("2 hours", "1 hr", "30 mins", "5 Minutes", "45sec", "1h 30m", "01:30:00")] \
+        == [7200, 3600, 1800, 300, 45, 5400, 5400]
+    for bad in ("soon", "-5m", 0, "m", True, "500ms", "1:75:00", "2 days"):
         with pytest.raises(ConfigError):
             parse_duration(bad)
 

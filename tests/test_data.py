@@ -696,7 +696,7 @@ def test_csv_text_and_missing_values(tmp_path: Path) -> None:
     indexed = write_text(tmp_path / "indexed.csv", [",f1,label", *(f"{i},{i % 5},{i % 2}" for i in range(30))])
     raw = read_csv(indexed)
     assert raw.x_train.shape == (30, 1) and raw.x_train[:, 0].tolist() == [i % 5 for i in range(30)]
-    assert "column 1 dropped" in raw.notes[1]
+    assert "1 (unnamed) dropped" in raw.notes[1]
     write_text(d / "test.csv", ["name,age,sex,city,label", "ann,old,f,bath,1"])
     with pytest.raises(DataError, match=r"test.csv line 2 column 'age' holds 'old', but the column is numeric"):
         read_csv(d)

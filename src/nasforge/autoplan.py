@@ -121,7 +121,6 @@ def resolve_data(data: str) -> dict[str, Any]:
     if p.is_file() and table_stem(p) is not None:
         return {"data": {"source": "csv", "path": str(p)}}
     if p.is_dir():
-
         names = {q.name for q in p.iterdir()}
         if table_pair(p) is not None:
             return {"data": {"source": "csv", "path": str(p)}}

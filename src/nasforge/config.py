@@ -36,11 +36,14 @@ from nasforge.space import SPACES
 from nasforge.types import Budget, check_task
 
 log = logging.getLogger("nasforge")
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$")
+# 1h30m, 1.5h, 90s; the words too (2 hours, 30 mins, 45 sec), as people write them in a shell
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h(?:(?:ou)?rs?)?)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in(?:ute)?s?)?)?\s*"
+                       r"(?:(\d+(?:\.\d+)?)\s*s(?:ec(?:ond)?s?)?)?\s*$", re.IGNORECASE)
+_CLOCK = re.compile(r"^\s*(\d+):([0-5]\d):([0-5]\d(?:\.\d+)?)\s*$")  # hh:mm:ss, as `timeout` and SLURM write it
 
 
 def parse_duration(value: Any, what: str = "time_budget") -> float | None:
-    """Seconds from 90, "90s", "20m", "1h30m"; None stays None (no limit)."""
+    """Seconds from 90, "90s", "20m", "1h30m", "2 hours", "01:30:00"; None stays None (no limit)."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -48,7 +51,7 @@ def parse_duration(value: Any, what: str = "time_budget") -> float | None:
     if isinstance(value, int | float):
         seconds = float(value)
     else:
-        m = _DURATION.match(str(value))
+        m = _DURATION.match(str(value)) or _CLOCK.match(str(value))
         if not m or not any(m.groups()):
             raise ConfigError(f"{what} {value!r} is not a duration: write it like 20m, 1h30m or 90s")
         h, mi, s = (float(g) if g else 0.0 for g in m.groups())

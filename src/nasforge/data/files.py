@@ -413,7 +413,8 @@ def _fit_columns(t: _Table, columns: list[list[str]],
     plains: list[np.ndarray | None] = []
     rows = len(t.rows)
     for j, cells in enumerate(columns):
-        name = repr(names[j]) if names is not None and names[j] else f"column {j + 1}"  # '' said nothing
+        # by its header, else its position (messages say "column 3"); an empty header ('' said nothing) both
+        name = str(j + 1) if names is None else repr(names[j]) if names[j] else f"{j + 1} (unnamed)"
         plain = _plain_numbers(cells)
         plains.append(plain)
         if plain is not None:
