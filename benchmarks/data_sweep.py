@@ -247,7 +247,7 @@ def main() -> None:
                    "within_budget": got.get("total_s", 0.0) <= 1.05 * args.budget, **got}
             rows.append(row)
             print(json.dumps({k: row[k] for k in ("case", "outcome", "as_expected", "wall_s")}
-                             | {"score": got.get("test_accuracy", got.get("test_rmse", got.get("error")))}),
+                             | {"score": got.get("test_accuracy") or got.get("test_rmse") or got.get("error")}),
                   flush=True)
     summary = {"cases": len(rows), "as_expected": sum(r["as_expected"] for r in rows),
                "over_budget": [r["case"] for r in rows if not r["within_budget"]]}

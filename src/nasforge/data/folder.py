@@ -44,30 +44,30 @@ def image_folder_split(root: Path) -> tuple[Path, Path | None] | None:
     return (root, None) if len(class_folders(root)) >= 2 else None
 
 
-def _read(files: list[Path]) -> tuple[list[np.ndarray], bool]:
-    """Each file as an RGB uint8 array, and whether every one is grey."""
+def _headers(files: list[Path]) -> tuple[list[tuple[int, int]], bool]:
+    """Each file's (height, width), read from its header alone (Pillow opens lazily), and whether every one is
+    grey: the size is chosen before any pixels are read, so 100,000 photos are never held at full size at once."""
     from PIL import Image, UnidentifiedImageError
 
-    arrays: list[np.ndarray] = []
+    sizes: list[tuple[int, int]] = []
     grey = True
     for f in files:
         try:
             with Image.open(f) as im:
-                im.load()
+                sizes.append((im.height, im.width))
                 grey = grey and im.mode in ("1", "L", "LA", "I", "I;16", "F")
-                arrays.append(np.asarray(im.convert("RGB")))
         except (UnidentifiedImageError, OSError, ValueError) as err:
             raise DataError(f"cannot read image {f}: {err}; remove the file or save it again as PNG or JPEG") from None
-    return arrays, grey
+    return sizes, grey
 
 
-def _size(arrays: list[np.ndarray]) -> tuple[tuple[int, int], str | None]:
+def _size(sizes: list[tuple[int, int]]) -> tuple[tuple[int, int], str | None]:
     """The (height, width) every image gets, and a note where that is not the images' own size."""
-    sizes = Counter(a.shape[:2] for a in arrays)
-    (h, w), _ = sizes.most_common(1)[0]
+    counts = Counter(sizes)
+    (h, w), _ = counts.most_common(1)[0]
     notes = []
-    if len(sizes) > 1:
-        notes.append(f"images of {len(sizes)} sizes resized to the most common, {w}x{h}")
+    if len(counts) > 1:
+        notes.append(f"images of {len(counts)} sizes resized to the most common, {w}x{h}")
     if max(h, w) > MAX_SIDE:
         f = MAX_SIDE / max(h, w)
         h2, w2 = max(1, round(h * f)), max(1, round(w * f))
@@ -77,15 +77,22 @@ def _size(arrays: list[np.ndarray]) -> tuple[tuple[int, int], str | None]:
     return (h, w), "; ".join(notes) or None
 
 
-def _stack(arrays: list[np.ndarray], size: tuple[int, int], grey: bool) -> np.ndarray:
-    from PIL import Image
+def _load(files: list[Path], size: tuple[int, int], grey: bool) -> np.ndarray:
+    """The files' pixels, each resized to ``size`` as it is read: (N, H, W, 1 or 3) uint8."""
+    from PIL import Image, UnidentifiedImageError
 
     h, w = size
-    out = np.empty((len(arrays), h, w, 1 if grey else 3), dtype=np.uint8)
-    for i, a in enumerate(arrays):
-        if a.shape[:2] != (h, w):
-            a = np.asarray(Image.fromarray(a).resize((w, h), Image.Resampling.BILINEAR))
-        out[i] = a[..., :1] if grey else a
+    out = np.empty((len(files), h, w, 1 if grey else 3), dtype=np.uint8)
+    for i, f in enumerate(files):
+        try:
+            with Image.open(f) as im:
+                im = im.convert("L" if grey else "RGB")
+                if im.size != (w, h):
+                    im = im.resize((w, h), Image.Resampling.BILINEAR)
+                a = np.asarray(im)
+        except (UnidentifiedImageError, OSError, ValueError) as err:
+            raise DataError(f"cannot read image {f}: {err}; remove the file or save it again as PNG or JPEG") from None
+        out[i] = a[..., None] if grey else a
     return out
 
 
@@ -115,16 +122,15 @@ def read_image_folder(path: str | os.PathLike[str]) -> RawSplits:
         return files, np.array(labels, dtype=np.int64)
 
     train_files, y_train = files_of(train_root)
-    train_arrays, grey = _read(train_files)
-    test_arrays: list[np.ndarray] = []
+    sizes, grey = _headers(train_files)
+    test_files: list[Path] = []
     y_test = None
     if test_root is not None:
         test_files, y_test = files_of(test_root)
-        test_arrays, test_grey = _read(test_files)
-        grey = grey and test_grey
-    size, note = _size(train_arrays)
-    x_train = _stack(train_arrays, size, grey)
-    x_test = _stack(test_arrays, size, grey) if test_root is not None else None
+        grey = grey and _headers(test_files)[1]
+    size, note = _size(sizes)
+    x_train = _load(train_files, size, grey)
+    x_test = _load(test_files, size, grey) if test_root is not None else None
     what = (f"{root.name}: {len(train_files):,} {'grey' if grey else 'RGB'} images in {len(classes)} class folders"
-            + (f", {len(test_arrays):,} in {test_root.name}/" if test_root is not None else ""))
+            + (f", {len(test_files):,} in {test_root.name}/" if test_root is not None else ""))
     return RawSplits(x_train, y_train, x_test, y_test, classes, notes=(what + (f"; {note}" if note else ""),))
