@@ -10,9 +10,12 @@ image is, else RGB. An unreadable file is refused by name, not skipped: a silent
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,20 +47,27 @@ def image_folder_split(root: Path) -> tuple[Path, Path | None] | None:
     return (root, None) if len(class_folders(root)) >= 2 else None
 
 
+@contextlib.contextmanager
+def _image(f: Path) -> Iterator[Any]:
+    """``PIL.Image.open(f)``, where an unreadable file is a one-line DataError naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(f) as im:
+            yield im
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise DataError(f"cannot read image {f}: {err}; remove the file or save it again as PNG or JPEG") from None
+
+
 def _headers(files: list[Path]) -> tuple[list[tuple[int, int]], bool]:
     """Each file's (height, width), read from its header alone (Pillow opens lazily), and whether every one is
     grey: the size is chosen before any pixels are read, so 100,000 photos are never held at full size at once."""
-    from PIL import Image, UnidentifiedImageError
-
     sizes: list[tuple[int, int]] = []
     grey = True
     for f in files:
-        try:
-            with Image.open(f) as im:
-                sizes.append((im.height, im.width))
-                grey = grey and im.mode in ("1", "L", "LA", "I", "I;16", "F")
-        except (UnidentifiedImageError, OSError, ValueError) as err:
-            raise DataError(f"cannot read image {f}: {err}; remove the file or save it again as PNG or JPEG") from None
+        with _image(f) as im:
+            sizes.append((im.height, im.width))
+            grey = grey and im.mode in ("1", "L", "LA", "I", "I;16", "F")
     return sizes, grey
 
 
@@ -79,19 +89,16 @@ def _size(sizes: list[tuple[int, int]]) -> tuple[tuple[int, int], str | None]:
 
 def _load(files: list[Path], size: tuple[int, int], grey: bool) -> np.ndarray:
     """The files' pixels, each resized to ``size`` as it is read: (N, H, W, 1 or 3) uint8."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     h, w = size
     out = np.empty((len(files), h, w, 1 if grey else 3), dtype=np.uint8)
     for i, f in enumerate(files):
-        try:
-            with Image.open(f) as im:
-                im = im.convert("L" if grey else "RGB")
-                if im.size != (w, h):
-                    im = im.resize((w, h), Image.Resampling.BILINEAR)
-                a = np.asarray(im)
-        except (UnidentifiedImageError, OSError, ValueError) as err:
-            raise DataError(f"cannot read image {f}: {err}; remove the file or save it again as PNG or JPEG") from None
+        with _image(f) as im:
+            im = im.convert("L" if grey else "RGB")
+            if im.size != (w, h):
+                im = im.resize((w, h), Image.Resampling.BILINEAR)
+            a = np.asarray(im)
         out[i] = a[..., None] if grey else a
     return out
 
