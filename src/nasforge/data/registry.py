@@ -334,21 +334,18 @@ def load_images(
 ) -> Dataset:
     """A folder of image files, one subfolder per class (:func:`~nasforge.data.folder.read_image_folder`). Not
     flipped unless the recipe says ``flip: true``: nothing declares that a mirror image keeps its class."""
+    task = _classes_only("images", task)
     _no_label_column("images", label_column)
     _check_limit(limit)
     _check_layout(layout)
     if path is None:
         raise DataError("the images source needs data.path: point it at a folder with one subfolder of images per "
                         "class")
-    if check_task(task) == REGRESSION:
-        raise DataError("the images source labels each image by its folder's name, a class: use task classification "
-                        "(or auto)")
     from nasforge.data.folder import read_image_folder
 
     p = Path(path).expanduser()
     return _finish(p.name, read_image_folder(p), origin=str(p), val_fraction=val_fraction, seed=seed,
-                   layout=layout, limit=limit, scale=255.0, images=True, task=CLASSIFICATION,
-                   test_fraction=test_fraction)
+                   layout=layout, limit=limit, scale=255.0, images=True, task=task, test_fraction=test_fraction)
 
 
 def load_csv(
