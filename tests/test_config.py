@@ -126,3 +126,14 @@ def test_yaml_reads_exponents_without_a_dot_as_numbers(tmp_path):
     cfg = load_config(p)
     assert cfg.train.lr == 1e-3 and cfg.train.weight_decay == 5e-4
     assert cfg.space["weight_decays"] == [1e-4, 1e-2]
+
+
+def test_search_metric_is_checked_and_changes_the_fingerprint():
+    base = {"data": {"source": "digits"}, "space": {"kind": "chain"}}
+    plain = from_dict(base)
+    ranked = from_dict({**base, "search": {"metric": "balanced_accuracy", "stopping": {"rule": "median"}}})
+    assert plain.search.metric == "accuracy" and ranked.search.metric == "balanced_accuracy"
+    assert plain.fingerprint() != ranked.fingerprint()
+    assert ranked.search.make_stopping().metric == "val_balanced_accuracy"  # a rule compares what the search ranks
+    with pytest.raises(ConfigError, match=r"search.metric must be accuracy, balanced_accuracy, f1, got 'f2'"):
+        from_dict({**base, "search": {"metric": "f2"}})

@@ -19,7 +19,7 @@ SMALL = [{"type": "conv", "width": 8, "kernel": 3, "stride": 1, "padding": "same
 
 
 def test_metrics_match_scikit_learn():
-    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, precision_score, recall_score
 
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 5, (500,), generator=g)
@@ -29,6 +29,10 @@ def test_metrics_match_scikit_learn():
     assert m["precision"] == pytest.approx(precision_score(y, p, average="macro"))
     assert m["recall"] == pytest.approx(recall_score(y, p, average="macro"))
     assert m["f1"] == pytest.approx(f1_score(y, p, average="macro"))
+    assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, p))
+    # a class predicted but absent from the labels lowers macro recall, not balanced accuracy (as scikit-learn's)
+    y2, p2 = torch.tensor([0, 0, 0, 1]), torch.tensor([0, 2, 0, 1])
+    assert classification_metrics(p2, y2, 3)["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y2, p2))
 
 
 def test_flops_come_from_torch_and_params_from_the_module():
@@ -70,6 +74,24 @@ def test_training_learns_digits_and_is_deterministic(digits):
     assert a.score == b.score and a.curve == b.curve
     assert len(a.curve) == 3 and {"val_accuracy", "val_f1", "val_loss", "train_loss"} <= set(a.curve[0])
     assert a.cost is not None and a.cost.params > 0
+
+
+@pytest.mark.parametrize("metric", ["balanced_accuracy", "f1"])
+def test_a_search_metric_is_the_score_and_a_regression_refuses_it(digits, metric):
+    from nasforge.data.base import Dataset
+    from nasforge.errors import ConfigError
+
+    space = ChainSpace(max_blocks=3)
+    s = chain_sample(space, SMALL, head="flatten")
+    r = TorchEvaluator(digits, space, seed=0, measure_latency=False, metric=metric).evaluate(s, Budget(epochs=1))
+    assert r.score == r.metrics[metric] == r.curve[-1][f"val_{metric}"]
+    assert r.score != r.metrics["accuracy"]  # one epoch: the metrics differ, so the score is not accuracy renamed
+    reg = Dataset("reg", digits.x_train, digits.y_train.float(), digits.x_val, digits.y_val.float(), (),
+                  task="regression")
+    with pytest.raises(ConfigError, match=rf"search\.metric {metric} ranks classes, and reg is a regression"):
+        TorchEvaluator(reg, space, metric=metric)
+    with pytest.raises(ConfigError, match=r"search\.metric must be accuracy, balanced_accuracy, f1, got 'acc'"):
+        TorchEvaluator(digits, space, metric="acc")
 
 
 def test_fraction_budget_uses_a_fixed_stratified_subset(digits):

@@ -162,7 +162,7 @@ def run_config(cfg: Config, *, resume: bool = False,
     factory = TorchEvaluatorFactory(data, space, cfg.train, cfg.seed, cfg.search.measure_latency,
                                     scheduler.schedule_epochs, cfg.search.interim, cfg.search.folds,
                                     reference_builder(cfg.search.equal_time, data),
-                                    int8_latency="latency_int8" in cfg.search.objectives)
+                                    int8_latency="latency_int8" in cfg.search.objectives, metric=cfg.search.metric)
     screener = ProxyScreener(space, data, seed=cfg.seed, **cfg.search.screen) if cfg.search.screen else None
     extra_check = candidate_checks(cfg, space, data)
     with Store(cfg.search.db) as store:

@@ -33,7 +33,7 @@ from nasforge.paths import check_name
 from nasforge.schedule.schedulers import Scheduler, make_scheduler
 from nasforge.schedule.stopping import StoppingRule, make_stopping
 from nasforge.space import SPACES
-from nasforge.types import Budget, check_task
+from nasforge.types import Budget, check_metric, check_task
 
 log = logging.getLogger("nasforge")
 # 1h30m, 1.5h, 90s; the words too (2 hours, 30 mins, 45 sec), as people write them in a shell
@@ -103,6 +103,7 @@ class SearchConfig:
     initial_budget: str = "lowest"  # search.initial networks start on the lowest rung, or get the full budget
     folds: int = 1  # more than one: trials scored by stratified cross-validation over train+validation (small data)
     equal_time: str | None = None  # a reference name: budgets are in its training time, each network its own epochs
+    metric: str = "accuracy"  # what a classification ranks by: accuracy, balanced_accuracy or f1 (macro)
 
     @property
     def interim(self) -> int | str:
@@ -126,6 +127,8 @@ class SearchConfig:
         if not self.stopping:
             return None
         opts = dict(self.stopping)
+        if self.metric != "accuracy":  # a rule compares networks by what the search ranks them by, unless told
+            opts.setdefault("metric", f"val_{self.metric}")
         return make_stopping(str(opts.pop("rule", "median")), **opts)
 
 
@@ -212,6 +215,8 @@ class Config:
             parts["folds"] = self.search.folds
         if self.search.equal_time is not None:  # so does this
             parts["equal_time"] = self.search.equal_time
+        if self.search.metric != "accuracy":  # and this
+            parts["metric"] = self.search.metric
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def to_json(self) -> dict[str, Any]:
@@ -233,7 +238,7 @@ EXECUTOR_KEYS = tuple(f.name for f in fields(ExecutorConfig))
 RECIPE_KEYS = tuple(f.name for f in fields(Recipe))
 SEARCH_KEYS = ("trials", "time_budget", "budget", "db", "measure_latency", "scheduler", "stopping", "objectives",
                "max_latency_ms", "screen", "max_retries", "trial_timeout",
-               "max_memory_mb", "initial", "interim_validation", "folds", "initial_budget", "equal_time")
+               "max_memory_mb", "initial", "interim_validation", "folds", "initial_budget", "equal_time", "metric")
 AUTO_INTERIM_EXAMPLES = 1000
 RETRAIN_KEYS = ("epochs", "baseline", "out", *RECIPE_KEYS)
 SPACE_KINDS = tuple(SPACES)
@@ -490,6 +495,7 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
         folds=_folds(se.get("folds", 1)),
         initial_budget=_initial_budget(se.get("initial_budget", "lowest")),
         equal_time=_equal_time(se.get("equal_time")),
+        metric=check_metric(se.get("metric", "accuracy")),
     )
     scheduler = search.make_scheduler()  # a bad name or option fails here, before anything runs
     search.make_stopping()

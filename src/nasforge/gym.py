@@ -177,7 +177,7 @@ def _from_config(config: Any, budget: Budget | None) -> tuple[Any, Any, tuple[in
     space = make_space(cfg.space, data.input_shape)
     ladder = cfg.search.make_scheduler().ladder
     factory = TorchEvaluatorFactory(data, space, cfg.train, cfg.seed, cfg.search.measure_latency,
-                                    folds=cfg.search.folds)
+                                    folds=cfg.search.folds, metric=cfg.search.metric)
     return space, factory(), tuple(data.input_shape), data.n_classes, budget or ladder[-1]
 
 

@@ -142,6 +142,25 @@ CLASSIFICATION, REGRESSION = "classification", "regression"
 TASKS = ("auto", CLASSIFICATION, REGRESSION)  # auto: regression where the labels are numbers but not whole ones
 
 
+# what a classification search can rank by (``search.metric``): accuracy counts every
+# example alike; balanced accuracy (the mean recall over the classes, scikit-learn's ``balanced_accuracy_score``)
+# and macro F1 count every class alike, so a network that never predicts a rare class is not ranked first
+METRICS = ("accuracy", "balanced_accuracy", "f1")
+
+
+def check_metric(metric: Any, where: str = "search.metric") -> str:
+    """``metric`` where it is one of :data:`METRICS`, else a one-line ConfigError naming them (torch-free)."""
+    if isinstance(metric, str) and metric in METRICS:
+        return metric
+    import difflib
+
+    from nasforge.errors import ConfigError
+
+    close = difflib.get_close_matches(str(metric), METRICS, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"{where} must be {', '.join(METRICS)}, got {metric!r}{hint}")
+
+
 def check_task(task: Any, where: str = "data.task", error: type[Exception] | None = None) -> str:
     """``task`` when it is one of :data:`TASKS`, else a one-line error (``error``, DataError by default) naming
     the choices; torch-free, so the config checks it with the same words as the data loader."""

@@ -1,5 +1,5 @@
-"""Classification metrics from one confusion matrix (accuracy, macro precision, recall and F1), and regression
-metrics (RMSE, MAE, R²) in the targets' original units."""
+"""Classification metrics from one confusion matrix (accuracy, balanced accuracy, macro precision, recall and F1),
+and regression metrics (RMSE, MAE, R²) in the targets' original units."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ def confusion(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch
 
 
 def classification_metrics(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> dict[str, float]:
-    """Accuracy and macro-averaged precision, recall and F1 (classes absent from both count as 0)."""
+    """Accuracy, balanced accuracy (mean recall over the classes present in ``target``, as scikit-learn's) and
+    macro-averaged precision, recall and F1 (over classes present in either; absent from both count as 0)."""
     cm = confusion(pred, target, n_classes).double()
     tp = cm.diag()
     predicted = cm.sum(0)
@@ -25,6 +26,7 @@ def classification_metrics(pred: torch.Tensor, target: torch.Tensor, n_classes: 
     k = max(int(present.sum()), 1)
     return {
         "accuracy": float(tp.sum() / cm.sum().clamp(min=1)),
+        "balanced_accuracy": float(recall[actual > 0].mean()) if bool((actual > 0).any()) else 0.0,
         "precision": float(precision[present].sum() / k),
         "recall": float(recall[present].sum() / k),
         "f1": float(f1[present].sum() / k),

@@ -14,12 +14,13 @@ import torch
 
 from nasforge import atomic
 from nasforge.data.base import Dataset, shuffled_split, stratified_split
+from nasforge.errors import ConfigError
 from nasforge.evaluate.cost import measure_cost
 from nasforge.evaluate.device import place, resolve_device, resolve_precision
 from nasforge.evaluate.recipe import check_interim, trial_seed
 from nasforge.evaluate.trainer import InterimVal, Recipe, TrainingFailed, make_optimizer, train
 from nasforge.space.base import SearchSpace
-from nasforge.types import Budget, Cost, EvalResult, Sample
+from nasforge.types import Budget, Cost, EvalResult, Sample, check_metric
 
 log = logging.getLogger("nasforge")
 Reporter = Callable[[int, Mapping[str, float]], None]
@@ -58,7 +59,7 @@ class TorchEvaluator:
                  measure_latency: bool = True, schedule_epochs: float | None = None,
                  interim_validation: int | str = "full", folds: int = 1,
                  equal_time: float | Callable[[], torch.nn.Module] | None = None,
-                 int8_latency: bool = False) -> None:
+                 int8_latency: bool = False, metric: str = "accuracy") -> None:
         if data.has_test:
             data = data.search_view()  # the search never holds the test split
         self.data, self.space = data, space
@@ -82,6 +83,7 @@ class TorchEvaluator:
         if isinstance(equal_time, (int, float)) and not (equal_time > 0 and math.isfinite(equal_time)):
             raise ValueError(f"equal_time must be a positive number of seconds per step, got {equal_time!r}")
         self.equal_time = equal_time
+        self.metric = metric_for(data, metric)
         self._factors: dict[str, float] = {}  # architecture key -> epochs factor, for promotions in this process
 
     def time_factor(self, sample: Sample, key: str, model: torch.nn.Module | None = None) -> float:
@@ -157,7 +159,7 @@ class TorchEvaluator:
         if state is not None and along != ("generator" in state):  # written under the other lr_cycle
             state = None
         if state is not None and float(state["epochs"]) >= budget.epochs:  # killed after saving, before storing
-            return _result(tuple(state["curve"]), Cost.from_json(state["cost"]), 0.0, 0.0)
+            return _result(tuple(state["curve"]), Cost.from_json(state["cost"]), 0.0, 0.0, self.metric)
         gen = torch.Generator().manual_seed(seed)
         try:
             model = self.space.build(sample, shape, k).to(self.device)  # before the optimizer: its state goes there
@@ -209,7 +211,7 @@ class TorchEvaluator:
                 if self.device.type == "cuda":
                     saved["cuda_rng"] = torch.cuda.get_rng_state(self.device)
             _save_checkpoint(checkpoint, saved)
-        return _result(curve, cost, stats.train_seconds, stats.eval_seconds)
+        return _result(curve, cost, stats.train_seconds, stats.eval_seconds, self.metric)
 
 
     def _cross_validate(self, sample: Sample, budget: Budget, report: Reporter | None) -> EvalResult:
@@ -242,7 +244,7 @@ class TorchEvaluator:
                 self._fold_evaluators.append(TorchEvaluator(
                     part, self.space, recipe=self.recipe, seed=self.seed + f, measure_latency=self.measure_latency
                     and f == 0, interim_validation="none", equal_time=self.equal_time,
-                    int8_latency=self.int8_latency and f == 0))
+                    int8_latency=self.int8_latency and f == 0, metric=self.metric))
         if self.equal_time is not None:  # timed once, on the whole data, for every fold
             key = self.space.key(sample)
             factor = self._timed_factor(sample, key)
@@ -256,7 +258,7 @@ class TorchEvaluator:
                 "folds": float(self.folds)}
         if "rmse" in metrics:  # regression: the folds' mean RMSE, negated (higher is better)
             last["val_score"] = -metrics["rmse"]
-        score = -metrics["rmse"] if "rmse" in metrics else metrics["accuracy"]
+        score = -metrics["rmse"] if "rmse" in metrics else metrics[self.metric]
         return EvalResult(score=score, metrics=metrics, curve=(*results[0].curve[:-1], last),
                           cost=results[0].cost, train_seconds=sum(r.train_seconds for r in results),
                           eval_seconds=sum(r.eval_seconds for r in results))
@@ -279,7 +281,17 @@ def interim_split(data: Dataset, how: int | str, seed: int) -> InterimVal:
     return data.x_val[idx], data.y_val[idx]
 
 
-def _result(curve: tuple[Mapping[str, float], ...], cost: Cost, train_s: float, eval_s: float) -> EvalResult:
+def metric_for(data: Dataset, metric: str) -> str:
+    """``metric`` where ``data`` can be ranked by it: a regression is ranked by RMSE whatever search.metric says."""
+    metric = check_metric(metric)
+    if data.regression and metric != "accuracy":
+        raise ConfigError(f"search.metric {metric} ranks classes, and {data.name} is a regression (ranked by RMSE); "
+                          "remove search.metric")
+    return metric
+
+
+def _result(curve: tuple[Mapping[str, float], ...], cost: Cost, train_s: float, eval_s: float,
+            metric: str = "accuracy") -> EvalResult:
     last = curve[-1]
     if "val_rmse" in last:  # regression: RMSE, MAE, R² in the target's units; the score is -RMSE
         reg = {m: float(last[f"val_{m}"]) for m in ("rmse", "mae", "r2", "loss")}
@@ -290,10 +302,12 @@ def _result(curve: tuple[Mapping[str, float], ...], cost: Cost, train_s: float, 
         return EvalResult(score=-reg["rmse"], metrics=reg, curve=curve, cost=cost, train_seconds=train_s,
                           eval_seconds=eval_s)
     metrics = {m: float(last[f"val_{m}"]) for m in ("accuracy", "loss", "precision", "recall", "f1")}
+    if "val_balanced_accuracy" in last:  # curves stored before it was recorded lack it
+        metrics["balanced_accuracy"] = float(last["val_balanced_accuracy"])
     metrics["train_loss"] = float(last["train_loss"])
     if "train_accuracy" in last:  # curves stored before it was recorded lack it
         metrics["train_accuracy"] = float(last["train_accuracy"])
-    return EvalResult(score=metrics["accuracy"], metrics=metrics, curve=curve, cost=cost, train_seconds=train_s,
+    return EvalResult(score=metrics[metric], metrics=metrics, curve=curve, cost=cost, train_seconds=train_s,
                       eval_seconds=eval_s)
 
 

@@ -54,14 +54,17 @@ def final_from_json(d: Mapping[str, Any]) -> FinalModel:
 
 
 def summarize(models: Sequence[FinalModel] | Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per model name: seeds, and mean and sample standard deviation (None for one seed) of test accuracy and F1,
-    or for a regression (test figures with ``rmse``) of test RMSE, MAE and R²."""
+    """Per model name: seeds, and mean and sample standard deviation (None for one seed) of test accuracy, F1 and
+    balanced accuracy (where every seed recorded it), or for a regression (test figures with ``rmse``) of test
+    RMSE, MAE and R²."""
     rows = [final_to_json(m) if isinstance(m, FinalModel) else m for m in models]
     out: dict[str, dict[str, Any]] = {}
     for name in dict.fromkeys(r["name"] for r in rows):
         mine = [r for r in rows if r["name"] == name]
         entry: dict[str, Any] = {"n": len(mine), "seeds": [r.get("seed", 0) for r in mine]}
-        for metric in ("rmse", "mae", "r2") if "rmse" in mine[0]["test"] else ("accuracy", "f1"):
+        names = ("rmse", "mae", "r2") if "rmse" in mine[0]["test"] else (
+            "accuracy", "f1", *(("balanced_accuracy",) if all("balanced_accuracy" in r["test"] for r in mine) else ()))
+        for metric in names:  # balanced accuracy: tests stored before it was recorded lack it
             vals = [float(r["test"][metric]) for r in mine]
             entry[f"{metric}_mean"] = statistics.fmean(vals)
             entry[f"{metric}_std"] = statistics.stdev(vals) if len(vals) > 1 else None

@@ -307,7 +307,8 @@ def fit_sklearn(data: Dataset, *, seed: int = 0, seconds: float | None = None) -
 def score_sklearn(fits: list[SklearnFit], data: Dataset, x_test: torch.Tensor,
                   y_test: torch.Tensor) -> list[dict[str, Any]]:
     """The fitted references on the test split the retrain already opened (reading it again would count as another
-    look): one dict per model, ``name``, ``description``, ``accuracy``, ``f1`` (macro) and ``seconds`` (fit and
+    look): one dict per model, ``name``, ``description``, ``accuracy``, ``f1`` (macro), ``balanced_accuracy`` and
+    ``seconds`` (fit and
     predict); for regression ``rmse``, ``mae`` and ``r2`` in the target's units instead."""
     import numpy as np
     import torch
@@ -329,7 +330,7 @@ def score_sklearn(fits: list[SklearnFit], data: Dataset, x_test: torch.Tensor,
             m = classification_metrics(torch.as_tensor(raw, dtype=torch.int64), y_test.to(torch.int64),
                                        data.n_classes)
             out.append({"name": f.name, "description": description, "accuracy": m["accuracy"], "f1": m["f1"],
-                        "seconds": seconds})
+                        "balanced_accuracy": m["balanced_accuracy"], "seconds": seconds})
             log.info("%s: test accuracy %.4f in %.1f s", f.name, m["accuracy"], seconds)
     return out
 

@@ -35,8 +35,11 @@ def result_record(experiment: Experiment, trials: Sequence[Trial], retrain: Mapp
     ``searched`` describes the best trial (with ``describe``, its architecture).
     """
     states = [t.state for t in trials]
+    search_cfg = experiment.config.get("search") or {}
     record: dict[str, Any] = {
         "data": data, "experiment": experiment.name,
+        # what the search ranked networks by (a regression: RMSE, whatever this says)
+        "metric": search_cfg.get("metric", "accuracy") if isinstance(search_cfg, Mapping) else "accuracy",
         "seconds": {"search": experiment.elapsed, "final": None},
         "searched": None, "reference": None, "others": {}, "seeds": 0,
         "trials": {"complete": states.count(TrialState.COMPLETE), "pruned": states.count(TrialState.PRUNED),
@@ -75,8 +78,7 @@ def result_record(experiment: Experiment, trials: Sequence[Trial], retrain: Mapp
         if regression:
             figures = {**_regression_fields(s), "val_rmse": None if val is None else -val}
         else:
-            figures = {"test_accuracy": s["accuracy_mean"], "test_f1": s["f1_mean"],
-                       "test_accuracy_std": s["accuracy_std"], "val_accuracy": val}
+            figures = {**_class_fields(s), "val_accuracy": val}
         record["searched"] = {
             **figures, "params": searched["params"],
             "flops": searched["flops"], "latency_ms": searched["latency_ms"],
@@ -88,11 +90,18 @@ def result_record(experiment: Experiment, trials: Sequence[Trial], retrain: Mapp
         b = summary["baseline"]
         record["reference"] = {
             "name": base.get("reference", "classic"),  # stored before references were named: the classic one
-            **(_regression_fields(b) if regression else {
-                "test_accuracy": b["accuracy_mean"], "test_f1": b["f1_mean"], "test_accuracy_std": b["accuracy_std"]}),
+            **(_regression_fields(b) if regression else _class_fields(b)),
             "params": base["params"], "flops": base["flops"], "architecture": base["description"],
             "curve": list(base.get("curve") or [])}
     return record
+
+
+def _class_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """A classifier's test figures in the record: the means over seeds, and accuracy's standard deviation; balanced
+    accuracy where the tests recorded it (None in records from before)."""
+    return {"test_accuracy": summary["accuracy_mean"], "test_f1": summary["f1_mean"],
+            "test_balanced_accuracy": summary.get("balanced_accuracy_mean"),
+            "test_accuracy_std": summary["accuracy_std"]}
 
 
 def _regression_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
