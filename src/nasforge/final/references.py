@@ -308,8 +308,7 @@ def score_sklearn(fits: list[SklearnFit], data: Dataset, x_test: torch.Tensor,
                   y_test: torch.Tensor) -> list[dict[str, Any]]:
     """The fitted references on the test split the retrain already opened (reading it again would count as another
     look): one dict per model, ``name``, ``description``, ``accuracy``, ``f1`` (macro), ``balanced_accuracy`` and
-    ``seconds`` (fit and
-    predict); for regression ``rmse``, ``mae`` and ``r2`` in the target's units instead."""
+    ``seconds`` (fit and predict); for regression ``rmse``, ``mae`` and ``r2`` in the target's units instead."""
     import numpy as np
     import torch
 
@@ -343,6 +342,6 @@ def sklearn_references(data: Dataset, x_test: torch.Tensor, y_test: torch.Tensor
 
 
 def others_record(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The stored form of :func:`sklearn_references`: ``{name: {accuracy, f1, seconds, description}}`` (regression:
-    ``rmse``, ``mae``, ``r2`` in place of accuracy and F1)."""
+    """The stored form of :func:`sklearn_references`: ``{name: {accuracy, f1, balanced_accuracy, seconds,
+    description}}`` (regression: ``rmse``, ``mae``, ``r2`` in place of the three)."""
     return {r["name"]: {k: v for k, v in r.items() if k != "name"} for r in rows}
