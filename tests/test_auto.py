@@ -7,6 +7,7 @@ the clock beyond those runs.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -36,7 +37,7 @@ from nasforge.autoplan import (
     validation_for,
     warm_start,
 )
-from nasforge.cli import main
+from nasforge.cli import main, metric_difference, print_final
 from nasforge.config import from_dict
 from nasforge.data.base import Dataset
 from nasforge.errors import NasforgeError
@@ -49,13 +50,14 @@ from nasforge.testing import TOY_SHAPE, FunctionEvaluator, toy_objective, toy_sp
 from nasforge.types import Budget
 
 
-def table(folder: Path, n: int = 400, features: int = 8, seed: int = 0) -> Path:
-    """A two-class table where a linear rule with noise decides: train.csv and test.csv in ``folder``."""
+def table(folder: Path, n: int = 400, features: int = 8, seed: int = 0, cut: float = 0.0) -> Path:
+    """A two-class table where a linear rule with noise decides: train.csv and test.csv in ``folder``; ``cut``
+    above 0 makes class 1 the smaller (1.0: about one example in five)."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for name, rows in (("train.csv", n), ("test.csv", n // 4)):
         x = rng.normal(size=(rows, features))
-        y = (x[:, 0] + 0.5 * x[:, 1] + 0.3 * rng.normal(size=rows) > 0).astype(int)
+        y = (x[:, 0] + 0.5 * x[:, 1] + 0.3 * rng.normal(size=rows) > cut).astype(int)
         lines = [",".join([*(f"f{i}" for i in range(features)), "label"])]
         lines += [",".join([*(f"{v:.4f}" for v in r), str(c)]) for r, c in zip(x, y, strict=True)]
         (folder / name).write_text("\n".join(lines) + "\n")
@@ -502,6 +504,54 @@ def test_print_config_reproduces_the_plan_with_search(tmp_path, capsys):
     assert not (tmp_path / "a.db").exists()  # planned, nothing stored
 
 
+def test_metric_ranks_the_search_and_imbalanced_classes_get_a_hint(tmp_path, capsys):
+    data = table(tmp_path / "t", cut=1.0)  # class 1 about one example in five
+    assert main(["auto", str(data), "--time-budget", "2m", "--db", str(tmp_path / "a.db"), "--print-config"]) == 0
+    out = capsys.readouterr()
+    assert "metric" not in yaml.safe_load(out.out)["search"]  # the default stays out of the YAML
+    assert re.search(r"why metric: accuracy, the default, though the largest class has \d\.\dx the training "
+                     r"examples of the smallest .*--metric balanced_accuracy ranks by the mean recall", out.err)
+    assert main(["auto", str(data), "--time-budget", "2m", "--db", str(tmp_path / "a.db"), "--print-config",
+                 "--metric", "balanced_accuracy"]) == 0
+    out = capsys.readouterr()
+    cfg = from_dict(yaml.safe_load(out.out))
+    assert cfg.search.metric == "balanced_accuracy" and cfg.search.stopping is None
+    assert "2 classes, ranked by balanced accuracy" in out.err
+    assert "why metric: balanced accuracy (the mean recall over classes), as --metric asked; the largest" in out.err
+    # a balanced table and the default: nothing to say
+    assert main(["auto", str(table(tmp_path / "b")), "--time-budget", "2m", "--db", str(tmp_path / "a.db"),
+                 "--print-config"]) == 0
+    assert "why metric" not in capsys.readouterr().err
+    # a regression is ranked by RMSE: --metric refused in one line, before anything is timed
+    assert main(["auto", "diabetes", "--time-budget", "2m", "--db", str(tmp_path / "a.db"),
+                 "--metric", "f1"]) == 2
+    err = capsys.readouterr().err
+    assert "--metric f1 ranks classifiers, and diabetes is a regression" in err and "Traceback" not in err
+    with pytest.raises(NasforgeError, match="--metric must be accuracy, balanced_accuracy, f1, got 'recall'"):
+        run_auto(str(data), time_budget="2m", db=tmp_path / "a.db", metric="recall", print_config=True)
+
+
+def test_the_comparison_reads_the_metric_first():
+    s = {"test_accuracy": 0.90, "test_balanced_accuracy": 0.85, "test_f1": 0.80}
+    r = {"test_accuracy": 0.92, "test_balanced_accuracy": 0.75, "test_f1": 0.70}
+    assert metric_difference(s, r, "accuracy") == "-2.00 points of test accuracy"
+    assert metric_difference(s, r, "balanced_accuracy") == (
+        "+10.00 points of test balanced accuracy (the metric the search ranked by); -2.00 of test accuracy")
+    assert metric_difference(s, r, "f1").startswith("+10.00 points of test macro F1")
+    old = {"test_accuracy": 0.92, "test_balanced_accuracy": None}  # a record from before balanced accuracy
+    assert metric_difference(s, old, "balanced_accuracy").startswith("test balanced accuracy not recorded (")
+    out = io.StringIO()
+    model = {"name": "searched", "test": {"accuracy": 0.9, "f1": 0.8, "balanced_accuracy": 0.85}, "params": 10,
+             "flops": 20, "latency_ms": None, "train_seconds": 1.0, "description": "mlp"}
+    print_final([model], out, {"logistic_regression": {"accuracy": 0.8, "f1": 0.7, "seconds": 0.1}},
+                metric="balanced_accuracy")
+    lines = out.getvalue().splitlines()
+    assert "test_bacc" in lines[0] and "85.00%" in lines[2] and " - " in lines[3]  # not recorded: a dash
+    out = io.StringIO()
+    print_final([model], out)
+    assert "test_bacc" not in out.getvalue()
+
+
 def test_interrupted_auto_resumes_its_stored_plan(tmp_path, short_rungs):
     data = table(tmp_path / "t")
     db = tmp_path / "a.db"
@@ -519,6 +569,8 @@ def test_interrupted_auto_resumes_its_stored_plan(tmp_path, short_rungs):
         exp = st.experiment()
         plan = st.results(exp.id, "auto_plan")[-1]["plan"]
         assert len([t for t in st.trials(exp.id) if t.ok]) >= 2
+    with pytest.raises(NasforgeError, match="ranks by accuracy; --resume continues its plan, so leave out --metric"):
+        run_auto(str(data), time_budget="30s", db=db, resume=True, metric="f1")
     rec = run_auto(str(data), time_budget="30s", db=db, resume=True)
     assert rec["plan"] == plan  # the stored plan, not a new one
     assert rec["searched"]["test_accuracy"] is not None and rec["trials"]["complete"] >= 2
@@ -529,9 +581,11 @@ def test_interrupted_auto_resumes_its_stored_plan(tmp_path, short_rungs):
 def test_reference_only_trains_the_reference_for_the_budget(tmp_path, capsys):
     data = table(tmp_path / "t")
     assert main(["auto", str(data), "--time-budget", "20s", "--reference-only", "--db", str(tmp_path / "a.db"),
-                 "--json", str(tmp_path / "r.json")]) == 0
+                 "--json", str(tmp_path / "r.json"), "--metric", "balanced_accuracy"]) == 0
+    assert "test_bacc" in capsys.readouterr().out  # the metric asked for: a column of the final table
     rec = json.loads((tmp_path / "r.json").read_text())
     assert rec["searched"] is None and rec["reference"]["name"] == "mlp"
+    assert rec["metric"] == "balanced_accuracy" and 0 < rec["reference"]["test_balanced_accuracy"] <= 1
     assert rec["trials"] == {"complete": 0, "pruned": 0, "failed": 0}
     assert rec["seconds"]["total"] <= 20 * 1.05
     assert rec["final"]["why"] == "--reference-only: the reference trained for the whole budget"

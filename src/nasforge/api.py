@@ -612,7 +612,7 @@ def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db"
          name: str | None = None, resume: bool = False, reference_only: bool = False, reference: str = "auto",
          say: Callable[[str], None] | None = None, device: str | None = None,
          precision: str | None = None, label: str | int | None = None,
-         layout: str | None = None) -> dict[str, Any]:
+         layout: str | None = None, metric: str | None = None) -> dict[str, Any]:
     """Plan, search, train the final network and the data kind's reference, test once and report, within
     ``time_budget`` (``"15m"``, ``"1h"`` or seconds); returns the result record (see ``nasforge status --json``).
 
@@ -620,8 +620,9 @@ def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db"
     folder of IDX, CSV or CIFAR files) or a YAML config; ``label`` a CSV's label column (a name or an index) where
     it is neither the one column named as labels are (``label``, ``target``, ``class``, ``y``) nor the last;
     ``layout`` (image, sequence, tabular) how the features are read where neither their shape nor their columns
-    say (2-D columns that correlate with their neighbours are pixels or signal steps already). ``say`` hears the
-    plan and progress lines.
+    say (2-D columns that correlate with their neighbours are pixels or signal steps already); ``metric``
+    (accuracy, balanced_accuracy, f1) what a classification's search ranks by. ``say`` hears the plan and
+    progress lines.
     ``device`` (auto, cpu, cuda, cuda:N, mps) is where it trains: by default ``auto`` (a resumed run, its stored one);
     ``precision`` (auto, fp32, bf16, fp16) how: by default ``auto`` (bf16 or fp16 on a GPU, fp32 on the CPU).
     Where the budget is too short for a search to pay (too few trials long enough to rank networks, or the
@@ -632,5 +633,5 @@ def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db"
 
     return run_auto(data, time_budget=time_budget, db=db, seed=seed, name=name, resume=resume,
                     reference_only=reference_only, reference=reference, device=device, precision=precision,
-                    label=label, layout=layout, say=say or (lambda line: log.info("%s", line)))
+                    label=label, layout=layout, metric=metric, say=say or (lambda line: log.info("%s", line)))
 

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
@@ -48,6 +49,7 @@ from nasforge.final.references import (
 )
 from nasforge.fmt import fmt_time
 from nasforge.paths import check_name
+from nasforge.types import check_metric
 
 log = logging.getLogger("nasforge")
 
@@ -185,6 +187,7 @@ class Plan:
     equal_time: bool = False
     why: dict[str, str] = field(default_factory=dict)
     task: str = "classification"  # regression: one output, scored by RMSE (plans stored before it: classification)
+    metric: str = "accuracy"  # what the search ranks a classification by (plans stored before it: accuracy)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -206,7 +209,8 @@ class Plan:
 
     def lines(self) -> list[str]:
         fmt = _fmt_s
-        what = "regression (scored by RMSE)" if self.task == "regression" else f"{self.classes} classes"
+        what = ("regression (scored by RMSE)" if self.task == "regression" else f"{self.classes} classes"
+                + (f", ranked by {self.metric.replace('_', ' ')}" if self.metric != "accuracy" else ""))
         out = [f"plan for {self.data.get('source')} ({self.kind}, {self.n_train:,} training examples, "
                f"{what}, input {self.input_shape}) in {fmt(self.time_budget)}:"]
         if self.reference_only:
@@ -452,7 +456,7 @@ def search_config(plan: Plan, *, name: str, seed: int, db: str, initial: list[di
     """The YAML config that runs this plan's search with ``nasforge search`` (and its final with ``retrain``)."""
     if plan.reference_only:  # --reference-only, or no search: the config records data, recipe and reference
         return {"name": name, "seed": seed, "data": {**plan.data, "val_fraction": plan.val_fraction},
-                "space": dict(space), "search": {"db": db}, "train": dict(train),
+                "space": dict(space), "search": {"db": db, **_metric_key(plan)}, "train": dict(train),
                 "retrain": {"epochs": plan.final_epochs_reference, **dict(train), "baseline": plan.reference}}
     sched: dict[str, Any] | None = None  # one rung: every trial trains the full budget
     if plan.min_fraction is not None:
@@ -473,11 +477,37 @@ def search_config(plan: Plan, *, name: str, seed: int, db: str, initial: list[di
                    **({"scheduler": sched} if sched is not None else {}), "db": db, "initial": initial,
                    "initial_budget": "full",
                    **({"folds": plan.folds} if plan.folds > 1 else {}),
-                   **({"equal_time": plan.reference} if plan.equal_time else {}),
+                   **({"equal_time": plan.reference} if plan.equal_time else {}), **_metric_key(plan),
                    "trial_timeout": f"{math.ceil(plan.trial_timeout)}s"},
         "train": dict(train),
         "retrain": {"epochs": plan.final_epochs_reference, **dict(train), "baseline": plan.reference},
     }
+
+
+def _metric_key(plan: Plan) -> dict[str, str]:
+    """``search.metric`` where the plan ranks by other than accuracy (the default stays out of the YAML)."""
+    return {"metric": plan.metric} if plan.metric != "accuracy" else {}
+
+
+IMBALANCE = 3.0  # a largest class this many times the smallest: the plan's why-metric line says so
+
+
+def metric_why(metric: str, y: Any, n_classes: int) -> str | None:
+    """The plan's why-metric line: the metric asked for, or, where the classes are imbalanced and accuracy ranks,
+    a hint that accuracy rewards predicting the large classes (None: balanced and accuracy, nothing to say)."""
+    counts = np.bincount(np.asarray(y, dtype=np.int64).ravel(), minlength=n_classes)
+    counts = counts[counts > 0]
+    ratio = float(counts.max() / counts.min()) if len(counts) else 1.0
+    shape = (f"the largest class has {ratio:.1f}x the training examples of the smallest ({int(counts.max()):,} vs "
+             f"{int(counts.min()):,})")
+    if metric != "accuracy":
+        what = "balanced accuracy (the mean recall over classes)" if metric == "balanced_accuracy" else (
+            "macro F1 (the mean F1 over classes)")
+        return f"{what}, as --metric asked; {shape}"
+    if ratio >= IMBALANCE:
+        return (f"accuracy, the default, though {shape}: accuracy rewards predicting the large classes; "
+                "--metric balanced_accuracy ranks by the mean recall over classes")
+    return None
 
 
 def to_yaml(cfg: Mapping[str, Any]) -> str:
@@ -559,7 +589,8 @@ Say = Callable[[str], None]
 def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", seed: int = 0, name: str | None = None,
              resume: bool = False, reference_only: bool = False, print_config: bool = False,
              reference: str = "auto", device: str | None = None, precision: str | None = None,
-             label: str | int | None = None, layout: str | None = None, say: Say = lambda line: None,
+             label: str | int | None = None, layout: str | None = None, metric: str | None = None,
+             say: Say = lambda line: None,
              progress: Callable[[Callable[[Any], str]], Callable[[Any], None]] | None = None,
              on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None) -> dict[str, Any]:
     """Plan, search, train the final network and the reference, test once, write the report; within ``time_budget``.
@@ -572,6 +603,8 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
     or an index such as -1), where it is not the one named as labels are (``label``, ``target``, ...) nor the last;
     ``layout`` (``data.layout``:
     image, sequence, tabular) how the features are read, where their shape does not say (a table of signals).
+    ``metric`` (``search.metric``: accuracy, balanced_accuracy, f1) what a classification's search ranks by and the
+    final comparison reads first (None: accuracy, or on ``resume`` what the stored plan has).
     """
     from nasforge import api
     from nasforge.data import load_dataset
@@ -590,6 +623,8 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
     overrides = {k: v for k, v in (("device", device), ("precision", precision)) if v is not None}
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"--seed must be a whole number of at least 0, got {seed!r}")
+    if metric is not None:
+        check_metric(metric, "--metric")
     raw = resolve_data(data)
     source = str(raw["data"].get("source"))
     if label is not None:
@@ -608,6 +643,9 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
             raise StoreError(f"experiment {name!r} in {db} was not made by nasforge auto: resume it with "
                              "`nasforge search CONFIG --resume`")
         plan = Plan.from_json(plans[-1]["plan"])
+        if metric is not None and metric != plan.metric:
+            raise ConfigError(f"experiment {name!r} in {db} ranks by {plan.metric}; --resume continues its plan, so "
+                              f"leave out --metric {metric} (or start a new run with another --name)")
         raw_cfg: dict[str, Any] = dict((with_overrides(cfg, **overrides) if overrides else cfg).raw)
         say(f"resuming the plan of {name!r} in {db}")
     else:
@@ -639,6 +677,9 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
             if vf != 0.1:
                 loaded = load()
         raw = {**raw, "data": d}
+        if loaded.regression and metric not in (None, "accuracy"):
+            raise ConfigError(f"--metric {metric} ranks classifiers, and {data} is a regression (its target is a "
+                              "number; it is ranked by RMSE): leave out --metric")
         kind = data_kind(loaded.input_shape)
         ref = resolve_baseline(reference, loaded.input_shape) or default_reference(loaded.input_shape)
         recipe_kw = recipe_for(kind) | overrides
@@ -657,6 +698,11 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         plan = make_plan(raw=raw, data=loaded, time_budget=budget, spent=time.time() - t0, reference=ref,
                          timing=timing, recipe=recipe, reference_flops=flops, reference_only=reference_only,
                          folds=folds, warm_starts=len(initial))
+        if not loaded.regression:
+            plan = replace(plan, metric=metric or "accuracy")
+            said = metric_why(plan.metric, loaded.y_train, loaded.n_classes)
+            if said is not None:
+                plan = replace(plan, why={**plan.why, "metric": said})
         if len(initial) > 1 and kind != FLAT and not plan.reference_only:  # no search: no warm start to explain
             plan = replace(plan, why={**plan.why, "warm start": covering_why(space, initial, loaded.input_shape)})
         if loaded.notes:
@@ -675,10 +721,10 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
                 "give a test file (test.csv beside train.csv, x_test in the .npz) to choose it")})
         raw_cfg = search_config(plan, name=name, seed=seed, db=db, initial=initial, space=space,
                                 train=recipe_kw, reference_flops=flops)
+        for line in plan.lines():  # with --print-config too: the plan (on stderr) says why the YAML is as it is
+            say(line)
         if print_config:
             return {"config": to_yaml(raw_cfg)}
-        for line in plan.lines():
-            say(line)
     cfg = api.as_config(raw_cfg)
     phases: dict[str, float] = {}
     if not plan.reference_only:

@@ -17,6 +17,7 @@ from nasforge.final import COMPRESSED, FORMATS, PRUNE_MODES
 from nasforge.final.references import AUTO, CLASSIC, DEFAULTS, FLAT, IMAGE, KINDS, REFERENCES, SEQUENCE, check_baseline
 from nasforge.fmt import fmt_budget, fmt_count, fmt_time
 from nasforge.strategy import DARTS, STRATEGIES
+from nasforge.types import METRICS
 
 log = logging.getLogger("nasforge")
 DEVICE_CHOICES = "auto (CUDA, then Apple MPS, else the CPU), cpu, cuda, cuda:N or mps"
@@ -228,22 +229,45 @@ def val_figures(score: float | None, metrics: Mapping[str, float], regression: b
 
 
 def print_final(models: Sequence[dict[str, Any]], out: TextIO,
-                others: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+                others: Mapping[str, Mapping[str, Any]] | None = None, metric: str = "accuracy") -> None:
     """The final table; ``others`` (scikit-learn references, stored by a retrain on flat data) as extra rows.
-    A regression's columns are test RMSE, MAE and R² (in the target's units) in place of accuracy and F1."""
+    A regression's columns are test RMSE, MAE and R² (in the target's units) in place of accuracy and F1; a search
+    ranked by balanced accuracy adds its column (``test_bacc``)."""
     seeds = len({m.get("seed", 0) for m in models}) > 1  # several seeds: a seed column
     reg = any(is_regression(m["test"]) for m in models)
-    rows = [(m["name"], *((m.get("seed", 0),) if seeds else ()), *final_figures(m["test"], reg), fmt_count(m["params"]),
+    bacc = not reg and metric == "balanced_accuracy"
+
+    def figures(test: Mapping[str, Any]) -> tuple[str, ...]:
+        b = test.get("balanced_accuracy")
+        return (*final_figures(test, reg), *((f"{100 * b:.2f}%" if b is not None else "-",) if bacc else ()))
+
+    rows = [(m["name"], *((m.get("seed", 0),) if seeds else ()), *figures(m["test"]), fmt_count(m["params"]),
              fmt_count(m["flops"]), f"{m['latency_ms']:.2f}" if m["latency_ms"] is not None else "-",
              fmt_time(m["train_seconds"]), m["description"]) for m in models]
-    rows += [(name, *(("-",) if seeds else ()), *final_figures(o, reg), "-", "-", "-",
+    rows += [(name, *(("-",) if seeds else ()), *figures(o), "-", "-", "-",
               fmt_time(o["seconds"]), o.get("description", name)) for name, o in (others or {}).items()]
-    table(rows, ("model", *(("seed",) if seeds else ()), *TEST_COLUMNS[reg], "params", "FLOPs", "lat_ms", "train",
-                 "architecture"), out)
+    table(rows, ("model", *(("seed",) if seeds else ()), *TEST_COLUMNS[reg], *(("test_bacc",) if bacc else ()),
+                 "params", "FLOPs", "lat_ms", "train", "architecture"), out)
     say_latency_device([m.get("latency_device") for m in models], out)
 
 
 TEST_COLUMNS = {False: ("test_acc", "test_f1"), True: ("test_rmse", "test_mae", "test_r2")}
+
+
+def metric_difference(searched: Mapping[str, Any], reference: Mapping[str, Any], metric: str) -> str:
+    """Searched minus reference in the metric the search ranked by, then in accuracy where that is another: the
+    record's ``test_<metric>`` (``test_f1`` is macro F1); a record from before balanced accuracy says so."""
+    def points(key: str) -> float | None:
+        a, b = searched.get(key), reference.get(key)
+        return None if a is None or b is None else 100 * (a - b)
+
+    acc = points("test_accuracy")
+    if metric == "accuracy":
+        return f"{acc:+.2f} points of test accuracy"
+    d = points(f"test_{metric}")
+    words = "balanced accuracy" if metric == "balanced_accuracy" else "macro F1"
+    first = f"{d:+.2f} points of test {words}" if d is not None else f"test {words} not recorded"
+    return f"{first} (the metric the search ranked by); {acc:+.2f} of test accuracy"
 
 
 def final_figures(test: Mapping[str, Any], regression: bool) -> tuple[str, ...]:
@@ -317,7 +341,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     per_seed = " per seed, after its training" if args.seeds > 1 else ""
     print(f"final training done in {fmt_time(time.time() - t0)}; test split read once{per_seed}", file=out)
     rows = [final_to_json(m) for m in models]
-    print_final(rows, out, stored.get("others"))
+    print_final(rows, out, stored.get("others"), metric=cfg.search.metric)
     print_summary(rows, out)
     summary = summarize(models)
     if "baseline" in summary:
@@ -361,7 +385,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
     record = run_auto(args.data, time_budget=args.time_budget, db=args.db, seed=args.seed, name=args.name,
                       resume=args.resume, reference_only=args.reference_only, print_config=args.print_config,
                       reference=args.baseline, device=args.device, precision=args.precision,
-                      label=_column(args.label), layout=args.layout, say=say,
+                      label=_column(args.label), layout=args.layout, metric=args.metric, say=say,
                       progress=lambda describe: ProgressPrinter(sys.stderr, describe))
     if args.print_config:
         sys.stdout.write(record["config"])
@@ -375,14 +399,14 @@ def cmd_auto(args: argparse.Namespace) -> int:
     print(f"nasforge auto: done in {fmt_time(sec['total'])} of {fmt_time(record['time_budget_s'])} "
           f"(search {fmt_time(sec.get('search', 0.0))}, final training {fmt_time(sec['final'])}); "
           "test split read once", file=out)
-    print_final(last["models"], out, last.get("others"))
+    metric = record.get("metric", "accuracy")
+    print_final(last["models"], out, last.get("others"), metric=metric)
     s, r = record.get("searched"), record.get("reference")
     if s and r and record.get("task") == "regression":
         print(f"searched minus reference ({r['name']}): {s['test_rmse'] - r['test_rmse']:+.4g} test RMSE (lower is "
               "better)", file=out)
     elif s and r:
-        print(f"searched minus reference ({r['name']}): "
-              f"{100 * (s['test_accuracy'] - r['test_accuracy']):+.2f} points of test accuracy", file=out)
+        print(f"searched minus reference ({r['name']}): {metric_difference(s, r, metric)}", file=out)
     elif not s and str(record["plan"]["why"].get("search", "")).startswith("none:"):
         print(f"no search: {record['plan']['why']['search'][len('none: '):]}", file=out)
     elif s and not r:
@@ -586,6 +610,9 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--layout", choices=("auto", "image", "sequence", "tabular"),
                     help="how the features are read (default auto: from their shape, and for 2-D data from whether "
                          "neighbouring columns correlate as pixels or signal steps do)")
+    au.add_argument("--metric", choices=METRICS,
+                    help="what a classification's search ranks by and the comparison reads first (default accuracy; "
+                         "balanced_accuracy: the mean recall over classes, for imbalanced classes; f1: macro F1)")
     au.add_argument("--device", help=f"where it trains (default auto): {DEVICE_CHOICES}")
     au.add_argument("--precision", help=f"how it trains (default auto): {PRECISION_CHOICES}")
     au.set_defaults(func=cmd_auto)
