@@ -516,6 +516,7 @@ def test_metric_ranks_the_search_and_imbalanced_classes_get_a_hint(tmp_path, cap
     out = capsys.readouterr()
     cfg = from_dict(yaml.safe_load(out.out))
     assert cfg.search.metric == "balanced_accuracy" and cfg.search.stopping is None
+    assert cfg.train.class_weight and cfg.retrain.recipe.class_weight  # the loss counts every class alike too
     assert "2 classes, ranked by balanced accuracy" in out.err
     assert "why metric: balanced accuracy (the mean recall over classes), as --metric asked; the largest" in out.err
     # a balanced table and the default: nothing to say

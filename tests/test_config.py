@@ -137,3 +137,13 @@ def test_search_metric_is_checked_and_changes_the_fingerprint():
     assert ranked.search.make_stopping().metric == "val_balanced_accuracy"  # a rule compares what the search ranks
     with pytest.raises(ConfigError, match=r"search.metric must be accuracy, balanced_accuracy, f1, got 'f2'"):
         from_dict({**base, "search": {"metric": "f2"}})
+
+
+def test_train_class_weight_is_a_boolean_and_reaches_the_retrain():
+    base = {"data": {"source": "digits"}, "space": {"kind": "chain"}}
+    cfg = from_dict({**base, "train": {"class_weight": True}})
+    assert cfg.train.class_weight and cfg.retrain.recipe.class_weight  # retrain starts from train's recipe
+    assert not from_dict(base).train.class_weight
+    assert from_dict(base).fingerprint() != cfg.fingerprint()
+    with pytest.raises(ConfigError, match=r"train.class_weight must be bool, got 'balanced'"):
+        from_dict({**base, "train": {"class_weight": "balanced"}})

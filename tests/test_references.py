@@ -314,3 +314,13 @@ def test_sklearn_references_fit_in_chunks_and_stop_where_their_time_is_spent(kin
     rows = refs.score_sklearn(cut, data, x_test, y_test)
     assert rows[1]["description"] == "HistGradientBoostingClassifier (10 of 100 trees: its share of the time budget)"
     assert all(0 <= r["accuracy"] <= 1 for r in rows)
+
+
+def test_sklearn_references_weigh_classes_as_the_recipe_does(kinds: dict[str, Dataset]) -> None:
+    """With the recipe's ``class_weight``, logistic regression and boosting weigh classes as scikit-learn's
+    "balanced" does, and say so: the networks' loss is weighted alike, so the comparison stays like with like."""
+    data = kinds[refs.FLAT]
+    fits = refs.fit_sklearn(data, seed=0, seconds=0.0, class_weight=True)
+    assert fits[0].model.steps[-1][1].class_weight == "balanced" and fits[1].model.class_weight == "balanced"
+    assert all(f.description.endswith("class_weight=balanced") for f in fits)
+    assert refs.fit_sklearn(data, seed=0, seconds=0.0)[1].model.class_weight is None

@@ -381,8 +381,9 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
             # the first read of this retrain serves the scikit-learn references too: no second look at test
             nonlocal others
             if with_sklearn and others is None:
-                others = others_record(sklearn_references(data, x_test, y_test, seed=first) if sklearn_fits is None
-                                       else score_sklearn(sklearn_fits, data, x_test, y_test))
+                others = others_record(sklearn_references(data, x_test, y_test, seed=first,
+                                                          class_weight=recipe.class_weight)
+                                       if sklearn_fits is None else score_sklearn(sklearn_fits, data, x_test, y_test))
 
         # the experiment's lease, as a search takes it: two retrains would share one checkpoint folder
         with store.lease(exp.id, then="run the retrain again") as lease:

@@ -294,7 +294,7 @@ def _recipe(d: Mapping[str, Any], where: str, base: Recipe) -> Recipe:
     for k, v in d.items():
         if k in ("optimizer", "schedule"):
             kw[k] = _typed(v, str, f"{where}.{k}")
-        elif k in ("augment", "channels_last"):
+        elif k in ("augment", "channels_last", "class_weight"):
             kw[k] = _typed(v, bool, f"{where}.{k}")
         elif k == "flip":  # unset (or auto): as the data source declares
             if v is not None and v != "auto" and not isinstance(v, bool):
@@ -510,7 +510,9 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
 
     rt = _section(raw, "retrain")
     _unknown(rt, RETRAIN_KEYS, "retrain")
-    base = dataclasses.replace(RetrainConfig().recipe, device=train.device, precision=train.precision)  # train's
+    # train's device and precision, and its class weighting (a property of the data's classes, not of the recipe)
+    base = dataclasses.replace(RetrainConfig().recipe, device=train.device, precision=train.precision,
+                               class_weight=train.class_weight)
     rrecipe = _recipe({k: v for k, v in rt.items() if k in RECIPE_KEYS}, "retrain", base)
     retrain = RetrainConfig(
         epochs=_typed(rt.get("epochs", 10.0), float, "retrain.epochs", positive=True), recipe=rrecipe,

@@ -44,6 +44,9 @@ class Recipe:
     # Random horizontal flip, images only. None: with ``augment``, on data whose source declares flips
     # label-preserving (Fashion-MNIST, CIFAR), never on others (digits: a mirrored 2 is no digit).
     flip: bool | None = None
+    # Weight each class's loss by n / (classes x its count in the training data) (scikit-learn's
+    # ``class_weight="balanced"``), so rare classes count as much as common ones: what balanced accuracy rewards.
+    class_weight: bool = False
     channels_last: bool = True
     # Where and at what precision, not what, is trained: both stay out of fingerprints and checkpoint ids, so a
     # run can resume on another device. auto: CUDA, then Apple MPS, else the CPU; bf16 where a GPU has it, else fp32.
@@ -62,6 +65,8 @@ class Recipe:
         for share in ("warmup_fraction", "label_smoothing"):
             if not 0 <= getattr(self, share) < 1:
                 raise ValueError(f"{share} must be a share in [0, 1), got {getattr(self, share)}")
+        if not isinstance(self.class_weight, bool):
+            raise ValueError(f"class_weight must be true or false, got {self.class_weight!r}")
         if self.flip is not None and not isinstance(self.flip, bool):
             raise ValueError(f"flip must be true, false or unset (as the data source declares), got {self.flip!r}")
         check_device(self.device)
@@ -73,8 +78,10 @@ class Recipe:
 
     def identity(self) -> dict[str, Any]:
         """What the recipe trains, for fingerprints of stored state: every field but ``device`` and ``precision``
-        (so a retrain resumes on another device, and state stored before they existed still matches)."""
-        return {k: v for k, v in asdict(self).items() if k not in WHERE}
+        (so a retrain resumes on another device, and state stored before they existed still matches), and
+        ``class_weight`` only where set (state stored before it matches too)."""
+        return {k: v for k, v in asdict(self).items()
+                if k not in WHERE and not (k == "class_weight" and not v)}
 
     @property
     def base_lr(self) -> float:

@@ -54,6 +54,16 @@ WARMUP_SHARE = 0.3  # of a one-cycle schedule, the steps its rate rises over
 FILL_SHARE = 0.95
 
 
+def balanced_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Per-class loss weights n / (classes x count), as scikit-learn's ``class_weight="balanced"``, over the classes
+    present in ``y`` (an absent class gets weight 0: it adds no loss either way)."""
+    counts = torch.bincount(y.long(), minlength=n_classes).float()
+    present = counts > 0
+    weights = torch.zeros_like(counts)
+    weights[present] = len(y) / (int(present.sum()) * counts[present])
+    return weights
+
+
 def lr_factor(step: int, total: int, recipe: Recipe) -> float:
     """Multiplier of the base learning rate at ``step`` of ``total``."""
     if recipe.schedule == "constant":
@@ -213,7 +223,9 @@ def train(
     end = total_steps if stop_epochs is None else min(total_steps, max(1, math.ceil(stop_epochs * steps_per_epoch)))
     base_lrs = [g["lr"] for g in opt.param_groups]
     regression = target is not None
-    criterion: nn.Module = nn.MSELoss() if regression else nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    criterion: nn.Module = nn.MSELoss() if regression else nn.CrossEntropyLoss(
+        weight=balanced_weights(y, n_classes).to(device) if recipe.class_weight else None,
+        label_smoothing=recipe.label_smoothing)
     curve: list[Mapping[str, float]] = []
     step, train_s, eval_s = done_epochs * steps_per_epoch, 0.0, 0.0
     epoch = start_epoch + done_epochs

@@ -258,14 +258,16 @@ def _fit_within(name: str, model: Any, xs: Any, ys: Any, until: float) -> str:
             return f"{done} of {most} {'lbfgs iterations' if lr else 'trees'}"
 
 
-def fit_sklearn(data: Dataset, *, seed: int = 0, seconds: float | None = None) -> list[SklearnFit]:
+def fit_sklearn(data: Dataset, *, seed: int = 0, seconds: float | None = None,
+                class_weight: bool = False) -> list[SklearnFit]:
     """Logistic regression and gradient boosting (ridge regression and gradient boosting on regression targets, in
     their original units) fitted on flat data's train+validation split, touching no test example: ``nasforge
     auto`` fits them before it plans, so the time they take (34 s for gradient boosting on 6,000 rows of 784
     pixels) is measured and planned rather than overrunning the budget at the end. ``seconds``: the time they may
     take in all; a model still fitting when its share is spent stops between chunks of iterations, and its
-    description says how far it got. Empty, with the reason logged, for images or sequences, or when
-    scikit-learn is not installed."""
+    description says how far it got. ``class_weight``: classes weighted as the recipe's ``class_weight`` weights the
+    networks' loss (scikit-learn's ``"balanced"``), so the comparison stays like with like. Empty, with the reason
+    logged, for images or sequences, or when scikit-learn is not installed."""
     if len(data.input_shape) != 1:
         log.info("scikit-learn references skipped: the data are not flat (input shape %s)", data.input_shape)
         return []
@@ -290,9 +292,11 @@ def fit_sklearn(data: Dataset, *, seed: int = 0, seconds: float | None = None) -
         names = SKLEARN_REGRESSION
     else:
         ys = y.numpy()
-        models = {"logistic_regression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=LR_MAX)),
-                  "gradient_boosting": HistGradientBoostingClassifier(random_state=seed)}
-        names = SKLEARN
+        weights = "balanced" if class_weight else None
+        models = {"logistic_regression": make_pipeline(StandardScaler(),
+                                                       LogisticRegression(max_iter=LR_MAX, class_weight=weights)),
+                  "gradient_boosting": HistGradientBoostingClassifier(random_state=seed, class_weight=weights)}
+        names = {k: v + (", class_weight=balanced" if class_weight else "") for k, v in SKLEARN.items()}
     out = []
     start = time.perf_counter()
     for i, (name, model) in enumerate(models.items()):
@@ -335,10 +339,10 @@ def score_sklearn(fits: list[SklearnFit], data: Dataset, x_test: torch.Tensor,
 
 
 def sklearn_references(data: Dataset, x_test: torch.Tensor, y_test: torch.Tensor, *,
-                       seed: int = 0) -> list[dict[str, Any]]:
+                       seed: int = 0, class_weight: bool = False) -> list[dict[str, Any]]:
     """:func:`fit_sklearn` then :func:`score_sklearn`: logistic regression and gradient boosting on flat data (ridge
     and gradient boosting for regression), fit on train+validation, scored on the test split."""
-    return score_sklearn(fit_sklearn(data, seed=seed), data, x_test, y_test)
+    return score_sklearn(fit_sklearn(data, seed=seed, class_weight=class_weight), data, x_test, y_test)
 
 
 def others_record(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
