@@ -37,7 +37,7 @@ from nasforge.autoplan import (
     validation_for,
     warm_start,
 )
-from nasforge.cli import main, metric_difference, print_final
+from nasforge.cli import main, metric_difference, print_final, score_label
 from nasforge.config import from_dict
 from nasforge.data.base import Dataset
 from nasforge.errors import NasforgeError
@@ -551,6 +551,11 @@ def test_the_comparison_reads_the_metric_first():
     out = io.StringIO()
     print_final([model], out)
     assert "test_bacc" not in out.getvalue()
+    # a trial's progress line names what its score is: the metric ranked by, else the figure it equals
+    m = {"accuracy": 0.9, "balanced_accuracy": 0.8, "f1": 0.7}
+    assert score_label(0.8, m, "balanced_accuracy") == "bacc" and score_label(0.8, m) == "bacc"
+    assert score_label(0.9, m, "balanced_accuracy") == "acc" and score_label(0.7, m) == "f1"
+    assert score_label(0.5, m) == "score"
 
 
 def test_interrupted_auto_resumes_its_stored_plan(tmp_path, short_rungs):

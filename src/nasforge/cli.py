@@ -38,8 +38,8 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], out: TextIO) -> 
 class ProgressPrinter:
     """One line per finished trial; on a terminal also a live status line."""
 
-    def __init__(self, out: TextIO, describe: Any, header: str | None = None) -> None:
-        self.out, self.describe = out, describe
+    def __init__(self, out: TextIO, describe: Any, header: str | None = None, metric: str = "accuracy") -> None:
+        self.out, self.describe, self.metric = out, describe, metric
         self.header = header  # printed with the first event: after the whole config has been checked and built
         self.tty = out.isatty()
         self.darts = False  # a DARTS search: supernet epochs first, then its one trial
@@ -62,7 +62,8 @@ class ProgressPrinter:
         if p.event == "trial" and p.trial is not None:
             t = p.trial
             if t.state is TrialState.COMPLETE:
-                score = f"val RMSE {t.metrics['rmse']:.4g}" if is_regression(t.metrics) else f"val acc {t.score:.4f}"
+                score = (f"val RMSE {t.metrics['rmse']:.4g}" if is_regression(t.metrics) else
+                         f"val {score_label(t.score, t.metrics, self.metric)} {t.score:.4f}")
                 what = (f"{score} after {fmt_budget(t.budget)}  "
                         f"{fmt_count(t.cost.params if t.cost else None)} params")
             else:
@@ -94,6 +95,19 @@ class ProgressPrinter:
         print(f"supernet epoch {p.epoch}/{p.epochs}{' (partial)' if r['partial'] else ''}  val acc "
               f"{r['val_accuracy']:.4f}  skips {r['skips']}  ({fmt_time(p.elapsed)})  {r['arch']}",
               file=self.out, flush=True)
+
+
+SCORE_LABELS = {"accuracy": "acc", "balanced_accuracy": "bacc", "f1": "f1"}
+
+
+def score_label(score: float | None, metrics: Mapping[str, Any], metric: str = "accuracy") -> str:
+    """What a trial's score is, for its progress line: ``metric`` (what the search ranks by) where the trial's
+    metrics hold it at that value, else the first metric that does (a resumed auto run, its metric not given
+    again), else "score" (a fold mean, say, that no single figure equals)."""
+    for name in dict.fromkeys((metric, *SCORE_LABELS)):
+        if name in metrics and metrics[name] == score:
+            return SCORE_LABELS.get(name, name)
+    return "score"
 
 
 def is_regression(metrics: Mapping[str, Any]) -> bool:
@@ -128,7 +142,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     header = (f"nasforge search: experiment {cfg.name!r}, strategy {cfg.strategy.name}, "
               f"{cfg.search.make_scheduler().describe()}, db {cfg.search.db}")
-    outcome = api.search(cfg, resume=args.resume, on_progress=ProgressPrinter(sys.stderr, describe, header))
+    printer = ProgressPrinter(sys.stderr, describe, header, cfg.search.metric)
+    outcome = api.search(cfg, resume=args.resume, on_progress=printer)
     states = Counter(t.state.value for t in outcome.trial_list)
     why = {"trials": "trial budget reached", "time": "time budget reached",
            "exhausted": "no untried candidate left", "epochs": "supernet trained, derived cell scored",
@@ -386,7 +401,8 @@ def cmd_auto(args: argparse.Namespace) -> int:
                       resume=args.resume, reference_only=args.reference_only, print_config=args.print_config,
                       reference=args.baseline, device=args.device, precision=args.precision,
                       label=_column(args.label), layout=args.layout, metric=args.metric, say=say,
-                      progress=lambda describe: ProgressPrinter(sys.stderr, describe))
+                      progress=lambda describe: ProgressPrinter(sys.stderr, describe,
+                                                                metric=args.metric or "accuracy"))
     if args.print_config:
         sys.stdout.write(record["config"])
         return 0
