@@ -519,6 +519,7 @@ def test_metric_ranks_the_search_and_imbalanced_classes_get_a_hint(tmp_path, cap
     assert cfg.train.class_weight and cfg.retrain.recipe.class_weight  # the loss counts every class alike too
     assert "2 classes, ranked by balanced accuracy" in out.err
     assert "why metric: balanced accuracy (the mean recall over classes), as --metric asked; the largest" in out.err
+    assert "and scikit-learn's references with class_weight=balanced" in out.err  # a table: they are fitted
     # a balanced table and the default: nothing to say
     assert main(["auto", str(table(tmp_path / "b")), "--time-budget", "2m", "--db", str(tmp_path / "a.db"),
                  "--print-config"]) == 0

@@ -492,9 +492,10 @@ def _metric_key(plan: Plan) -> dict[str, str]:
 IMBALANCE = 3.0  # a largest class this many times the smallest: the plan's why-metric line says so
 
 
-def metric_why(metric: str, y: Any, n_classes: int) -> str | None:
+def metric_why(metric: str, y: Any, n_classes: int, tables: bool = False) -> str | None:
     """The plan's why-metric line: the metric asked for, or, where the classes are imbalanced and accuracy ranks,
-    a hint that accuracy rewards predicting the large classes (None: balanced and accuracy, nothing to say)."""
+    a hint that accuracy rewards predicting the large classes (None: balanced and accuracy, nothing to say).
+    ``tables``: scikit-learn's references are fitted too, and so weighted alike."""
     counts = np.bincount(np.asarray(y, dtype=np.int64).ravel(), minlength=n_classes)
     counts = counts[counts > 0]
     ratio = float(counts.max() / counts.min()) if len(counts) else 1.0
@@ -502,8 +503,8 @@ def metric_why(metric: str, y: Any, n_classes: int) -> str | None:
              f"{int(counts.min()):,})")
     if metric == "balanced_accuracy":
         return (f"balanced accuracy (the mean recall over classes), as --metric asked; {shape}; every network "
-                "trains with its loss weighted per class (train.class_weight: n / (classes x count)), and "
-                "scikit-learn's references with class_weight=balanced")
+                "trains with its loss weighted per class (train.class_weight: n / (classes x count))"
+                + (", and scikit-learn's references with class_weight=balanced" if tables else ""))
     if metric == "f1":
         return f"macro F1 (the mean F1 over classes), as --metric asked; {shape}"
     if ratio >= IMBALANCE:
@@ -704,7 +705,7 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
                          folds=folds, warm_starts=len(initial))
         if not loaded.regression:
             plan = replace(plan, metric=metric or "accuracy")
-            said = metric_why(plan.metric, loaded.y_train, loaded.n_classes)
+            said = metric_why(plan.metric, loaded.y_train, loaded.n_classes, tables=kind == FLAT and not reference_only)
             if said is not None:
                 plan = replace(plan, why={**plan.why, "metric": said})
         if len(initial) > 1 and kind != FLAT and not plan.reference_only:  # no search: no warm start to explain
