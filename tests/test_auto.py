@@ -556,7 +556,7 @@ def test_the_comparison_reads_the_metric_first():
     m = {"accuracy": 0.9, "balanced_accuracy": 0.8, "f1": 0.7}
     assert score_label(0.8, m, "balanced_accuracy") == "bacc" and score_label(0.8, m) == "bacc"
     assert score_label(0.9, m, "balanced_accuracy") == "acc" and score_label(0.7, m) == "f1"
-    assert score_label(0.5, m) == "score"
+    assert score_label(0.5, m) == "acc" and score_label(0.5, m, "f1") == "f1"  # no figure equals it: the ranking
 
 
 def test_interrupted_auto_resumes_its_stored_plan(tmp_path, short_rungs):

@@ -172,6 +172,30 @@ def test_report_of_an_empty_and_a_tiny_experiment(tmp_path):
     assert "needs at least 8" in page and sorted(plots_in(page)) == sorted(PLOTS)
 
 
+def test_a_search_ranked_by_balanced_accuracy_is_named_so_in_status_and_report(tmp_path, capsys):
+    """The score is the metric the search ranks by: status columns, captions, the trials table and its CSV say
+    which; the per-epoch curves stay accuracy, and say so."""
+    raw = {"name": "b", "data": {"source": "digits"}, "space": {"kind": "chain", "max_blocks": 3},
+           "search": {"metric": "balanced_accuracy"}}
+    space = ChainSpace(max_blocks=3)
+    s = chain_sample(space, [{"type": "conv", "width": 32}, {"type": "pool"}])
+    one = Trial(0, space.key(s), s, TrialState.COMPLETE, score=0.8, curve=curve(0.7, 0.9), cost=Cost(500, 9000),
+                metrics={"accuracy": 0.9, "balanced_accuracy": 0.8, "f1": 0.7})
+    stored_experiment(tmp_path / "b.db", raw, [one])
+    assert main(["status", str(tmp_path / "b.db")]) == 0
+    out = capsys.readouterr().out
+    assert "val_bacc  val_f1" in out and "0.8000  0.7000" in out
+    page = write_report(tmp_path / "b.db").read_text()
+    assert "The best validation balanced accuracy found so far" in page and "<th>val bacc</th>" in page
+    assert "training and validation accuracy" in page  # the curves are accuracy whatever the ranking
+    assert "validation accuracy" not in page.replace("training and validation accuracy", "")
+    from nasforge.report.html import csv_text
+    from nasforge.result import Result
+
+    header = csv_text(Result.load(tmp_path / "b.db")).splitlines()[0]  # the CSV of a study past the page's rows
+    assert header.startswith("trial,state,val_balanced_accuracy,")
+
+
 def test_importance_finds_the_family_that_decides_the_score(tmp_path):
     space = ChainSpace(max_blocks=5, types=("conv", "pool", "dropout"))
     rng = np.random.default_rng(1)

@@ -17,7 +17,7 @@ from nasforge.final import COMPRESSED, FORMATS, PRUNE_MODES
 from nasforge.final.references import AUTO, CLASSIC, DEFAULTS, FLAT, IMAGE, KINDS, REFERENCES, SEQUENCE, check_baseline
 from nasforge.fmt import fmt_budget, fmt_count, fmt_time
 from nasforge.strategy import DARTS, STRATEGIES
-from nasforge.types import METRICS
+from nasforge.types import METRIC_SHORT, METRIC_WORDS, METRICS, score_metric
 
 log = logging.getLogger("nasforge")
 DEVICE_CHOICES = "auto (CUDA, then Apple MPS, else the CPU), cpu, cuda, cuda:N or mps"
@@ -97,17 +97,10 @@ class ProgressPrinter:
               file=self.out, flush=True)
 
 
-SCORE_LABELS = {"accuracy": "acc", "balanced_accuracy": "bacc", "f1": "f1"}
-
-
 def score_label(score: float | None, metrics: Mapping[str, Any], metric: str = "accuracy") -> str:
-    """What a trial's score is, for its progress line: ``metric`` (what the search ranks by) where the trial's
-    metrics hold it at that value, else the first metric that does (a resumed auto run, its metric not given
-    again), else "score" (a fold mean, say, that no single figure equals)."""
-    for name in dict.fromkeys((metric, *SCORE_LABELS)):
-        if name in metrics and metrics[name] == score:
-            return SCORE_LABELS.get(name, name)
-    return "score"
+    """What a trial's score is, short, for its progress line (:func:`~nasforge.types.score_metric`: a resumed auto
+    run, its metric not given again, still names it right)."""
+    return METRIC_SHORT[score_metric(score, metrics, metric)]
 
 
 def is_regression(metrics: Mapping[str, Any]) -> bool:
@@ -154,7 +147,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if outcome.best is not None:
         b = outcome.best
         score = (f"validation RMSE {b.metrics['rmse']:.4g} (R² {b.metrics['r2']:.3f})" if is_regression(b.metrics)
-                 else f"validation accuracy {b.score:.4f}")
+                 else f"validation {METRIC_WORDS[cfg.search.metric]} {b.score:.4f}")
         print(f"best: trial {b.number}, {score}: {describe(b.sample)}")
         print(f"next: nasforge retrain {cfg.search.db}")
     return 0
@@ -196,13 +189,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"running trial {number}: epoch {at['epoch']:g}" + (f" of {at['epochs']:g}" if "epochs" in at else "")
                   + (f", val_acc {at['val_accuracy']:.4f}" if "val_accuracy" in at else ""))
     reg = any(is_regression(t.metrics) for t in ok)  # a regression: RMSE and R² in place of accuracy and F1
+    metric = cfg.search.metric
     if ok:  # with a scheduler, trials trained longest rank first; "budget" says how long
-        rows = [(i + 1, t.number, *val_figures(t.score, t.metrics, reg),
+        rows = [(i + 1, t.number, *val_figures(t.score, t.metrics, reg, metric),
                  fmt_budget(t.budget),
                  fmt_count(t.cost.params if t.cost else None), fmt_count(t.cost.flops if t.cost else None),
                  f"{t.cost.latency_ms:.2f}" if t.cost and t.cost.latency_ms is not None else "-",
                  fmt_time(t.train_seconds + t.eval_seconds), space.describe(t.sample)) for i, t in enumerate(ok)]
-        table(rows, ("rank", "trial", *(("val_rmse", "val_r2") if reg else ("val_acc", "val_f1")), "budget",
+        table(rows, ("rank", "trial", *(("val_rmse", "val_r2") if reg else val_columns(metric)), "budget",
                      "params", "FLOPs", "lat_ms", "time", "architecture"), sys.stdout)
         say_latency_device([t.cost.latency_device for t in ok if t.cost], sys.stdout)
     if multi:
@@ -218,7 +212,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 *((f"{t.cost.latency_int8_ms:.2f}" if t.cost and t.cost.latency_int8_ms is not None else "-",)
                   if int8 else ()),
                 space.describe(t.sample)) for t in front],
-              ("trial", "val_rmse" if reg else "val_acc", "budget", "params", "FLOPs", "lat_ms",
+              ("trial", "val_rmse" if reg else val_columns(metric)[0], "budget", "params", "FLOPs", "lat_ms",
                *(("int8_ms",) if int8 else ()), "architecture"), sys.stdout)
     for t in failed:
         print(f"failed trial {t.number}: {t.reason}")
@@ -226,7 +220,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         n_seeds = len({m.get("seed", 0) for m in r["models"]})
         print(f"last retrain (trial {r['trial']}, {r['epochs']:g} epochs"
               + (f", {n_seeds} seeds" if n_seeds > 1 else "") + "):")
-        print_final(r["models"], sys.stdout, r.get("others"))
+        print_final(r["models"], sys.stdout, r.get("others"), metric=metric)
         print_summary(r["models"], sys.stdout)
     for c in compressions[-1:]:
         print(f"last compression (trial {c.get('trial')}, test split read once more):")
@@ -236,11 +230,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def val_figures(score: float | None, metrics: Mapping[str, float], regression: bool) -> tuple[str, str]:
-    """A trial's two validation columns: accuracy and F1, or for a regression RMSE and R²."""
+def val_figures(score: float | None, metrics: Mapping[str, float], regression: bool,
+                metric: str = "accuracy") -> tuple[str, str]:
+    """A trial's two validation columns (:func:`val_columns`): its score and F1 (accuracy where the score is F1),
+    or for a regression RMSE and R²."""
     if regression:
         return f"{metrics.get('rmse', float('nan')):.4g}", f"{metrics.get('r2', float('nan')):.4f}"
-    return f"{score:.4f}", f"{metrics.get('f1', float('nan')):.4f}"
+    other = "accuracy" if metric == "f1" else "f1"
+    return f"{score:.4f}", f"{metrics.get(other, float('nan')):.4f}"
+
+
+def val_columns(metric: str) -> tuple[str, str]:
+    """The headers of :func:`val_figures` for a classification ranked by ``metric``: val_acc and val_f1, val_bacc
+    and val_f1, or val_f1 and val_acc."""
+    return f"val_{METRIC_SHORT[metric]}", "val_acc" if metric == "f1" else "val_f1"
 
 
 def print_final(models: Sequence[dict[str, Any]], out: TextIO,

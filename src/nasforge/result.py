@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from nasforge.config import Config
 from nasforge.store import Experiment
 from nasforge.study import best_trial
-from nasforge.types import Budget, Trial
+from nasforge.types import METRIC_WORDS, Budget, Trial
 
 T = TypeVar("T")
 
@@ -98,8 +98,14 @@ class Result:
 
     @property
     def score_name(self) -> str:
-        """What the score is, for an axis or a table: validation accuracy, or for a regression -RMSE."""
-        return "validation score (-RMSE)" if self.regression else "validation accuracy"
+        """What the score is, for an axis or a table: validation accuracy (or the metric the search ranks by), or
+        for a regression -RMSE."""
+        return "validation score (-RMSE)" if self.regression else f"validation {METRIC_WORDS[self.metric]}"
+
+    @property
+    def metric(self) -> str:
+        """What a classification search ranks by (``search.metric``): accuracy, balanced_accuracy or f1."""
+        return self.config.search.metric
 
     @property
     def objectives(self) -> tuple[str, ...]:

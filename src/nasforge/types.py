@@ -146,6 +146,19 @@ TASKS = ("auto", CLASSIFICATION, REGRESSION)  # auto: regression where the label
 # example alike; balanced accuracy (the mean recall over the classes, scikit-learn's ``balanced_accuracy_score``)
 # and macro F1 count every class alike, so a network that never predicts a rare class is not ranked first
 METRICS = ("accuracy", "balanced_accuracy", "f1")
+# each metric in words (captions, the best trial's line) and short (table columns, progress lines)
+METRIC_WORDS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "f1": "macro F1"}
+METRIC_SHORT = {"accuracy": "acc", "balanced_accuracy": "bacc", "f1": "f1"}
+
+
+def score_metric(score: float | None, metrics: Mapping[str, Any], metric: str = "accuracy") -> str:
+    """Which metric a classification trial's score is, to name it: ``metric`` (what the search ranks by) where the
+    trial's metrics hold it at that value, else the first of :data:`METRICS` that does (so a caller that does not
+    know the ranking still names the figure truthfully), else ``metric`` (a table benchmark's score, say)."""
+    for name in dict.fromkeys((metric, *METRICS)):
+        if name in metrics and metrics[name] == score:
+            return name
+    return metric
 
 
 def check_metric(metric: Any, where: str = "search.metric") -> str:

@@ -14,7 +14,7 @@ from nasforge.report.plots import message, new_figure, save
 from nasforge.result import Result
 from nasforge.space.cell import CellSpace, edge_name
 from nasforge.space.chain import PARALLEL_KERNELS, Block, ChainSpace
-from nasforge.types import Trial
+from nasforge.types import METRIC_WORDS, Trial, score_metric
 
 BLOCK_COLOURS = {"conv": "#cfe2f3", "parallel": "#d0f0ee", "pool": "#fce5cd", "dense": "#d9ead3",
                  "dropout": "#eeeeee", "batchnorm": "#e6d5f0", "io": "#ffffff", "head": "#fff2cc"}
@@ -26,7 +26,9 @@ UNIT = 0.62  # inches per data unit
 
 def title(t: Trial) -> str:
     cost = f", {fmt_count(t.cost.params)} params, {fmt_count(t.cost.flops)} FLOPs" if t.cost else ""
-    score = f"validation RMSE {t.metrics['rmse']:.4g}" if "rmse" in t.metrics else f"validation accuracy {t.score:.4f}"
+    name = score_metric(t.score, t.metrics)  # accuracy, or the metric the search ranked by
+    score = (f"validation RMSE {t.metrics['rmse']:.4g}" if "rmse" in t.metrics else
+             f"validation {METRIC_WORDS[name]} {t.score:.4f}")
     return f"best architecture: trial #{t.number}, {score} at {fmt_budget(t.budget)}{cost}"
 
 

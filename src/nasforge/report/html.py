@@ -25,7 +25,7 @@ from nasforge import atomic
 from nasforge.fmt import fmt_budget, fmt_count, fmt_time
 from nasforge.report.frame import load, ranked, state_counts
 from nasforge.result import Result
-from nasforge.types import Trial
+from nasforge.types import METRIC_SHORT, METRIC_WORDS, Trial
 
 log = logging.getLogger("nasforge")
 TABLE_ROWS = 1000  # rows in the page's trial table; a larger study's trials all go to CSV beside it
@@ -73,10 +73,16 @@ REGRESSION_WORDS = (("training and validation accuracy", "training and validatio
 
 
 def caption_for(data: Result, text: str) -> str:
-    """A figure's caption as it reads for this experiment (a regression's score and curves are not accuracy)."""
+    """A figure's caption as it reads for this experiment (a regression's score and curves are not accuracy; a
+    search ranked by balanced accuracy or macro F1 scores by that, while its curves stay accuracy)."""
     if data.regression:
         for a, b in REGRESSION_WORDS:
             text = text.replace(a, b)
+    elif data.metric != "accuracy":
+        words = METRIC_WORDS[data.metric]
+        curves = "training and validation accuracy"  # the per-epoch curves are accuracy whatever the ranking
+        text = curves.join(part.replace("validation accuracy", f"validation {words}").replace(
+            "Validation accuracy", f"Validation {words}") for part in text.split(curves))
     return text
 
 
@@ -251,7 +257,7 @@ def best_block(data: Result) -> str:
     b = data.best
     if b is None:
         return "<p class='caption'>No trial has a score yet.</p>"
-    rows = [("trial", esc(b.number)), ("validation accuracy", esc(f"{b.score:.4f}")) if "rmse" not in b.metrics else
+    rows = [("trial", esc(b.number)), (data.score_name, esc(f"{b.score:.4f}")) if "rmse" not in b.metrics else
             ("validation RMSE", esc(f"{b.metrics['rmse']:.4g} (MAE {b.metrics.get('mae', float('nan')):.4g}, "
                                     f"R² {b.metrics.get('r2', float('nan')):.4f})")),
             ("trained for", esc(fmt_budget(b.budget))),
@@ -397,7 +403,9 @@ def csv_text(data: Result) -> str:
 
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["trial", "state", "val_acc", "epochs", "fraction", "params", "flops", "latency_ms", "seconds",
+    # the score column: val_acc, or the metric the search ranks by (val_balanced_accuracy, val_f1)
+    score = "val_acc" if data.metric == "accuracy" else f"val_{data.metric}"
+    w.writerow(["trial", "state", score, "epochs", "fraction", "params", "flops", "latency_ms", "seconds",
                 "reason", "key"])
     for t in data.trial_list:
         c = t.cost
@@ -412,7 +420,8 @@ def trials_table(data: Result) -> str:
         return "<p class='caption'>No trials yet.</p>"
     best = data.best
     front = {t.number for t in data.pareto} if len(data.objectives) > 1 else set()
-    names = ("trial", "state", "val acc", "budget", "params", "FLOPs", "latency ms", "time", "architecture", "note")
+    names = ("trial", "state", f"val {METRIC_SHORT[data.metric]}", "budget", "params", "FLOPs", "latency ms", "time",
+             "architecture", "note")
     head = "".join(f"<th class='arch'>{esc(h)}</th>" if h in ("architecture", "note") else f"<th>{esc(h)}</th>"
                    for h in names)
     rows = table_trials(data)
