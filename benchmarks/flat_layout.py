@@ -93,6 +93,7 @@ def arm(data: str, budget: str, folder: Path, tag: str, *extra: str) -> dict[str
     return {"wall_s": wall, "total_s": rec["seconds"]["total"], "time_budget_s": rec["time_budget_s"],
             "layout": rec["plan"]["kind"],
             "why_data": rec["plan"]["why"].get("data"), "why_search": rec["plan"]["why"].get("search"),
+            "why_metric": rec["plan"]["why"].get("metric"),  # None where the classes are balanced
             "test_accuracy": best.get("test_accuracy"), **({"test_rmse": best["test_rmse"]} if "test_rmse" in best
                                                              else {}),
             "architecture": best["architecture"], "params": best["params"],

@@ -283,7 +283,7 @@ def metric_difference(searched: Mapping[str, Any], reference: Mapping[str, Any],
     if metric == "accuracy":
         return f"{acc:+.2f} points of test accuracy"
     d = points(f"test_{metric}")
-    words = "balanced accuracy" if metric == "balanced_accuracy" else "macro F1"
+    words = METRIC_WORDS[metric]
     first = f"{d:+.2f} points of test {words}" if d is not None else f"test {words} not recorded"
     return f"{first} (the metric the search ranked by); {acc:+.2f} of test accuracy"
 
