@@ -17,8 +17,9 @@ from nasforge.config import from_dict, from_keywords
 from nasforge.errors import ConfigError
 from nasforge.report.browser import find_chromium, plots_in, plots_loaded, remote_refs, render
 from nasforge.report.frame import load
-from nasforge.report.html import FIGURES, write_report
+from nasforge.report.html import FIGURES, csv_text, write_report
 from nasforge.report.importance import analyse
+from nasforge.result import Result
 from nasforge.space import CellSpace, ChainSpace
 from nasforge.space.chain import chain_sample
 from nasforge.store import Store
@@ -189,9 +190,6 @@ def test_a_search_ranked_by_balanced_accuracy_is_named_so_in_status_and_report(t
     assert "The best validation balanced accuracy found so far" in page and "<th>val bacc</th>" in page
     assert "training and validation accuracy" in page  # the curves are accuracy whatever the ranking
     assert "validation accuracy" not in page.replace("training and validation accuracy", "")
-    from nasforge.report.html import csv_text
-    from nasforge.result import Result
-
     header = csv_text(Result.load(tmp_path / "b.db")).splitlines()[0]  # the CSV of a study past the page's rows
     assert header.startswith("trial,state,val_balanced_accuracy,")
 
