@@ -134,6 +134,23 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys, what, patch, need
     assert not any("Traceback" in line for line in err)
 
 
+@pytest.mark.parametrize("argv, needle", [
+    (["auto", "digits", "--time-budget", "1m", "--metric", "recall"], "invalid choice: 'recall'"),
+    (["auto", "digits"], "the following arguments are required: --time-budget"),
+    (["auto", "digits", "--time-budget", "1m", "--seed", "one"], "argument --seed: invalid int value: 'one'"),
+    (["serach", "c.yaml"], "invalid choice: 'serach'"),
+    ([], "the following arguments are required: command"),
+])
+def test_bad_arguments_give_one_line_naming_the_help(capsys, argv, needle):
+    """argparse's own errors (a wrong choice, a missing or mistyped option) in one line, as nasforge's are, with
+    where the options are listed: not seven lines of usage before the one that says what is wrong."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and "--help`" in err and "usage:" not in err
+
+
 def test_malformed_yaml_from_the_real_entry_point(tmp_path):
     p = tmp_path / "bad.yaml"
     p.write_text("data: {source: digits\nspace: [\n")

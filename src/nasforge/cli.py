@@ -8,7 +8,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from nasforge.bench import DEFAULT_STRATEGIES
 from nasforge.errors import ConfigError, NasforgeError
@@ -557,8 +557,16 @@ def reference_names() -> str:
     return ", ".join(f"{n} (the default)" if n == CLASSIC else f"{n} ({for_kinds[n]})" for n in REFERENCES)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line, as nasforge's own are: the problem, then where the options are listed
+    (argparse prints the whole usage first: seven lines for ``auto`` before the one that says what is wrong)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nasforge", description="Neural architecture search that runs on a CPU.")
+    p = _Parser(prog="nasforge", description="Neural architecture search that runs on a CPU.")
     p.add_argument("--debug", action="store_true", help="log details and show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
 
