@@ -5,6 +5,7 @@ models from a single read of the test split, and ``--json`` records hold fractio
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -214,6 +215,7 @@ def test_tabular_retrain_stores_the_mlp_and_sklearn_references_from_one_test_rea
     for row in ("searched", "baseline", "logistic_regression", "gradient_boosting", "mlp: 256-256 batchnorm relu"):
         assert row in out, row
     assert "searched minus baseline (mlp):" in out and f"record: {tmp_path / 'r.json'}" in out
+    assert re.search(r"searched minus baseline \(mlp\): [+-]\d+\.\d\d points of test accuracy\n", out)
     with Store(db) as st:
         (res,) = st.results(st.experiment("tab").id, "retrain")
     base = next(m for m in res["models"] if m["name"] == "baseline")

@@ -364,11 +364,12 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     summary = summarize(models)
     if "baseline" in summary:
         reg = "rmse_mean" in summary["searched"]
-        d = (summary["searched"]["rmse_mean"] - summary["baseline"]["rmse_mean"] if reg else
-             100 * (summary["searched"]["accuracy_mean"] - summary["baseline"]["accuracy_mean"]))
+        # as the record's test_* keys, from the means over seeds: the difference reads the search's metric first
+        a, b = ({f"test_{k}": summary[name].get(f"{k}_mean") for k in METRICS} for name in ("searched", "baseline"))
         which = next((m.reference for m in models if m.name == "baseline"), None)
+        rmse = summary["searched"].get("rmse_mean", 0.0) - summary["baseline"].get("rmse_mean", 0.0)
         print(f"searched minus baseline{f' ({which})' if which not in (None, 'classic') else ''}: "
-              + (f"{d:+.4g} test RMSE (lower is better)" if reg else f"{d:+.2f} points of test accuracy")
+              + (f"{rmse:+.4g} test RMSE (lower is better)" if reg else metric_difference(a, b, cfg.search.metric))
               + (f" (means over {args.seeds} seeds)" if args.seeds > 1 else ""), file=out)
     for m in models:
         if m.weights:
