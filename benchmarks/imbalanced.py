@@ -1,14 +1,15 @@
 """`nasforge auto` on imbalanced tables, ranked by accuracy (the default) and by `--metric balanced_accuracy`.
 
-Two tables made imbalanced from scikit-learn's bundled ones, each split 75/25 stratified (so the test split is
-as imbalanced as the training data) and written as train.csv/test.csv:
+Three imbalanced tables, each split 75/25 stratified (so the test split is as imbalanced as the training data)
+and written as train.csv/test.csv:
 
-- digits as a 64-column table, class k kept with probability 0.1 ** (k / 9): class 0 whole, class 9 one in ten
+- scikit-learn's digits as a 64-column table (which auto reads as 8x8 images: its columns correlate as pixels do),
+  class k kept with probability 0.1 ** (k / 9): class 0 whole, class 9 one in ten
   (a largest class ~10x the smallest);
 - breast cancer with the malignant class (0) kept one in five (~8x fewer than benign);
 - (``synthetic``) scikit-learn's make_classification: 4,000 rows, 20 features (6 informative), three classes
   in shares 80/15/5% with 3% of labels flipped: a test split of 1,000 holds ~50 of the rarest class, where the
-  two bundled tables' hold 10-20 (one example there moves balanced accuracy by 5 points).
+  two bundled tables hold 10-20 (one example there moves balanced accuracy by 5 points).
 
 For each, two `nasforge auto` runs, one after the other, with the same seed and budget: the default, and
 `--metric balanced_accuracy` (ranking by balanced accuracy, a class-weighted loss, and scikit-learn's references

@@ -49,7 +49,7 @@ from nasforge.final.references import (
 )
 from nasforge.fmt import fmt_time
 from nasforge.paths import check_name
-from nasforge.types import check_metric
+from nasforge.types import METRIC_WORDS, check_metric
 
 log = logging.getLogger("nasforge")
 
@@ -210,7 +210,7 @@ class Plan:
     def lines(self) -> list[str]:
         fmt = _fmt_s
         what = ("regression (scored by RMSE)" if self.task == "regression" else f"{self.classes} classes"
-                + (f", ranked by {self.metric.replace('_', ' ')}" if self.metric != "accuracy" else ""))
+                + (f", ranked by {METRIC_WORDS[self.metric]}" if self.metric != "accuracy" else ""))
         out = [f"plan for {self.data.get('source')} ({self.kind}, {self.n_train:,} training examples, "
                f"{what}, input {self.input_shape}) in {fmt(self.time_budget)}:"]
         if self.reference_only:

@@ -336,6 +336,7 @@ def write_record(record: Mapping[str, Any], target: str) -> bool:
 def cmd_retrain(args: argparse.Namespace) -> int:
     from nasforge import api
     from nasforge.final.models import final_to_json, summarize
+    from nasforge.report.record import class_fields
 
     if args.baseline is not None:
         if args.no_baseline:
@@ -364,8 +365,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     summary = summarize(models)
     if "baseline" in summary:
         reg = "rmse_mean" in summary["searched"]
-        # as the record's test_* keys, from the means over seeds: the difference reads the search's metric first
-        a, b = ({f"test_{k}": summary[name].get(f"{k}_mean") for k in METRICS} for name in ("searched", "baseline"))
+        # the record's test_* fields, means over seeds: the difference reads the search's metric first
+        a, b = (class_fields(summary[name]) for name in ("searched", "baseline")) if not reg else ({}, {})
         which = next((m.reference for m in models if m.name == "baseline"), None)
         rmse = summary["searched"].get("rmse_mean", 0.0) - summary["baseline"].get("rmse_mean", 0.0)
         print(f"searched minus baseline{f' ({which})' if which not in (None, 'classic') else ''}: "

@@ -78,7 +78,7 @@ def result_record(experiment: Experiment, trials: Sequence[Trial], retrain: Mapp
         if regression:
             figures = {**_regression_fields(s), "val_rmse": None if val is None else -val}
         else:
-            figures = {**_class_fields(s), "val_accuracy": val}
+            figures = {**class_fields(s), "val_accuracy": val}
         record["searched"] = {
             **figures, "params": searched["params"],
             "flops": searched["flops"], "latency_ms": searched["latency_ms"],
@@ -90,13 +90,13 @@ def result_record(experiment: Experiment, trials: Sequence[Trial], retrain: Mapp
         b = summary["baseline"]
         record["reference"] = {
             "name": base.get("reference", "classic"),  # stored before references were named: the classic one
-            **(_regression_fields(b) if regression else _class_fields(b)),
+            **(_regression_fields(b) if regression else class_fields(b)),
             "params": base["params"], "flops": base["flops"], "architecture": base["description"],
             "curve": list(base.get("curve") or [])}
     return record
 
 
-def _class_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
+def class_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
     """A classifier's test figures in the record: the means over seeds, and accuracy's standard deviation; balanced
     accuracy where the tests recorded it (None in records from before)."""
     return {"test_accuracy": summary["accuracy_mean"], "test_f1": summary["f1_mean"],
