@@ -351,11 +351,13 @@ def test_no_trial_starts_that_cannot_end_before_the_deadline(tmp_path):
 
 @pytest.fixture
 def short_rungs(monkeypatch):
-    """Ranking trials of 20 steps, not 60: these tests' budgets of 30 s then plan a search of several trials on
-    any machine (with 60, a slow one plans none, which a test of its own covers)."""
+    """Ranking trials of 10 steps, not 60, and 5 s kept for testing and the report, not 10: these tests' budgets of
+    18 s then plan a search of ~10-30 trials on any machine (with 60 steps a slow one plans none, which a test of its
+    own covers), and the suite spends its minutes on the paths, not on waiting for a long search."""
     import nasforge.autoplan as autoplan
 
-    monkeypatch.setattr(autoplan, "MIN_TRIAL_STEPS", 20)
+    monkeypatch.setattr(autoplan, "MIN_TRIAL_STEPS", 10)
+    monkeypatch.setattr(autoplan, "RESERVE_MIN", 5.0)
 
 
 @pytest.fixture
@@ -371,16 +373,16 @@ def shared_final(monkeypatch):
 def test_auto_on_a_table_ends_on_time_and_records_everything(tmp_path, capsys, short_rungs, shared_final):
     data = table(tmp_path / "t")
     t0 = time.time()
-    code = main(["auto", str(data), "--time-budget", "30s", "--db", str(tmp_path / "a.db"),
+    code = main(["auto", str(data), "--time-budget", "18s", "--db", str(tmp_path / "a.db"),
                  "--json", str(tmp_path / "r.json")])
     wall = time.time() - t0
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert wall <= 30 * 1.05
+    assert wall <= 18 * 1.05
     assert "plan for csv" in out.err and "why timing" in out.err
     rec = json.loads((tmp_path / "r.json").read_text())
     assert set(rec) >= {"data", "time_budget_s", "seconds", "searched", "reference", "others", "trials", "final"}
-    assert rec["time_budget_s"] == 30 and rec["seconds"]["total"] <= 30 * 1.05
+    assert rec["time_budget_s"] == 18 and rec["seconds"]["total"] <= 18 * 1.05
     assert 0 <= rec["searched"]["test_accuracy"] <= 1 and rec["plan"]["with_reference"] is True
     if rec["final"]["with_reference"]:  # the search found another network: both trained, side by side
         assert rec["reference"]["name"] == "mlp" and "searched minus reference (mlp)" in out.out
@@ -443,12 +445,12 @@ def test_where_sharing_costs_too_much_the_searched_network_trains_alone(tmp_path
     import nasforge.autoplan as autoplan
 
     monkeypatch.setattr(autoplan, "SHARE_MIN", 100.0)  # no budget is roomy enough to share: the path a big set takes
-    out, rec = auto_on_table(tmp_path, capsys, "30s")
+    out, rec = auto_on_table(tmp_path, capsys, "18s")
     assert "the searched network alone" in out.err and "why reference: not trained in this run" in out.err
     assert "--reference-only" in out.out and "searched minus reference" not in out.out
     assert rec["reference"] is None and rec["plan"]["with_reference"] is False
     assert rec["final"] == {"with_reference": False, "why": "the plan gave the searched network the whole final share"}
-    assert rec["searched"]["test_accuracy"] is not None and rec["seconds"]["total"] <= 30 * 1.05
+    assert rec["searched"]["test_accuracy"] is not None and rec["seconds"]["total"] <= 18 * 1.05
     with Store(tmp_path / "a.db", readonly=True) as st:
         models = st.results(st.experiment().id, "retrain")[-1]["models"]
     assert [m["name"] for m in models] == ["searched"]
@@ -468,13 +470,13 @@ def test_where_the_search_keeps_the_reference_itself_it_trains_once_alone(tmp_pa
         return cfg
 
     monkeypatch.setattr(autoplan, "search_config", reference_only_search)
-    out, rec = auto_on_table(tmp_path, capsys, "30s")
+    out, rec = auto_on_table(tmp_path, capsys, "18s")
     assert rec["plan"]["with_reference"] is True  # the plan shared the final; the search's outcome changed that
     assert "the search's best is the reference itself (trial 0)" in out.err
     assert rec["final"]["with_reference"] is False and "kept the reference itself" in rec["final"]["why"]
     assert rec["reference"] is None and "--reference-only (the search kept the reference itself" in out.out
     assert rec["searched"]["architecture"] == "mlp 256-256 batchnorm relu dropout0.1 wd0.0001"
-    assert rec["seconds"]["total"] <= 30 * 1.05
+    assert rec["seconds"]["total"] <= 18 * 1.05
     with Store(tmp_path / "a.db", readonly=True) as st:
         assert [m["name"] for m in st.results(st.experiment().id, "retrain")[-1]["models"]] == ["searched"]
 
@@ -582,18 +584,18 @@ def test_interrupted_auto_resumes_its_stored_plan(tmp_path, short_rungs):
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_auto(str(data), time_budget="30s", db=db, progress=lambda describe: stop_after_two)
+        run_auto(str(data), time_budget="18s", db=db, progress=lambda describe: stop_after_two)
     with Store(db, readonly=True) as st:
         exp = st.experiment()
         plan = st.results(exp.id, "auto_plan")[-1]["plan"]
         assert len([t for t in st.trials(exp.id) if t.ok]) >= 2
     with pytest.raises(NasforgeError, match="ranks by accuracy; --resume continues its plan, so leave out --metric"):
-        run_auto(str(data), time_budget="30s", db=db, resume=True, metric="f1")
-    rec = run_auto(str(data), time_budget="30s", db=db, resume=True)
+        run_auto(str(data), time_budget="18s", db=db, resume=True, metric="f1")
+    rec = run_auto(str(data), time_budget="18s", db=db, resume=True)
     assert rec["plan"] == plan  # the stored plan, not a new one
     assert rec["searched"]["test_accuracy"] is not None and rec["trials"]["complete"] >= 2
     with pytest.raises(NasforgeError, match="already exists"):
-        run_auto(str(data), time_budget="30s", db=db)
+        run_auto(str(data), time_budget="18s", db=db)
 
 
 def test_reference_only_trains_the_reference_for_the_budget(tmp_path, capsys):

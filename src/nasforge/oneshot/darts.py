@@ -50,7 +50,7 @@ from torch import nn
 from nasforge.data.base import Dataset, stratified_split
 from nasforge.errors import ConfigError, NasforgeError
 from nasforge.evaluate.torch_eval import TorchEvaluator
-from nasforge.evaluate.trainer import evaluate_split
+from nasforge.evaluate.trainer import balanced_weights, evaluate_split
 from nasforge.loop import Progress, SearchOutcome, run_search
 from nasforge.space.cell import CellSpace, edge_names
 from nasforge.space.cell_nn import Cell, Nd, make_op
@@ -266,11 +266,14 @@ def run_darts(
     time_budget: float | None = None,
     on_progress: Callable[[DartsProgress], None] | None = None,
     channels_last: bool = True,
+    class_weight: bool = False,
 ) -> DartsRun:
     """Train the supernet on the search splits and derive a cell; stops between steps once out of time.
 
     Deterministic on CPU for a seed: the weights come from ``torch.manual_seed(seed)`` (as every
-    trial's do), alphas and batch order from a ``torch.Generator`` seeded alike.
+    trial's do), alphas and batch order from a ``torch.Generator`` seeded alike. ``class_weight`` (the recipe's
+    ``train.class_weight``) weights both losses as the trainer does, so the cell is chosen for what balanced
+    accuracy rewards, not for the common classes.
     """
     opts = options or DartsOptions()
     if data.has_test:
@@ -302,6 +305,8 @@ def run_darts(
     total = opts.epochs * steps_per_epoch
     skip_limit = (opts.skip_limit or default_skip_limit(space.n_nodes)) if opts.remedy == "darts_plus" else None
     val_batches = _cycle(len(xv), min(bs, len(xv)), gen)
+    # from the training labels, as the trainer's: the validation batches are weighted alike
+    cw = balanced_weights(y, data.n_classes) if class_weight else None
     history: list[dict[str, Any]] = []
 
     def elapsed() -> float:
@@ -328,7 +333,7 @@ def run_darts(
                 break
             # architecture step on a validation batch; only the alphas' gradient is computed
             vi = next(val_batches)
-            a_loss = F.cross_entropy(net(batch(xv[vi])), yv[vi])
+            a_loss = F.cross_entropy(net(batch(xv[vi])), yv[vi], weight=cw)
             if opts.remedy == "beta":
                 lam = opts.beta_lambda * step / max(1, total - 1)
                 a_loss = a_loss + lam * torch.logsumexp(net.alphas, dim=-1).mean()
@@ -342,7 +347,7 @@ def run_darts(
             ti = perm[i:i + bs]
             net.alphas.requires_grad_(False)
             logits = net(batch(x[ti]))
-            loss = F.cross_entropy(logits, y[ti])
+            loss = F.cross_entropy(logits, y[ti], weight=cw)
             w_opt.zero_grad(set_to_none=True)
             loss.backward()
             net.alphas.requires_grad_(True)
@@ -362,7 +367,8 @@ def run_darts(
         row: dict[str, Any] = {
             "epoch": epoch, "steps": step, "partial": stopped == "time", "lr": lr,
             "train_loss": float(loss_sum) / max(seen, 1), "train_accuracy": float(correct) / max(seen, 1),
-            "val_loss": val["loss"], "val_accuracy": val["accuracy"], "arch": space.to_arch_str(s),
+            "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+            "val_balanced_accuracy": val["balanced_accuracy"], "arch": space.to_arch_str(s),
             "skips": count_skips(s), "beta_lambda": lam,
             "alphas": [[round(float(p), 4) for p in r] for r in net.probabilities()], "elapsed": elapsed()}
         history.append(row)
@@ -431,7 +437,8 @@ def run_darts_search(
             raise NasforgeError(f"experiment {experiment.name!r} holds trials of another strategy; "
                                 "give a new --name or --db for the darts search")
         left = None if time_budget is None else max(0.0, time_budget - experiment.elapsed)
-        run = run_darts(space, data, options=options, seed=seed, time_budget=left, on_progress=on_progress)
+        run = run_darts(space, data, options=options, seed=seed, time_budget=left, on_progress=on_progress,
+                        class_weight=evaluator.recipe.class_weight)
         payload = run.to_json()
         store.add_elapsed(exp_id, run.seconds)
         store.add_result(exp_id, NAME, payload)
