@@ -102,23 +102,25 @@ def arm(data: str, budget: str, db: Path, record: Path, *extra: str) -> tuple[di
 
 def run(name: str, data: str, budget: str, folder: Path, *, seed: int = 0,
         record: Path | None = None, reference_record: Path | None = None,
-        reference_row: dict[str, Any] | None = None) -> dict[str, Any]:
+        reference_row: dict[str, Any] | None = None, options: tuple[str, ...] = ()) -> dict[str, Any]:
     """``nasforge auto DATA``; where its plan trained the searched network alone, the reference's own arm
     (``--reference-only``, the whole budget: a harder comparison than the shared one) after it.
     ``record``/``reference_record``: an arm's --json record from an earlier run of exactly that command,
     instead of running it (its wall time is then the record's own ``seconds.total``). ``reference_row``: the
-    reference's own arm as an earlier results file holds it (--reference-from), for an A/B of the search alone."""
+    reference's own arm as an earlier results file holds it (--reference-from), for an A/B of the search alone.
+    ``options``: more of auto's options for the searched arm (``--workers 1``: an A/B of trials at once)."""
     s = ["--seed", str(seed)]
     rec: dict[str, Any] | None
     if record is not None:
         rec = json.loads(record.read_text())
         wall, err = float(rec["seconds"]["total"]), ""
     else:
-        rec, wall, err = arm(data, budget, folder / f"{name}.db", folder / f"{name}.json", *s)
+        rec, wall, err = arm(data, budget, folder / f"{name}.db", folder / f"{name}.json", *s, *options)
     if rec is None:
         return {"data": name, "error": err, "wall_s": round(wall, 1)}
     out: dict[str, Any] = {
-        "data": name, "seed": seed, "command": f"nasforge auto {Path(data).name} --time-budget {budget} --seed {seed}",
+        "data": name, "seed": seed,
+        "command": " ".join(["nasforge auto", Path(data).name, "--time-budget", budget, "--seed", str(seed), *options]),
         "time_budget_s": rec["time_budget_s"], "wall_s": round(wall, 1),
         "within_budget": wall <= 1.05 * rec["time_budget_s"], "searched": rec["searched"],
         "reference": rec["reference"], "others": rec["others"], "trials": rec["trials"], "seconds": rec["seconds"],
@@ -148,7 +150,7 @@ def run(name: str, data: str, budget: str, folder: Path, *, seed: int = 0,
                                             > rec["others"]["logistic_regression"]["accuracy"])
     out["plan"] = {k: rec["plan"].get(k) for k in ("search_seconds", "final_seconds_each", "with_reference",
                                                    "trial_epochs", "trial_fraction", "rungs", "expected_trials",
-                                                   "why")}
+                                                   "workers", "why")}
     return out
 
 
@@ -162,7 +164,10 @@ def main() -> None:
                    help="earlier results JSONs (comma-separated): reuse their --reference-only arms "
                    "(same data, seed and budget) "
                    "instead of rerunning them, to A/B a change to the search alone")
+    p.add_argument("--auto-options", default="", metavar="OPTS",
+                   help="more options of the searched arm's `nasforge auto`, e.g. '--workers 1'")
     args = p.parse_args()
+    options = tuple(args.auto_options.split())
     earlier: dict[tuple[str, int], dict[str, Any]] = {}
     if args.reference_from:
         for r in (r for f in args.reference_from.split(",") for r in json.loads(Path(f).read_text())["runs"]):
@@ -181,7 +186,7 @@ def main() -> None:
             for seed in seeds:
                 print(f"{name}: nasforge auto {data} --time-budget {budget} --seed {seed}", flush=True)
                 rows.append(run(f"{name}-{seed}" if len(seeds) > 1 else name, data, budget, folder, seed=seed,
-                                reference_row=earlier.get((name, seed))))
+                                reference_row=earlier.get((name, seed)), options=options))
                 rows[-1]["data"] = name
                 print(json.dumps({k: rows[-1].get(k) for k in ("wall_s", "beats_reference",
                                                                "beats_logistic_regression", "error")}), flush=True)

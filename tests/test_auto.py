@@ -13,6 +13,7 @@ import math
 import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from nasforge.autoplan import (
     SIZE_FLOOR,
     Plan,
     Timing,
+    layouts,
     make_plan,
     resolve_data,
     run_auto,
@@ -36,6 +38,7 @@ from nasforge.autoplan import (
     time_steps,
     validation_for,
     warm_start,
+    worker_layout,
 )
 from nasforge.cli import main, metric_difference, print_final, score_label
 from nasforge.config import from_dict
@@ -189,6 +192,60 @@ def test_long_trials_get_budgets_in_the_reference_time():
                         space={"kind": "stage"}, train={}, reference_flops=1)
     assert cfg["search"]["equal_time"] == "resnet20"
     assert from_dict({**cfg, "data": {"source": "digits"}}).search.equal_time == "resnet20"  # search accepts it
+
+
+def test_trials_at_once_plan_the_search_at_the_pools_pace_and_time_each_trial_on_its_worker():
+    """Two single-thread workers at 0.08 s a step each train 25 steps/s in all against 20 on two threads: the
+    search's ~30 trials get longer (more faithful) budgets, a trial's expected time and timeout are one worker's,
+    and the config runs a pool."""
+    one = plan_for(4000, 1200, step=0.05)
+    two = plan_for(4000, 1200, step=0.05, workers=2, worker_timing=Timing(0.08, 40, 272_000), threads_per_worker=1)
+    assert (one.workers, two.workers, two.threads_per_worker, two.worker_step_seconds) == (1, 2, 1, 0.08)
+    assert two.expected_trials >= one.expected_trials and "2 at a time" in "\n".join(two.lines())
+    assert two.trial_epochs * two.trial_fraction > 1.2 * one.trial_epochs * one.trial_fraction
+    b = Budget(epochs=two.trial_epochs, fraction=two.trial_fraction)
+    assert two.trial_seconds(b.epochs, b.fraction) == pytest.approx(
+        replace(two, workers=1, worker_step_seconds=None).trial_seconds(b.epochs, b.fraction) * 0.08 / 0.05)
+    assert two.trial_timeout >= 2.9 * two.trial_seconds(b.epochs, b.fraction) - 6
+    cfg = search_config(two, name="x", seed=0, db="x.db", initial=[], space={"kind": "stage"}, train={},
+                        reference_flops=1)
+    assert cfg["executor"] == {"kind": "pool", "workers": 2, "threads_per_worker": 1}
+    assert from_dict({**cfg, "data": {"source": "digits"}}).executor.kind == "pool"  # search accepts it
+    assert "executor" not in search_config(one, name="x", seed=0, db="x.db", initial=[], space={"kind": "stage"},
+                                           train={}, reference_flops=1)
+    assert Plan.from_json(json.loads(json.dumps(two.to_json()))) == two
+    old = {k: v for k, v in one.to_json().items() if k not in ("workers", "threads_per_worker", "worker_step_seconds")}
+    assert Plan.from_json(old).workers == 1  # a plan stored before workers: one trial at a time
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--workers", "0"], "--workers must be a whole number of at least 1 (1: one trial at a time), got 0"),
+    (["--workers", "2", "--resume"], "--resume continues the stored plan, its workers included; leave out --workers"),
+])
+def test_bad_workers_are_one_line(tmp_path, capsys, argv, needle):
+    assert main(["auto", "digits", "--time-budget", "1m", "--db", str(tmp_path / "a.db"), *argv]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0] and not (tmp_path / "a.db").exists()
+
+
+def test_worker_layouts_use_every_thread_and_a_pool_must_pay():
+    assert layouts(2, None) == [(2, 1)] and layouts(1, None) == [] and layouts(16, None) == [(8, 2), (4, 4), (2, 8)]
+    assert layouts(16, 4) == [(4, 4)] and layouts(2, 1) == [] and layouts(2, 3) == [(3, 1)]
+    from nasforge.space.stage import StageSpace
+
+    data = fake(600)
+    space = StageSpace(max_stages=3)
+    model = space.build(space.resnet20(), data.input_shape, data.n_classes)
+    threads = torch.get_num_threads()
+    slow = Timing(10.0, 10, 1)  # one trial at a time "measured" at 10 s a step: any pool is faster
+    w, k, t, why = worker_layout(model, data, Recipe(), timing=slow, window=0.2, asked=None)
+    assert (w, k) == (2, 1) and t is not None and "2 trials at once, 1 thread each" in why
+    fast = Timing(1e-6, 10, 1)  # and at a microsecond a step: none pays
+    w, k, t, why = worker_layout(model, data, Recipe(), timing=fast, window=0.2, asked=None)
+    assert (w, k, t) == (1, 0, None) and why.startswith("one trial at a time") and "short of the 1.2x" in why
+    w, k, t, why = worker_layout(model, data, Recipe(), timing=fast, window=0.2, asked=2)  # --workers 2 holds
+    assert (w, k) == (2, 1) and why.endswith("(--workers)")
+    assert torch.get_num_threads() == threads  # each layout timed on its threads, then the driver's restored
 
 
 def test_image_and_sequence_searches_keep_to_networks_of_the_reference_size_class():
@@ -572,7 +629,13 @@ def test_the_comparison_reads_the_metric_first():
     assert score_label(0.5, m) == "acc" and score_label(0.5, m, "f1") == "f1"  # no figure equals it: the ranking
 
 
-def test_interrupted_auto_resumes_its_stored_plan(tmp_path, short_rungs):
+def test_interrupted_auto_resumes_its_stored_plan(tmp_path, short_rungs, monkeypatch):
+    """Ctrl-C after two trials, then --resume: the stored plan goes on. Its search runs two trials at once in a
+    process pool (forced: a search this short plans none), so the pool's path is run end to end, interrupted too."""
+    import nasforge.autoplan as autoplan
+
+    monkeypatch.setattr(autoplan, "POOL_SEARCH_MIN", 0.0)
+    monkeypatch.setattr(autoplan, "POOL_GAIN_MIN", 0.0)
     data = table(tmp_path / "t")
     db = tmp_path / "a.db"
     seen = []
@@ -589,6 +652,9 @@ def test_interrupted_auto_resumes_its_stored_plan(tmp_path, short_rungs):
         exp = st.experiment()
         plan = st.results(exp.id, "auto_plan")[-1]["plan"]
         assert len([t for t in st.trials(exp.id) if t.ok]) >= 2
+        pool = torch.get_num_threads() >= 2  # a 1-thread machine has no layout to try (CI has 2 cores)
+        assert (plan["workers"], plan["threads_per_worker"]) == ((2, 1) if pool else (1, 0))
+        assert exp.config.get("executor", {}).get("kind") == ("pool" if pool else None)
     with pytest.raises(NasforgeError, match="ranks by accuracy; --resume continues its plan, so leave out --metric"):
         run_auto(str(data), time_budget="18s", db=db, resume=True, metric="f1")
     rec = run_auto(str(data), time_budget="18s", db=db, resume=True)

@@ -613,7 +613,7 @@ def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db"
          name: str | None = None, resume: bool = False, reference_only: bool = False, reference: str = "auto",
          say: Callable[[str], None] | None = None, device: str | None = None,
          precision: str | None = None, label: str | int | None = None,
-         layout: str | None = None, metric: str | None = None) -> dict[str, Any]:
+         layout: str | None = None, metric: str | None = None, workers: int | None = None) -> dict[str, Any]:
     """Plan, search, train the final network and the data kind's reference, test once and report, within
     ``time_budget`` (``"15m"``, ``"1h"`` or seconds); returns the result record (see ``nasforge status --json``).
 
@@ -622,7 +622,9 @@ def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db"
     it is neither the one column named as labels are (``label``, ``target``, ``class``, ``y``) nor the last;
     ``layout`` (image, sequence, tabular) how the features are read where neither their shape nor their columns
     say (2-D columns that correlate with their neighbours are pixels or signal steps already); ``metric``
-    (accuracy, balanced_accuracy, f1) what a classification's search ranks by. ``say`` hears the plan and
+    (accuracy, balanced_accuracy, f1) what a classification's search ranks by; ``workers`` how many trials the
+    search runs at once on a CPU (by default measured: a process pool of single-threaded workers where that
+    trains more steps a second than one trial on all threads; 1: one at a time). ``say`` hears the plan and
     progress lines.
     ``device`` (auto, cpu, cuda, cuda:N, mps) is where it trains: by default ``auto`` (a resumed run, its stored one);
     ``precision`` (auto, fp32, bf16, fp16) how: by default ``auto`` (bf16 or fp16 on a GPU, fp32 on the CPU).
@@ -634,5 +636,6 @@ def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db"
 
     return run_auto(data, time_budget=time_budget, db=db, seed=seed, name=name, resume=resume,
                     reference_only=reference_only, reference=reference, device=device, precision=precision,
-                    label=label, layout=layout, metric=metric, say=say or (lambda line: log.info("%s", line)))
+                    label=label, layout=layout, metric=metric, workers=workers,
+                    say=say or (lambda line: log.info("%s", line)))
 

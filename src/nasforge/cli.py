@@ -405,7 +405,7 @@ def cmd_auto(args: argparse.Namespace) -> int:
     record = run_auto(args.data, time_budget=args.time_budget, db=args.db, seed=args.seed, name=args.name,
                       resume=args.resume, reference_only=args.reference_only, print_config=args.print_config,
                       reference=args.baseline, device=args.device, precision=args.precision,
-                      label=_column(args.label), layout=args.layout, metric=args.metric, say=say,
+                      label=_column(args.label), layout=args.layout, metric=args.metric, workers=args.workers, say=say,
                       progress=lambda describe: ProgressPrinter(sys.stderr, describe,
                                                                 metric=args.metric or "accuracy"))
     if args.print_config:
@@ -642,6 +642,9 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--metric", choices=METRICS,
                     help="what a classification's search ranks by and the comparison reads first (default accuracy; "
                          "balanced_accuracy: the mean recall over classes, for imbalanced classes; f1: macro F1)")
+    au.add_argument("--workers", type=int, metavar="N",
+                    help="trials the search runs at once on a CPU (default: measured; a process pool of "
+                         "single-threaded workers where that trains more steps a second; 1: one at a time)")
     au.add_argument("--device", help=f"where it trains (default auto): {DEVICE_CHOICES}")
     au.add_argument("--precision", help=f"how it trains (default auto): {PRECISION_CHOICES}")
     au.set_defaults(func=cmd_auto)
