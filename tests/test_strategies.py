@@ -31,15 +31,17 @@ def test_regularized_evolution_mutates_members_of_the_recent_population():
     strat = make_strategy("evolution", space, seed=0, population_size=6, sample_size=2)
     hist = simulate(strat, space, lambda s: toy_objective(space, s), 20)
     child = strat.ask(hist, 1)[0].sample
-    # A child is one mutation away from a member of the last 6 trials: one setting changed, or one block
-    # inserted or removed with the others kept in order.
-    def one_step(a, b):
-        ba, bb = space.blocks(a), space.blocks(b)
-        if len(ba) == len(bb):
-            return sum(a[n] != b[n] for n in set(space.active(a)) | set(space.active(b))) <= 2
-        short, long_ = sorted((ba, bb), key=len)
-        return len(long_) - len(short) == 1 and any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
-    assert any(one_step(child, t.sample) for t in hist[-6:])
+    assert any(one_mutation(space, child, t.sample) for t in hist[-6:])
+
+
+def one_mutation(space, a, b) -> bool:
+    """Whether ``a`` is one mutation away from ``b``: one setting changed, or one block inserted or removed with
+    the others kept in order."""
+    ba, bb = space.blocks(a), space.blocks(b)
+    if len(ba) == len(bb):
+        return sum(a[n] != b[n] for n in set(space.active(a)) | set(space.active(b))) <= 2
+    short, long_ = sorted((ba, bb), key=len)
+    return len(long_) - len(short) == 1 and any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
 
 
 def test_evolution_init_mutants_starts_near_the_warm_start():
@@ -63,6 +65,15 @@ def test_evolution_init_mutants_starts_near_the_warm_start():
             scores += [t.score for t in hist[1:]]
         firsts[init] = np.mean(scores)
     assert firsts["mutants"] > firsts["random"]
+    # trials at once (a process pool): asked while the warm start still trains, no trial is scored yet; the
+    # candidates are still its mutations, not random draws (a pool search on digits drew three at random)
+    from nasforge.types import Trial, TrialState
+
+    running = [Trial(0, space.key(good), good, TrialState.RUNNING)]
+    for seed in range(3):
+        kids = make_strategy("evolution", space, seed=seed, population_size=8, sample_size=2,
+                             init="mutants").ask(running, 2)
+        assert all(one_mutation(space, k.sample, good) for k in kids)
     with pytest.raises(ConfigError, match="init must be random or mutants"):
         make_strategy("evolution", space, population_size=8, sample_size=2, init="best")
 

@@ -434,7 +434,7 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     if equal_time:
         why["equal_time"] = (f"budgets are in {reference}'s time: each candidate is timed (~1s) and trains the "
                              "epochs it would get in that time, as the final training (a fixed time) will treat it; "
-                             f"a lowest-rung trial of {_fmt_s(full_trial_s / spread)} amortises the timing")
+                             f"a lowest-rung trial of {_fmt_s(workers * full_trial_s / spread)} amortises the timing")
     population = int(min(20, max(4, expected // 4)))
     on_worker = f" on one of {workers} workers" if workers > 1 else ""
     why["search"] = (f"{_fmt_s(search)} left after the final trainings; a full trial of "
@@ -803,6 +803,9 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
                                    **plan_kw)
                 # a trial on one worker's threads is slower: where none then fits, one at a time still searches
                 plan = pooled if not pooled.reference_only else make_plan(spent=time.time() - t0, **plan_kw)
+                if plan.workers == 1:
+                    why_workers = ("one trial at a time: on one worker's threads no trial long enough to rank "
+                                   f"networks fits the search ({why_workers.split(': ', 1)[1]})")
             if why_workers and not plan.reference_only:
                 plan = replace(plan, why={**plan.why, "workers": why_workers})
         if not loaded.regression:
