@@ -74,6 +74,12 @@ def test_evolution_init_mutants_starts_near_the_warm_start():
         kids = make_strategy("evolution", space, seed=seed, population_size=8, sample_size=2,
                              init="mutants").ask(running, 2)
         assert all(one_mutation(space, k.sample, good) for k in kids)
+    # two warm starts training (the covering network beside the reference): mutants of both, drawn alike
+    other = min((space.sample(rng) for _ in range(300)), key=fn)
+    two = [*running, Trial(1, space.key(other), other, TrialState.RUNNING)]
+    kids = make_strategy("evolution", space, seed=0, population_size=20, sample_size=2, init="mutants").ask(two, 8)
+    near = [(one_mutation(space, k.sample, good), one_mutation(space, k.sample, other)) for k in kids]
+    assert all(a or b for a, b in near) and any(a for a, _ in near) and any(b for _, b in near)
     with pytest.raises(ConfigError, match="init must be random or mutants"):
         make_strategy("evolution", space, population_size=8, sample_size=2, init="best")
 

@@ -19,7 +19,7 @@ class RegularizedEvolution(Strategy):
     The population is the ``population_size`` most recently created scored trials, which is exactly
     "add the child, remove the oldest". Until that many trials exist, candidates are random; with
     ``init="mutants"`` they are mutations of the best scored trial so far, or, before any is scored (trials
-    running at once), of the first trial (a warm start's neighbourhood): a short search that starts from a
+    running at once), of one drawn from those so far (a warm start's neighbourhood): a short search that starts from a
     known-good network (``nasforge auto`` starts from its reference) then spends its few trials near it rather
     than on random draws of a large space, most of which train worse.
     """
@@ -44,9 +44,10 @@ class RegularizedEvolution(Strategy):
         out = []
         for i in range(n):
             if len(history) + i < self.population_size and self.init == "mutants" and history:
-                # before any trial is scored (trials run at once: the warm start still training), the first
-                # trial's neighbourhood, the warm start's where one is given, not random draws
-                best = max(completed(history), key=lambda t: (t.score, -t.number)) if population else history[0]
+                # before any trial is scored (trials run at once: the warm starts still training), the
+                # neighbourhood of one of the trials so far (the warm starts, their mutants), not random draws
+                best = (max(completed(history), key=lambda t: (t.score, -t.number)) if population
+                        else history[int(self.rng.integers(len(history)))])
                 s = self.fresh(lambda b=best: self.space.mutate(b.sample, self.rng), seen)
             elif len(history) + i < self.population_size or not population:
                 s = self.fresh(lambda: self.space.sample(self.rng), seen)
