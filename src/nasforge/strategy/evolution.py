@@ -19,9 +19,9 @@ class RegularizedEvolution(Strategy):
     The population is the ``population_size`` most recently created scored trials, which is exactly
     "add the child, remove the oldest". Until that many trials exist, candidates are random; with
     ``init="mutants"`` they are mutations of the best scored trial so far, or, before any is scored (trials
-    running at once), of one drawn from those so far (a warm start's neighbourhood): a short search that starts from a
-    known-good network (``nasforge auto`` starts from its reference) then spends its few trials near it rather
-    than on random draws of a large space, most of which train worse.
+    running at once), of one drawn from those so far (a warm start's neighbourhood): a short search that
+    starts from a known-good network (``nasforge auto`` starts from its reference) then spends its few trials
+    near it rather than on random draws of a large space, most of which train worse.
     """
 
     name = "evolution"
