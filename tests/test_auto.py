@@ -228,6 +228,23 @@ def test_bad_workers_are_one_line(tmp_path, capsys, argv, needle):
     assert len(err) == 1 and needle in err[0] and not (tmp_path / "a.db").exists()
 
 
+def test_a_pool_whose_trials_would_not_fit_keeps_the_one_at_a_time_plan(tmp_path, monkeypatch, short_rungs):
+    """Where a trial on one worker's threads is too slow for the search's share, the plan stays one trial at a
+    time (a search) rather than becoming no search, and its why-workers line says so."""
+    import nasforge.autoplan as autoplan
+
+    monkeypatch.setattr(autoplan, "POOL_SEARCH_MIN", 0.0)
+    monkeypatch.setattr(autoplan, "worker_layout", lambda *a, **k: (2, 1, Timing(100.0, 10, 1), (
+        "2 trials at once, 1 thread each (a process pool): the reference trains 2 steps/s ...: 1.50x")))
+    lines: list[str] = []
+    out = run_auto(str(table(tmp_path / "t")), time_budget="18s", db=tmp_path / "a.db", print_config=True,
+                   say=lines.append)
+    cfg = yaml.safe_load(out["config"])
+    assert "executor" not in cfg and cfg["search"]["trials"] > 0  # one at a time, and a search
+    assert any(line.startswith("  why workers: one trial at a time: on one worker's threads no trial long enough "
+                               "to rank networks fits the search (the reference trains 2 steps/s") for line in lines)
+
+
 def test_worker_layouts_use_every_thread_and_a_pool_must_pay():
     assert layouts(2, None) == [(2, 1)] and layouts(1, None) == [] and layouts(16, None) == [(8, 2), (4, 4), (2, 8)]
     assert layouts(16, 4) == [(4, 4)] and layouts(2, 1) == [] and layouts(2, 3) == [(3, 1)]
