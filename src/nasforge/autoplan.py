@@ -538,8 +538,7 @@ def worker_layout(model: torch.nn.Module, data: Dataset, recipe: Recipe, *, timi
     """How many trials to run at once: each layout of :func:`layouts` timed (the reference, on one worker's
     threads), and the one training the most steps a second kept where it beats one trial at a time on all
     threads by POOL_GAIN_MIN (or as ``asked``). ``(workers, threads each, that timing, why)``; 1 worker: inline."""
-    threads = torch.get_num_threads()
-    before = threads
+    threads = torch.get_num_threads()  # what one trial at a time trains on, restored after
     best: tuple[float, int, int, Timing] | None = None
     seen = []
     try:
@@ -551,7 +550,7 @@ def worker_layout(model: torch.nn.Module, data: Dataset, recipe: Recipe, *, timi
             if best is None or rate > best[0]:
                 best = (rate, w, k, t)
     finally:
-        torch.set_num_threads(before)
+        torch.set_num_threads(threads)
     alone = 1 / timing.seconds_per_step
     if best is None:
         return 1, 0, None, ""
@@ -773,6 +772,10 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         # balanced accuracy counts every class alike: the loss does too (and scikit-learn's references, alike)
         recipe_kw = recipe_for(kind) | ({"class_weight": True} if metric == "balanced_accuracy" else {}) | overrides
         recipe = Recipe(**recipe_kw)
+        on_cpu = resolve_device(recipe.device).type == "cpu"
+        if workers is not None and workers > 1 and not on_cpu:  # before anything is timed
+            raise ConfigError(f"--workers {workers} runs trials at once on the CPU's threads, and this run trains on "
+                              f"{resolve_device(recipe.device)}: leave out --workers")
         _, ref_model = make_reference(ref, loaded.input_shape, loaded.n_classes)
         flops = count_flops(ref_model, loaded.input_shape)
         if kind == FLAT and not reference_only and not print_config:
@@ -789,10 +792,6 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
                                    "timing": timing, "recipe": recipe, "reference_flops": flops,
                                    "reference_only": reference_only, "folds": folds, "warm_starts": len(initial)}
         plan = make_plan(spent=time.time() - t0, **plan_kw)
-        on_cpu = resolve_device(recipe.device).type == "cpu"
-        if workers is not None and workers > 1 and not on_cpu:
-            raise ConfigError(f"--workers {workers} runs trials at once on the CPU's threads, and this run trains on "
-                              f"{resolve_device(recipe.device)}: leave out --workers")
         if (not plan.reference_only and on_cpu and workers != 1
                 and (workers is not None or plan.search_seconds >= POOL_SEARCH_MIN)):
             say("timing trials at once on this machine ...")
