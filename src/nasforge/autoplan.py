@@ -286,10 +286,11 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     search's share holds all of them, with room for the trials that follow. ``workers`` trials at once, each
     at ``worker_timing`` (the reference timed on ``threads_per_worker`` threads): the search's seconds below are
     then of all workers together (a full trial of ``full_s`` takes ``workers * full_s`` on its worker)."""
-    if worker_timing is None:
+    worker_step = worker_timing.seconds_per_step if worker_timing is not None and workers > 1 else None
+    if worker_step is None:
         workers = 1
-    search_timing = timing if workers == 1 or worker_timing is None else replace(
-        worker_timing, seconds_per_step=worker_timing.seconds_per_step / workers)
+    search_timing = timing if worker_timing is None or worker_step is None else replace(
+        worker_timing, seconds_per_step=worker_step / workers)
     n, bs = len(data.x_train) + len(data.x_val), recipe.batch_size  # the final trainings see train+val
     n_search = len(data.x_train)
     kind = data_kind(data.input_shape)
@@ -462,8 +463,7 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
                 min_fraction=min_fraction, expected_trials=expected,
                 trial_timeout=max(30.0, 3 * workers * full_trial_s), population=population,
                 with_reference=with_reference, equal_time=equal_time, why=why, workers=workers,
-                threads_per_worker=threads_per_worker if workers > 1 else 0,
-                worker_step_seconds=worker_timing.seconds_per_step if workers > 1 and worker_timing else None)
+                threads_per_worker=threads_per_worker if workers > 1 else 0, worker_step_seconds=worker_step)
 
 
 # ------------------------------------------------------------------------------------------ config
@@ -772,10 +772,11 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         # balanced accuracy counts every class alike: the loss does too (and scikit-learn's references, alike)
         recipe_kw = recipe_for(kind) | ({"class_weight": True} if metric == "balanced_accuracy" else {}) | overrides
         recipe = Recipe(**recipe_kw)
-        on_cpu = resolve_device(recipe.device).type == "cpu"
+        trains_on = resolve_device(recipe.device)
+        on_cpu = trains_on.type == "cpu"
         if workers is not None and workers > 1 and not on_cpu:  # before anything is timed
             raise ConfigError(f"--workers {workers} runs trials at once on the CPU's threads, and this run trains on "
-                              f"{resolve_device(recipe.device)}: leave out --workers")
+                              f"{trains_on}: leave out --workers")
         _, ref_model = make_reference(ref, loaded.input_shape, loaded.n_classes)
         flops = count_flops(ref_model, loaded.input_shape)
         if kind == FLAT and not reference_only and not print_config:
