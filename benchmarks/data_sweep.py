@@ -7,7 +7,7 @@ The cases are generated here (numpy, scikit-learn's bundled tables, Pillow, Fash
 folder); none is committed. Each case says what it checks; ``expect: "refused"`` where a one-line refusal naming the
 fix is the right answer (missing labels, one class, formats nasforge does not read).
 
-    .venv/bin/python benchmarks/data_sweep.py [--only reg_csv,semicolon_csv,...] [--budget 60]
+    .venv/bin/python benchmarks/data_sweep.py [--only reg_csv,semicolon_csv,...] [--budget 60] [--name N]
 """
 
 from __future__ import annotations
@@ -97,6 +97,26 @@ def cases() -> dict[str, tuple[str, str, Maker]]:
                            "summer": when.month.isin([6, 7, 8]).astype(int)})
         df.to_csv(d / "dates.csv", index=False)
         return str(d / "dates.csv")
+
+    @case("spreadsheet_numbers_csv", "numbers as spreadsheets write them: grouped thousands (\"1,001.0\", quoted), "
+                                     "a currency sign ($14.13), a percent sign (13.2%)")
+    def _(d: Path) -> str:
+        df = bc.iloc[:, [0, 1, 2, 3, -1]].copy()
+        df["mean area"] = df["mean area"].map(lambda v: f"{v:,.1f}")
+        df["mean radius"] = df["mean radius"].map(lambda v: f"${v:.2f}")
+        df["mean texture"] = df["mean texture"].map(lambda v: f"{v:.1f}%")
+        df.to_csv(d / "formatted.csv", index=False)
+        return str(d / "formatted.csv")
+
+    @case("day_first_dates_csv", "dates written day first (31/01/2020; the label depends on the month)")
+    def _(d: Path) -> str:
+        import pandas as pd
+
+        when = pd.date_range("2020-01-01", periods=900, freq="D")
+        df = pd.DataFrame({"when": when.strftime("%d/%m/%Y"), "noise": rng.normal(size=900),
+                           "summer": when.month.isin([6, 7, 8]).astype(int)})
+        df.to_csv(d / "day_first.csv", index=False)
+        return str(d / "day_first.csv")
 
     @case("label_variants_csv", "text labels with stray spaces (' yes' and 'yes')")
     def _(d: Path) -> str:
@@ -230,6 +250,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", default="", help="comma-separated case names (default: all)")
     p.add_argument("--budget", type=int, default=60, help="seconds a case")
+    p.add_argument("--name", default="data_sweep", help="results file name (a part of the cases: give another)")
     args = p.parse_args()
     every = cases()
     names = [n for n in args.only.split(",") if n] or list(every)
@@ -252,7 +273,7 @@ def main() -> None:
     summary = {"cases": len(rows), "as_expected": sum(r["as_expected"] for r in rows),
                "over_budget": [r["case"] for r in rows if not r["within_budget"]]}
     print(json.dumps(summary))
-    write_result("data_sweep", __doc__.splitlines()[0], "python benchmarks/data_sweep.py " + " ".join(sys.argv[1:]),
+    write_result(args.name, __doc__.splitlines()[0], "python benchmarks/data_sweep.py " + " ".join(sys.argv[1:]),
                  {"budget_s": args.budget, "summary": summary, "runs": rows})
 
 

@@ -786,6 +786,53 @@ def test_semicolon_tables_with_decimal_commas(tmp_path: Path) -> None:
     assert quoted.x_train.shape == (20, 3)
 
 
+def test_numbers_written_for_people_are_numbers(tmp_path: Path) -> None:
+    """Spreadsheets export 1,234.50, $12.00 and 12.5% (in Europe 1.234,5 and € 12,00 with ; between cells): such a
+    column was text with a distinct value in most rows, dropped as an identifier, and its numbers were lost."""
+    rows = ["income,price,share,name,label"] + [
+        f'"{1000 * i + 234:,}.5",${i}.25,{i % 9}%,"x{i % 3},5",{i % 2}' for i in range(40)]
+    rows[3] = '"999",-$3.10,,"x1,5",0'  # a plain number, a negative amount, a missing share
+    raw = read_csv(write_text(tmp_path / "us.csv", rows))
+    assert raw.x_train.shape == (40, 7)  # income, price, share and its missing flag, name one-hot (3)
+    assert raw.x_train[0, :3].tolist() == [234.5, 0.25, 0.0] and raw.x_train[39, 0] == 39234.5
+    assert raw.x_train[2, :4].tolist() == [999.0, -3.1, raw.x_train[2, 2], 1.0]
+    assert "'income', 'price', 'share' read as numbers written for people" in raw.notes[-1]
+    eu = ["income;price;label"] + [f"{f'{i}.' if i else ''}234,5;€ {i},25;{i % 2}" for i in range(40)]
+    assert eu[5] == "4.234,5;€ 4,25;0"
+    raw = read_csv(write_text(tmp_path / "eu.csv", eu))
+    assert raw.x_train[:, 0].tolist() == [1000 * i + 234.5 for i in range(40)] and raw.x_train[4, 1] == 4.25
+    # a semicolon table's 1,234 is a decimal comma unless a cell only an American number can be shows otherwise
+    ambiguous = ["v;label", "1,234;0", "1,5;1", "3;0", "2;1"]
+    assert read_csv(write_text(tmp_path / "dc.csv", ambiguous)).x_train[:2, 0].tolist() == [1.234, 1.5]
+    american = ["v;label", "1,234;0", "1,234.5;1", "3;0", "2;1"]
+    assert read_csv(write_text(tmp_path / "am.csv", american)).x_train[:2, 0].tolist() == [1234.0, 1234.5]
+    # a column with a word among such numbers stays what it was: text, one-hot over its 3 values
+    mixed = ["v,label"] + [f"{v},{i % 2}" for i, v in enumerate(["$5", "$6", "soon", "$5", "$6", "$5", "$6", "$5"])]
+    assert read_csv(write_text(tmp_path / "mixed.csv", mixed)).x_train.shape == (8, 3)
+
+
+def test_dates_with_the_year_last_are_read_day_or_month_first_as_the_column_shows(tmp_path: Path) -> None:
+    """31/01/2021 and 01/31/2021 were text: dropped as identifiers. A first number above 12 makes the day first, a
+    second the month first; where neither shows, dots mean the day first and slashes the month first."""
+    import datetime
+
+    days = [datetime.date(2021, 1, 1) + datetime.timedelta(days=5 * i) for i in range(40)]
+    for fmt, order in (("%d/%m/%Y", "the day first"), ("%m/%d/%Y", "the month first"),
+                       ("%d.%m.%Y %H:%M", "the day first")):
+        rows = ["when,label"] + [f"{d.strftime(fmt)},{int(d.month in (6, 7, 8))}" for d in days]
+        raw = read_csv(write_text(tmp_path / "d.csv", rows))
+        assert raw.x_train.shape == (40, 5), fmt
+        assert raw.x_train[:, 1].tolist() == [d.month for d in days]
+        assert raw.x_train[:, 3].tolist() == [d.day for d in days]
+        assert f"'when' ({order}) read as dates" in raw.notes[-1]
+    # none above 12: slashes read the month first (as pandas does), dots the day first
+    assert read_csv(write_text(tmp_path / "s.csv", ["when,label", "02/03/2021,0", "04/05/2021,1"])).x_train[0, 1] == 2
+    assert read_csv(write_text(tmp_path / "p.csv", ["when,label", "02.03.2021,0", "04.05.2021,1"])).x_train[0, 1] == 3
+    # both orders shown in one column: not dates (here text, dropped as an identifier: no feature left)
+    with pytest.raises(DataError, match=r"no usable feature column"):
+        read_csv(write_text(tmp_path / "both.csv", ["when,label", "13/01/2021,0", "01/13/2021,1", "02/02/2021,0"]))
+
+
 def test_a_date_column_is_read_as_date_parts(tmp_path: Path) -> None:
     """An ISO date column holds a distinct value in most rows and was dropped as an identifier: it becomes the day
     number, month, weekday, day of the month and hour (AutoGluon's date parts), so a season can be learnt."""

@@ -17,6 +17,7 @@ import os
 import re
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,24 +178,66 @@ def table_stem(p: Path) -> str | None:
 
 
 # a number written with a decimal comma (14,25 or -0,5 or ,5): spreadsheets in most of Europe export them, with ;
-# between cells. Thousands separators (1.234,5) are not read: such a column stays text
+# between cells
 _DECIMAL_COMMA = re.compile(r"[+-]?(\d+,\d*|,\d+)([eE][+-]?\d+)?")
+# numbers as spreadsheets format them for people: thousands grouped (1,234,567.5; in Europe 1.234.567,5), a
+# currency sign before (-$1,234.50, € 12,00) or a percent sign after (12.5%). A column of them was text with a
+# distinct value in most rows, dropped as an identifier: the numbers were lost
+_GROUPED_POINT = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")  # 1,234 and 1,234.5
+_GROUPED_COMMA = re.compile(r"[+-]?\d{1,3}(\.\d{3})+(,\d*)?")  # 1.234 and 1.234,5
+_DECORATION = re.compile(r"([+-]?)\s*[$€£¥]\s*(.*)|(.*?)\s*%")
 
 
-def _decimal_commas(rows: list[tuple[int, list[str]]]) -> None:
-    """Rewrite, in place, the columns of a table not separated by commas whose cells are numbers with a decimal
-    comma (at least one) or plain numbers or missing, to decimal points. The first row is left out of the test
-    (it may be a header) but rewritten where its cell is such a number."""
+def _undecorated(cell: str) -> str:
+    """A cell without a currency sign before its number or a percent sign after it (12.5% reads 12.5)."""
+    m = _DECORATION.fullmatch(cell)
+    if m is None:
+        return cell
+    return m.group(1) + m.group(2) if m.group(3) is None else m.group(3)
+
+
+def _number_formats(rows: list[tuple[int, list[str]]], delimiter: str) -> tuple[int, ...]:
+    """Rewrite, in place, the columns whose cells are all numbers as spreadsheets write them (or missing) to plain
+    numbers: decimal commas (in a table not separated by commas), grouped thousands, a currency sign, a percent
+    sign. A column with any other cell is left as it is. The first row is left out of the test (it may be a
+    header) but rewritten where its cell is such a number. Returns the columns rewritten."""
     body = rows[1:] or rows
     width = max(len(c) for _, c in rows)
+    done = []
     for j in range(width):
-        cells = [c[j] for _, c in body if j < len(c)]
-        if not any(_DECIMAL_COMMA.fullmatch(x) for x in cells):
+        given = [c[j] for _, c in body if j < len(c) and not _missing(c[j])]
+        cells = [_undecorated(x) for x in given]
+        if cells == given and all(_is_number(x) for x in cells):
+            continue  # plain numbers (or none): nothing to rewrite
+        rewrite = _column_format(cells, delimiter)
+        if rewrite is None:
             continue
-        if all(_DECIMAL_COMMA.fullmatch(x) or _is_number(x) or _missing(x) for x in cells):
-            for _, c in rows:
-                if j < len(c) and _DECIMAL_COMMA.fullmatch(c[j]):
-                    c[j] = c[j].replace(",", ".")
+        for _, c in rows:
+            if j < len(c) and not _missing(c[j]):
+                plain = rewrite(_undecorated(c[j]))
+                if _is_number(plain):
+                    c[j] = plain
+        done.append(j)
+    return tuple(done)
+
+
+def _column_format(cells: list[str], delimiter: str) -> Callable[[str], str] | None:
+    """How a column's cells (currency and percent signs taken off) become plain numbers; None where any is no number.
+
+    In a table separated by commas a number has a decimal point (a quoted 1,5 is text) and commas group thousands.
+    In one separated by semicolons or tabs, 1,234 reads both ways; the column decides: a cell only an American
+    number can be (1,234.5 or 1,234,567) makes commas group thousands, else commas are decimal, and dots group
+    thousands where a cell shows it (1.234,5 or 1.234.567; 1.234 alone stays a decimal point)."""
+    def plain_or(pattern: re.Pattern[str]) -> bool:
+        return all(_is_number(x) or pattern.fullmatch(x) for x in cells)
+
+    if delimiter == "," or any(_GROUPED_POINT.fullmatch(x) and ("." in x or x.count(",") > 1) for x in cells):
+        return (lambda x: x.replace(",", "")) if plain_or(_GROUPED_POINT) else None
+    if not all(_is_number(x) or _DECIMAL_COMMA.fullmatch(x) or _GROUPED_COMMA.fullmatch(x) for x in cells):
+        return None
+    if any(_GROUPED_COMMA.fullmatch(x) and (x.count(".") > 1 or "," in x) for x in cells):
+        return lambda x: (x.replace(".", "") if _GROUPED_COMMA.fullmatch(x) else x).replace(",", ".")
+    return lambda x: x.replace(",", ".")
 
 
 def _delimiter(first_line: str) -> str:
@@ -208,6 +251,7 @@ class _Table:
     path: Path
     header: list[str] | None
     rows: list[tuple[int, list[str]]]  # (line number, cells)
+    reformatted: tuple[int, ...] = ()  # columns of numbers written for people (:func:`_number_formats`)
 
 
 def _read_table(p: Path) -> _Table:
@@ -244,8 +288,7 @@ def _read_table(p: Path) -> _Table:
         raise DataError(f"cannot read {p}: malformed CSV at line {reader.line_num} ({err}); fix the quoting") from None
     if not rows:
         raise DataError(f"{p} is empty; give one row per example with a label column")
-    if delimiter != ",":
-        _decimal_commas(rows)
+    reformatted = _number_formats(rows, delimiter)
     # A header is a first row with a name where the next row has a number (or only names, for 1-row files).
     head = rows[0][1]
     nxt = rows[1][1] if len(rows) > 1 else None
@@ -253,8 +296,8 @@ def _read_table(p: Path) -> _Table:
         nxt is not None and any(not _is_number(h) and i < len(nxt) and _is_number(nxt[i]) for i, h in enumerate(head))
     )
     if is_header:
-        return _Table(p, head, rows[1:])
-    return _Table(p, None, rows)
+        return _Table(p, head, rows[1:], reformatted)
+    return _Table(p, None, rows, reformatted)
 
 
 def _width(t: _Table) -> int:
@@ -354,6 +397,7 @@ class _Column:
     fill: float = 0.0  # a number column's training median (a date column's, in days), written where a cell is missing
     flag: bool = False  # a number column with missing training cells: one more 0/1 feature marks them
     levels: tuple[str, ...] = ()  # a text column's one-hot values ("" for a missing cell, where it is frequent)
+    order: str = "ymd"  # a date column's order of day, month and year (:data:`DATE_ORDERS`)
 
     @property
     def width(self) -> int:
@@ -365,22 +409,50 @@ class _Column:
 # holds a distinct value in most rows, and was dropped as an identifier; AutoGluon reads them as date parts
 _DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?"
                    r"(?:Z|[+-]\d{2}:?\d{2})?")
+# dates as people and spreadsheets write them, the year last: 31/01/2020 or 01/31/2020, 31.01.2020, with a time or
+# not; which of the first two is the day, the column says (:func:`_date_order`)
+_DAY_MONTH = re.compile(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})(?:,?[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?")
 DATE_FEATURES = ("day number", "month", "weekday", "day of the month", "hour")
+DATE_ORDERS = {"ymd": "ISO", "dmy": "the day first", "mdy": "the month first"}
 _EPOCH = datetime.datetime(1970, 1, 1)
 
 
-def _date_parts(cell: str) -> tuple[float, float, float, float, float] | None:
+def _date_parts(cell: str, order: str = "ymd") -> tuple[float, float, float, float, float] | None:
     """A date cell as :data:`DATE_FEATURES` (days since 1970 for the trend, the rest for seasons and cycles), or
-    None where it is not an ISO date (a time zone is read, not applied)."""
-    m = _DATE.fullmatch(cell)
+    None where it is not a date written in ``order`` (:data:`DATE_ORDERS`; a time zone is read, not applied)."""
+    m = (_DATE if order == "ymd" else _DAY_MONTH).fullmatch(cell)
     if m is None:
         return None
-    y, mo, d, h, mi, sec = (int(g) if g else 0 for g in m.groups())
+    if order == "ymd":
+        y, mo, d, h, mi, sec = (int(g) if g else 0 for g in m.groups())
+    else:
+        a, _, b, y, h, mi, sec = (int(g) if g and g.isdigit() else 0 for g in m.groups())
+        d, mo = (a, b) if order == "dmy" else (b, a)
     try:
         when = datetime.datetime(y, mo, d, h, mi, sec)
     except ValueError:
         return None
     return ((when - _EPOCH).total_seconds() / 86400, mo, when.weekday(), d, h + mi / 60)
+
+
+def _date_order(cells: list[str]) -> str | None:
+    """The order every one of ``cells`` (none missing) reads as a date in (:data:`DATE_ORDERS`), or None. With the
+    year last, a first number above 12 makes the day first, a second above 12 the month first (both: no dates);
+    where neither shows, dots (31.01.2020, as in Germany) mean the day first, slashes and dashes the month first,
+    as pandas reads them."""
+    if not cells:
+        return None
+    if all(_date_parts(c) is not None for c in cells):
+        return "ymd"
+    found = [_DAY_MONTH.fullmatch(c) for c in cells]
+    if any(m is None for m in found):
+        return None
+    day_first = any(int(m.group(1)) > 12 for m in found if m is not None)
+    month_first = any(int(m.group(3)) > 12 for m in found if m is not None)
+    if day_first and month_first:
+        return None
+    order = "dmy" if day_first or (not month_first and found[0] is not None and found[0].group(2) == ".") else "mdy"
+    return order if all(_date_parts(c, order) is not None for c in cells) else None
 
 
 def _number(path: Path, line: int, name: str, cell: str) -> float:
@@ -430,9 +502,10 @@ def _fit_columns(t: _Table, columns: list[list[str]],
             values = np.array([_number(t.path, t.rows[r][0], name, c) for r, c in enumerate(cells)])
             out.append(_number_column(name, names[j] if names is not None else None, values, rows))
             continue
-        days = [parts[0] for _, c in present if (parts := _date_parts(c)) is not None]
-        if len(days) == len(present):
-            out.append(_Column(name, "date", float(np.median(days)), len(present) < rows))
+        order = _date_order([c for _, c in present])
+        if order is not None:
+            days = [parts[0] for _, c in present if (parts := _date_parts(c, order)) is not None]
+            out.append(_Column(name, "date", float(np.median(days)), len(present) < rows, order=order))
             continue
         counts: dict[str, int] = {}
         for c in cells:
@@ -477,7 +550,7 @@ def _encode(t: _Table, columns: list[list[str]], spec: list[_Column],
         elif col.kind == "date":  # a missing (or, in a test file, unreadable) cell: the median date, flagged
             fill = _date_parts((_EPOCH + datetime.timedelta(days=col.fill)).strftime("%Y-%m-%d %H:%M"))
             for r, cell in enumerate(cells):
-                parts = _date_parts(cell)
+                parts = _date_parts(cell, col.order)
                 x[r, at:at + len(DATE_FEATURES)] = parts or fill
                 if col.flag:
                     x[r, at + len(DATE_FEATURES)] = float(parts is None)
@@ -503,18 +576,23 @@ def _label_note(t: _Table, label_column: str | int | None) -> str:
             f"the rest are features")
 
 
-def _encoding_summary(path: Path, spec: list[_Column]) -> str | None:
-    """One line on what the encoding did beyond reading numbers, or None where every column was complete numbers."""
+def _encoding_summary(path: Path, spec: list[_Column], reformatted: list[str] | None = None) -> str | None:
+    """One line on what the encoding did beyond reading numbers, or None where every column was complete numbers.
+    ``reformatted``: the names of feature columns whose numbers were written for people (:func:`_number_formats`)."""
     text = [c for c in spec if c.kind == "text"]
     dates = [c for c in spec if c.kind == "date"]
     flagged = [c for c in spec if c.flag]
     dropped = [c for c in spec if c.kind == "dropped"]
     parts = []
+    if reformatted:
+        parts.append(f"{', '.join(reformatted)} read as numbers written for people (decimal commas, grouped "
+                     "thousands, currency or percent signs)")
     if text:
         parts.append(f"{len(text)} text column(s) one-hot encoded into {sum(c.width for c in text)} features "
                      f"(at most {MAX_LEVELS} values each)")
     if dates:
-        parts.append(f"{', '.join(c.name for c in dates)} read as dates: {', '.join(DATE_FEATURES)}")
+        parts.append(f"{', '.join(c.name + ('' if c.order == 'ymd' else f' ({DATE_ORDERS[c.order]})') for c in dates)}"
+                     f" read as dates: {', '.join(DATE_FEATURES)}")
     if flagged:
         parts.append(f"missing numbers in {len(flagged)} column(s) filled with the median and flagged")
     if dropped:
@@ -588,7 +666,9 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
              test_fraction: float | None = None) -> RawSplits:
     """A .csv (or tab-separated .tsv; either may be gzipped) file (train only) or a directory holding train.csv and
     test.csv (or the UCR archive's NAME_TRAIN.tsv and NAME_TEST.tsv: :func:`table_pair`). Cells may be separated by
-    commas, semicolons or tabs; with semicolons or tabs, numbers may have a decimal comma.
+    commas, semicolons or tabs; with semicolons or tabs, numbers may have a decimal comma; numbers may group
+    thousands and carry a currency or percent sign, dates may put the year last (:func:`_number_formats`,
+    :func:`_date_order`).
 
     With ``task`` ``regression``, or ``auto`` and numeric labels that :func:`~nasforge.data.base.infer_task` reads
     as targets (not all whole numbers, or too many rare values to be classes), the labels are float targets
@@ -640,7 +720,9 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
     if x_train.shape[1] == 0:
         raise DataError(f"{train_path} has no usable feature column (every one was dropped as an identifier); "
                         "give at least one feature with repeated values")
-    summary = _encoding_summary(train_path, spec)
+    label_at = _label_index(train_table, label_column, _width(train_table))
+    summary = _encoding_summary(train_path, spec, [_column_name(train_table, i) for i in train_table.reformatted
+                                                   if i != label_at])
     notes = (_label_note(train_table, label_column), *(() if summary is None else (summary,)))
     if summary is not None:
         log.info(summary)
