@@ -118,6 +118,37 @@ def cases() -> dict[str, tuple[str, str, Maker]]:
         df.to_csv(d / "day_first.csv", index=False)
         return str(d / "day_first.csv")
 
+    @case("free_text_csv", "a review column of free text (the label is its sentiment), a UUID column, a number that "
+                           "says little")
+    def _(d: Path) -> str:
+        import uuid
+
+        import pandas as pd
+
+        def words(text: str) -> list[str]:
+            return text.split()
+
+        good = words("great excellent lovely superb wonderful perfect happy recommend love best sturdy fast easy "
+                     "beautiful comfortable reliable quiet bright solid worth")
+        bad = words("awful poor terrible broken dull worst slow hard ugly cheap noisy flimsy late refund return "
+                    "disappointed useless leaking missing wrong")
+        neutral = words("the a this it was is and i my order arrived today with box item product use used after "
+                        "days week colour size price delivery package seller bought for our kitchen garden room car "
+                        "work home kids gift again also still just very quite really some more than")
+        texts, labels = [], []
+        for _ in range(1000):
+            y = int(rng.random() < 0.5)
+            mood = [str(rng.choice(good if (y == 1) == (rng.random() < 0.75) else bad))
+                    for _ in range(int(rng.integers(1, 4)))]
+            words = [*rng.choice(neutral, int(rng.integers(8, 16))), *mood]
+            rng.shuffle(words)
+            texts.append(" ".join(words).capitalize() + ".")
+            labels.append("positive" if y else "negative")
+        votes = [int(rng.poisson(3 + 2 * (lab == "positive") * (rng.random() < 0.2))) for lab in labels]
+        pd.DataFrame({"id": [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in labels], "review": texts,
+                      "helpful_votes": votes, "sentiment": labels}).to_csv(d / "reviews.csv", index=False)
+        return str(d / "reviews.csv")
+
     @case("label_variants_csv", "text labels with stray spaces (' yes' and 'yes')")
     def _(d: Path) -> str:
         v = bc.copy().astype(object)

@@ -811,6 +811,36 @@ def test_numbers_written_for_people_are_numbers(tmp_path: Path) -> None:
     assert read_csv(write_text(tmp_path / "mixed.csv", mixed)).x_train.shape == (8, 3)
 
 
+def test_free_text_becomes_a_bag_of_words_and_an_identifier_is_still_dropped(tmp_path: Path) -> None:
+    """A review column holds a distinct value in most rows and was dropped as an identifier, so a table of reviews
+    had no feature left. Its recurring words are features now; a UUID's chunks recur only by chance: dropped."""
+    import uuid
+
+    rng = np.random.default_rng(0)
+    filler = ["the", "a", "this", "product", "was", "it", "is", "and", "my", "order", "arrived", "today", "with", "box"]
+    rows = ["review,id,label"]
+    for i in range(300):
+        words = [*rng.choice(filler, 6), "great" if i % 2 else "awful", str(rng.choice(["fine", "late"]))]
+        rng.shuffle(words)
+        rows.append(f"{' '.join(words)},{uuid.UUID(bytes=rng.bytes(16), version=4)},{'pos' if i % 2 else 'neg'}")
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    write_text(folder / "train.csv", rows)
+    write_text(folder / "test.csv", ["review,id,label", f"great and new,{uuid.uuid4()},pos",
+                                     f"awful,{uuid.uuid4()},neg"])
+    raw = read_csv(folder)
+    assert raw.x_train.shape == (300, len(filler) + 4)  # filler, great, awful, fine, late; no id
+    assert "'review' read as free text: a 0/1 feature for each of its 18 commonest words" in raw.notes[-1]
+    assert "'id' dropped" in raw.notes[-1]
+    y = np.asarray(raw.y_train)
+    for cls in (0, 1):  # "awful" and "great" are features that say the class
+        assert any((column == (y == cls)).all() for column in raw.x_train.T)
+    assert raw.x_test is not None and raw.x_test.sum(axis=1).tolist() == [2.0, 1.0]  # "new" is no feature
+    # words that do not recur are no feature: a column of them is dropped, as before
+    once = ["note,x,label"] + [f"w{i}a w{i}b w{i}c w{i}d,{i % 3},{i % 2}" for i in range(40)]
+    assert read_csv(write_text(tmp_path / "once.csv", once)).x_train.shape == (40, 1)
+
+
 def test_dates_with_the_year_last_are_read_day_or_month_first_as_the_column_shows(tmp_path: Path) -> None:
     """31/01/2021 and 01/31/2021 were text: dropped as identifiers. A first number above 12 makes the day first, a
     second the month first; where neither shows, dots mean the day first and slashes the month first."""

@@ -379,6 +379,42 @@ MAX_LEVELS = 32
 # a text column with more distinct values than this share of its rows is an identifier or free text (a name, a
 # ticket number): one-hot columns of values seen once say nothing about unseen rows, so it is dropped
 ID_SHARE = 0.5
+# ... unless it is free text, several words a cell (a review, a description, a passenger's name with its title):
+# then each of its commonest words becomes a 0/1 feature (a bag of words, as AutoGluon and scikit-learn's
+# CountVectorizer read text). A word counts where it recurs, in at least WORDS_MIN_ROWS rows and 1 in
+# WORDS_ROWS_PER_FEATURE, and a column is text where such words are most of what its cells say: an identifier's
+# chunks (a UUID's five) recur only by chance
+WORDS_PER_CELL = 3.0  # mean words a cell from which a column may be text
+WORDS_RECURRING = 0.5  # the share of its words (each time one is written) that must recur
+WORDS_MAX = 512  # features a text column gives at most: its commonest words
+WORDS_MIN_ROWS = 2
+WORDS_ROWS_PER_FEATURE = 500
+_WORD = re.compile(r"\w*[^\W\d_]\w*")  # a word has a letter: 31/01/2020 and 555-0134 have none
+
+
+def _words(cell: str) -> set[str]:
+    return set(_WORD.findall(cell.lower()))
+
+
+def _vocabulary(cells: list[str], rows: int) -> tuple[str, ...] | None:
+    """A free-text column's commonest words (in most rows first, then alphabetical), or None where the column is
+    not free text: fewer than :data:`WORDS_PER_CELL` words a cell, or less than :data:`WORDS_RECURRING` of them
+    words that recur."""
+    said = [_WORD.findall(c.lower()) for c in cells]
+    written = sum(len(w) for w in said)
+    if not cells or written < WORDS_PER_CELL * len(cells):
+        return None
+    df: dict[str, int] = {}
+    for words in said:
+        for w in set(words):
+            df[w] = df.get(w, 0) + 1
+    least = max(WORDS_MIN_ROWS, math.ceil(rows / WORDS_ROWS_PER_FEATURE))
+    recurring = {w for w, k in df.items() if k >= least}
+    if sum(w in recurring for words in said for w in words) < WORDS_RECURRING * written:
+        return None
+    return tuple(sorted(recurring, key=lambda w: (-df[w], w))[:WORDS_MAX])
+
+
 # a column this much numbers is numeric, and a word in it a typo to fix, not a category: encoded as text, one
 # stray word would make its numbers one-hot values (or drop the column as an identifier)
 NUMERIC_SHARE = 0.9
@@ -393,16 +429,17 @@ class _Column:
     """How one feature column becomes numbers, fitted on the training file alone (nothing of the test leaks)."""
 
     name: str
-    kind: str  # "number", "text" (one-hot), "date" (:data:`DATE_FEATURES`) or "dropped" (an identifier)
+    kind: str  # "number", "text" (one-hot), "words" (a bag of words), "date" (:data:`DATE_FEATURES`) or "dropped"
     fill: float = 0.0  # a number column's training median (a date column's, in days), written where a cell is missing
     flag: bool = False  # a number column with missing training cells: one more 0/1 feature marks them
-    levels: tuple[str, ...] = ()  # a text column's one-hot values ("" for a missing cell, where it is frequent)
+    levels: tuple[str, ...] = ()  # a text column's one-hot values ("" for a missing cell, where it is frequent),
+    # or a words column's words
     order: str = "ymd"  # a date column's order of day, month and year (:data:`DATE_ORDERS`)
 
     @property
     def width(self) -> int:
         return {"number": 1 + self.flag, "text": len(self.levels), "date": len(DATE_FEATURES) + self.flag,
-                "dropped": 0}[self.kind]
+                "words": len(self.levels), "dropped": 0}[self.kind]
 
 
 # ISO dates, with a time or not (2020-01-31, 2020/01/31, 2020-01-31T12:30:00Z, 2020-01-31 12:30): a column of them
@@ -512,7 +549,8 @@ def _fit_columns(t: _Table, columns: list[list[str]],
             key = "" if _missing(c) else c
             counts[key] = counts.get(key, 0) + 1
         if len(counts) > max(2.0, ID_SHARE * rows):
-            out.append(_Column(name, "dropped"))
+            vocabulary = _vocabulary([c for _, c in present], rows)
+            out.append(_Column(name, "dropped") if vocabulary is None else _Column(name, "words", levels=vocabulary))
             continue
         ranked = sorted(counts, key=lambda v: (-counts[v], v))[:MAX_LEVELS]
         out.append(_Column(name, "text", levels=tuple(ranked)))
@@ -554,6 +592,13 @@ def _encode(t: _Table, columns: list[list[str]], spec: list[_Column],
                 x[r, at:at + len(DATE_FEATURES)] = parts or fill
                 if col.flag:
                     x[r, at + len(DATE_FEATURES)] = float(parts is None)
+        elif col.kind == "words":  # words first seen here set none
+            index = {v: k for k, v in enumerate(col.levels)}
+            for r, cell in enumerate(cells):
+                for w in _words(cell):
+                    k = index.get(w)
+                    if k is not None:
+                        x[r, at + k] = 1.0
         elif col.kind == "text":
             index = {v: k for k, v in enumerate(col.levels)}
             for r, cell in enumerate(cells):
@@ -582,6 +627,7 @@ def _encoding_summary(path: Path, spec: list[_Column], reformatted: list[str] | 
     text = [c for c in spec if c.kind == "text"]
     dates = [c for c in spec if c.kind == "date"]
     flagged = [c for c in spec if c.flag]
+    words = [c for c in spec if c.kind == "words"]
     dropped = [c for c in spec if c.kind == "dropped"]
     parts = []
     if reformatted:
@@ -593,11 +639,14 @@ def _encoding_summary(path: Path, spec: list[_Column], reformatted: list[str] | 
     if dates:
         parts.append(f"{', '.join(c.name + ('' if c.order == 'ymd' else f' ({DATE_ORDERS[c.order]})') for c in dates)}"
                      f" read as dates: {', '.join(DATE_FEATURES)}")
+    if words:
+        parts.append(f"{', '.join(c.name for c in words)} read as free text: a 0/1 feature for each of its "
+                     f"{' and '.join(str(len(c.levels)) for c in words)} commonest words")
     if flagged:
         parts.append(f"missing numbers in {len(flagged)} column(s) filled with the median and flagged")
     if dropped:
-        parts.append(f"{', '.join(c.name for c in dropped)} dropped (a distinct value in most rows: an identifier, "
-                     "a saved row index or free text)")
+        parts.append(f"{', '.join(c.name for c in dropped)} dropped (a distinct value in most rows, and no words "
+                     "that recur: an identifier or a saved row index)")
     return f"{path.name}: {'; '.join(parts)}" if parts else None
 
 
