@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import datetime
 import gzip
+import itertools
 import logging
 import math
 import os
@@ -185,6 +186,8 @@ _DECIMAL_COMMA = re.compile(r"[+-]?(\d+,\d*|,\d+)([eE][+-]?\d+)?")
 # distinct value in most rows, dropped as an identifier: the numbers were lost
 _GROUPED_POINT = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")  # 1,234 and 1,234.5
 _GROUPED_COMMA = re.compile(r"[+-]?\d{1,3}(\.\d{3})+(,\d*)?")  # 1.234 and 1.234,5
+_FORMAT_SIGNS = re.compile(r"[,$€£¥%]")  # a column without any of these (nor 1.234.567) needs no rewriting
+_DOTS_GROUPING = re.compile(r"\d\.\d{3}\.\d")
 _DECORATION = re.compile(r"([+-]?)\s*[$€£¥]\s*(.*)|(.*?)\s*%")
 
 
@@ -202,10 +205,14 @@ def _number_formats(rows: list[tuple[int, list[str]]], delimiter: str) -> tuple[
     sign. A column with any other cell is left as it is. The first row is left out of the test (it may be a
     header) but rewritten where its cell is such a number. Returns the columns rewritten."""
     body = rows[1:] or rows
-    width = max(len(c) for _, c in rows)
     done = []
-    for j in range(width):
-        given = [c[j] for _, c in body if j < len(c) and not _missing(c[j])]
+    # most columns are plain numbers or words: one scan of a column's text says so, not a test a cell (a 60,000-row
+    # pixel table has 47M cells); a short row's absent cells read as missing ones
+    for j, column in enumerate(itertools.zip_longest(*(c for _, c in body), fillvalue="")):
+        text = "\x00".join(column)
+        if not (_FORMAT_SIGNS.search(text) or (delimiter != "," and _DOTS_GROUPING.search(text))):
+            continue
+        given = [x for x in column if not _missing(x)]
         cells = [_undecorated(x) for x in given]
         if cells == given and all(_is_number(x) for x in cells):
             continue  # plain numbers (or none): nothing to rewrite
