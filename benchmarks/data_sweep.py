@@ -113,7 +113,8 @@ def cases() -> dict[str, tuple[str, str, Maker]]:
         import pandas as pd
 
         when = pd.date_range("2020-01-01", periods=900, freq="D")
-        df = pd.DataFrame({"when": when.strftime("%d/%m/%Y"), "noise": rng.normal(size=900),
+        # its own generator, as in the free-text case: the shared one would change every later case's data
+        df = pd.DataFrame({"when": when.strftime("%d/%m/%Y"), "noise": np.random.default_rng(1).normal(size=900),
                            "summer": when.month.isin([6, 7, 8]).astype(int)})
         df.to_csv(d / "day_first.csv", index=False)
         return str(d / "day_first.csv")
@@ -135,6 +136,7 @@ def cases() -> dict[str, tuple[str, str, Maker]]:
         neutral = words("the a this it was is and i my order arrived today with box item product use used after "
                         "days week colour size price delivery package seller bought for our kitchen garden room car "
                         "work home kids gift again also still just very quite really some more than")
+        rng = np.random.default_rng(2)  # its own: the data are the same whichever cases run before
         texts, labels = [], []
         for _ in range(1000):
             y = int(rng.random() < 0.5)
