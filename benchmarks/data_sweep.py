@@ -88,15 +88,18 @@ def cases() -> dict[str, tuple[str, str, Maker]]:
         bc.to_csv(d / "indexed.csv")
         return str(d / "indexed.csv")
 
-    @case("dates_csv", "an ISO date column (the label depends on the month)")
-    def _(d: Path) -> str:
+    def dated(path: Path, fmt: str | None, noise: np.ndarray) -> str:
+        """900 days written as ``fmt`` (None: ISO), a noise column, and whether each is a summer day."""
         import pandas as pd
 
         when = pd.date_range("2020-01-01", periods=900, freq="D")
-        df = pd.DataFrame({"when": when.astype(str), "noise": rng.normal(size=900),
-                           "summer": when.month.isin([6, 7, 8]).astype(int)})
-        df.to_csv(d / "dates.csv", index=False)
-        return str(d / "dates.csv")
+        pd.DataFrame({"when": when.astype(str) if fmt is None else when.strftime(fmt), "noise": noise,
+                      "summer": when.month.isin([6, 7, 8]).astype(int)}).to_csv(path, index=False)
+        return str(path)
+
+    @case("dates_csv", "an ISO date column (the label depends on the month)")
+    def _(d: Path) -> str:
+        return dated(d / "dates.csv", None, rng.normal(size=900))
 
     @case("spreadsheet_numbers_csv", "numbers as spreadsheets write them: grouped thousands (\"1,001.0\", quoted), "
                                      "a currency sign ($14.13), a percent sign (13.2%)")
@@ -110,14 +113,8 @@ def cases() -> dict[str, tuple[str, str, Maker]]:
 
     @case("day_first_dates_csv", "dates written day first (31/01/2020; the label depends on the month)")
     def _(d: Path) -> str:
-        import pandas as pd
-
-        when = pd.date_range("2020-01-01", periods=900, freq="D")
         # its own generator, as in the free-text case: the shared one would change every later case's data
-        df = pd.DataFrame({"when": when.strftime("%d/%m/%Y"), "noise": np.random.default_rng(1).normal(size=900),
-                           "summer": when.month.isin([6, 7, 8]).astype(int)})
-        df.to_csv(d / "day_first.csv", index=False)
-        return str(d / "day_first.csv")
+        return dated(d / "day_first.csv", "%d/%m/%Y", np.random.default_rng(1).normal(size=900))
 
     @case("free_text_csv", "a review column of free text (the label is its sentiment), a UUID column, a number that "
                            "says little")
