@@ -90,6 +90,9 @@ def test_data_names_paths_and_configs(tmp_path):
     assert resolve_data(str(ucr / "ECG200_TRAIN.tsv"))["data"]["source"] == "csv"
     (tmp_path / "kaggle.CSV.gz").write_bytes(b"")  # gzipped tables are tables (any case)
     assert resolve_data(str(tmp_path / "kaggle.CSV.gz"))["data"]["source"] == "csv"
+    for name in ("iris.data", "train.txt", "points.DAT"):  # the UCI repository's and older archives' names
+        (tmp_path / name).write_text("1,2,a\n")
+        assert resolve_data(str(tmp_path / name))["data"]["source"] == "csv"
     np.savez(tmp_path / "a.npz", x_train=np.zeros((4, 3)), y_train=np.arange(4) % 2)
     assert resolve_data(str(tmp_path / "a.npz"))["data"]["source"] == "npz"
     idx = tmp_path / "idx"

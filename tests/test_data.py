@@ -811,6 +811,25 @@ def test_numbers_written_for_people_are_numbers(tmp_path: Path) -> None:
     assert read_csv(write_text(tmp_path / "mixed.csv", mixed)).x_train.shape == (8, 3)
 
 
+def test_uci_data_files_and_space_separated_text_tables(tmp_path: Path) -> None:
+    """iris.data (no header, class names last) and a train.txt/test.txt pair of numbers in aligned columns, the
+    class first (the UCR archive's old format), were refused as no table; they read as tables now."""
+    rng = np.random.default_rng(0)
+    iris = [f"{5 + rng.random():.1f},{3 + rng.random():.1f},{1 + i % 3:.1f},0.2,Iris-{['setosa', 'virginica'][i % 2]}"
+            for i in range(30)]
+    raw = read_csv(write_text(tmp_path / "iris.data", [*iris, ""]))
+    assert raw.x_train.shape == (30, 4) and raw.classes == ("Iris-setosa", "Iris-virginica")
+    folder = tmp_path / "ucr"
+    folder.mkdir()
+    for name, n in (("train.txt", 20), ("test.txt", 6)):
+        write_text(folder / name, [f"  {1 + i % 2:.7e}  {' '.join(f'{v: .7e}' for v in rng.normal(size=40))}"
+                                   for i in range(n)])
+    raw = read_csv(folder)
+    assert raw.x_train.shape == (20, 40) and raw.x_test is not None and raw.x_test.shape == (6, 40)
+    assert sorted(set(np.asarray(raw.y_train).tolist())) == [1, 2]
+    assert "the first: the last holds measurements, the first classes" in raw.notes[0]
+
+
 def test_free_text_becomes_a_bag_of_words_and_an_identifier_is_still_dropped(tmp_path: Path) -> None:
     """A review column holds a distinct value in most rows and was dropped as an identifier, so a table of reviews
     had no feature left. Its recurring words are features now; a UUID's chunks recur only by chance: dropped."""

@@ -165,12 +165,14 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz")
+# tables by their names: .csv and .tsv, and the plain-text names of the UCI repository's and older archives' files
+# (iris.data, a train.txt of numbers separated by spaces); any of them gzipped
+TABLE_SUFFIXES = tuple(s + gz for gz in ("", ".gz") for s in (".csv", ".tsv", ".txt", ".data", ".dat"))
 
 
 def table_stem(p: Path) -> str | None:
-    """The name of a table file without its suffix (``.csv``, ``.tsv``, either gzipped, any case); None where ``p``
-    is not named as a table."""
+    """The name of a table file without its suffix (:data:`TABLE_SUFFIXES`, any case); None where ``p`` is not named
+    as a table."""
     low = p.name.lower()
     for suffix in TABLE_SUFFIXES:
         if low.endswith(suffix) and len(low) > len(suffix):
@@ -248,9 +250,11 @@ def _column_format(cells: list[str], delimiter: str) -> Callable[[str], str] | N
 
 
 def _delimiter(first_line: str) -> str:
+    """The first line's commonest of comma, semicolon and tab; where it has none, spaces, where they part it (a
+    .txt or .dat file of numbers in aligned columns)."""
     counts = {d: first_line.count(d) for d in (",", ";", "\t")}
     best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
+    return best if counts[best] else " " if len(first_line.split()) > 1 else ","
 
 
 @dataclass
@@ -281,7 +285,10 @@ def _read_table(p: Path) -> _Table:
         raise DataError(f"cannot read {p}: it contains NUL bytes and is not a text table; give a plain .csv file")
     first = text.split("\n", 1)[0]
     delimiter = _delimiter(first)
-    reader = csv.reader(text.splitlines(), delimiter=delimiter)
+    lines = text.splitlines()
+    if delimiter == " ":  # one or more spaces part cells, and none begin or end a line
+        lines = [" ".join(line.split()) for line in lines]
+    reader = csv.reader(lines, delimiter=delimiter)
     # cells are stripped of spaces around them, where the text has any (a 47M-cell pixel table has none)
     strip = " " in text or (delimiter != "\t" and "\t" in text)
     rows: list[tuple[int, list[str]]] = []
@@ -722,8 +729,9 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
              test_fraction: float | None = None) -> RawSplits:
     """A .csv (or tab-separated .tsv; either may be gzipped) file (train only) or a directory holding train.csv and
     test.csv (or the UCR archive's NAME_TRAIN.tsv and NAME_TEST.tsv: :func:`table_pair`). Cells may be separated by
-    commas, semicolons or tabs; with semicolons or tabs, numbers may have a decimal comma; numbers may group
-    thousands and carry a currency or percent sign, dates may put the year last (:func:`_number_formats`,
+    commas, semicolons or tabs, or spaces where the first line has none of those; a table may also be named .txt,
+    .data or .dat (:data:`TABLE_SUFFIXES`); without commas between cells, numbers may have a decimal comma; they
+    may group thousands and carry a currency or percent sign, dates may put the year last (:func:`_number_formats`,
     :func:`_date_order`).
 
     With ``task`` ``regression``, or ``auto`` and numeric labels that :func:`~nasforge.data.base.infer_task` reads
