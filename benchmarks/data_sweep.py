@@ -148,6 +148,27 @@ def cases() -> dict[str, tuple[str, str, Maker]]:
                       "helpful_votes": votes, "sentiment": labels}).to_csv(d / "reviews.csv", index=False)
         return str(d / "reviews.csv")
 
+    @case("uci_data", "a UCI-style .data file: no header, commas, the class as text last (the breast-cancer table)")
+    def _(d: Path) -> str:
+        v = bc.copy()
+        v["target"] = np.where(v["target"] == 1, "benign", "malignant")
+        v.to_csv(d / "wdbc.data", index=False, header=False)
+        return str(d / "wdbc.data")
+
+    @case("space_txt", "train.txt and test.txt: numbers in aligned columns parted by spaces, the class first "
+                       "(the UCR archive's old format; generated signals)")
+    def _(d: Path) -> str:
+        gen = np.random.default_rng(3)  # its own: the data are the same whichever cases run before
+        folder = d / "spaced"
+        folder.mkdir()
+        for name, n in (("train.txt", 600), ("test.txt", 200)):
+            cls = gen.integers(0, 3, n)
+            t = np.linspace(0, 1, 64)
+            phase = gen.uniform(0, 6.3, (n, 1))
+            x = np.sin(2 * np.pi * (cls[:, None] + 1) * t[None] + phase) + gen.normal(0, 1, (n, 64))
+            np.savetxt(folder / name, np.column_stack([cls + 1, x]), fmt="%15.7e")
+        return str(folder)
+
     @case("label_variants_csv", "text labels with stray spaces (' yes' and 'yes')")
     def _(d: Path) -> str:
         v = bc.copy().astype(object)
