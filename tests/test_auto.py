@@ -90,6 +90,11 @@ def test_data_names_paths_and_configs(tmp_path):
     assert resolve_data(str(ucr / "ECG200_TRAIN.tsv"))["data"]["source"] == "csv"
     (tmp_path / "kaggle.CSV.gz").write_bytes(b"")  # gzipped tables are tables (any case)
     assert resolve_data(str(tmp_path / "kaggle.CSV.gz"))["data"]["source"] == "csv"
+    for name, hint in (("sales.xlsx", "save the sheet as CSV"), ("frame.parquet", "DataFrame.to_csv"),
+                       ("x.npy", "np.savez(path, x_train=x, y_train=y)")):  # read by no source: how to write one
+        (tmp_path / name).write_bytes(b"PK")
+        with pytest.raises(NasforgeError, match=rf"cannot tell what data .*{name}.* holds: .*{re.escape(hint)}"):
+            resolve_data(str(tmp_path / name))
     for name in ("iris.data", "train.txt", "points.DAT"):  # the UCI repository's and older archives' names
         (tmp_path / name).write_text("1,2,a\n")
         assert resolve_data(str(tmp_path / name))["data"]["source"] == "csv"
