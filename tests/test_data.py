@@ -812,8 +812,9 @@ def test_numbers_written_for_people_are_numbers(tmp_path: Path) -> None:
 
 
 def test_uci_data_files_and_space_separated_text_tables(tmp_path: Path) -> None:
-    """iris.data (no header, class names last) and a train.txt/test.txt pair of numbers in aligned columns, the
-    class first (the UCR archive's old format), were refused as no table; they read as tables now."""
+    """iris.data (no header, class names last) and a folder of train.txt/test.txt, numbers in aligned columns parted
+    by spaces with the class first (the UCR archive's old format), were refused (not named as tables; spaces parted
+    no cells); they read as tables now (`auto`'s naming of them: test_auto's test of DATA names)."""
     rng = np.random.default_rng(0)
     iris = [f"{5 + rng.random():.1f},{3 + rng.random():.1f},{1 + i % 3:.1f},0.2,Iris-{['setosa', 'virginica'][i % 2]}"
             for i in range(30)]
