@@ -875,6 +875,13 @@ def test_dates_with_the_year_last_are_read_day_or_month_first_as_the_column_show
         assert raw.x_train[:, 1].tolist() == [d.month for d in days]
         assert raw.x_train[:, 3].tolist() == [d.day for d in days]
         assert f"'when' ({order}) read as dates" in raw.notes[-1]
+    # the month by its name, in the forms spreadsheets and people write
+    for fmt in ("%d %b %Y", "%B %d, %Y", "%d-%b-%y"):
+        rows = ["when,label"] + [f'"{d.strftime(fmt)}",{int(d.month in (6, 7, 8))}' for d in days]
+        raw = read_csv(write_text(tmp_path / "n.csv", rows))
+        assert raw.x_train[:, 1].tolist() == [d.month for d in days], fmt
+        assert raw.x_train[:, 0].tolist() == [(d - datetime.date(1970, 1, 1)).days for d in days]
+        assert "'when' (the month by its name) read as dates" in raw.notes[-1]
     # none above 12: slashes read the month first (as pandas does), dots the day first
     assert read_csv(write_text(tmp_path / "s.csv", ["when,label", "02/03/2021,0", "04/05/2021,1"])).x_train[0, 1] == 2
     assert read_csv(write_text(tmp_path / "p.csv", ["when,label", "02.03.2021,0", "04.05.2021,1"])).x_train[0, 1] == 3

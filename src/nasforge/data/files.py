@@ -448,7 +448,8 @@ class _Column:
     flag: bool = False  # a number column with missing training cells: one more 0/1 feature marks them
     levels: tuple[str, ...] = ()  # a text column's one-hot values ("" for a missing cell, where it is frequent),
     # or a words column's words
-    order: str = "ymd"  # a date column's order of day, month and year (:data:`DATE_ORDERS`)
+    order: str = "ymd"  # a date column's order of day, month and year (:data:`DATE_ORDERS`), or its format with the
+    # month's name (:data:`NAMED_DATES`)
 
     @property
     def width(self) -> int:
@@ -465,12 +466,22 @@ _DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?
 _DAY_MONTH = re.compile(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})(?:,?[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?")
 DATE_FEATURES = ("day number", "month", "weekday", "day of the month", "hour")
 DATE_ORDERS = {"ymd": "ISO", "dmy": "the day first", "mdy": "the month first"}
+# dates with the month's name (31 Jan 2020, January 31, 2020, 31-Jan-20), read by these formats (any case); a
+# column of them is read by the first format that reads every cell
+NAMED_DATES = ("%d %b %Y", "%d %B %Y", "%b %d, %Y", "%B %d, %Y", "%b %d %Y", "%B %d %Y", "%d-%b-%Y", "%d-%b-%y",
+               "%Y-%b-%d")
 _EPOCH = datetime.datetime(1970, 1, 1)
 
 
 def _date_parts(cell: str, order: str = "ymd") -> tuple[float, float, float, float, float] | None:
     """A date cell as :data:`DATE_FEATURES` (days since 1970 for the trend, the rest for seasons and cycles), or
     None where it is not a date written in ``order`` (:data:`DATE_ORDERS`; a time zone is read, not applied)."""
+    if order in NAMED_DATES:
+        try:
+            when = datetime.datetime.strptime(cell, order)
+        except ValueError:
+            return None
+        return ((when - _EPOCH).total_seconds() / 86400, when.month, when.weekday(), when.day, when.hour)
     m = (_DATE if order == "ymd" else _DAY_MONTH).fullmatch(cell)
     if m is None:
         return None
@@ -490,14 +501,14 @@ def _date_order(cells: list[str]) -> str | None:
     """The order every one of ``cells`` (none missing) reads as a date in (:data:`DATE_ORDERS`), or None. With the
     year last, a first number above 12 makes the day first, a second above 12 the month first (both: no dates);
     where neither shows, dots (31.01.2020, as in Germany) mean the day first, slashes and dashes the month first,
-    as pandas reads them."""
+    as pandas reads them. Dates with the month's name are read by the first of :data:`NAMED_DATES` that reads all."""
     if not cells:
         return None
     if all(_date_parts(c) is not None for c in cells):
         return "ymd"
     found = [_DAY_MONTH.fullmatch(c) for c in cells]
-    if any(m is None for m in found):
-        return None
+    if any(m is None for m in found):  # 31 Jan 2020, January 31, 2020, or no dates
+        return next((f for f in NAMED_DATES if all(_date_parts(c, f) is not None for c in cells)), None)
     day_first = any(int(m.group(1)) > 12 for m in found if m is not None)
     month_first = any(int(m.group(3)) > 12 for m in found if m is not None)
     if day_first and month_first:
@@ -651,7 +662,8 @@ def _encoding_summary(path: Path, spec: list[_Column], reformatted: list[str] | 
         parts.append(f"{len(text)} text column(s) one-hot encoded into {sum(c.width for c in text)} features "
                      f"(at most {MAX_LEVELS} values each)")
     if dates:
-        parts.append(f"{', '.join(c.name + ('' if c.order == 'ymd' else f' ({DATE_ORDERS[c.order]})') for c in dates)}"
+        orders = {**DATE_ORDERS, **dict.fromkeys(NAMED_DATES, "the month by its name")}
+        parts.append(f"{', '.join(c.name + ('' if c.order == 'ymd' else f' ({orders[c.order]})') for c in dates)}"
                      f" read as dates: {', '.join(DATE_FEATURES)}")
     if words:
         parts.append(f"{', '.join(c.name for c in words)} read as free text: a 0/1 feature for each of its "
