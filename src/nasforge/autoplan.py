@@ -107,6 +107,14 @@ POOL_WORKERS_MAX = 8
 
 # ------------------------------------------------------------------------------------------ data
 
+# formats a user may well have that nasforge does not read, and how to write them as one it does
+SAVE_AS = (((".xlsx", ".xls", ".xlsm", ".ods"), "a spreadsheet is not read: save the sheet as CSV (File > Save As), "
+            "or "),
+           ((".parquet", ".feather", ".json", ".jsonl", ".pkl", ".pickle"),
+            "a data frame file is not read: write it with pandas' DataFrame.to_csv, or "),
+           ((".npy",), "a bare array has no labels: np.savez(path, x_train=x, y_train=y) writes an .npz, or "))
+
+
 def resolve_data(data: str) -> dict[str, Any]:
     """The config (a raw mapping: at least ``data``) that DATA names: a built-in name, a path, or a YAML config."""
     key = data.strip().lower().replace("-", "_")
@@ -148,14 +156,6 @@ def resolve_data(data: str) -> dict[str, Any]:
     raise NasforgeError(f"cannot tell what data {data!r} holds: {hint}give a .npz or .csv file, a folder with "
                         "train.csv, IDX files, CIFAR batches or one subfolder of images per class, or a YAML config "
                         "with a data section")
-
-
-# formats a user may well have that nasforge does not read, and how to write them as one it does
-SAVE_AS = (((".xlsx", ".xls", ".xlsm", ".ods"), "a spreadsheet is not read: save the sheet as CSV (File > Save As), "
-            "or "),
-           ((".parquet", ".feather", ".json", ".jsonl", ".pkl", ".pickle"),
-            "a data frame file is not read: write it with pandas' DataFrame.to_csv, or "),
-           ((".npy",), "a bare array has no labels: np.savez(path, x_train=x, y_train=y) writes an .npz, or "))
 
 
 VALIDATION_MIN = 500  # examples: a validation split smaller than this ranks networks by noise
