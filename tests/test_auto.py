@@ -28,6 +28,7 @@ from nasforge.autoplan import (
     SIZE_FLOOR,
     Plan,
     Timing,
+    check_max_params,
     layouts,
     make_plan,
     resolve_data,
@@ -700,3 +701,49 @@ def test_reference_only_trains_the_reference_for_the_budget(tmp_path, capsys):
     assert rec["trials"] == {"complete": 0, "pruned": 0, "failed": 0}
     assert rec["seconds"]["total"] <= 20 * 1.05
     assert rec["final"]["why"] == "--reference-only: the reference trained for the whole budget"
+
+
+@pytest.mark.parametrize("value, want", [("100000", 100_000), ("100k", 100_000), ("1e5", 100_000), ("1.5M", 1_500_000),
+                                         (30000, 30_000), (None, None)])
+def test_max_params_reads_numbers_as_people_write_them(value, want):
+    assert check_max_params(value) == want
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--max-params", "lots"], "--max-params must be a whole number of parameters such as 100000 or 100k, got 'lots'"),
+    (["--max-params", "0.5"], "--max-params must be a whole number of parameters such as 100000 or 100k, got '0.5'"),
+    (["--max-params", "1000"], "a size limit of 1,000 parameters is below the narrowest resnet20 for these data "
+                               "(17,462 parameters at width 4): raise the limit"),
+    (["--max-params", "30k", "--resume"], "--resume continues the stored plan, its size limit included; leave out "
+                                          "--max-params"),
+])
+def test_bad_size_limits_are_one_line(tmp_path, capsys, argv, needle):
+    assert main(["auto", "digits", "--time-budget", "1m", "--db", str(tmp_path / "a.db"), *argv]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0] and not (tmp_path / "a.db").exists()
+
+
+def test_a_size_limit_narrows_the_reference_and_bounds_the_search(tmp_path, capsys):
+    """``--max-params``: the plan's reference is ResNet-20 narrowed to fit, the search starts from it and rejects
+    candidates over the limit; the YAML reproduces both with `nasforge search`/`retrain`."""
+    from nasforge.space import make_space
+
+    assert main(["auto", "digits", "--time-budget", "3m", "--max-params", "30k", "--db", str(tmp_path / "a.db"),
+                 "--print-config"]) == 0
+    out, err = capsys.readouterr()
+    cfg = from_dict(yaml.safe_load(out))
+    assert cfg.retrain.baseline == "resnet20-w4" and cfg.space["max_params"] == 30_000
+    assert "why size: at most 30,000 parameters (--max-params): the reference narrowed to resnet20-w4 (17," in err
+    space = make_space(cfg.space, (1, 8, 8))
+    assert cfg.search.initial and space.check(cfg.search.initial[0], (1, 8, 8)) is None  # the narrowed warm start
+    assert space.describe(cfg.search.initial[0]).startswith("stem4 > 3x basic4 k3 > 3x basic8 k3 /2")
+    wide = {**cfg.search.initial[0], "stem": 32, "s0.width": 32, "s1.width": 64, "s2.width": 128}
+    assert "exceed the limit of 30,000" in str(space.check(wide, (1, 8, 8)))
+
+
+def test_reference_only_under_a_size_limit_trains_the_narrowed_reference(tmp_path):
+    assert main(["auto", "digits", "--time-budget", "20s", "--max-params", "30000", "--reference-only",
+                 "--db", str(tmp_path / "a.db"), "--json", str(tmp_path / "r.json")]) == 0
+    rec = json.loads((tmp_path / "r.json").read_text())
+    assert rec["reference"]["name"] == "resnet20-w4" and rec["reference"]["params"] <= 30_000
+    assert rec["plan"]["max_params"] == 30_000 and rec["seconds"]["total"] <= 20 * 1.05

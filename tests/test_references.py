@@ -170,7 +170,7 @@ def test_the_cli_refuses_unknown_or_misfitting_baselines_in_one_line_and_writes_
     before = dump(db)
     for args, needle in [(["--baseline", "resnet50"], "--baseline must be true (classic), false, auto (the data kind's "
                                                       "default) or a reference name (classic, resnet20, resnet1d, "
-                                                      "mlp), got 'resnet50'"),
+                                                      "mlp, or one narrowed such as resnet20-w8), got 'resnet50'"),
                          (["--baseline", "resnet20"], "reference 'resnet20' is for image data, not flat data"),
                          (["--baseline", "mlp", "--no-baseline"], "give --baseline NAME or --no-baseline, not both")]:
         assert main(["retrain", str(db), *args, "--json", str(tmp_path / "r.json")]) == 2
@@ -182,7 +182,7 @@ def test_the_cli_refuses_unknown_or_misfitting_baselines_in_one_line_and_writes_
     record = json.loads(capsys.readouterr().out)
     assert record["data"] == "digits-table" and record["searched"]["test_accuracy"] is None
     assert record["reference"] is None and record["searched"]["architecture"]
-    with pytest.raises(ConfigError, match=r"^baseline must be true \(classic\), false, auto .*mlp\), got 'x'$"):
+    with pytest.raises(ConfigError, match=r"^baseline must be true \(classic\), false, auto .*resnet20-w8\), got 'x'$"):
         api.retrain(db, baseline="x")
     # a config file naming an unknown reference is refused before a database is made
     cfg = {**tabular[1], "retrain": {"baseline": "resnet"}, "search": {**tabular[1]["search"],
@@ -326,3 +326,42 @@ def test_sklearn_references_weigh_classes_as_the_recipe_does(kinds: dict[str, Da
     assert fits[0].model.steps[-1][1].class_weight == "balanced" and fits[1].model.class_weight == "balanced"
     assert all(f.description.endswith("class_weight=balanced") for f in fits)
     assert refs.fit_sklearn(data, seed=0, seconds=0.0)[1].model.class_weight is None
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_a_size_limit_narrows_the_reference_in_multiples_of_eight() -> None:
+    """``--max-params``: the widest narrowing that fits, widths in 8s (ResNet-20 at base width 9 trains at half
+    width 8's pace on a CPU); a limit below the narrowest is one line naming its size."""
+    assert refs.fit_reference("resnet20", (1, 28, 28), 10, 10**6) == "resnet20"
+    assert refs.fit_reference("resnet20", (1, 28, 28), 10, 100_000) == "resnet20-w8"
+    assert refs.fit_reference("resnet20", (1, 28, 28), 10, 20_000) == "resnet20-w4"
+    assert refs.fit_reference("resnet1d", (1, 128), 10, 100_000) == "resnet1d"  # 93.9K: fits as it is
+    assert refs.fit_reference("mlp", (784,), 10, 100_000) == "mlp-w104"
+    desc, model = refs.make_reference("resnet20-w8", (1, 28, 28), 10)
+    assert desc == "resnet20-w8: stem8 > 3x basic8 k3 > 3x basic16 k3 /2 > 3x basic32 k3 /2 > gap"
+    assert n_params(model) == 68_642 and n_params(refs.make_reference("mlp-w104", (784,), 10)[1]) <= 100_000
+    with pytest.raises(ConfigError, match=r"^a size limit of 1,000 parameters is below the narrowest resnet20 for "
+                                          r"these data \(17,462 parameters at width 4\): raise the limit$"):
+        refs.fit_reference("resnet20", (1, 28, 28), 10, 1000)
+    with pytest.raises(ConfigError, match="no width to narrow"):
+        refs.fit_reference("classic", (1, 28, 28), 10, 1000)
+    assert refs.check_baseline("resnet1d-w8") == "resnet1d-w8"
+    for bad in ("classic-w8", "resnet20-w0", "resnet20-w", "mlp-w08", "resnet50-w8"):
+        with pytest.raises(ConfigError, match="or one narrowed such as resnet20-w8"):
+            refs.check_baseline(bad)
+    with pytest.raises(ConfigError, match="reference 'resnet1d-w8' is for sequence data, not image data"):
+        refs.resolve_baseline("resnet1d-w8", (1, 28, 28))
+    assert from_dict({"data": {"source": "digits"}, "search": {"equal_time": "resnet20-w8"}}).search.equal_time
+
+
+def test_a_retrain_trains_a_narrowed_reference_by_its_name(
+        tabular: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    db = copy_db(tabular, tmp_path)
+    assert main(["retrain", str(db), "--baseline", "mlp-w16", "--epochs", "1"]) == 0
+    with Store(db) as st:
+        (res,) = st.results(st.experiment("tab").id, "retrain")
+    base = next(m for m in res["models"] if m["name"] == "baseline")
+    assert base["reference"] == "mlp-w16" and base["description"] == "mlp: 16-16 batchnorm relu dropout0.1"

@@ -613,7 +613,8 @@ def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db"
          name: str | None = None, resume: bool = False, reference_only: bool = False, reference: str = "auto",
          say: Callable[[str], None] | None = None, device: str | None = None,
          precision: str | None = None, label: str | int | None = None,
-         layout: str | None = None, metric: str | None = None, workers: int | None = None) -> dict[str, Any]:
+         layout: str | None = None, metric: str | None = None, workers: int | None = None,
+         max_params: int | str | None = None) -> dict[str, Any]:
     """Plan, search, train the final network and the data kind's reference, test once and report, within
     ``time_budget`` (``"15m"``, ``"1h"`` or seconds); returns the result record (see ``nasforge status --json``).
 
@@ -624,8 +625,9 @@ def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db"
     say (2-D columns that correlate with their neighbours are pixels or signal steps already); ``metric``
     (accuracy, balanced_accuracy, f1) what a classification's search ranks by; ``workers`` how many trials the
     search runs at once on a CPU (by default measured: a process pool of single-threaded workers where that
-    trains more steps a second than one trial on all threads; 1: one at a time). ``say`` hears the plan and
-    progress lines.
+    trains more steps a second than one trial on all threads; 1: one at a time). ``max_params`` (``100000`` or
+    ``"100k"``) limits the searched network's size; the reference is narrowed to fit it (``resnet20-w9``: ResNet-20
+    at base width 9) so both are measured under the limit. ``say`` hears the plan and progress lines.
     ``device`` (auto, cpu, cuda, cuda:N, mps) is where it trains: by default ``auto`` (a resumed run, its stored one);
     ``precision`` (auto, fp32, bf16, fp16) how: by default ``auto`` (bf16 or fp16 on a GPU, fp32 on the CPU).
     Where the budget is too short for a search to pay (too few trials long enough to rank networks, or the
@@ -636,6 +638,6 @@ def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db"
 
     return run_auto(data, time_budget=time_budget, db=db, seed=seed, name=name, resume=resume,
                     reference_only=reference_only, reference=reference, device=device, precision=precision,
-                    label=label, layout=layout, metric=metric, workers=workers,
+                    label=label, layout=layout, metric=metric, workers=workers, max_params=max_params,
                     say=say or (lambda line: log.info("%s", line)))
 

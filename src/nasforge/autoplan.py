@@ -38,14 +38,18 @@ from nasforge.evaluate.trainer import Recipe
 from nasforge.final.references import (
     FLAT,
     IMAGE,
+    MLP_WIDTH,
+    RESNET_WIDTH,
     SklearnFit,
     data_kind,
     default_reference,
+    fit_reference,
     fit_sklearn,
     make_reference,
     others_record,
     resolve_baseline,
     score_sklearn,
+    split_reference,
 )
 from nasforge.fmt import fmt_time
 from nasforge.paths import check_name
@@ -208,6 +212,7 @@ class Plan:
     workers: int = 1  # trials at once (a process pool where above 1; plans stored before it: one at a time)
     threads_per_worker: int = 0  # each worker's torch threads (0: one trial at a time, on all of them)
     worker_step_seconds: float | None = None  # the reference's step on one worker's threads, as measured
+    max_params: int | None = None  # --max-params: every candidate, and the reference (narrowed), within it
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -478,11 +483,13 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
 
 # ------------------------------------------------------------------------------------------ config
 
-def space_limits(kind: str, reference_params: int, reference_flops: int) -> dict[str, int]:
-    """The search space's size class: up to the reference's FLOPs, and (not on tables) down to SIZE_FLOOR of its
+def space_limits(kind: str, reference_params: int, reference_flops: int,
+                 max_params: int | None = None) -> dict[str, int]:
+    """The search space's size class: up to the reference's FLOPs (and ``max_params``, a user's size limit), and
+    (not on tables) down to SIZE_FLOOR of its
     parameters."""
     floor = {} if kind == FLAT else {"min_params": math.ceil(SIZE_FLOOR * reference_params)}
-    return {"max_flops": int(reference_flops), **floor}
+    return {"max_flops": int(reference_flops), **floor, **({"max_params": max_params} if max_params else {})}
 
 
 def search_config(plan: Plan, *, name: str, seed: int, db: str, initial: list[dict[str, Any]],
@@ -499,7 +506,7 @@ def search_config(plan: Plan, *, name: str, seed: int, db: str, initial: list[di
         sched = {"name": "asha", "eta": ETA, "min_epochs": plan.min_epochs}
     return {
         "name": name, "seed": seed, "data": {**plan.data, "val_fraction": plan.val_fraction},
-        "space": {**space, **space_limits(plan.kind, plan.reference_timing.params, reference_flops)},
+        "space": {**space, **space_limits(plan.kind, plan.reference_timing.params, reference_flops, plan.max_params)},
         "strategy": {"name": "evolution", "options": {"population_size": plan.population,
                                                       "sample_size": max(2, plan.population // 4),
                                                       # not on tables: there the reference MLP sits at the
@@ -607,6 +614,21 @@ def to_yaml(cfg: Mapping[str, Any]) -> str:
     return yaml.safe_dump(json.loads(json.dumps(cfg)), sort_keys=False)
 
 
+def check_max_params(value: Any) -> int | None:
+    """``--max-params``: None, or a positive whole number of parameters (``100000``, ``1e5``, ``"100k"``)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    scale = {"k": 1e3, "m": 1e6}.get(text[-1:].lower(), 1.0)
+    try:
+        n = float(text[:-1] if scale != 1.0 else text) * scale
+    except ValueError:
+        n = math.nan
+    if isinstance(value, bool) or not (math.isfinite(n) and n >= 1 and n == int(n)):
+        raise ConfigError(f"--max-params must be a whole number of parameters such as 100000 or 100k, got {value!r}")
+    return int(n)
+
+
 def check_budget(value: Any) -> float:
     seconds = parse_duration(value, "--time-budget")
     if seconds is None:
@@ -633,7 +655,7 @@ def stage_options(input_shape: tuple[int, ...]) -> dict[str, Any]:
 
 
 def warm_start(kind: str, input_shape: tuple[int, ...], limits: Mapping[str, int] | None = None,
-               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+               width: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The search space of a data kind and the hand-designed networks it starts from, as points of it.
 
     Images and sequences: ResNet-20 (2-D or 1-D) in a stage space as deep as the input allows, and where the
@@ -644,23 +666,33 @@ def warm_start(kind: str, input_shape: tuple[int, ...], limits: Mapping[str, int
     the reference MLP and a linear model (the space's depth 0: logistic regression, or linear regression on a
     regression task), so the search begins
     from the classical baselines, in an MLP space that searches weight decay too.
+    ``width``: the reference's narrowed base width (:func:`~nasforge.final.references.fit_reference`, under a
+    size limit); the space then holds that network and widths scaled as it is, beside its own.
     """
     if kind == FLAT:
-        from nasforge.space.mlp import MlpSpace
+        from nasforge.space.mlp import MLP_WIDTHS, MlpSpace
 
         opts: dict[str, Any] = {"kind": "mlp", "weight_decays": list(WEIGHT_DECAYS)}
-        mlp = MlpSpace(weight_decays=WEIGHT_DECAYS).reference()
+        if width is not None:
+            opts["widths"] = sorted({*MLP_WIDTHS, width, max(4, width // 2 // 8 * 8)})
+        mlp = MlpSpace(**{k: v for k, v in opts.items() if k != "kind"}).reference(width or MLP_WIDTH)
         return opts, [mlp, {**mlp, "depth": 0}]
     from nasforge.space import make_space
-    from nasforge.space.stage import StageSpace
+    from nasforge.space.stage import STAGE_STEMS, STAGE_WIDTHS, StageSpace
 
     opts = stage_options(input_shape)
+    if width is not None:  # ResNet-20 narrowed to w: its widths, and the space's scaled by w / 16 in multiples of 8
+        def scaled(values: tuple[int, ...]) -> set[int]:  # (channels in 8s train fastest: NARROWER's comment)
+            return {max(8, 8 * round(v * width / RESNET_WIDTH / 8)) for v in values}
+
+        opts["widths"] = sorted({*STAGE_WIDTHS, *scaled(STAGE_WIDTHS), width, 2 * width, 4 * width})
+        opts["stems"] = sorted({*STAGE_STEMS, *scaled(STAGE_STEMS), width})
     space = make_space({**opts, **(limits or {})}, input_shape)
     assert isinstance(space, StageSpace)
     deeper = space.covering(max(input_shape[1:]))
     if deeper is not None and space.check(deeper, input_shape) is not None:
         deeper = None
-    return opts, [space.resnet20(), *([deeper] if deeper is not None else [])]
+    return opts, [space.resnet20(width or RESNET_WIDTH), *([deeper] if deeper is not None else [])]
 
 
 def covering_why(opts: Mapping[str, Any], initial: list[dict[str, Any]], input_shape: tuple[int, ...]) -> str:
@@ -683,7 +715,7 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
              resume: bool = False, reference_only: bool = False, print_config: bool = False,
              reference: str = "auto", device: str | None = None, precision: str | None = None,
              label: str | int | None = None, layout: str | None = None, metric: str | None = None,
-             workers: int | None = None, say: Say = lambda line: None,
+             workers: int | None = None, max_params: Any = None, say: Say = lambda line: None,
              progress: Callable[[Callable[[Any], str]], Callable[[Any], None]] | None = None,
              on_epoch: Callable[[str, int, Mapping[str, float]], None] | None = None) -> dict[str, Any]:
     """Plan, search, train the final network and the reference, test once, write the report; within ``time_budget``.
@@ -699,6 +731,8 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
     ``metric`` (``search.metric``: accuracy, balanced_accuracy, f1) what a classification's search ranks by and the
     final comparison reads first (None: accuracy, or on ``resume`` what the stored plan has). ``workers``: trials the
     search runs at once on a CPU (None: measured, :func:`worker_layout`; 1: one at a time on all threads).
+    ``max_params`` (``100000``, ``"100k"``): a size limit on the searched network; the reference is narrowed to fit
+    it (``resnet20-w9``: :func:`~nasforge.final.references.fit_reference`) and measured under it alike.
     """
     from nasforge import api
     from nasforge.data import load_dataset
@@ -722,6 +756,9 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
     workers = check_workers_option(workers)
     if resume and workers is not None:
         raise ConfigError("--resume continues the stored plan, its workers included; leave out --workers")
+    max_params = check_max_params(max_params)
+    if resume and max_params is not None:
+        raise ConfigError("--resume continues the stored plan, its size limit included; leave out --max-params")
     raw = resolve_data(data)
     source = str(raw["data"].get("source"))
     if label is not None:
@@ -779,6 +816,8 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
                               "number; it is ranked by RMSE): leave out --metric")
         kind = data_kind(loaded.input_shape)
         ref = resolve_baseline(reference, loaded.input_shape) or default_reference(loaded.input_shape)
+        if max_params is not None:
+            ref = fit_reference(ref, loaded.input_shape, loaded.n_classes, max_params)
         # balanced accuracy counts every class alike: the loss does too (and scikit-learn's references, alike)
         recipe_kw = recipe_for(kind) | ({"class_weight": True} if metric == "balanced_accuracy" else {}) | overrides
         recipe = Recipe(**recipe_kw)
@@ -798,7 +837,8 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
                                        class_weight=recipe.class_weight)
         say(f"timing {ref} on this machine ...")
         timing = time_steps(ref_model, loaded, recipe, window=probe_window(budget))
-        space, initial = warm_start(kind, tuple(loaded.input_shape), space_limits(kind, timing.params, flops))
+        space, initial = warm_start(kind, tuple(loaded.input_shape),
+                                    space_limits(kind, timing.params, flops, max_params), split_reference(ref)[1])
         plan_kw: dict[str, Any] = {"raw": raw, "data": loaded, "time_budget": budget, "reference": ref,
                                    "timing": timing, "recipe": recipe, "reference_flops": flops,
                                    "reference_only": reference_only, "folds": folds, "warm_starts": len(initial)}
@@ -818,6 +858,13 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
                                    f"networks fits the search ({why_workers.split(': ', 1)[1]})")
             if why_workers and not plan.reference_only:
                 plan = replace(plan, why={**plan.why, "workers": why_workers})
+        if max_params is not None:
+            plan = replace(plan, max_params=max_params, why={**plan.why, "size": (
+                f"at most {max_params:,} parameters (--max-params): "
+                + (f"the reference narrowed to {ref} ({timing.params:,}), the same depth and shape at a lower "
+                   "width, so both networks are measured within the limit" if split_reference(ref)[1] is not None
+                   else f"the reference {ref} ({timing.params:,}) fits as it is")
+                + ("" if plan.reference_only else "; candidates above the limit are rejected before training"))})
         if not loaded.regression:
             plan = replace(plan, metric=metric or "accuracy")
             said = metric_why(plan.metric, loaded.y_train, loaded.n_classes, tables=kind == FLAT and not reference_only)

@@ -405,7 +405,8 @@ def cmd_auto(args: argparse.Namespace) -> int:
     record = run_auto(args.data, time_budget=args.time_budget, db=args.db, seed=args.seed, name=args.name,
                       resume=args.resume, reference_only=args.reference_only, print_config=args.print_config,
                       reference=args.baseline, device=args.device, precision=args.precision,
-                      label=_column(args.label), layout=args.layout, metric=args.metric, workers=args.workers, say=say,
+                      label=_column(args.label), layout=args.layout, metric=args.metric, workers=args.workers,
+                      max_params=args.max_params, say=say,
                       progress=lambda describe: ProgressPrinter(sys.stderr, describe,
                                                                 metric=args.metric or "accuracy"))
     if args.print_config:
@@ -432,7 +433,8 @@ def cmd_auto(args: argparse.Namespace) -> int:
         print(f"no search: {record['plan']['why']['search'][len('none: '):]}", file=out)
     elif s and not r:
         why = record.get("final", {}).get("why", "the plan gave the searched network the whole final share")
-        print(f"the reference trains in its own arm: nasforge auto {args.data} --time-budget {args.time_budget} "
+        size = f" --max-params {args.max_params}" if args.max_params else ""  # its reference is the narrowed one
+        print(f"the reference trains in its own arm: nasforge auto {args.data} --time-budget {args.time_budget}{size} "
               f"--reference-only ({why})", file=out)
     print(f"report: {record['report']}", file=out)
     if args.json is not None and not write_record(record, args.json):
@@ -645,6 +647,9 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--workers", type=int, metavar="N",
                     help="trials the search runs at once on a CPU (default: measured; a process pool of "
                          "single-threaded workers where that trains more steps a second; 1: one at a time)")
+    au.add_argument("--max-params", metavar="N",
+                    help="a size limit: the searched network has at most N parameters (100000, 100k), and the "
+                         "reference is narrowed to fit it (resnet20-w9: ResNet-20 at base width 9)")
     au.add_argument("--device", help=f"where it trains (default auto): {DEVICE_CHOICES}")
     au.add_argument("--precision", help=f"how it trains (default auto): {PRECISION_CHOICES}")
     au.set_defaults(func=cmd_auto)

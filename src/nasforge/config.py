@@ -27,7 +27,7 @@ from nasforge.errors import ConfigError, NasforgeError
 from nasforge.evaluate.recipe import DEVICES, PRECISIONS, WHERE, Recipe, check_device, check_interim, check_precision
 from nasforge.execute import EXECUTORS
 from nasforge.execute.base import default_workers
-from nasforge.final.references import AUTO, REFERENCES, check_baseline
+from nasforge.final.references import AUTO, REFERENCES, check_baseline, is_reference
 from nasforge.pareto import check_objectives
 from nasforge.paths import check_name
 from nasforge.schedule.schedulers import Scheduler, make_scheduler
@@ -534,7 +534,7 @@ def _initial_budget(value: Any) -> str:
 def _equal_time(value: Any) -> str | None:
     if value is None or value is False:
         return None
-    if not isinstance(value, str) or (value not in REFERENCES and value != AUTO):
+    if not isinstance(value, str) or not (is_reference(value) or value == AUTO):
         raise ConfigError(f"search.equal_time must be {AUTO} (the data kind's reference) or a reference name "
                           f"({', '.join(REFERENCES)}): budgets are then in its measured training time; got {value!r}")
     return value

@@ -35,7 +35,7 @@ from nasforge.evaluate.device import resolve_device, resolve_precision
 from nasforge.evaluate.recipe import TrainingFailed, trial_seed
 from nasforge.evaluate.trainer import Recipe, evaluate_split, make_optimizer, train
 from nasforge.final.models import FinalModel, Fitted, final_from_json, final_to_json
-from nasforge.final.references import REFERENCES, resolve_baseline
+from nasforge.final.references import make_reference, resolve_baseline
 from nasforge.paths import owned_dir, remove_owned
 from nasforge.space.base import SearchSpace
 from nasforge.types import Trial
@@ -187,7 +187,7 @@ def retrain_best(
         models.append(("searched", space.describe(best.sample), space.build(best.sample, shape, k)))
         if reference is not None:
             torch.manual_seed(s)
-            models.append(("baseline", *REFERENCES[reference].build(shape, k)))
+            models.append(("baseline", *make_reference(reference, shape, k)))
         fitted: dict[str, Fitted] = {}
         for name, _, model in models:
             label = name if seeds == 1 else f"{name}/seed{s}"

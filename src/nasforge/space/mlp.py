@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 NORMS = ("none", "batch", "layer")
 
 
+MLP_WIDTHS = (32, 64, 128, 256, 512)  # the default hidden widths
+
+
 class MlpSpace:
     """Hidden-layer stacks for flat inputs; every dimension can be restricted from the config."""
 
@@ -52,7 +55,7 @@ class MlpSpace:
         *,
         min_depth: int = 0,
         max_depth: int = 4,
-        widths: Sequence[int] = (32, 64, 128, 256, 512),
+        widths: Sequence[int] = MLP_WIDTHS,
         norms: Sequence[str] = NORMS,
         dropouts: Sequence[float] = (0.0, 0.1, 0.3),
         residual: Sequence[bool] = (False, True),
@@ -88,13 +91,14 @@ class MlpSpace:
             dims["weight_decay"] = choice(self.weight_decays)
         self._dims = dims
 
-    def reference(self) -> dict[str, Any]:
+    def reference(self, width: int = 256) -> dict[str, Any]:
         """The plain reference MLP: two hidden layers of 256, batch-norm, ReLU, dropout 0.1, no skips.
 
-        A common strong default for tables; ValueError if this space cannot hold it.
+        A common strong default for tables; ValueError if this space cannot hold it. ``width``: its hidden
+        layers narrowed, for a size limit.
         """
         s: dict[str, Any] = {name: d.values[0] for name, d in self._dims.items()}
-        s.update({"depth": 2, "l0.width": 256, "l1.width": 256, "norm": "batch", "dropout": 0.1,
+        s.update({"depth": 2, "l0.width": width, "l1.width": width, "norm": "batch", "dropout": 0.1,
                   "residual": False, "act": "relu"})
         if self.weight_decays is not None:  # the weakest of them (auto lists the table recipe's own first)
             s["weight_decay"] = min(self.weight_decays)

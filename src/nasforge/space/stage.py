@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 BLOCKS = ("basic", "inverted")
 DOWNSAMPLE = ("stride", "pool")
+STAGE_WIDTHS = (16, 24, 32, 48, 64, 96, 128)  # the default widths and stem widths
+STAGE_STEMS = (16, 24, 32)
 STAGE_DIMS = ("depth", "width", "block", "kernel", "expand", "se", "down")
 
 
@@ -64,8 +66,8 @@ class StageSpace:
         min_stages: int = 1,
         max_stages: int = 3,
         depths: Sequence[int] = (1, 2, 3, 4),
-        widths: Sequence[int] = (16, 24, 32, 48, 64, 96, 128),
-        stems: Sequence[int] = (16, 24, 32),
+        widths: Sequence[int] = STAGE_WIDTHS,
+        stems: Sequence[int] = STAGE_STEMS,
         kernels: Sequence[int] = (3, 5),
         blocks: Sequence[str] = BLOCKS,
         expansions: Sequence[int] = (1, 3, 6),
@@ -102,15 +104,16 @@ class StageSpace:
         self._dims = dims
 
     # ------------------------------------------------------------------ reference points
-    def resnet20(self) -> dict[str, Any]:
+    def resnet20(self, width: int = 16) -> dict[str, Any]:
         """CIFAR ResNet-20 (He et al. 2016, section 4.2) with 1x1-conv projection shortcuts (option B).
 
         Stem 3x3 conv 16, three stages of three basic 3x3 blocks at widths 16/32/64, stride 2 in the
         first block of stages 1 and 2; 272,474 parameters on (3, 32, 32) with 10 classes (the paper's
-        0.27M uses parameter-free zero-padding shortcuts: 269,722).
+        0.27M uses parameter-free zero-padding shortcuts: 269,722). ``width``: the same network narrowed
+        (stem and stages ``width``, 2x, 4x), for a size limit.
         """
         basic = {"block": "basic", "depth": 3, "kernel": 3, "se": False, "down": "stride"}
-        return stage_sample(self, [{**basic, "width": w} for w in (16, 32, 64)], stem=16)
+        return stage_sample(self, [{**basic, "width": w} for w in (width, 2 * width, 4 * width)], stem=width)
 
     def mobilenet(self) -> dict[str, Any]:
         """A MobileNetV2-like point with squeeze-excitation (as in MobileNetV3), sized for small inputs.
