@@ -9,7 +9,7 @@ Both use the same recipe (SGD, one-cycle, label smoothing 0.1, random crops) and
 once. Writes benchmarks/results/auto_fmnist_<budget>.json.
 
     .venv/bin/python benchmarks/auto_fmnist.py [--budget 1h] [--seeds 0 1 2]
-        [--record auto.json] [--reference-record ref.json]
+        [--record auto.json] [--reference-record ref.json] [--auto-options '--max-params 100k'] [--name NAME]
 
 ``--record`` and ``--reference-record`` take an arm's ``--json`` record from an earlier run of exactly
 that command (same budget and seed) instead of running it again; the arm's wall time is then the
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result
-from auto_small import arm, run
+from auto_small import arm, both_arms, run
 
 
 def mean(xs: list[float]) -> float | None:
@@ -39,7 +39,12 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--record", type=Path, help="the auto arm's --json record, already run (first seed)")
     p.add_argument("--reference-record", type=Path, help="the --reference-only arm's --json record, already run")
+    p.add_argument("--auto-options", default="", metavar="OPTS",
+                   help="more options of `nasforge auto`, e.g. '--max-params 100k' (which the reference's arm gets "
+                        "too: it narrows the reference)")
+    p.add_argument("--name", default=None, help="results file name (default: auto_fmnist_<budget>)")
     args = p.parse_args()
+    options = tuple(args.auto_options.split())
     for given in (args.record, args.reference_record):
         if given is not None and not given.is_file():
             p.error(f"no record at {given}: give the --json file an earlier run of that arm wrote")
@@ -47,19 +52,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for seed in args.seeds:
-            print(f"seed {seed}: nasforge auto fashion_mnist --time-budget {args.budget}", flush=True)
+            print(f"seed {seed}: nasforge auto fashion_mnist --time-budget {args.budget} {args.auto_options}",
+                  flush=True)
             row = run(f"fmnist-{seed}", "fashion_mnist", args.budget, folder, seed=seed,
                       record=args.record if seed == args.seeds[0] else None,
-                      reference_record=args.reference_record if seed == args.seeds[0] else None)
+                      reference_record=args.reference_record if seed == args.seeds[0] else None,
+                      options=options)
             if "error" not in row and row["reference"].get("arm", "").startswith("in the same run"):
                 ref, wall, err = arm("fashion_mnist", args.budget, folder / f"ref-{seed}.db",
-                                     folder / f"ref-{seed}.json", "--seed", str(seed), "--reference-only")
+                                     folder / f"ref-{seed}.json", "--seed", str(seed), *both_arms(options),
+                                     "--reference-only")
                 row["reference_alone"] = ({**ref["reference"], "wall_s": round(wall, 1)} if ref is not None
                                           else {"error": err})
             rows.append(row)
             print(json.dumps({k: row.get(k) for k in ("wall_s", "beats_reference", "error")}), flush=True)
     ok = [r for r in rows if "error" not in r]
-    write_result(f"auto_fmnist_{args.budget}", __doc__.splitlines()[0],
+    write_result(args.name or f"auto_fmnist_{args.budget}", __doc__.splitlines()[0],
                  "python benchmarks/auto_fmnist.py " + " ".join(sys.argv[1:]),
                  {"runs": rows,
                   "mean_searched_test": mean([r["searched"]["test_accuracy"] for r in ok]),

@@ -100,6 +100,13 @@ def arm(data: str, budget: str, db: Path, record: Path, *extra: str) -> tuple[di
     return json.loads(record.read_text()), wall, ""
 
 
+def both_arms(options: tuple[str, ...]) -> tuple[str, ...]:
+    """The searched arm's options that shape the reference too, so its own arm gets them: ``--max-params N``
+    (the reference is narrowed to fit the size limit)."""
+    i = options.index("--max-params") if "--max-params" in options else -1
+    return options[i:i + 2] if i >= 0 else ()
+
+
 def run(name: str, data: str, budget: str, folder: Path, *, seed: int = 0,
         record: Path | None = None, reference_record: Path | None = None,
         reference_row: dict[str, Any] | None = None, options: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -136,7 +143,7 @@ def run(name: str, data: str, budget: str, folder: Path, *, seed: int = 0,
             ref, ref_wall, err = json.loads(reference_record.read_text()), None, ""
         else:
             ref, ref_wall, err = arm(data, budget, folder / f"{name}-ref.db", folder / f"{name}-ref.json",
-                                     *s, "--reference-only")
+                                     *s, *both_arms(options), "--reference-only")
         if ref is None:
             return {**out, "error": f"reference arm: {err}"}
         out["reference"] = {**ref["reference"], "arm": "--reference-only (the whole budget)",
