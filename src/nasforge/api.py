@@ -626,8 +626,8 @@ def auto(data: str, *, time_budget: str | float, db: str | Path = "runs/auto.db"
     (accuracy, balanced_accuracy, f1) what a classification's search ranks by; ``workers`` how many trials the
     search runs at once on a CPU (by default measured: a process pool of single-threaded workers where that
     trains more steps a second than one trial on all threads; 1: one at a time). ``max_params`` (``100000`` or
-    ``"100k"``) limits the searched network's size; the reference is narrowed to fit it (``resnet20-w9``: ResNet-20
-    at base width 9) so both are measured under the limit. ``say`` hears the plan and progress lines.
+    ``"100k"``) limits the searched network's size; the reference is narrowed to fit it (``resnet20-w8``: ResNet-20
+    at base width 8) so both are measured under the limit. ``say`` hears the plan and progress lines.
     ``device`` (auto, cpu, cuda, cuda:N, mps) is where it trains: by default ``auto`` (a resumed run, its stored one);
     ``precision`` (auto, fp32, bf16, fp16) how: by default ``auto`` (bf16 or fp16 on a GPU, fp32 on the CPU).
     Where the budget is too short for a search to pay (too few trials long enough to rank networks, or the

@@ -732,7 +732,7 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
     final comparison reads first (None: accuracy, or on ``resume`` what the stored plan has). ``workers``: trials the
     search runs at once on a CPU (None: measured, :func:`worker_layout`; 1: one at a time on all threads).
     ``max_params`` (``100000``, ``"100k"``): a size limit on the searched network; the reference is narrowed to fit
-    it (``resnet20-w9``: :func:`~nasforge.final.references.fit_reference`) and measured under it alike.
+    it (``resnet20-w8``: :func:`~nasforge.final.references.fit_reference`) and measured under it alike.
     """
     from nasforge import api
     from nasforge.data import load_dataset

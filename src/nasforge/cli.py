@@ -649,7 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "single-threaded workers where that trains more steps a second; 1: one at a time)")
     au.add_argument("--max-params", metavar="N",
                     help="a size limit: the searched network has at most N parameters (100000, 100k), and the "
-                         "reference is narrowed to fit it (resnet20-w9: ResNet-20 at base width 9)")
+                         "reference is narrowed to fit it (resnet20-w8: ResNet-20 at base width 8)")
     au.add_argument("--device", help=f"where it trains (default auto): {DEVICE_CHOICES}")
     au.add_argument("--precision", help=f"how it trains (default auto): {PRECISION_CHOICES}")
     au.set_defaults(func=cmd_auto)

@@ -10,8 +10,8 @@ network for an input shape and class count and names the data kinds it is meant 
 - ``resnet1d``: the same stage-space sample built with 1-D convolutions, for sequences.
 - ``mlp``: the reference multilayer perceptron of the MLP space, for flat (tabular) data.
 
-A size limit (``nasforge auto --max-params``) narrows a reference rather than dropping it: ``resnet20-w9`` is
-ResNet-20 at base width 9 (stem 9, stages of 9, 18, 36 channels), ``resnet1d-w9`` its 1-D form, ``mlp-w64``
+A size limit (``nasforge auto --max-params``) narrows a reference rather than dropping it: ``resnet20-w8`` is
+ResNet-20 at base width 8 (stem 8, stages of 8, 16, 32 channels), ``resnet1d-w8`` its 1-D form, ``mlp-w64``
 the reference MLP with hidden layers of 64 (:func:`fit_reference` picks the widest that fits). The depth and
 shape that make it a strong hand-designed network stay, as a practitioner would shrink it for a small device.
 
@@ -168,7 +168,7 @@ REFERENCES: dict[str, Reference] = {
                           RESNET_WIDTH),
     "mlp": Reference(frozenset({FLAT}), "the MLP space's reference multilayer perceptron", _mlp, MLP_WIDTH),
 }
-_NARROWED = re.compile(r"([a-z0-9]+)-w([1-9][0-9]*)")  # resnet20-w9: a reference at another base width
+_NARROWED = re.compile(r"([a-z0-9]+)-w([1-9][0-9]*)")  # resnet20-w8: a reference at another base width
 # The widths fit_reference tries, widest first: multiples of 8 (a CPU's vector registers, oneDNN's channel blocks
 # and a GPU's tensor cores take channels 8 at a time), then 4 for the smallest limits. ResNet-20 on 28 x 28 images,
 # 2 threads, batch 128: base width 8 trains 9.7 steps/s, 9 (86.7K parameters) 4.5, 12 4.1, 16 5.2.
@@ -176,7 +176,7 @@ NARROWER = {"resnet20": (8, 4), "resnet1d": (8, 4), "mlp": (*range(248, 7, -8), 
 
 
 def split_reference(name: str) -> tuple[str, int | None]:
-    """``("resnet20", 9)`` for ``resnet20-w9``; ``(name, None)`` for any other name (checked elsewhere)."""
+    """``("resnet20", 8)`` for ``resnet20-w8``; ``(name, None)`` for any other name (checked elsewhere)."""
     m = _NARROWED.fullmatch(name)
     if m is not None and m.group(1) in REFERENCES and REFERENCES[m.group(1)].width is not None:
         return m.group(1), int(m.group(2))
@@ -184,8 +184,9 @@ def split_reference(name: str) -> tuple[str, int | None]:
 
 
 def is_reference(name: object) -> bool:
-    """Whether ``name`` names a reference: one of :data:`REFERENCES`, or one of them narrowed (``resnet20-w9``)."""
+    """Whether ``name`` names a reference: one of :data:`REFERENCES`, or one of them narrowed (``resnet20-w8``)."""
     return isinstance(name, str) and split_reference(name)[0] in REFERENCES
+
 
 AUTO = "auto"  # the data kind's default reference
 DEFAULTS = {IMAGE: "resnet20", SEQUENCE: "resnet1d", FLAT: "mlp"}
@@ -232,7 +233,7 @@ def make_reference(name: str, input_shape: tuple[int, ...], n_out: int) -> tuple
 
 
 def fit_reference(name: str, input_shape: tuple[int, ...], n_out: int, max_params: int) -> str:
-    """``name``, or the widest narrowing of it (``resnet20-w9``) with at most ``max_params`` parameters.
+    """``name``, or the widest narrowing of it (``resnet20-w8``) with at most ``max_params`` parameters.
 
     A size limit is a user's (a microcontroller's flash, a latency target): the reference is measured under it
     too, else the comparison would set a network within the limit against one that breaks it. ConfigError
