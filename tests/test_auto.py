@@ -747,3 +747,20 @@ def test_reference_only_under_a_size_limit_trains_the_narrowed_reference(tmp_pat
     rec = json.loads((tmp_path / "r.json").read_text())
     assert rec["reference"]["name"] == "resnet20-w4" and rec["reference"]["params"] <= 30_000
     assert rec["plan"]["max_params"] == 30_000 and rec["seconds"]["total"] <= 20 * 1.05
+
+
+def test_a_narrowed_reference_is_the_warm_start_of_its_kind():
+    """Under a size limit each kind's search starts from its reference as narrowed, a point of the space; the
+    covering network (sequences) is left out where it breaks the limit."""
+    from nasforge.space import make_space
+
+    opts, initial = warm_start("flat", (784,), width=104)
+    space = make_space(opts, (784,))
+    assert [s["depth"] for s in initial] == [2, 0] and initial[0]["l0.width"] == initial[0]["l1.width"] == 104
+    assert space.check(initial[0], (784,)) is None and 48 in opts["widths"]
+    limits = {"max_params": 20_000}
+    opts, initial = warm_start("sequence", (1, 128), limits, width=4)
+    space = make_space({**opts, **limits}, (1, 128))
+    assert len(initial) == 1 and space.check(initial[0], (1, 128)) is None
+    assert space.describe(initial[0]).startswith("stem4 > 3x basic4 k3 > 3x basic8 k3 /2 > 3x basic16 k3 /2")
+    assert set(opts["widths"]) >= {4, 8, 16} and all(w % 8 == 0 for w in opts["widths"] if w not in (4,))
