@@ -239,8 +239,10 @@ def fit_reference(name: str, input_shape: tuple[int, ...], n_out: int, max_param
     too, else the comparison would set a network within the limit against one that breaks it. ConfigError
     where even the narrowest (:data:`MIN_WIDTH`) is larger, naming its size.
     """
+    from nasforge.evaluate.cost import count_params  # torch: imported where a network is built (module docstring)
+
     def params(n: str) -> int:
-        return sum(p.numel() for p in make_reference(n, input_shape, n_out)[1].parameters())
+        return count_params(make_reference(n, input_shape, n_out)[1])
 
     if params(name) <= max_params:
         return name
