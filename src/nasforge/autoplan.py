@@ -682,7 +682,7 @@ def warm_start(kind: str, input_shape: tuple[int, ...], limits: Mapping[str, int
 
     opts = stage_options(input_shape)
     if width is not None:  # ResNet-20 narrowed to w: its widths, and the space's scaled by w / 16 in multiples of 8
-        def scaled(values: tuple[int, ...]) -> set[int]:  # (channels in 8s train fastest: NARROWER's comment)
+        def scaled(values: tuple[int, ...]) -> set[int]:  # channels in 8s train fastest (_IN_EIGHTS)
             return {max(8, 8 * round(v * width / RESNET_WIDTH / 8)) for v in values}
 
         opts["widths"] = sorted({*STAGE_WIDTHS, *scaled(STAGE_WIDTHS), width, 2 * width, 4 * width})
@@ -818,6 +818,7 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         ref = resolve_baseline(reference, loaded.input_shape) or default_reference(loaded.input_shape)
         if max_params is not None:
             ref = fit_reference(ref, loaded.input_shape, loaded.n_classes, max_params)
+        narrowed = split_reference(ref)[1]  # the base width a size limit narrowed the reference to, or None
         # balanced accuracy counts every class alike: the loss does too (and scikit-learn's references, alike)
         recipe_kw = recipe_for(kind) | ({"class_weight": True} if metric == "balanced_accuracy" else {}) | overrides
         recipe = Recipe(**recipe_kw)
@@ -838,7 +839,7 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
         say(f"timing {ref} on this machine ...")
         timing = time_steps(ref_model, loaded, recipe, window=probe_window(budget))
         space, initial = warm_start(kind, tuple(loaded.input_shape),
-                                    space_limits(kind, timing.params, flops, max_params), split_reference(ref)[1])
+                                    space_limits(kind, timing.params, flops, max_params), narrowed)
         plan_kw: dict[str, Any] = {"raw": raw, "data": loaded, "time_budget": budget, "reference": ref,
                                    "timing": timing, "recipe": recipe, "reference_flops": flops,
                                    "reference_only": reference_only, "folds": folds, "warm_starts": len(initial)}
@@ -862,7 +863,7 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
             plan = replace(plan, max_params=max_params, why={**plan.why, "size": (
                 f"at most {max_params:,} parameters (--max-params): "
                 + (f"the reference narrowed to {ref} ({timing.params:,}), the same depth and shape at a lower "
-                   "width, so both networks are measured within the limit" if split_reference(ref)[1] is not None
+                   "width, so both networks are measured within the limit" if narrowed is not None
                    else f"the reference {ref} ({timing.params:,}) fits as it is")
                 + ("" if plan.reference_only else "; candidates above the limit are rejected before training"))})
         if not loaded.regression:

@@ -119,6 +119,7 @@ class Reference:
     about: str
     build: Callable[[tuple[int, ...], int, int | None], tuple[str, nn.Module]]  # (shape, n_out, width or None)
     width: int | None = None  # its base width, where a ``-wN`` name narrows it (None: it has no such width)
+    narrower: tuple[int, ...] = ()  # the base widths fit_reference tries, widest first (see _IN_EIGHTS)
 
     def applies(self, input_shape: tuple[int, ...]) -> bool:
         return len(input_shape) in (1, 2, 3) and data_kind(input_shape) in self.kinds
@@ -157,22 +158,23 @@ def _mlp(input_shape: tuple[int, ...], n_out: int, width: int | None = None) -> 
 
 
 RESNET_WIDTH, MLP_WIDTH = 16, 256  # the references' own base widths (ResNet-20's first stage; the MLP's layers)
+# The narrowings fit_reference tries, widest first: multiples of 8 (a CPU's vector registers, oneDNN's channel blocks
+# and a GPU's tensor cores take channels 8 at a time), then 4 for the smallest limits. ResNet-20 on 28 x 28 images,
+# 2 threads, batch 128: base width 8 trains 9.7 steps/s, 9 (86.7K parameters) 4.5, 12 4.1, 16 5.2.
+_IN_EIGHTS = {RESNET_WIDTH: (8, 4), MLP_WIDTH: (*range(MLP_WIDTH - 8, 7, -8), 4)}
 
 
 CLASSIC = "classic"  # what retrain.baseline: true trains
 REFERENCES: dict[str, Reference] = {
     CLASSIC: Reference(frozenset(KINDS), "the 2-conv network (1-D on sequences, dense128 on tables)", _classic),
     "resnet20": Reference(frozenset({IMAGE}), "ResNet-20: residual stages of 16, 32, 64 channels", _resnet("resnet20"),
-                          RESNET_WIDTH),
+                          RESNET_WIDTH, _IN_EIGHTS[RESNET_WIDTH]),
     "resnet1d": Reference(frozenset({SEQUENCE}), "ResNet-20's stages with 1-D convolutions", _resnet("resnet1d"),
-                          RESNET_WIDTH),
-    "mlp": Reference(frozenset({FLAT}), "the MLP space's reference multilayer perceptron", _mlp, MLP_WIDTH),
+                          RESNET_WIDTH, _IN_EIGHTS[RESNET_WIDTH]),
+    "mlp": Reference(frozenset({FLAT}), "the MLP space's reference multilayer perceptron", _mlp, MLP_WIDTH,
+                     _IN_EIGHTS[MLP_WIDTH]),
 }
 _NARROWED = re.compile(r"([a-z0-9]+)-w([1-9][0-9]*)")  # resnet20-w8: a reference at another base width
-# The widths fit_reference tries, widest first: multiples of 8 (a CPU's vector registers, oneDNN's channel blocks
-# and a GPU's tensor cores take channels 8 at a time), then 4 for the smallest limits. ResNet-20 on 28 x 28 images,
-# 2 threads, batch 128: base width 8 trains 9.7 steps/s, 9 (86.7K parameters) 4.5, 12 4.1, 16 5.2.
-NARROWER = {"resnet20": (8, 4), "resnet1d": (8, 4), "mlp": (*range(248, 7, -8), 4)}
 
 
 def split_reference(name: str) -> tuple[str, int | None]:
@@ -237,7 +239,7 @@ def fit_reference(name: str, input_shape: tuple[int, ...], n_out: int, max_param
 
     A size limit is a user's (a microcontroller's flash, a latency target): the reference is measured under it
     too, else the comparison would set a network within the limit against one that breaks it. ConfigError
-    where even the narrowest (:data:`MIN_WIDTH`) is larger, naming its size.
+    where even the narrowest of its ``narrower`` widths is larger, naming its size.
     """
     from nasforge.evaluate.cost import count_params  # torch: imported where a network is built (module docstring)
 
@@ -251,11 +253,12 @@ def fit_reference(name: str, input_shape: tuple[int, ...], n_out: int, max_param
     if full is None:
         raise ConfigError(f"reference {name!r} has {params(name):,} parameters, over the limit of {max_params:,}, "
                           f"and no width to narrow: use the data kind's reference ({AUTO}) or raise the limit")
-    widths = [w for w in NARROWER[base] if w < (width or full)]  # widest first; parameters shrink along it
-    if not widths or params(f"{base}-w{widths[-1]}") > max_params:
-        least = widths[-1] if widths else width or full
+    widths = [w for w in REFERENCES[base].narrower if w < (width or full)]  # widest first; parameters shrink
+    least = widths[-1] if widths else width or full
+    smallest = params(f"{base}-w{least}")
+    if not widths or smallest > max_params:
         raise ConfigError(f"a size limit of {max_params:,} parameters is below the narrowest {base} for these data "
-                          f"({params(f'{base}-w{least}'):,} parameters at width {least}): raise the limit")
+                          f"({smallest:,} parameters at width {least}): raise the limit")
     lo, hi = 0, len(widths) - 1  # the first (widest) that fits, bisected: widths[hi] always fits
     while lo < hi:
         mid = (lo + hi) // 2
