@@ -27,6 +27,7 @@ from nasforge.evaluate.recipe import PRECISIONS
 from nasforge.evaluate.torch_eval import TorchEvaluator
 from nasforge.execute import make_executor
 from nasforge.execute.factories import TorchEvaluatorFactory
+from nasforge.final import check_members
 from nasforge.final.models import FinalModel, final_to_json, summarize
 from nasforge.final.references import (
     SklearnFit,
@@ -312,7 +313,8 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
             seeds: int = 1, model_epochs: Mapping[str, float] | None = None,
             time_limit: float | None = None, device: str | None = None,
             precision: str | None = None, fill_time: bool = False, fill_cap: float | None = None,
-            scikit_learn: bool | None = None, sklearn_fits: list[SklearnFit] | None = None) -> list[FinalModel]:
+            scikit_learn: bool | None = None, sklearn_fits: list[SklearnFit] | None = None,
+            members: int | None = None) -> list[FinalModel]:
     """Train the best stored architecture (and the baseline) on train+val; score on test once each.
 
     ``model_epochs`` ({"searched": E1, "baseline": E2}) overrides ``epochs`` per model, and
@@ -332,6 +334,8 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
     logistic regression and gradient boosting (regression: ridge regression and gradient boosting) are
     scored on the same read of the test split and stored under ``"others"`` (``scikit_learn``: True scores them
     without a baseline too, as ``auto`` does where the searched network trains alone; False never).
+    ``members`` overrides ``retrain.ensemble``: each model the average of that many trainings, each its own seed
+    (:mod:`nasforge.final.ensemble`).
     ``sklearn_fits``: those references fitted already (:func:`~nasforge.final.references.fit_sklearn`, as ``auto``
     fits them before planning, so their time is planned): scored, not fitted again.
     ``device`` (``cpu``, ``cuda``, ...) overrides the stored config's: a search run on one machine retrains on another;
@@ -352,6 +356,11 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
     check_whole(trial, "trial", minimum=0)
     check_whole(seed, "seed", minimum=0)
     check_whole(max_params, "max_params", minimum=1)
+    if members is not None:
+        try:
+            check_members(members, "members")
+        except ValueError as e:
+            raise NasforgeError(str(e)) from None
     store, exp, cfg = stored(db, name, readonly=False)
     with store:
         # every check before anything is written (the lease included), trained or tested
@@ -391,7 +400,8 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
                                   recipe=recipe, seed=first, baseline=wanted,
                                   out_dir=owned_dir(out, RETRAIN_FILES), on_epoch=lease.guard(on_epoch),
                                   seeds=seeds, on_test=on_test, model_epochs=model_epochs,
-                                  time_limit=time_limit, fill_time=fill_time, fill_cap=fill_cap)
+                                  time_limit=time_limit, fill_time=fill_time, fill_cap=fill_cap,
+                                  members=cfg.retrain.ensemble if members is None else members)
             if with_sklearn and len(data.input_shape) == 1 and others is None:
                 log.warning("scikit-learn references skipped: every seed was scored before an interruption, and "
                             "the test split is not read again for them")
@@ -437,6 +447,7 @@ def load_retrained(db: str | Path, *, name: str | None = None, trial: int | None
     """
     import json
 
+    from nasforge.final.ensemble import build_ensemble
     from nasforge.final.export import ModelInfo
 
     check_whole(trial, "trial", minimum=0)
@@ -473,7 +484,9 @@ def load_retrained(db: str | Path, *, name: str | None = None, trial: int | None
     else:  # a retrain recorded before preprocessing was: the statistics are the data's, refit the same way
         pre = (data or load_data(cfg)).preprocess
     space = make_space(cfg.space, shape)
-    model = space.build(t.sample, shape, len(classes))
+    members = int(m.get("members", 1))
+    model = build_ensemble(lambda: space.build(t.sample, shape, len(classes)), members,
+                           regression=pre is not None and pre.target is not None)
     try:
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     except (RuntimeError, OSError, ValueError) as e:
@@ -481,7 +494,7 @@ def load_retrained(db: str | Path, *, name: str | None = None, trial: int | None
                             f"run `{again}` again") from None
     info = ModelInfo(input_shape=shape, classes=classes, description=space.describe(t.sample),
                      sample=dict(t.sample), space=dict(cfg.space), experiment=exp.name, trial=t.number,
-                     seed=m.get("seed"), test=m.get("test"), preprocess=pre)
+                     seed=m.get("seed"), test=m.get("test"), preprocess=pre, members=members)
     return Retrained(model, info, weights, r, exp, cfg, default_models, again)
 
 
@@ -545,6 +558,10 @@ def compress(db: str | Path, *, name: str | None = None, quantize: str | None = 
     if tuple(data.input_shape) != tuple(r.info.input_shape) or len(data.classes) != len(r.info.classes):
         raise NasforgeError(f"the data of {r.experiment.name!r} no longer match its retrained network (input "
                             f"{data.input_shape}, {len(data.classes)} classes): run `{r.again}` again")
+    if r.info.members > 1:
+        raise NasforgeError(f"the last retrain of {r.experiment.name!r} averages {r.info.members} trainings "
+                            "(retrain.ensemble); compress takes one network: export the ensemble as it is, or "
+                            "retrain with retrain.ensemble: 1 to compress")
     check_prunable(r.model, plan)
     source_sha = hashlib.sha256(r.weights.read_bytes()).hexdigest()
 

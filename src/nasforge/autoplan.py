@@ -91,6 +91,11 @@ ETA = 3  # ASHA's reduction factor; three rungs
 EQUAL_TIME_RUNG = 15.0  # seconds: lowest-rung trials at least this long get budgets in the reference's time
 SHARE_MIN = 0.5  # the reference trains in the same run only if each network still gets this share of converging
 SAFETY = 1.08  # timings are of a quiet machine; plans leave this much slack
+# where converging is cheap (small tables), each final network is the average of up to ENSEMBLE_AUTO trainings,
+# which together take at most ENSEMBLE_SHARE of the time left: in 5-fold CV on four tables five trainings of the
+# reference MLP averaged erred 0.7-1.1 points less than one (benchmarks/results/ensemble_cv.json)
+ENSEMBLE_AUTO = 5
+ENSEMBLE_SHARE = 0.2
 RESERVE_MIN = 10.0  # seconds kept for testing, storing and the report
 RESERVE_SHARE = 0.02  # of the budget, where that is more than RESERVE_MIN
 # of data that comes without a test split, the share auto holds out as one (scikit-learn's train_test_split
@@ -213,6 +218,7 @@ class Plan:
     threads_per_worker: int = 0  # each worker's torch threads (0: one trial at a time, on all of them)
     worker_step_seconds: float | None = None  # the reference's step on one worker's threads, as measured
     max_params: int | None = None  # --max-params: every candidate, and the reference (narrowed), within it
+    members: int = 1  # trainings averaged into each final network (final.ensemble; plans stored before it: 1)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -253,6 +259,8 @@ class Plan:
                     f"{self.final_epochs_reference} epochs" if self.with_reference else
                     f"  final training {fmt(self.final_seconds_each)}: the searched network alone (about "
                     f"{self.final_epochs_reference} epochs at the reference's speed)"]
+        if self.members > 1:
+            out.append(f"  each final network: the average of {self.members} trainings with different seeds")
         out += [f"  why {k}: {v}" for k, v in self.why.items()]
         return out
 
@@ -289,6 +297,16 @@ def fractional_epochs(fit: float) -> float:
     """The epochs a network training alone gets from the epochs its time holds: whole ones from 10 up, tenths
     below (at least 1), so a short budget on a slow machine does not leave most of an epoch unused."""
     return float(int(fit)) if fit >= 10 else max(1.0, math.floor(10 * fit) / 10)
+
+
+def converge_epochs(steps_per_epoch: int) -> int:
+    """The epochs a final training aims at: FINAL_STEPS_TARGET steps, at most FINAL_EPOCHS_MAX epochs."""
+    return max(1, min(FINAL_EPOCHS_MAX, math.ceil(FINAL_STEPS_TARGET / steps_per_epoch)))
+
+
+def ensemble_members(seconds: float, converge_s: float) -> int:
+    """How many converged trainings of ``converge_s`` to average in ``seconds``: 1 to ENSEMBLE_AUTO."""
+    return max(1, min(ENSEMBLE_AUTO, int(seconds / max(converge_s, 1e-9))))
 
 
 def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spent: float, reference: str,
@@ -341,11 +359,20 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
         """--reference-only, or no search: the reference trains alone for all that is left."""
         alone = fractional_epochs(left / epoch_s)
         why["final"] = f"the whole budget but {_fmt_s(reserve)} for testing goes to the reference: {alone:g} epochs"
+        # averaged where auto's final would average (converging fits ENSEMBLE_SHARE of the time twice or more),
+        # so this arm's recipe is the one the reference gets beside a searched network
+        members = ensemble_members(ENSEMBLE_SHARE * left, converge_epochs(steps_per_epoch) * epoch_s)
+        if members > 1:
+            alone = fractional_epochs(left / members / epoch_s)
+            why["final"] = (f"the whole budget but {_fmt_s(reserve)} for testing goes to the reference, as the "
+                            f"average of {members} trainings with different seeds ({alone:g} epochs each): converging "
+                            f"takes {_fmt_s(converge_epochs(steps_per_epoch) * epoch_s)} here, and "
+                            f"{members} of them fit {ENSEMBLE_SHARE:.0%} of the time left (retrain.ensemble)")
         return Plan(**base, search_seconds=0.0, final_seconds_each=alone * epoch_s,
                     final_epochs_reference=max(1, int(alone)),
                     trial_epochs=0.0, trial_fraction=1.0, rungs="-", min_epochs=None, min_fraction=None,
                     expected_trials=0, trial_timeout=0.0, population=0, reference_only=True,
-                    with_reference=False, why=why)
+                    with_reference=False, why=why, members=members)
 
     if reference_only:
         return reference_alone_plan()
@@ -361,7 +388,7 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     # final: each of the two networks gets what the reference needs to converge, within half of what is left;
     # where sharing would leave each less than half of that, the searched network trains alone (the
     # reference is then its own arm: --reference-only), since halving a short training costs the most
-    want_epochs = max(1, min(FINAL_EPOCHS_MAX, math.ceil(FINAL_STEPS_TARGET / steps_per_epoch)))
+    want_epochs = converge_epochs(steps_per_epoch)
     final_share = (1 - SEARCH_SHARE_MAX) * left
     with_reference = final_share / 2 >= SHARE_MIN * want_epochs * epoch_s
     # training alone means converging takes more than half of what is left: each final epoch then counts, so
@@ -371,7 +398,16 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     # two networks sharing the final time get whole epochs each; one training alone gets all of its share, in
     # tenths of an epoch (on a slow machine an epoch is minutes, too much of a short budget to leave unused)
     each = final_epochs * epoch_s if with_reference else max(epoch_s, fractional_epochs(each / epoch_s) * epoch_s)
-    search = left - (2 if with_reference else 1) * each
+    networks = 2 if with_reference else 1
+    members = ensemble_members(ENSEMBLE_SHARE * left / networks, want_epochs * epoch_s) if (
+        final_epochs >= want_epochs) else 1
+    if members > 1:  # converging is cheap: each final network averages several trainings, each converged
+        each = members * want_epochs * epoch_s
+        why["ensemble"] = (f"each final network is the average of {members} trainings with different seeds, "
+                           f"{want_epochs} epochs each: converging takes {_fmt_s(want_epochs * epoch_s)} here, and "
+                           f"{members} of them fit {ENSEMBLE_SHARE:.0%} of the time left; on small tables the "
+                           "average errs less than one training (retrain.ensemble)")
+    search = left - networks * each
     if search < search_min:  # a short budget: the final gives the search what its first trials need
         each = (left - search_min) / (2 if with_reference else 1)
         final_epochs = max(1, int(each / epoch_s))
@@ -478,7 +514,8 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
                 min_fraction=min_fraction, expected_trials=expected,
                 trial_timeout=max(30.0, 3 * workers * full_trial_s), population=population,
                 with_reference=with_reference, equal_time=equal_time, why=why, workers=workers,
-                threads_per_worker=threads_per_worker if workers > 1 else 0, worker_step_seconds=worker_step)
+                threads_per_worker=threads_per_worker if workers > 1 else 0, worker_step_seconds=worker_step,
+                members=members)
 
 
 # ------------------------------------------------------------------------------------------ config
@@ -498,7 +535,8 @@ def search_config(plan: Plan, *, name: str, seed: int, db: str, initial: list[di
     if plan.reference_only:  # --reference-only, or no search: the config records data, recipe and reference
         return {"name": name, "seed": seed, "data": {**plan.data, "val_fraction": plan.val_fraction},
                 "space": dict(space), "search": {"db": db, **_metric_key(plan)}, "train": dict(train),
-                "retrain": {"epochs": plan.final_epochs_reference, **dict(train), "baseline": plan.reference}}
+                "retrain": {"epochs": plan.final_epochs_reference, **dict(train), "baseline": plan.reference,
+                            **({"ensemble": plan.members} if plan.members > 1 else {})}}
     sched: dict[str, Any] | None = None  # one rung: every trial trains the full budget
     if plan.min_fraction is not None:
         sched = {"name": "asha", "eta": ETA, "min_fraction": plan.min_fraction}
@@ -521,7 +559,8 @@ def search_config(plan: Plan, *, name: str, seed: int, db: str, initial: list[di
                    **({"equal_time": plan.reference} if plan.equal_time else {}), **_metric_key(plan),
                    "trial_timeout": f"{math.ceil(plan.trial_timeout)}s"},
         "train": dict(train),
-        "retrain": {"epochs": plan.final_epochs_reference, **dict(train), "baseline": plan.reference},
+        "retrain": {"epochs": plan.final_epochs_reference, **dict(train), "baseline": plan.reference,
+                    **({"ensemble": plan.members} if plan.members > 1 else {})},
         **({"executor": {"kind": "pool", "workers": plan.workers, "threads_per_worker": plan.threads_per_worker}}
            if plan.workers > 1 else {}),
     }
@@ -1010,22 +1049,26 @@ def final_training(db: str, name: str, plan: Plan, cfg: Any, *, shared: float, a
     # that read slow left 26 s of 3 minutes unused on digits). A network training alone fills all the time the
     # search left, as the reference's own arm (--reference-only) fills its budget: the search is over, so time
     # a cap leaves would go unused (a searched network faster than the reference met the cap early)
-    cap = max(1, min(FINAL_EPOCHS_MAX, math.ceil(FINAL_STEPS_TARGET / steps_per_epoch)))
-    epochs: dict[str, float] = {"searched": max(1, min(cap, int(seconds / epoch_s))) if with_reference
-                                else fractional_epochs(seconds / epoch_s)}
-    plans = {"searched": (math.ceil(epochs["searched"]), epochs["searched"] * epoch_s)}
+    cap = converge_epochs(steps_per_epoch)
+    # the plan's averaging, where this network's measured pace still fits it: each member converged, in its share
+    members = min(plan.members, ensemble_members(seconds, cap * max(epoch_s, ref_epoch_s if with_reference else 0)))
+    share = seconds / members
+    epochs: dict[str, float] = {"searched": max(1, min(cap, int(share / epoch_s))) if with_reference or members > 1
+                                else fractional_epochs(share / epoch_s)}
+    plans = {"searched": (math.ceil(epochs["searched"]), epochs["searched"] * epoch_s * members)}
     if with_reference:
-        epochs["baseline"] = max(1, min(cap, int(seconds / ref_epoch_s)))
-        plans["baseline"] = (math.ceil(epochs["baseline"]), epochs["baseline"] * ref_epoch_s)
+        epochs["baseline"] = max(1, min(cap, int(share / ref_epoch_s)))
+        plans["baseline"] = (math.ceil(epochs["baseline"]), epochs["baseline"] * ref_epoch_s * members)
+    averaged = f" each, the average of {members} trainings" if members > 1 else ""
     say(f"final training: trial {best.number} ({space.describe(best.sample)}) {epochs['searched']:g} epochs at "
         f"{_fmt_s(epoch_s)} an epoch (measured)"
         + (f", the reference {plan.reference} {epochs['baseline']} epochs" if with_reference else ", alone")
-        + f"; ~{_fmt_s(seconds)}{' each' if with_reference else ''}; the test split is read once, at the end")
+        + f"{averaged}; ~{_fmt_s(seconds)}{' each' if with_reference else ''}; the test split is read once, at the end")
     api.retrain(db, name=name, trial=best.number, baseline=plan.reference if with_reference else False,
                 on_epoch=_epoch_printer(say, plans, on_epoch), epochs=float(epochs["searched"]), model_epochs=epochs,
-                time_limit=seconds, fill_time=True, fill_cap=cap if with_reference else None, scikit_learn=True,
-                sklearn_fits=sklearn_fits)
-    return {"with_reference": with_reference, "why": why}
+                time_limit=seconds, fill_time=True, fill_cap=cap if with_reference or members > 1 else None,
+                scikit_learn=True, sklearn_fits=sklearn_fits, members=members)
+    return {"with_reference": with_reference, "why": why, **({"members": members} if members > 1 else {})}
 
 
 def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float, say: Say,
@@ -1037,7 +1080,8 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
     from nasforge import api
     from nasforge.evaluate.cost import measure_cost
     from nasforge.evaluate.trainer import evaluate_split
-    from nasforge.final.models import FinalModel, final_to_json, summarize
+    from nasforge.final.ensemble import MEMBER_SEED, wrap_members
+    from nasforge.final.models import FinalModel, Fitted, final_to_json, summarize
     from nasforge.final.retrain import fit_final
     from nasforge.store import Store
 
@@ -1045,20 +1089,36 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
     recipe = cfg.retrain.recipe
     n = len(data.x_train) + len(data.x_val)
     epoch_s = plan.reference_timing.epoch_seconds(n, recipe.batch_size) * SAFETY
-    epochs = fractional_epochs(seconds / epoch_s)
-    torch.manual_seed(cfg.seed)
-    desc, model = make_reference(plan.reference, data.input_shape, data.n_classes)
-    say(f"training the reference {desc} alone: {epochs:g} epochs at {_fmt_s(epoch_s)} an epoch")
-    printer = _epoch_printer(say, {"baseline": (math.ceil(epochs), epochs * epoch_s)}, on_epoch)
-    fitted = fit_final(model, data, epochs=epochs, recipe=recipe, seed=cfg.seed,
-                       on_epoch=lambda e, row: printer("baseline", e, row), time_limit=seconds, fill_time=True)
+    members = plan.members
+    epochs = fractional_epochs(seconds / members / epoch_s)
+    desc = make_reference(plan.reference, data.input_shape, data.n_classes)[0]
+    averaged = f", the average of {members} trainings with different seeds" if members > 1 else ""
+    say(f"training the reference {desc} alone{averaged}: {epochs:g} epochs{' each' if members > 1 else ''} at "
+        f"{_fmt_s(epoch_s)} an epoch")
+    printer = _epoch_printer(say, {"baseline": (math.ceil(epochs), epochs * epoch_s * members)}, on_epoch)
+    trained: list[torch.nn.Module] = []
+    seconds_trained = 0.0
+    curve: tuple[Mapping[str, float], ...] = ()
+    for j in range(members):  # member 0 is the single reference of this seed (final.ensemble's seeds)
+        torch.manual_seed(cfg.seed + MEMBER_SEED * j)
+        model = make_reference(plan.reference, data.input_shape, data.n_classes)[1]
+        got = fit_final(model, data, epochs=epochs, recipe=recipe, seed=cfg.seed + MEMBER_SEED * j,
+                        on_epoch=lambda e, row: printer("baseline", e, row), time_limit=seconds / members,
+                        fill_time=True)
+        seconds_trained += got.seconds
+        curve = curve or got.curve
+        trained.append(model)
+    if members > 1:
+        desc = f"{desc} (average of {members} trainings)"
+        model = wrap_members(trained, regression=data.regression)
+    fitted = Fitted(seconds_trained, curve)
     x_test, y_test = data.open_test()
     test = evaluate_split(model, x_test, y_test, data.n_classes, channels_last=recipe.channels_last,
                           target=data.target)
     others = others_record(score_sklearn(sklearn_fits, data, x_test, y_test)) if sklearn_fits else {}
     cost = measure_cost(model, data.input_shape)
     m = FinalModel("baseline", desc, test, cost.params, cost.flops, cost.latency_ms, fitted.seconds, None, cfg.seed,
-                   reference=plan.reference, curve=fitted.curve, latency_device=cost.latency_device)
+                   reference=plan.reference, curve=fitted.curve, latency_device=cost.latency_device, members=members)
     with Store(db) as store:
         exp = store.experiment(name) or store.create_experiment(name, cfg.to_json(), cfg.fingerprint())
         if not store.results(exp.id, "auto_plan"):

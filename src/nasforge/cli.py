@@ -352,7 +352,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     models = api.retrain(args.db, name=args.name, epochs=args.epochs, seed=args.seed, trial=args.trial,
                          max_params=args.max_params,
                          baseline=False if args.no_baseline else args.baseline, out_dir=args.out,
-                         on_epoch=on_epoch, seeds=args.seeds, device=args.device, precision=args.precision)
+                         on_epoch=on_epoch, seeds=args.seeds, device=args.device, precision=args.precision,
+                         members=args.ensemble)
     store, exp, cfg = api.stored(args.db, args.name)  # what the retrain stored: the others and the record
     with store:
         stored = store.results(exp.id, "retrain")[-1]
@@ -614,6 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-params", type=int, help="retrain the best trial with at most this many parameters")
     r.add_argument("--seeds", type=int, default=1,
                    help="train each model this many times (seeds SEED, SEED+1, ...); report test mean and std")
+    r.add_argument("--ensemble", type=int, metavar="N",
+                   help="each model the average of N trainings with different seeds (overrides retrain.ensemble)")
     r.add_argument("--device", help=f"override the stored retrain.device: {DEVICE_CHOICES}")
     r.add_argument("--precision", help=f"override the stored retrain.precision: {PRECISION_CHOICES}")
     r.set_defaults(func=cmd_retrain)

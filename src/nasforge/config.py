@@ -27,6 +27,7 @@ from nasforge.errors import ConfigError, NasforgeError
 from nasforge.evaluate.recipe import DEVICES, PRECISIONS, WHERE, Recipe, check_device, check_interim, check_precision
 from nasforge.execute import EXECUTORS
 from nasforge.execute.base import default_workers
+from nasforge.final import check_members
 from nasforge.final.references import AUTO, REFERENCES, check_baseline, is_reference
 from nasforge.pareto import check_objectives
 from nasforge.paths import check_name
@@ -138,6 +139,7 @@ class RetrainConfig:
     recipe: Recipe = field(default_factory=lambda: Recipe(optimizer="sgd", schedule="onecycle", augment=True))
     baseline: bool | str = True  # true: classic; false: none; auto or a name in final.references.REFERENCES
     out: str | None = None
+    ensemble: int = 1  # trainings averaged into each final network (final.ensemble); 1: a single network
 
 
 @dataclass(frozen=True)
@@ -240,7 +242,7 @@ SEARCH_KEYS = ("trials", "time_budget", "budget", "db", "measure_latency", "sche
                "max_latency_ms", "screen", "max_retries", "trial_timeout",
                "max_memory_mb", "initial", "interim_validation", "folds", "initial_budget", "equal_time", "metric")
 AUTO_INTERIM_EXAMPLES = 1000
-RETRAIN_KEYS = ("epochs", "baseline", "out", *RECIPE_KEYS)
+RETRAIN_KEYS = ("epochs", "baseline", "out", "ensemble", *RECIPE_KEYS)
 SPACE_KINDS = tuple(SPACES)
 
 
@@ -272,6 +274,14 @@ def _section(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(sec, Mapping):
         raise ConfigError(f"section {name!r} must be a mapping of keys to values, got {type(sec).__name__}")
     return dict(sec)
+
+
+def _ensemble(value: Any) -> int:
+    """``retrain.ensemble``: a whole number of trainings to average (1: a single network)."""
+    try:
+        return check_members(value, "retrain.ensemble")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _typed(value: Any, kind: type | tuple[type, ...], where: str, *, positive: bool = False) -> Any:
@@ -518,6 +528,7 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
         epochs=_typed(rt.get("epochs", 10.0), float, "retrain.epochs", positive=True), recipe=rrecipe,
         baseline=check_baseline(rt.get("baseline", True)),
         out=None if rt.get("out") is None else str(rt["out"]),
+        ensemble=_ensemble(rt.get("ensemble", 1)),
     )
     return Config(name=name, seed=seed, data=data, space=sp, strategy=strategy, search=search, train=train,
                   executor=_executor(_section(raw, "executor")),

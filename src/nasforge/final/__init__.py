@@ -17,4 +17,14 @@ PRUNE_MODES = ("structured", "unstructured")
 COMPRESSED = ("int8", "pruned")
 COMPRESSED_FORMATS = ("torchscript", "onnx")
 
-__all__ = ["COMPRESSED", "COMPRESSED_FORMATS", "FORMATS", "PRUNE_MODES", "QUANTIZE"]
+ENSEMBLE_MAX = 16  # retrain.ensemble above this is refused: a typo, not a plan (final/ensemble.py averages them)
+
+
+def check_members(value: object, what: str) -> int:
+    """``retrain.ensemble`` as a whole number 1..ENSEMBLE_MAX, else ValueError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= ENSEMBLE_MAX:
+        raise ValueError(f"{what} must be a whole number from 1 (one network) to {ENSEMBLE_MAX}, got {value!r}")
+    return value
+
+
+__all__ = ["COMPRESSED", "COMPRESSED_FORMATS", "ENSEMBLE_MAX", "FORMATS", "PRUNE_MODES", "QUANTIZE", "check_members"]

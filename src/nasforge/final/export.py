@@ -46,6 +46,7 @@ from nasforge.data.base import Preprocess
 from nasforge.errors import NasforgeError
 from nasforge.evaluate.cost import count_flops, count_params
 from nasforge.final import FORMATS
+from nasforge.final.ensemble import Ensemble, build_ensemble
 from nasforge.space.cell_nn import Cell, ReductionBlock
 from nasforge.space.chain_nn import Parallel, Residual
 from nasforge.space.stage_nn import ResBlock, SqueezeExcite
@@ -71,6 +72,7 @@ class ModelInfo:
     seed: int | None = None
     test: Mapping[str, float] | None = None
     preprocess: Preprocess | None = None
+    members: int = 1  # trainings averaged into the network (final.ensemble); 1: a single network
 
 
 # ---------------------------------------------------------------------- python source
@@ -115,6 +117,7 @@ _CUSTOM: dict[type[nn.Module], tuple[tuple[str, ...], tuple[str, ...]]] = {
     ReductionBlock: (("conv_a", "conv_b", "shortcut"), ()),
     ResBlock: (("body", "shortcut", "act"), ()),
     SqueezeExcite: (("gate",), ()),
+    Ensemble: (("members",), ("average",)),
 }
 
 
@@ -393,6 +396,7 @@ def export_model(model: nn.Module, fmt: str, out_dir: str | Path, info: ModelInf
         "seed": info.seed, "description": info.description,
         "sample": dict(info.sample) if info.sample is not None else None,
         "space": dict(info.space) if info.space is not None else None,
+        **({"members": info.members} if info.members > 1 else {}),
         "input_shape": list(info.input_shape), "classes": list(info.classes),
         "params": count_params(model), "flops": count_flops(model, tuple(info.input_shape)),
         "test": dict(info.test) if info.test is not None else None, "weights": STATE_DICT,
@@ -448,9 +452,12 @@ def model_from_genotype(path: str | Path, weights: str | Path | None = None) -> 
     if g.get("format") != "nasforge-genotype" or g.get("sample") is None or g.get("space") is None:
         raise ExportError(f"{path} is not a nasforge genotype with a sample and a space")
     shape = tuple(int(d) for d in g["input_shape"])
-    model = make_space(g["space"], shape).build(g["sample"], shape, len(g["classes"]))
+    space = make_space(g["space"], shape)
+    pre = Preprocess.from_json(g["preprocess"]) if g.get("preprocess") else None
+    model = build_ensemble(lambda: space.build(g["sample"], shape, len(g["classes"])), int(g.get("members", 1)),
+                           regression=pre is not None and pre.target is not None)
     w = Path(weights) if weights is not None else path.with_name(g.get("weights") or STATE_DICT)
-    model = unstandardise(model, Preprocess.from_json(g["preprocess"]) if g.get("preprocess") else None)
+    model = unstandardise(model, pre)
     model.load_state_dict(torch.load(w, map_location="cpu", weights_only=True))
     return model.eval()
 

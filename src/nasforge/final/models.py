@@ -26,6 +26,7 @@ class FinalModel:
     reference: str | None = None  # the baseline's entry in REFERENCES; None for the searched network
     curve: tuple[Mapping[str, float], ...] = ()  # per epoch: train loss and accuracy (it trains on validation too)
     latency_device: str | None = None  # where latency_ms was measured (cpu, cuda:0); None in older records
+    members: int = 1  # trainings averaged into this model (final.ensemble); their seconds summed, the first's curve
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ def final_to_json(m: FinalModel) -> dict[str, Any]:
             "flops": m.flops, "latency_ms": m.latency_ms, "train_seconds": m.train_seconds, "weights": m.weights,
             "seed": m.seed, **({"reference": m.reference} if m.reference is not None else {}),
             **({"latency_device": m.latency_device} if m.latency_device is not None else {}),
+            **({"members": m.members} if m.members > 1 else {}),
             "curve": [dict(r) for r in m.curve]}
 
 
@@ -50,7 +52,7 @@ def final_from_json(d: Mapping[str, Any]) -> FinalModel:
     ref = d.get("reference", "classic" if d["name"] == "baseline" else None)
     return FinalModel(d["name"], d["description"], dict(d["test"]), int(d["params"]), int(d["flops"]),
                       d.get("latency_ms"), float(d["train_seconds"]), d.get("weights"), int(d.get("seed", 0)), ref,
-                      tuple(d.get("curve") or ()), d.get("latency_device"))
+                      tuple(d.get("curve") or ()), d.get("latency_device"), int(d.get("members", 1)))
 
 
 def summarize(models: Sequence[FinalModel] | Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -34,6 +34,7 @@ from nasforge.evaluate.cost import measure_cost
 from nasforge.evaluate.device import resolve_device, resolve_precision
 from nasforge.evaluate.recipe import TrainingFailed, trial_seed
 from nasforge.evaluate.trainer import Recipe, evaluate_split, make_optimizer, train
+from nasforge.final.ensemble import MEMBER_SEED, wrap_members
 from nasforge.final.models import FinalModel, Fitted, final_from_json, final_to_json
 from nasforge.final.references import make_reference, resolve_baseline
 from nasforge.paths import owned_dir, remove_owned
@@ -142,6 +143,7 @@ def retrain_best(
     time_limit: float | None = None,
     fill_time: bool = False,
     fill_cap: float | None = None,
+    members: int = 1,
 ) -> list[FinalModel]:
     """Train the best searched network (and the baseline) with one recipe, ``seeds`` times; test once per seed.
 
@@ -160,6 +162,8 @@ def retrain_best(
     references can be scored on the same read rather than a second one.
     With ``out_dir`` the weights are saved there (``searched.pt`` for the first seed,
     ``searched-seed<S>.pt`` for the others) and training checkpoints under ``out_dir/checkpoints``.
+    ``members`` > 1 makes each model the average of that many trainings (:mod:`nasforge.final.ensemble`), each
+    with its own seed and ``time_limit / members`` seconds; member 0 is the single network of that seed.
     """
     if seeds < 1:
         raise ValueError(f"seeds must be at least 1, got {seeds}")
@@ -182,27 +186,44 @@ def retrain_best(
             log.info("seed %d was scored before the interruption; reusing it", s)
             out += scored
             continue
-        models: list[tuple[str, str, nn.Module]] = []
-        torch.manual_seed(trial_seed(s, best.key))
-        models.append(("searched", space.describe(best.sample), space.build(best.sample, shape, k)))
+        builders: list[tuple[str, str, Callable[[], nn.Module], int]] = [
+            ("searched", space.describe(best.sample), lambda: space.build(best.sample, shape, k),
+             trial_seed(s, best.key))]
         if reference is not None:
-            torch.manual_seed(s)
-            models.append(("baseline", *make_reference(reference, shape, k)))
+            desc = make_reference(reference, shape, k)[0]
+            builders.append(("baseline", desc, lambda: make_reference(str(reference), shape, k)[1], s))
+        models: list[tuple[str, str, nn.Module]] = []
         fitted: dict[str, Fitted] = {}
-        for name, _, model in models:
+        for name, desc, build, init_seed in builders:
             label = name if seeds == 1 else f"{name}/seed{s}"
-            cb = (lambda e, row, n=label: on_epoch(n, e, row)) if on_epoch else None
             n_epochs = per_model.get(name, epochs)
-            log.info("retraining %s for %s epochs", label, n_epochs)
-            ckpt = work / f"seed{s}-{name}.pt" if work is not None else None
             which = name if name == "searched" or tag is True else f"{name}:{reference}"
-            try:
-                fitted[name] = fit_final(model, data, epochs=n_epochs, recipe=recipe, seed=s, on_epoch=cb,
-                                          checkpoint=ckpt, run=_run_id(**common, seed=s, model=which),
-                                          time_limit=time_limit, fill_time=fill_time, fill_cap=fill_cap)
-            except TrainingFailed as e:  # a diverged training is the recipe's to fix: one line, not a traceback
-                raise NasforgeError(f"the final training of {label} failed: {e} (retrain.lr; on a regression task "
-                                    "retrain.optimizer: adamw is the safer choice)") from None
+            trained: list[nn.Module] = []
+            for j in range(members):
+                torch.manual_seed(init_seed + MEMBER_SEED * j)
+                model = build()
+                who = label if members == 1 else f"{label}[{j + 1}/{members}]"
+                cb = (lambda e, row, n=who: on_epoch(n, e, row)) if on_epoch else None
+                log.info("retraining %s for %s epochs", who, n_epochs)
+                part = "" if j == 0 else f"-m{j}"
+                ckpt = work / f"seed{s}-{name}{part}.pt" if work is not None else None
+                try:
+                    got = fit_final(model, data, epochs=n_epochs, recipe=recipe, seed=s + MEMBER_SEED * j,
+                                    on_epoch=cb, checkpoint=ckpt,
+                                    run=_run_id(**common, seed=s, model=which, **({"member": j} if j else {})),
+                                    time_limit=None if time_limit is None else time_limit / members,
+                                    fill_time=fill_time, fill_cap=fill_cap)
+                except TrainingFailed as e:  # a diverged training is the recipe's to fix: one line, not a traceback
+                    raise NasforgeError(f"the final training of {who} failed: {e} (retrain.lr; on a regression "
+                                        "task retrain.optimizer: adamw is the safer choice)") from None
+                prev = fitted.get(name)
+                fitted[name] = got if prev is None else Fitted(prev.seconds + got.seconds, prev.curve)
+                trained.append(model)
+            if members > 1:
+                models.append((name, f"{desc} (average of {members} trainings)",
+                               wrap_members(trained, regression=data.regression)))
+            else:
+                models.append((name, desc, trained[0]))
         x_test, y_test = data.open_test()  # every model of this seed is trained: the one read for this seed
         if on_test is not None:
             on_test(s, x_test, y_test)
@@ -219,17 +240,20 @@ def retrain_best(
                 atomic.torch_save({n: t.cpu().contiguous() for n, t in model.state_dict().items()}, p)
                 atomic.write_text(out_dir / f"{stem}.json", json.dumps(
                     {"name": name, "description": desc, "trial": best.number if name == "searched" else None,
+                     **({"members": members} if members > 1 else {}),
                      "sample": dict(best.sample) if name == "searched" else None, "seed": s,
                      "input_shape": list(shape), "classes": list(data.classes), "test": test,
                      **({"reference": ref} if ref is not None else {})}, indent=2))
                 path = str(p)
             results.append(FinalModel(name, desc, test, cost.params, cost.flops, cost.latency_ms,
-                                      fitted[name].seconds, path, s, ref, fitted[name].curve, cost.latency_device))
+                                      fitted[name].seconds, path, s, ref, fitted[name].curve, cost.latency_device,
+                                      members))
         if work is not None:  # the seed's record replaces its checkpoints as the resume state
             atomic.write_text(work / f"seed{s}.json", json.dumps(
                 {"run": seed_run, "models": [final_to_json(m) for m in results]}))
             for name, _, _ in models:
-                (work / f"seed{s}-{name}.pt").unlink(missing_ok=True)
+                for j in range(members):
+                    (work / f"seed{s}-{name}{'' if j == 0 else f'-m{j}'}.pt").unlink(missing_ok=True)
         out += results
     if work is not None:
         remove_owned(work)  # finished: the next retrain starts afresh
