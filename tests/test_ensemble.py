@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from nasforge import api
+from nasforge import api, autoplan
 from nasforge.autoplan import ENSEMBLE_AUTO, Plan, Timing, make_plan, search_config, warm_start
 from nasforge.cli import main
 from nasforge.config import from_dict
@@ -47,13 +47,19 @@ def test_a_retrain_averages_members_whose_first_is_the_single_network_and_reload
     single = api.retrain(db, out_dir=tmp_path / "one", baseline=False)
     pair = api.retrain(db, out_dir=tmp_path / "two", baseline=False, members=2)
     (m,) = pair
-    assert m.members == 2 and m.description.endswith("(average of 2 trainings)") and single[0].members == 1
+    assert m.members == 2 and m.description == single[0].description and single[0].members == 1
     assert m.params == 2 * single[0].params
     # member 0 trains with the seed and initialisation of the single network: the same weights
     one = torch.load(single[0].weights, weights_only=True)
     two = torch.load(m.weights, weights_only=True)
     assert all(torch.equal(one[k], two[f"0.members.0.{k}"]) for k in one)
     assert not all(torch.equal(one[k], two[f"0.members.1.{k}"]) for k in one if k.endswith("weight"))
+    capsys.readouterr()
+    assert main(["status", str(db), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["searched"]["members"] == 2 and record["searched"]["architecture"] == m.description
+    assert main(["status", str(db)]) == 0
+    assert f"{m.description} (average of 2 trainings)" in capsys.readouterr().out
     r = api.load_retrained(db)
     assert r.info.members == 2 and isinstance(r.model[0], Ensemble)
     x = torch.randn(3, 1, 8, 8)
@@ -101,13 +107,18 @@ def test_a_bad_ensemble_is_one_line(value, tmp_path, capsys):
         assert capsys.readouterr().err.strip().splitlines()[-1].startswith("nasforge: error: members must be")
 
 
-def test_plans_average_where_converging_is_cheap_and_nowhere_else():
+def test_plans_average_where_converging_is_cheap_and_nowhere_else(monkeypatch):
     """A small table converges in seconds: its final networks average ENSEMBLE_AUTO trainings, which the plan, the
     YAML and the reference's own arm all say. Images at a few steps a second converge in minutes: one network."""
     kw = {"raw": {"data": {"source": "fake"}}, "spent": 1.0, "recipe": Recipe(), "reference_flops": 147_456}
     table = fake(400, (8,), 2)
     flat = make_plan(data=table, time_budget=300, reference="mlp", timing=Timing(0.002, 40, 74_754), **kw)
     assert flat.members == ENSEMBLE_AUTO and "average of 5 trainings" in flat.why["ensemble"]
+    # a trial is no longer than one training of the final, whatever the number averaged
+    monkeypatch.setattr(autoplan, "ENSEMBLE_AUTO", 1)
+    single = make_plan(data=table, time_budget=300, reference="mlp", timing=Timing(0.002, 40, 74_754), **kw)
+    assert single.members == 1 and flat.trial_epochs == single.trial_epochs
+    monkeypatch.undo()
     assert any("average of 5 trainings" in line for line in flat.lines())
     mlp, initial = warm_start("flat", (8,))
     cfg = search_config(flat, name="x", seed=0, db="x.db", initial=initial, space=mlp, train={},

@@ -434,7 +434,8 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     for n_rungs in (3, 2, 1):
         spread = ETA ** (n_rungs - 1)  # the full budget over the lowest rung's
         per_trial = n_rungs / spread  # a new trial's cost under ASHA, in full trials (1/3 with three rungs)
-        full_s = min(each * folds, max(epoch_s / 8, search / (per_trial * TRIALS_TARGET), rank_s * spread))
+        # no longer than one final training (one member of an average: averaging does not lengthen a trial)
+        full_s = min(each / members * folds, max(epoch_s / 8, search / (per_trial * TRIALS_TARGET), rank_s * spread))
         # a warm start trains the full budget, not a new trial's share of it: the first is counted as a new
         # trial (as plans always did), each further one whole, and all of them must fit the search. With one rung
         # that is the one-warm-start condition (for up to 4), so more warm starts cost rungs, never the search
@@ -1109,7 +1110,6 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
         curve = curve or got.curve
         trained.append(model)
     if members > 1:
-        desc = f"{desc} (average of {members} trainings)"
         model = wrap_members(trained, regression=data.regression)
     fitted = Fitted(seconds_trained, curve)
     x_test, y_test = data.open_test()

@@ -261,7 +261,8 @@ def print_final(models: Sequence[dict[str, Any]], out: TextIO,
 
     rows = [(m["name"], *((m.get("seed", 0),) if seeds else ()), *figures(m["test"]), fmt_count(m["params"]),
              fmt_count(m["flops"]), f"{m['latency_ms']:.2f}" if m["latency_ms"] is not None else "-",
-             fmt_time(m["train_seconds"]), m["description"]) for m in models]
+             fmt_time(m["train_seconds"]), m["description"]
+             + (f" (average of {m['members']} trainings)" if m.get("members", 1) > 1 else "")) for m in models]
     rows += [(name, *(("-",) if seeds else ()), *figures(o), "-", "-", "-",
               fmt_time(o["seconds"]), o.get("description", name)) for name, o in (others or {}).items()]
     table(rows, ("model", *(("seed",) if seeds else ()), *TEST_COLUMNS[reg], *(("test_bacc",) if bacc else ()),

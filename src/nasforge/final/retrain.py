@@ -219,11 +219,9 @@ def retrain_best(
                 prev = fitted.get(name)
                 fitted[name] = got if prev is None else Fitted(prev.seconds + got.seconds, prev.curve)
                 trained.append(model)
-            if members > 1:
-                models.append((name, f"{desc} (average of {members} trainings)",
-                               wrap_members(trained, regression=data.regression)))
-            else:
-                models.append((name, desc, trained[0]))
+            # the description stays the architecture's; FinalModel.members says how many were averaged
+            models.append((name, desc, wrap_members(trained, regression=data.regression) if members > 1
+                           else trained[0]))
         x_test, y_test = data.open_test()  # every model of this seed is trained: the one read for this seed
         if on_test is not None:
             on_test(s, x_test, y_test)

@@ -84,6 +84,7 @@ def result_record(experiment: Experiment, trials: Sequence[Trial], retrain: Mapp
             "flops": searched["flops"], "latency_ms": searched["latency_ms"],
             "latency_device": searched.get("latency_device"),  # None in records from before devices
             "architecture": searched["description"], "trial": retrain["trial"],
+            "members": int(searched.get("members", 1)),  # trainings averaged (final.ensemble)
             "curve": list(searched.get("curve") or [])}  # the final training's, per epoch (its first seed's)
     base = next((m for m in models if m["name"] == "baseline"), None)
     if base is not None:
@@ -92,6 +93,7 @@ def result_record(experiment: Experiment, trials: Sequence[Trial], retrain: Mapp
             "name": base.get("reference", "classic"),  # stored before references were named: the classic one
             **(_regression_fields(b) if regression else class_fields(b)),
             "params": base["params"], "flops": base["flops"], "architecture": base["description"],
+            "members": int(base.get("members", 1)),
             "curve": list(base.get("curve") or [])}
     return record
 
