@@ -96,6 +96,23 @@ def test_an_interrupted_ensemble_retrain_resumes_to_the_uninterrupted_numbers(tm
     assert not work.exists()
 
 
+def test_a_seed_scored_as_one_network_is_not_reused_for_an_average(tmp_path):
+    """An interrupted two-seed retrain of single networks left seed 0 scored; the same retrain asking for averages
+    trains seed 0 again, as averages, rather than reusing the single networks' scores."""
+    db = searched(tmp_path)
+
+    def stop(name, epoch, row):  # type: ignore[no-untyped-def]
+        if name == "searched/seed1":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        api.retrain(db, out_dir=tmp_path / "b", seeds=2, on_epoch=stop)
+    trained: set[str] = set()
+    models = api.retrain(db, out_dir=tmp_path / "b", seeds=2, members=2,
+                         on_epoch=lambda n, e, row: trained.add(n))
+    assert "searched/seed0[1/2]" in trained and all(m.members == 2 for m in models)
+
+
 @pytest.mark.parametrize("value", [0, 17, "3", True, 2.5])
 def test_a_bad_ensemble_is_one_line(value, tmp_path, capsys):
     with pytest.raises(ConfigError, match=r"retrain\.ensemble must be a whole number from 1"):

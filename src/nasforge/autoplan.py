@@ -15,6 +15,7 @@ The plan is stored with the experiment, so ``--resume`` continues it rather than
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -982,7 +983,8 @@ def _epoch_printer(say: Say, plans: Mapping[str, tuple[int, float]],
                    ) -> Callable[[str, int, Mapping[str, float]], None]:
     """Epoch lines with the final phase's ETA: this model's measured pace, then the planned time of those after it.
 
-    ``plans`` maps each model, in training order, to (epochs, planned seconds).
+    ``plans`` maps each model, in training order, to (epochs, planned seconds); a member of an average reports as
+    ``searched[2/5]``, and the members after it count at their share of the model's planned seconds.
     """
     order = list(plans)
     last = [time.time()]  # the previous epoch's end: a model's first epoch starts there
@@ -993,8 +995,11 @@ def _epoch_printer(say: Say, plans: Mapping[str, tuple[int, float]],
         start = began.setdefault(name, last[0])
         last[0] = now
         # the schedule the training follows, where a time limit shortened or lengthened the planned one
-        total = math.ceil(row["schedule_epochs"]) if "schedule_epochs" in row else plans.get(name, (epoch, 0.0))[0]
-        later = sum(plans[n][1] for n in order[order.index(name) + 1:]) if name in plans else 0.0
+        model, _, part = name.partition("[")  # "searched[2/5]": the second of five members
+        j, k = (int(v) for v in part.rstrip("]").split("/")) if part else (1, 1)
+        total = math.ceil(row["schedule_epochs"]) if "schedule_epochs" in row else plans.get(model, (epoch, 0.0))[0]
+        later = ((k - j) * plans[model][1] / k + sum(plans[n][1] for n in order[order.index(model) + 1:])
+                 if model in plans else 0.0)
         eta = (now - start) / max(epoch, 1) * max(total - epoch, 0) + later
         if epoch % max(1, total // 10) == 0 or epoch == total:  # about ten lines a network
             say(f"  {name} epoch {epoch}/{total}: train loss {row['train_loss']:.4f}  (final phase ETA {_fmt_s(eta)})")
@@ -1103,9 +1108,9 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
     for j in range(members):  # member 0 is the single reference of this seed (final.ensemble's seeds)
         torch.manual_seed(cfg.seed + MEMBER_SEED * j)
         model = make_reference(plan.reference, data.input_shape, data.n_classes)[1]
+        who = "baseline" if members == 1 else f"baseline[{j + 1}/{members}]"
         got = fit_final(model, data, epochs=epochs, recipe=recipe, seed=cfg.seed + MEMBER_SEED * j,
-                        on_epoch=lambda e, row: printer("baseline", e, row), time_limit=seconds / members,
-                        fill_time=True)
+                        on_epoch=functools.partial(printer, who), time_limit=seconds / members, fill_time=True)
         seconds_trained += got.seconds
         curve = curve or got.curve
         trained.append(model)

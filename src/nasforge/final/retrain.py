@@ -180,7 +180,7 @@ def retrain_best(
     out: list[FinalModel] = []
     for i in range(seeds):
         s = seed + i
-        seed_run = _run_id(**common, seed=s, baseline=tag)
+        seed_run = _run_id(**common, seed=s, baseline=tag, **({"members": members} if members > 1 else {}))
         scored = _load_scored(work, s, seed_run)
         if scored is not None:  # scored before an interruption: neither trained nor tested again
             log.info("seed %d was scored before the interruption; reusing it", s)
