@@ -365,3 +365,20 @@ def test_a_retrain_trains_a_narrowed_reference_by_its_name(
         (res,) = st.results(st.experiment("tab").id, "retrain")
     base = next(m for m in res["models"] if m["name"] == "baseline")
     assert base["reference"] == "mlp-w16" and base["description"] == "mlp: 16-16 batchnorm relu dropout0.1"
+
+
+def test_retrain_max_params_narrows_the_reference_to_fit_it_too(
+        tabular: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    """`retrain --max-params N` holds the searched network to N: the reference is narrowed to fit as auto narrows it,
+    not trained at full size beside it; without the limit it trains as named."""
+    db = copy_db(tabular, tmp_path)
+    assert main(["retrain", str(db), "--baseline", "mlp", "--epochs", "1", "--max-params", "20000"]) == 0
+    with Store(db) as st:
+        (res,) = st.results(st.experiment("tab").id, "retrain")
+    base = next(m for m in res["models"] if m["name"] == "baseline")
+    assert base["reference"].startswith("mlp-w") and base["params"] <= 20000
+    assert base["reference"] == refs.fit_reference("mlp", tuple(res["input_shape"]), len(res["classes"]), 20000)
+    assert main(["retrain", str(db), "--baseline", "mlp", "--epochs", "1"]) == 0
+    with Store(db) as st:
+        last = st.results(st.experiment("tab").id, "retrain")[-1]
+    assert next(m for m in last["models"] if m["name"] == "baseline")["reference"] == "mlp"

@@ -30,13 +30,16 @@ from nasforge.execute.factories import TorchEvaluatorFactory
 from nasforge.final import check_members
 from nasforge.final.models import FinalModel, final_to_json, summarize
 from nasforge.final.references import (
+    REFERENCES,
     SklearnFit,
     check_baseline,
+    fit_reference,
     make_reference,
     others_record,
     resolve_baseline,
     score_sklearn,
     sklearn_references,
+    split_reference,
 )
 from nasforge.final.retrain import RETRAIN_FILES, retrain_best
 from nasforge.fmt import fmt_budget
@@ -323,8 +326,9 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
     ``fill_cap`` epochs where given).
 
     ``trial`` picks a stored trial by number instead (e.g. a member of the Pareto front), and
-    ``max_params`` the best trial with at most that many parameters. ``seeds=N`` trains each model
-    N times (seeds ``seed .. seed+N-1``) and reads the test split once per seed, after that seed's
+    ``max_params`` the best trial with at most that many parameters; a reference with a width (resnet20, resnet1d,
+    mlp) is then narrowed to fit the limit too (``resnet20-w8``), as ``auto --max-params`` does. ``seeds=N`` trains
+    each model N times (seeds ``seed .. seed+N-1``) and reads the test split once per seed, after that seed's
     training; the stored result holds every seed and the mean and standard deviation. An interrupted
     retrain continues from its last epoch checkpoint when run again with the same settings. A retrain
     holds the experiment's lease as a search does: a second retrain or search of it meanwhile is refused.
@@ -382,6 +386,13 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
         space = make_space(cfg.space, data.input_shape)
         wanted = cfg.retrain.baseline if baseline is None else baseline
         reference = resolve_baseline(wanted, data.input_shape)  # a reference for other data fails here
+        if max_params is not None and reference is not None and REFERENCES[split_reference(reference)[0]].width:
+            # the searched network is held to the limit, so the reference is too, narrowed as auto --max-params
+            # narrows it (the classic network has no width to narrow: it trains as it is)
+            narrowed = fit_reference(reference, data.input_shape, data.n_classes, max_params)
+            if narrowed != reference:
+                log.info("the reference %s is narrowed to %s to fit --max-params %d", reference, narrowed, max_params)
+                wanted = reference = narrowed
         first = cfg.seed if seed is None else seed
         others: dict[str, dict[str, Any]] | None = None  # the scikit-learn references, once scored
         with_sklearn = reference is not None if scikit_learn is None else scikit_learn

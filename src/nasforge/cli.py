@@ -613,7 +613,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the record (as `status --json`) to PATH, or to stdout without PATH "
                         "(the tables then go to stderr)")
     r.add_argument("--trial", type=int, help="retrain this trial (e.g. a Pareto-front member) instead of the best")
-    r.add_argument("--max-params", type=int, help="retrain the best trial with at most this many parameters")
+    r.add_argument("--max-params", type=int, help="retrain the best trial with at most this many parameters, "
+                   "and the reference narrowed to fit (resnet20-w8; the classic network as it is)")
     r.add_argument("--seeds", type=int, default=1,
                    help="train each model this many times (seeds SEED, SEED+1, ...); report test mean and std")
     r.add_argument("--ensemble", type=int, metavar="N",
