@@ -7,6 +7,7 @@ scikit-learn's logistic regression on the same folds. The breast-cancer table is
 split `auto_small.py` writes (its test rows are never read here).
 
     .venv/bin/python benchmarks/ensemble_cv.py            # ~5 minutes on 2 cores
+    .venv/bin/python benchmarks/ensemble_cv.py --bagged --name ensemble_cv_bagged   # and bagging by folds
 
 Writes ``benchmarks/results/ensemble_cv.json``.
 """
@@ -47,6 +48,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--members", type=int, default=5)
     ap.add_argument("--epochs", type=float, default=200)
+    ap.add_argument("--bagged", action="store_true",
+                    help="also average N networks each trained on (N-1)/N of the training rows (bagging by folds)")
+    ap.add_argument("--name", default="ensemble_cv")
     args = ap.parse_args()
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import RepeatedStratifiedKFold
@@ -54,8 +58,9 @@ def main() -> None:
     recipe = Recipe(**recipe_for("flat"))
     rows: dict[str, Any] = {}
     for name, x_all, y_all in tables():
-        acc: dict[str, list[float]] = {"one": [], "average": [], "logistic_regression": []}
-        nll: dict[str, list[float]] = {"one": [], "average": []}
+        acc: dict[str, list[float]] = {"one": [], "average": [], **({"bagged": []} if args.bagged else {}),
+                                       "logistic_regression": []}
+        nll: dict[str, list[float]] = {"one": [], "average": [], **({"bagged": []} if args.bagged else {})}
         t0 = time.time()
         n_classes = int(y_all.max()) + 1
         for tr, te in RepeatedStratifiedKFold(n_splits=5, n_repeats=2, random_state=0).split(x_all, y_all):
@@ -69,7 +74,21 @@ def main() -> None:
                 model = make_reference("mlp", (x_all.shape[1],), n_classes)[1]
                 train(model, x_tr, y_tr, epochs=args.epochs, recipe=recipe, seed=seed, n_classes=n_classes)
                 probs.append(torch.softmax(predict(model, x_te, channels_last=False), 1))
-            for arm, p in (("one", probs[0]), ("average", torch.stack(probs).mean(0))):
+            bagged = []  # AutoGluon's way: each member on 4/5 of the training rows (inner folds), not all of them
+            if args.bagged:
+                from sklearn.model_selection import StratifiedKFold
+
+                inner = StratifiedKFold(n_splits=args.members, shuffle=True, random_state=0)
+                for seed, (keep, _) in enumerate(inner.split(x_tr.numpy(), y_all[tr])):
+                    torch.manual_seed(seed)
+                    model = make_reference("mlp", (x_all.shape[1],), n_classes)[1]
+                    train(model, x_tr[keep], y_tr[keep], epochs=args.epochs, recipe=recipe, seed=seed,
+                          n_classes=n_classes)
+                    bagged.append(torch.softmax(predict(model, x_te, channels_last=False), 1))
+            arms = [("one", probs[0]), ("average", torch.stack(probs).mean(0))]
+            if bagged:
+                arms.append(("bagged", torch.stack(bagged).mean(0)))
+            for arm, p in arms:
                 acc[arm].append(float((p.argmax(1) == y_te).float().mean()))
                 nll[arm].append(float(-torch.log(p[torch.arange(len(y_te)), y_te] + 1e-7).mean()))
             lr = LogisticRegression(max_iter=2000).fit(x_tr.numpy(), y_all[tr])
@@ -79,8 +98,9 @@ def main() -> None:
                       "log_loss_mean": {k: round(float(np.mean(v)), 4) for k, v in nll.items()},
                       "folds": len(acc["one"]), "seconds": round(time.time() - t0, 1)}
         print(name, rows[name]["accuracy_mean"], rows[name]["log_loss_mean"], flush=True)
-    out = write_result("ensemble_cv", "Repeated 5-fold CV on four tables: auto's reference MLP, one training vs the "
-                       f"average of {args.members} (seeds 0..{args.members - 1}), and logistic regression",
+    out = write_result(args.name, "Repeated 5-fold CV on four tables: auto's reference MLP, one training vs the "
+                       f"average of {args.members} (seeds 0..{args.members - 1})"
+                       + (", bagged by inner folds" if args.bagged else "") + ", and logistic regression",
                        "benchmarks/ensemble_cv.py " + " ".join(sys.argv[1:]),
                        {"members": args.members, "epochs": args.epochs, "recipe": recipe_for("flat"), "tables": rows})
     print(out)

@@ -121,7 +121,8 @@ def test_a_bad_ensemble_is_one_line(value, tmp_path, capsys):
     if db is not None:
         capsys.readouterr()
         assert main(["retrain", str(db), "--ensemble", "0"]) == 2
-        assert capsys.readouterr().err.strip().splitlines()[-1].startswith("nasforge: error: members must be")
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith("nasforge: error: members (--ensemble) must be")
 
 
 def test_plans_average_where_converging_is_cheap_and_nowhere_else(monkeypatch):

@@ -362,7 +362,7 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
     check_whole(max_params, "max_params", minimum=1)
     if members is not None:
         try:
-            check_members(members, "members")
+            check_members(members, "members (--ensemble)")
         except ValueError as e:
             raise NasforgeError(str(e)) from None
     store, exp, cfg = stored(db, name, readonly=False)
