@@ -1086,7 +1086,7 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
     from nasforge import api
     from nasforge.evaluate.cost import measure_cost
     from nasforge.evaluate.trainer import evaluate_split
-    from nasforge.final.ensemble import MEMBER_SEED, wrap_members
+    from nasforge.final.ensemble import MEMBER_SEED, train_members
     from nasforge.final.models import FinalModel, Fitted, final_to_json, summarize
     from nasforge.final.retrain import fit_final
     from nasforge.store import Store
@@ -1102,21 +1102,15 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
     say(f"training the reference {desc} alone{averaged}: {epochs:g} epochs{' each' if members > 1 else ''} at "
         f"{_fmt_s(epoch_s)} an epoch")
     printer = _epoch_printer(say, {"baseline": (math.ceil(epochs), epochs * epoch_s * members)}, on_epoch)
-    trained: list[torch.nn.Module] = []
-    seconds_trained = 0.0
-    curve: tuple[Mapping[str, float], ...] = ()
-    for j in range(members):  # member 0 is the single reference of this seed (final.ensemble's seeds)
-        torch.manual_seed(cfg.seed + MEMBER_SEED * j)
-        model = make_reference(plan.reference, data.input_shape, data.n_classes)[1]
+
+    def fit(model: torch.nn.Module, j: int) -> Fitted:
         who = "baseline" if members == 1 else f"baseline[{j + 1}/{members}]"
-        got = fit_final(model, data, epochs=epochs, recipe=recipe, seed=cfg.seed + MEMBER_SEED * j,
-                        on_epoch=functools.partial(printer, who), time_limit=seconds / members, fill_time=True)
-        seconds_trained += got.seconds
-        curve = curve or got.curve
-        trained.append(model)
-    if members > 1:
-        model = wrap_members(trained, regression=data.regression)
-    fitted = Fitted(seconds_trained, curve)
+        return fit_final(model, data, epochs=epochs, recipe=recipe, seed=cfg.seed + MEMBER_SEED * j,
+                         on_epoch=functools.partial(printer, who), time_limit=seconds / members, fill_time=True)
+
+    # member 0 is the single reference of this seed (final.ensemble's seeds)
+    model, fitted = train_members(lambda: make_reference(plan.reference, data.input_shape, data.n_classes)[1],
+                                  members, init_seed=cfg.seed, regression=data.regression, fit=fit)
     x_test, y_test = data.open_test()
     test = evaluate_split(model, x_test, y_test, data.n_classes, channels_last=recipe.channels_last,
                           target=data.target)

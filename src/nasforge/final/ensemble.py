@@ -13,10 +13,12 @@ as the spaces build ``nn.Sequential``: every export format and loader takes it a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
+
+from nasforge.final.models import Fitted
 
 # member j of seed s trains with seed s + MEMBER_SEED * j: member 0 is the single network of that seed, and
 # members never take the seeds of `retrain --seeds N`'s other runs
@@ -47,6 +49,24 @@ def wrap_members(members: list[nn.Module], *, regression: bool) -> nn.Sequential
     return nn.Sequential(Ensemble(nn.ModuleList(members), "mean" if regression else "probs"))
 
 
+def train_members(build: Callable[[], nn.Module], members: int, *, init_seed: int, regression: bool,
+                  fit: Callable[[nn.Module, int], Fitted]) -> tuple[nn.Module, Fitted]:
+    """``members`` networks trained apart, as one: member ``j`` is built under seed ``init_seed + MEMBER_SEED * j``
+    and trained by ``fit(model, j)`` (which seeds its training alike); their seconds summed, the first one's curve.
+    One member is the network itself, unwrapped."""
+    trained: list[nn.Module] = []
+    seconds = 0.0
+    curve: tuple[Mapping[str, float], ...] = ()
+    for j in range(members):
+        torch.manual_seed(init_seed + MEMBER_SEED * j)
+        model = build()
+        got = fit(model, j)
+        seconds += got.seconds
+        curve = curve or got.curve
+        trained.append(model)
+    return (trained[0] if members == 1 else wrap_members(trained, regression=regression)), Fitted(seconds, curve)
+
+
 def build_ensemble(build: Callable[[], nn.Module], n: int, *, regression: bool) -> nn.Module:
     """``build()`` itself for ``n == 1``, else ``n`` fresh copies wrapped (to load stored weights into)."""
     if n == 1:
@@ -54,4 +74,4 @@ def build_ensemble(build: Callable[[], nn.Module], n: int, *, regression: bool) 
     return wrap_members([build() for _ in range(n)], regression=regression)
 
 
-__all__ = ["MEMBER_SEED", "Ensemble", "build_ensemble", "wrap_members"]
+__all__ = ["MEMBER_SEED", "Ensemble", "build_ensemble", "train_members", "wrap_members"]

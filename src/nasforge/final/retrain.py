@@ -34,7 +34,7 @@ from nasforge.evaluate.cost import measure_cost
 from nasforge.evaluate.device import resolve_device, resolve_precision
 from nasforge.evaluate.recipe import TrainingFailed, trial_seed
 from nasforge.evaluate.trainer import Recipe, evaluate_split, make_optimizer, train
-from nasforge.final.ensemble import MEMBER_SEED, wrap_members
+from nasforge.final.ensemble import MEMBER_SEED, train_members
 from nasforge.final.models import FinalModel, Fitted, final_from_json, final_to_json
 from nasforge.final.references import make_reference, resolve_baseline
 from nasforge.paths import owned_dir, remove_owned
@@ -198,30 +198,27 @@ def retrain_best(
             label = name if seeds == 1 else f"{name}/seed{s}"
             n_epochs = per_model.get(name, epochs)
             which = name if name == "searched" or tag is True else f"{name}:{reference}"
-            trained: list[nn.Module] = []
-            for j in range(members):
-                torch.manual_seed(init_seed + MEMBER_SEED * j)
-                model = build()
+
+            def fit(model: nn.Module, j: int, name: str = name, n_epochs: float = n_epochs,
+                    which: str = which, label: str = label, s: int = s) -> Fitted:
                 who = label if members == 1 else f"{label}[{j + 1}/{members}]"
-                cb = (lambda e, row, n=who: on_epoch(n, e, row)) if on_epoch else None
+                cb = (lambda e, row: on_epoch(who, e, row)) if on_epoch else None
                 log.info("retraining %s for %s epochs", who, n_epochs)
-                part = "" if j == 0 else f"-m{j}"
-                ckpt = work / f"seed{s}-{name}{part}.pt" if work is not None else None
+                ckpt = work / f"seed{s}-{name}{'' if j == 0 else f'-m{j}'}.pt" if work is not None else None
                 try:
-                    got = fit_final(model, data, epochs=n_epochs, recipe=recipe, seed=s + MEMBER_SEED * j,
-                                    on_epoch=cb, checkpoint=ckpt,
-                                    run=_run_id(**common, seed=s, model=which, **({"member": j} if j else {})),
-                                    time_limit=None if time_limit is None else time_limit / members,
-                                    fill_time=fill_time, fill_cap=fill_cap)
+                    return fit_final(model, data, epochs=n_epochs, recipe=recipe, seed=s + MEMBER_SEED * j,
+                                     on_epoch=cb, checkpoint=ckpt,
+                                     run=_run_id(**common, seed=s, model=which, **({"member": j} if j else {})),
+                                     time_limit=None if time_limit is None else time_limit / members,
+                                     fill_time=fill_time, fill_cap=fill_cap)
                 except TrainingFailed as e:  # a diverged training is the recipe's to fix: one line, not a traceback
                     raise NasforgeError(f"the final training of {who} failed: {e} (retrain.lr; on a regression "
                                         "task retrain.optimizer: adamw is the safer choice)") from None
-                prev = fitted.get(name)
-                fitted[name] = got if prev is None else Fitted(prev.seconds + got.seconds, prev.curve)
-                trained.append(model)
+
             # the description stays the architecture's; FinalModel.members says how many were averaged
-            models.append((name, desc, wrap_members(trained, regression=data.regression) if members > 1
-                           else trained[0]))
+            model, fitted[name] = train_members(build, members, init_seed=init_seed, regression=data.regression,
+                                                fit=fit)
+            models.append((name, desc, model))
         x_test, y_test = data.open_test()  # every model of this seed is trained: the one read for this seed
         if on_test is not None:
             on_test(s, x_test, y_test)
