@@ -20,7 +20,7 @@ from nasforge.evaluate.trainer import Recipe
 from nasforge.final.ensemble import Ensemble, wrap_members
 from nasforge.final.export import load_python, model_from_genotype
 from nasforge.paths import MARKER
-from tests.test_auto import fake
+from tests.test_auto import fake, table
 from tests.test_retrain import DIGITS
 
 
@@ -153,3 +153,24 @@ def test_plans_average_where_converging_is_cheap_and_nowhere_else(monkeypatch):
     assert images.members == 1 and "ensemble" not in images.why
     old = {k: v for k, v in flat.to_json().items() if k != "members"}  # a plan stored before averaging
     assert Plan.from_json(json.loads(json.dumps(old))).members == 1
+
+
+@pytest.mark.parametrize(("reference_only", "steps", "budget"), [(False, 300, 30), (True, 60, 20)])
+def test_auto_on_a_cheap_table_averages_its_final_networks_within_the_budget(tmp_path, capsys, monkeypatch,
+                                                                            reference_only, steps, budget):
+    """Where converging takes a fraction of a second (here: a target of a few hundred steps), auto's final
+    networks, and the reference's own arm alike, average several trainings; the run still ends within its budget."""
+    monkeypatch.setattr(autoplan, "FINAL_STEPS_TARGET", steps)
+    monkeypatch.setattr(autoplan, "ENSEMBLE_SHARE", 0.5)  # averaging on a machine twice as slow as this one too
+    data = table(tmp_path / "t")
+    assert main(["auto", str(data), "--time-budget", f"{budget}s", "--db", str(tmp_path / "a.db"),
+                 "--json", str(tmp_path / "r.json"), *(["--reference-only"] if reference_only else [])]) == 0
+    out = capsys.readouterr()
+    rec = json.loads((tmp_path / "r.json").read_text())
+    members = rec["plan"]["members"]
+    assert members > 1 and "each final network: the average of" in out.err
+    assert rec["reference"]["members"] == members and 0 < rec["reference"]["test_accuracy"] <= 1
+    if not reference_only:
+        assert rec["searched"]["members"] == rec["final"]["members"] > 1 and "why ensemble:" in out.err
+    assert f"(average of {rec['reference']['members']} trainings)" in out.out
+    assert rec["seconds"]["total"] <= budget * 1.05
