@@ -382,3 +382,23 @@ def test_retrain_max_params_narrows_the_reference_to_fit_it_too(
     with Store(db) as st:
         last = st.results(st.experiment("tab").id, "retrain")[-1]
     assert next(m for m in last["models"] if m["name"] == "baseline")["reference"] == "mlp"
+
+
+def test_retrain_max_params_below_the_narrowest_reference_is_one_line_that_offers_no_baseline(
+        tabular: tuple[Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where a trial fits the limit but no narrowing of the reference does, retrain says so in one line, names the
+    way out retrain has (--no-baseline), and writes nothing."""
+    db = copy_db(tabular, tmp_path)
+    before = dump(db)
+
+    def too_small(name: str, shape: tuple[int, ...], n_out: int, max_params: int) -> str:
+        raise ConfigError(f"a size limit of {max_params:,} parameters is below the narrowest mlp for these data "
+                          "(338 parameters at width 4): raise the limit")
+
+    monkeypatch.setattr(api, "fit_reference", too_small)
+    assert main(["retrain", str(db), "--baseline", "mlp", "--max-params", "100000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["nasforge: error: a size limit of 100,000 parameters is below the narrowest mlp for these data "
+                   "(338 parameters at width 4): raise the limit, or retrain with --no-baseline"]
+    assert dump(db) == before

@@ -389,7 +389,10 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
         if max_params is not None and reference is not None and REFERENCES[split_reference(reference)[0]].width:
             # the searched network is held to the limit, so the reference is too, narrowed as auto --max-params
             # narrows it (the classic network has no width to narrow: it trains as it is)
-            narrowed = fit_reference(reference, data.input_shape, data.n_classes, max_params)
+            try:
+                narrowed = fit_reference(reference, data.input_shape, data.n_classes, max_params)
+            except ConfigError as e:  # retrain, unlike auto, can leave the reference out
+                raise ConfigError(f"{e}, or retrain with --no-baseline") from None
             if narrowed != reference:
                 log.info("the reference %s is narrowed to %s to fit --max-params %d", reference, narrowed, max_params)
                 wanted = reference = narrowed

@@ -362,12 +362,13 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
         why["final"] = f"the whole budget but {_fmt_s(reserve)} for testing goes to the reference: {alone:g} epochs"
         # averaged where auto's final would average (converging fits ENSEMBLE_SHARE of the time twice or more),
         # so this arm's recipe is the one the reference gets beside a searched network
-        members = ensemble_members(ENSEMBLE_SHARE * left, converge_epochs(steps_per_epoch) * epoch_s)
+        converge_s = converge_epochs(steps_per_epoch) * epoch_s
+        members = ensemble_members(ENSEMBLE_SHARE * left, converge_s)
         if members > 1:
             alone = fractional_epochs(left / members / epoch_s)
             why["final"] = (f"the whole budget but {_fmt_s(reserve)} for testing goes to the reference, as the "
                             f"average of {members} trainings with different seeds ({alone:g} epochs each): converging "
-                            f"takes {_fmt_s(converge_epochs(steps_per_epoch) * epoch_s)} here, and "
+                            f"takes {_fmt_s(converge_s)} here, and "
                             f"{members} of them fit {ENSEMBLE_SHARE:.0%} of the time left (retrain.ensemble)")
         return Plan(**base, search_seconds=0.0, final_seconds_each=alone * epoch_s,
                     final_epochs_reference=max(1, int(alone)),
