@@ -16,9 +16,12 @@ own `--reference-only` arm for the whole budget); the table also beats logistic 
 heavy job at a time: the runs go one after another. Writes benchmarks/results/auto_small.json (or
 ``--name``). With ``--seeds 0,1,2`` every data set runs once per seed (both arms), and ``summary`` gives,
 per data set, the mean test accuracy of each arm over the seeds and how many seeds the searched network
-won: one seed's test split decides by a few examples, which is within run-to-run noise.
+won: one seed's test split decides by a few examples, which is within run-to-run noise. ``--splits 0,1,2,3,4``
+runs the table on that many 80/20 splits (split 0 is the one of every earlier result): its 114 test rows tell
+models apart by one or two rows.
 
     .venv/bin/python benchmarks/auto_small.py [--only digits,sequence,table] [--seeds 0] [--scale 1.0] [--name N]
+        [--splits 0]
 """
 
 from __future__ import annotations
@@ -52,14 +55,15 @@ def sequence_data(folder: Path) -> str:
     return str(folder / "sequences.npz")
 
 
-def table_data(folder: Path) -> str:
+def table_data(folder: Path, split: int = 0) -> str:
+    """``split``: the seed of the 80/20 split (0: the split every earlier result used)."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.model_selection import train_test_split
 
     bunch = load_breast_cancer(as_frame=True)
     frame = bunch.frame.rename(columns={"target": "label"})
-    train, test = train_test_split(frame, test_size=0.2, stratify=frame["label"], random_state=0)
-    out = folder / "breast_cancer"
+    train, test = train_test_split(frame, test_size=0.2, stratify=frame["label"], random_state=split)
+    out = folder / ("breast_cancer" if split == 0 else f"breast_cancer_split{split}")
     out.mkdir()
     train.to_csv(out / "train.csv", index=False)
     test.to_csv(out / "test.csv", index=False)
@@ -171,6 +175,9 @@ def main() -> None:
                    help="earlier results JSONs (comma-separated): reuse their --reference-only arms "
                    "(same data, seed and budget) "
                    "instead of rerunning them, to A/B a change to the search alone")
+    p.add_argument("--splits", default="0",
+                   help="table only: comma-separated seeds of its 80/20 split; each split runs once per seed (one "
+                   "split's 114 test rows decide by one or two rows)")
     p.add_argument("--auto-options", default="", metavar="OPTS",
                    help="more options of the searched arm's `nasforge auto`, e.g. '--workers 1'")
     args = p.parse_args()
@@ -182,19 +189,22 @@ def main() -> None:
                 earlier[(r["data"], r["seed"])] = r["reference"]
     wanted = args.only.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
+    splits = [int(s) for s in args.splits.split(",")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         cases = {"digits": ("digits", 180), "sequence": (sequence_data(folder), 600),
                  "table": (table_data(folder), 300), "rawtable": (raw_table_data(folder), 300)}
-        for name in wanted:
-            data, seconds = cases[name]
+        for name, split in ((n, sp) for n in wanted for sp in (splits if n == "table" else [0])):
+            data, seconds = cases[name] if split == 0 else (table_data(folder, split), cases[name][1])
             budget = f"{round(seconds * args.scale)}s"
             for seed in seeds:
                 print(f"{name}: nasforge auto {data} --time-budget {budget} --seed {seed}", flush=True)
-                rows.append(run(f"{name}-{seed}" if len(seeds) > 1 else name, data, budget, folder, seed=seed,
+                tag = f"{name}-{seed}" if len(seeds) > 1 else name
+                rows.append(run(tag if split == 0 else f"{tag}-split{split}", data, budget, folder, seed=seed,
                                 reference_row=earlier.get((name, seed)), options=options))
                 rows[-1]["data"] = name
+                rows[-1]["split"] = split
                 print(json.dumps({k: rows[-1].get(k) for k in ("wall_s", "beats_reference",
                                                                "beats_logistic_regression", "error")}), flush=True)
     part = "" if wanted == ["digits", "sequence", "table"] else "_" + "_".join(wanted)  # a part keeps the rest
@@ -204,7 +214,8 @@ def main() -> None:
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per data set, over the seeds that finished: each arm's mean test accuracy and the searched network's wins."""
+    """Per data set, over the seeds (and splits) that finished: each arm's mean test accuracy and the searched
+    network's wins."""
     out: dict[str, Any] = {}
     for name in dict.fromkeys(r["data"] for r in rows):
         done = [r for r in rows if r["data"] == name and "error" not in r]
@@ -213,6 +224,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         mean = lambda xs: round(float(np.mean(xs)), 4)  # noqa: E731
         row: dict[str, Any] = {
             "seeds": [r["seed"] for r in done],
+            **({"splits": [r["split"] for r in done]} if any(r.get("split") for r in done) else {}),
             "searched_mean": mean([r["searched"]["test_accuracy"] for r in done]),
             "reference_mean": mean([r["reference"]["test_accuracy"] for r in done]),
             "wins": sum(bool(r["beats_reference"]) for r in done),
@@ -220,6 +232,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         others = [r["others"]["logistic_regression"]["accuracy"] for r in done if r.get("others")]
         if others:
             row["logistic_regression_mean"] = mean(others)
+            row["wins_over_logistic_regression"] = sum(bool(r.get("beats_logistic_regression")) for r in done)
         out[name] = row
     return out
 
