@@ -4,6 +4,7 @@ one-line refusals, and the plans that choose averaging only where converging is 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -70,6 +71,11 @@ def test_a_retrain_averages_members_whose_first_is_the_single_network_and_reload
     assert torch.allclose(model_from_genotype(tmp_path / "json" / "model.json")(x), want, atol=1e-5)
     assert json.loads((tmp_path / "json" / "model.json").read_text())["members"] == 2
     assert torch.allclose(torch.jit.load(str(tmp_path / "torchscript" / "model_torchscript.pt"))(x), want, atol=1e-5)
+    if importlib.util.find_spec("onnx") is not None:  # the average's operators export, and pass onnx's checker
+        assert main(["export", str(db), "--format", "onnx", "--out", str(tmp_path / "onnx")]) == 0
+        assert (tmp_path / "onnx" / "model.onnx").stat().st_size > 0
+    html = api.report(db).read_text()
+    assert f"{m.description} (average of 2 trainings)" in html.replace("&gt;", ">")
     capsys.readouterr()
     assert main(["compress", str(db), "--quantize", "int8"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -151,6 +157,11 @@ def test_plans_average_where_converging_is_cheap_and_nowhere_else(monkeypatch):
     images = make_plan(data=fake(4000), time_budget=600, reference="resnet20", timing=Timing(0.05, 40, 272_000),
                        **{**kw, "reference_flops": 5_000_000})
     assert images.members == 1 and "ensemble" not in images.why
+    # under a size limit (auto --max-params): one training each, whatever converging costs
+    assert make_plan(data=table, time_budget=300, reference="mlp", timing=Timing(0.002, 40, 74_754), average=False,
+                     **kw).members == 1
+    assert make_plan(data=table, time_budget=300, reference="mlp", timing=Timing(0.002, 40, 74_754), average=False,
+                     reference_only=True, **kw).members == 1
     old = {k: v for k, v in flat.to_json().items() if k != "members"}  # a plan stored before averaging
     assert Plan.from_json(json.loads(json.dumps(old))).members == 1
 
@@ -174,3 +185,35 @@ def test_auto_on_a_cheap_table_averages_its_final_networks_within_the_budget(tmp
         assert rec["searched"]["members"] == rec["final"]["members"] > 1 and "why ensemble:" in out.err
     assert f"(average of {rec['reference']['members']} trainings)" in out.out
     assert rec["seconds"]["total"] <= budget * 1.05
+
+
+def test_a_size_limit_holds_for_the_whole_average(tmp_path, capsys):
+    """``--max-params`` limits the network delivered: an average of N trainings has N times one's parameters, so
+    each training gets a limit N times lower; where no trial fits that, one line says so and nothing is trained."""
+    db = searched(tmp_path)
+    smallest = min(t.cost.params for t in api.load(db).trial_list if t.cost is not None)
+    (m,) = api.retrain(db, out_dir=tmp_path / "fits", baseline=False, members=2, max_params=2 * smallest)
+    assert m.members == 2 and m.params <= 2 * smallest
+    capsys.readouterr()
+    assert main(["retrain", str(db), "--ensemble", "2", "--max-params", str(2 * smallest - 1), "--no-baseline",
+                 "--out", str(tmp_path / "over")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"at most {smallest - 1} parameters" in err[0] and "average of 2 trainings" in err[0]
+    assert not (tmp_path / "over").exists()
+    assert main(["retrain", str(db), "--ensemble", "3", "--max-params", "2", "--no-baseline"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "leaves no parameter for each of the 3 trainings" in err[0]
+
+
+def test_auto_under_a_size_limit_trains_one_network_not_an_average(tmp_path, capsys, monkeypatch):
+    """On a cheap table auto would average (see above), but under --max-params each final network is one training,
+    which the plan says: the limit holds for what is delivered."""
+    monkeypatch.setattr(autoplan, "FINAL_STEPS_TARGET", 60)
+    monkeypatch.setattr(autoplan, "ENSEMBLE_SHARE", 0.5)
+    data = table(tmp_path / "t")
+    assert main(["auto", str(data), "--time-budget", "20s", "--db", str(tmp_path / "a.db"), "--json",
+                 str(tmp_path / "r.json"), "--reference-only", "--max-params", "20000"]) == 0
+    out = capsys.readouterr()
+    rec = json.loads((tmp_path / "r.json").read_text())
+    assert rec["plan"].get("members", 1) == 1 and rec["reference"].get("members", 1) == 1
+    assert rec["reference"]["params"] <= 20_000 and "one training, not an average" in out.err

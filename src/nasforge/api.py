@@ -327,9 +327,10 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
 
     ``trial`` picks a stored trial by number instead (e.g. a member of the Pareto front), and
     ``max_params`` the best trial with at most that many parameters; a reference with a width (resnet20, resnet1d,
-    mlp) is then narrowed to fit the limit too (``resnet20-w8``), as ``auto --max-params`` does. ``seeds=N`` trains
-    each model N times (seeds ``seed .. seed+N-1``) and reads the test split once per seed, after that seed's
-    training; the stored result holds every seed and the mean and standard deviation. An interrupted
+    mlp) is then narrowed to fit the limit too (``resnet20-w8``), as ``auto --max-params`` does. The limit holds for
+    the network delivered: with ``members`` N, each of the N trainings averaged gets a limit N times lower.
+    ``seeds=N`` trains each model N times (seeds ``seed .. seed+N-1``) and reads the test split once per seed,
+    after that seed's training; the stored result holds every seed and the mean and standard deviation. An interrupted
     retrain continues from its last epoch checkpoint when run again with the same settings. A retrain
     holds the experiment's lease as a search does: a second retrain or search of it meanwhile is refused.
     ``baseline`` overrides ``retrain.baseline``: ``True`` the classic 2-conv network, ``False`` none,
@@ -366,9 +367,21 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
         except ValueError as e:
             raise NasforgeError(str(e)) from None
     store, exp, cfg = stored(db, name, readonly=False)
+    n_members = cfg.retrain.ensemble if members is None else members
+    # the size limit holds for the network delivered: an average of N trainings has N times one's parameters
+    limit = None if max_params is None else max_params // n_members
+    each = "" if limit is None or n_members == 1 else (
+        f" (the limit holds for the average of {n_members} trainings, retrain.ensemble / --ensemble: {limit:,} "
+        "parameters each; --ensemble 1 trains one network)")
+    if limit == 0:
+        raise NasforgeError(f"--max-params {max_params} leaves no parameter for each of the {n_members} trainings "
+                            "averaged (retrain.ensemble / --ensemble): raise it, or give --ensemble 1")
     with store:
         # every check before anything is written (the lease included), trained or tested
-        best = choose_trial(store.trials(exp.id), trial=trial, max_params=max_params)
+        try:
+            best = choose_trial(store.trials(exp.id), trial=trial, max_params=limit)
+        except NasforgeError as e:
+            raise NasforgeError(f"{e}{each}") from None
         if best is None:
             raise NasforgeError(f"experiment {exp.name!r} in {db} has no completed trial yet; "
                                 "run or resume the search first")
@@ -386,15 +399,16 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
         space = make_space(cfg.space, data.input_shape)
         wanted = cfg.retrain.baseline if baseline is None else baseline
         reference = resolve_baseline(wanted, data.input_shape)  # a reference for other data fails here
-        if max_params is not None and reference is not None and REFERENCES[split_reference(reference)[0]].width:
+        if limit is not None and reference is not None and REFERENCES[split_reference(reference)[0]].width:
             # the searched network is held to the limit, so the reference is too, narrowed as auto --max-params
             # narrows it (the classic network has no width to narrow: it trains as it is)
             try:
-                narrowed = fit_reference(reference, data.input_shape, data.n_classes, max_params)
+                narrowed = fit_reference(reference, data.input_shape, data.n_classes, limit)
             except ConfigError as e:  # retrain, unlike auto, can leave the reference out
-                raise ConfigError(f"{e}, or retrain with --no-baseline") from None
+                raise ConfigError(f"{e}, or retrain with --no-baseline{each}") from None
             if narrowed != reference:
-                log.info("the reference %s is narrowed to %s to fit --max-params %d", reference, narrowed, max_params)
+                log.info("the reference %s is narrowed to %s to fit --max-params %d%s", reference, narrowed,
+                         max_params, each)
                 wanted = reference = narrowed
         first = cfg.seed if seed is None else seed
         others: dict[str, dict[str, Any]] | None = None  # the scikit-learn references, once scored
@@ -415,7 +429,7 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
                                   out_dir=owned_dir(out, RETRAIN_FILES), on_epoch=lease.guard(on_epoch),
                                   seeds=seeds, on_test=on_test, model_epochs=model_epochs,
                                   time_limit=time_limit, fill_time=fill_time, fill_cap=fill_cap,
-                                  members=cfg.retrain.ensemble if members is None else members)
+                                  members=n_members)
             if with_sklearn and len(data.input_shape) == 1 and others is None:
                 log.warning("scikit-learn references skipped: every seed was scored before an interruption, and "
                             "the test split is not read again for them")

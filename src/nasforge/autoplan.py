@@ -313,8 +313,12 @@ def ensemble_members(seconds: float, converge_s: float) -> int:
 def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spent: float, reference: str,
               timing: Timing, recipe: Recipe, reference_flops: int, reference_only: bool = False,
               folds: int = 1, warm_starts: int = 1, workers: int = 1, worker_timing: Timing | None = None,
-              threads_per_worker: int = 0) -> Plan:
+              threads_per_worker: int = 0, average: bool = True) -> Plan:
     """Size every phase from the measured step time of the reference; refuse a budget that cannot hold it.
+
+    ``average``: each final network may be the average of several trainings where converging is cheap; not
+    under a size limit (``--max-params``), which holds for the network delivered, and an average of N trainings
+    has N times the parameters of one.
 
     ``warm_starts``: the networks the search starts from, each trained at the full trial budget first; the
     search's share holds all of them, with room for the trials that follow. ``workers`` trials at once, each
@@ -363,7 +367,7 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
         # averaged where auto's final would average (converging fits ENSEMBLE_SHARE of the time twice or more),
         # so this arm's recipe is the one the reference gets beside a searched network
         converge_s = converge_epochs(steps_per_epoch) * epoch_s
-        members = ensemble_members(ENSEMBLE_SHARE * left, converge_s)
+        members = ensemble_members(ENSEMBLE_SHARE * left, converge_s) if average else 1
         if members > 1:
             alone = fractional_epochs(left / members / epoch_s)
             why["final"] = (f"the whole budget but {_fmt_s(reserve)} for testing goes to the reference, as the "
@@ -402,7 +406,7 @@ def make_plan(*, raw: Mapping[str, Any], data: Dataset, time_budget: float, spen
     each = final_epochs * epoch_s if with_reference else max(epoch_s, fractional_epochs(each / epoch_s) * epoch_s)
     networks = 2 if with_reference else 1
     members = ensemble_members(ENSEMBLE_SHARE * left / networks, want_epochs * epoch_s) if (
-        final_epochs >= want_epochs) else 1
+        average and final_epochs >= want_epochs) else 1
     if members > 1:  # converging is cheap: each final network averages several trainings, each converged
         each = members * want_epochs * epoch_s
         why["ensemble"] = (f"each final network is the average of {members} trainings with different seeds, "
@@ -884,7 +888,8 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
                                     space_limits(kind, timing.params, flops, max_params), narrowed)
         plan_kw: dict[str, Any] = {"raw": raw, "data": loaded, "time_budget": budget, "reference": ref,
                                    "timing": timing, "recipe": recipe, "reference_flops": flops,
-                                   "reference_only": reference_only, "folds": folds, "warm_starts": len(initial)}
+                                   "reference_only": reference_only, "folds": folds, "warm_starts": len(initial),
+                                   "average": max_params is None}
         plan = make_plan(spent=time.time() - t0, **plan_kw)
         if (not plan.reference_only and on_cpu and workers != 1
                 and (workers is not None or plan.search_seconds >= POOL_SEARCH_MIN)):
@@ -907,7 +912,8 @@ def run_auto(data: str, *, time_budget: Any, db: str | Path = "runs/auto.db", se
                 + (f"the reference narrowed to {ref} ({timing.params:,}), the same depth and shape at a lower "
                    "width, so both networks are measured within the limit" if narrowed is not None
                    else f"the reference {ref} ({timing.params:,}) fits as it is")
-                + ("" if plan.reference_only else "; candidates above the limit are rejected before training"))})
+                + ("" if plan.reference_only else "; candidates above the limit are rejected before training")
+                + "; each final network is one training, not an average, which would multiply its parameters")})
         if not loaded.regression:
             plan = replace(plan, metric=metric or "accuracy")
             said = metric_why(plan.metric, loaded.y_train, loaded.n_classes, tables=kind == FLAT and not reference_only)

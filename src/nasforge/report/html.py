@@ -331,9 +331,11 @@ def retrain_block(data: Result) -> str:
             acc_text = (f"{rmse:.4g}" + (f" ± {std:.3g} over {n} seeds" if isinstance(std, int | float) else "")
                         + f" (MAE {s.get('mae_mean', test.get('mae', 0.0)):.4g}, "
                         f"R² {s.get('r2_mean', test.get('r2', 0.0)):.4f})")
+        members = m.get("members", 1)  # an average of several trainings: its parameters are all of theirs
+        desc = str(m.get("description", "")) + (f" (average of {members} trainings)"
+                                                if isinstance(members, int) and members > 1 else "")
         rows.append(f"<tr><td>{esc(name)}</td><td>{esc(acc_text)}</td>"
-                    f"<td>{esc(fmt_count(m.get('params')))}</td><td class='arch'>{esc(m.get('description', ''))}</td>"
-                    "</tr>")
+                    f"<td>{esc(fmt_count(m.get('params')))}</td><td class='arch'>{esc(desc)}</td></tr>")
     regression = any(isinstance(m, dict) and "rmse" in (m.get("test") or {}) for m in models)
     others: dict[str, Any] = r["others"] if regression and isinstance(r.get("others"), dict) else {}
     for name, o in others.items():  # scikit-learn's ridge and gradient boosting, on the same read of test
