@@ -373,11 +373,11 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
     each = "" if limit is None or n_members == 1 else (
         f" (the limit holds for the average of {n_members} trainings, retrain.ensemble / --ensemble: {limit:,} "
         "parameters each; --ensemble 1 trains one network)")
-    if limit == 0:
-        raise NasforgeError(f"--max-params {max_params} leaves no parameter for each of the {n_members} trainings "
-                            "averaged (retrain.ensemble / --ensemble): raise it, or give --ensemble 1")
     with store:
         # every check before anything is written (the lease included), trained or tested
+        if limit == 0:
+            raise NasforgeError(f"--max-params {max_params} leaves no parameter for each of the {n_members} "
+                                "trainings averaged (retrain.ensemble / --ensemble): raise it, or give --ensemble 1")
         try:
             best = choose_trial(store.trials(exp.id), trial=trial, max_params=limit)
         except NasforgeError as e:
