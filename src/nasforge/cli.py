@@ -15,7 +15,7 @@ from nasforge.errors import ConfigError, NasforgeError
 from nasforge.evaluate.tabular import DATASETS as NB201_DATASETS
 from nasforge.final import COMPRESSED, FORMATS, PRUNE_MODES
 from nasforge.final.references import AUTO, CLASSIC, DEFAULTS, FLAT, IMAGE, KINDS, REFERENCES, SEQUENCE, check_baseline
-from nasforge.fmt import fmt_budget, fmt_count, fmt_time
+from nasforge.fmt import fmt_budget, fmt_count, fmt_model, fmt_time
 from nasforge.strategy import DARTS, STRATEGIES
 from nasforge.types import METRIC_SHORT, METRIC_WORDS, METRICS, score_metric
 
@@ -261,8 +261,7 @@ def print_final(models: Sequence[dict[str, Any]], out: TextIO,
 
     rows = [(m["name"], *((m.get("seed", 0),) if seeds else ()), *figures(m["test"]), fmt_count(m["params"]),
              fmt_count(m["flops"]), f"{m['latency_ms']:.2f}" if m["latency_ms"] is not None else "-",
-             fmt_time(m["train_seconds"]), m["description"]
-             + (f" (average of {m['members']} trainings)" if m.get("members", 1) > 1 else "")) for m in models]
+             fmt_time(m["train_seconds"]), fmt_model(m["description"], m.get("members", 1))) for m in models]
     rows += [(name, *(("-",) if seeds else ()), *figures(o), "-", "-", "-",
               fmt_time(o["seconds"]), o.get("description", name)) for name, o in (others or {}).items()]
     table(rows, ("model", *(("seed",) if seeds else ()), *TEST_COLUMNS[reg], *(("test_bacc",) if bacc else ()),

@@ -28,3 +28,10 @@ def fmt_count(n: float | None) -> str:
 def fmt_budget(b: Budget) -> str:
     """Budget(6, 0.2) -> 6ep@20%."""
     return f"{b.epochs:g}ep@{b.fraction:.0%}"
+
+
+def fmt_model(description: object, members: object = 1) -> str:
+    """A final model's architecture, saying where it is the average of several trainings (its parameters are
+    all of theirs), as the CLI's table and the report show it."""
+    averaged = isinstance(members, int) and not isinstance(members, bool) and members > 1
+    return str(description) + (f" (average of {members} trainings)" if averaged else "")

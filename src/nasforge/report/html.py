@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nasforge import atomic
-from nasforge.fmt import fmt_budget, fmt_count, fmt_time
+from nasforge.fmt import fmt_budget, fmt_count, fmt_model, fmt_time
 from nasforge.report.frame import load, ranked, state_counts
 from nasforge.result import Result
 from nasforge.types import METRIC_SHORT, METRIC_WORDS, Trial
@@ -331,9 +331,7 @@ def retrain_block(data: Result) -> str:
             acc_text = (f"{rmse:.4g}" + (f" ± {std:.3g} over {n} seeds" if isinstance(std, int | float) else "")
                         + f" (MAE {s.get('mae_mean', test.get('mae', 0.0)):.4g}, "
                         f"R² {s.get('r2_mean', test.get('r2', 0.0)):.4f})")
-        members = m.get("members", 1)  # an average of several trainings: its parameters are all of theirs
-        desc = str(m.get("description", "")) + (f" (average of {members} trainings)"
-                                                if isinstance(members, int) and members > 1 else "")
+        desc = fmt_model(m.get("description", ""), m.get("members", 1))
         rows.append(f"<tr><td>{esc(name)}</td><td>{esc(acc_text)}</td>"
                     f"<td>{esc(fmt_count(m.get('params')))}</td><td class='arch'>{esc(desc)}</td></tr>")
     regression = any(isinstance(m, dict) and "rmse" in (m.get("test") or {}) for m in models)
