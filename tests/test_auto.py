@@ -22,6 +22,7 @@ import pytest
 import torch
 import yaml
 
+from nasforge import api
 from nasforge.autoplan import (
     MIN_TRIAL_STEPS,
     SEARCH_TRIALS_MIN,
@@ -43,9 +44,11 @@ from nasforge.autoplan import (
 )
 from nasforge.cli import main, metric_difference, print_final, score_label
 from nasforge.config import from_dict
+from nasforge.data import load_dataset
 from nasforge.data.base import Dataset
 from nasforge.errors import NasforgeError
 from nasforge.evaluate.trainer import Recipe
+from nasforge.final.export import load_python, model_from_genotype
 from nasforge.final.references import data_kind
 from nasforge.loop import Deadline, run_search
 from nasforge.store import Store
@@ -701,6 +704,20 @@ def test_reference_only_trains_the_reference_for_the_budget(tmp_path, capsys):
     assert rec["trials"] == {"complete": 0, "pruned": 0, "failed": 0}
     assert rec["seconds"]["total"] <= 20 * 1.05
     assert rec["final"]["why"] == "--reference-only: the reference trained for the whole budget"
+    # the reference is what this run delivers: kept, so it exports, reloads and predicts (it once kept no weights,
+    # and export, compress and predict failed with an internal error)
+    db = tmp_path / "a.db"
+    p = api.predict(db, data / "test.csv")
+    assert p.trial is None and p.reference == "mlp" and p.metrics is not None
+    assert p.metrics["accuracy"] == pytest.approx(rec["reference"]["test_accuracy"])
+    x = load_dataset("csv", data).open_test()[0][:5]
+    (genotype, _) = api.export(db, format="json")
+    (source, _) = api.export(db, format="python")
+    r = api.load_retrained(db)
+    with torch.no_grad():
+        want = r.model.eval()(x)
+        assert torch.allclose(model_from_genotype(genotype)(x), want, atol=1e-5)
+        assert torch.allclose(load_python(source)(x), want, atol=1e-5)
 
 
 @pytest.mark.parametrize("value, want", [("100000", 100_000), ("100k", 100_000), ("1e5", 100_000), ("1.5M", 1_500_000),

@@ -185,6 +185,11 @@ def test_auto_on_a_cheap_table_averages_its_final_networks_within_the_budget(tmp
         assert rec["searched"]["members"] == rec["final"]["members"] > 1 and "why ensemble:" in out.err
     assert f"(average of {rec['reference']['members']} trainings)" in out.out
     assert rec["seconds"]["total"] <= budget * 1.05
+    # what the run delivers reloads as the same average: the reference trained alone, else the searched network
+    p = api.predict(tmp_path / "a.db", data / "test.csv")
+    assert p.members == members and (p.reference == "mlp") is reference_only
+    delivered = rec["reference"] if reference_only else rec["searched"]
+    assert p.metrics is not None and p.metrics["accuracy"] == pytest.approx(delivered["test_accuracy"])
 
 
 def test_a_size_limit_holds_for_the_whole_average(tmp_path, capsys):

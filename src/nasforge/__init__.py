@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nasforge.api import auto, compress, load, retrain, search
+    from nasforge.api import auto, compress, load, predict, retrain, search
     from nasforge.config import Config, from_dict, load_config
     from nasforge.errors import NasforgeError
     from nasforge.report.live import dashboard
@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _LAZY = {
-    **dict.fromkeys(("auto", "compress", "load", "retrain", "search"), "nasforge.api"),
+    **dict.fromkeys(("auto", "compress", "load", "predict", "retrain", "search"), "nasforge.api"),
     **dict.fromkeys(("Config", "from_dict", "load_config"), "nasforge.config"),
     "NasforgeError": "nasforge.errors",
     "dashboard": "nasforge.report.live",  # torch-free: the live view only reads the store
@@ -34,7 +34,7 @@ _LAZY = {
 __all__ = [
     "Budget", "Config", "Cost", "EvalResult", "NasforgeError", "Result", "Sample", "Study", "Suggestion", "Trial",
     "TrialState", "__version__", "auto", "compress", "dashboard", "from_dict", "load", "load_config", "open_study",
-    "retrain", "search",
+    "predict", "retrain", "search",
 ]
 
 

@@ -469,7 +469,8 @@ class Retrained:
 
 def load_retrained(db: str | Path, *, name: str | None = None, trial: int | None = None,
                    data: Dataset | None = None) -> Retrained:
-    """The last retrain's searched network (of ``trial``, if given), built and loaded with its first seed's weights.
+    """The last retrain's searched network (of ``trial``, if given), built and loaded with its first seed's weights;
+    where the run trained its reference alone (``nasforge auto`` without a search, ``--reference-only``), that.
 
     Reads the database only; a one-line error when there is no retrain or its weights are missing or changed.
     """
@@ -490,17 +491,25 @@ def load_retrained(db: str | Path, *, name: str | None = None, trial: int | None
         what = f"trial {trial} of experiment" if trial is not None else "experiment"
         raise NasforgeError(f"{what} {exp.name!r} in {db} has no retrained model yet: run `{again}` first")
     r = results[-1]
-    m = next((m for m in r["models"] if m["name"] == "searched"), None)
-    t = trials.get(int(r["trial"]))
+    # the searched network; where the run delivered the reference alone (`nasforge auto` without a search, or
+    # --reference-only: no trial), the reference
+    alone = r.get("trial") is None
+    m = next((m for m in r["models"] if m["name"] == ("baseline" if alone else "searched")), None)
+    t = None if alone else trials.get(int(r["trial"]))
+    reference = str(m["reference"]) if alone and m is not None and m.get("reference") else None
     weights = Path(m["weights"]) if m is not None and m.get("weights") else None
     default_models = Path(cfg.retrain.out or Path(db).parent / f"{Path(db).stem}-models") / exp.name
     if weights is not None and not weights.exists():  # a relative path from another working directory
         weights = default_models / weights.name
-    if m is None or t is None or weights is None or not weights.exists():
+    if alone and (reference is None or weights is None or not weights.exists()):
+        raise NasforgeError(f"experiment {exp.name!r} trained its reference alone and kept no weights (an older "
+                            "nasforge kept none): run the same `nasforge auto` command again, with a new --db")
+    if m is None or (t is None and not alone) or weights is None or not weights.exists():
         raise NasforgeError(f"the weights of the last retrain of {exp.name!r} are missing: run `{again}` again")
     side = weights.with_suffix(".json")
     meta: dict[str, Any] = json.loads(side.read_text()) if side.exists() else {}
-    if meta.get("sample") is not None and meta["sample"] != dict(t.sample):
+    if (t is not None and meta.get("sample") is not None and meta["sample"] != dict(t.sample)) or (
+            alone and meta and meta.get("reference") != reference):
         raise NasforgeError(f"{weights} now holds the weights of another retrain (trial {meta.get('trial')}): "
                             f"run `{again}` again")
     shape = tuple(int(d) for d in r.get("input_shape") or meta.get("input_shape") or ())
@@ -511,24 +520,34 @@ def load_retrained(db: str | Path, *, name: str | None = None, trial: int | None
         pre: Preprocess | None = Preprocess.from_json(r["preprocess"])
     else:  # a retrain recorded before preprocessing was: the statistics are the data's, refit the same way
         pre = (data or load_data(cfg)).preprocess
-    space = make_space(cfg.space, shape)
     members = int(m.get("members", 1))
-    model = build_ensemble(lambda: space.build(t.sample, shape, len(classes)), members,
-                           regression=pre is not None and pre.target is not None)
+    regression = pre is not None and pre.target is not None
+    if t is None:
+        assert reference is not None
+        model = build_ensemble(lambda: make_reference(reference, shape, len(classes))[1], members,
+                               regression=regression)
+        what = f"the reference {reference}"
+    else:
+        space, sample = make_space(cfg.space, shape), t.sample
+        model = build_ensemble(lambda: space.build(sample, shape, len(classes)), members, regression=regression)
+        what = f"trial {t.number}'s network"
     try:
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     except (RuntimeError, OSError, ValueError) as e:
-        raise NasforgeError(f"{weights} does not hold trial {t.number}'s network ({str(e).splitlines()[0][:200]}): "
+        raise NasforgeError(f"{weights} does not hold {what} ({str(e).splitlines()[0][:200]}): "
                             f"run `{again}` again") from None
-    info = ModelInfo(input_shape=shape, classes=classes, description=space.describe(t.sample),
-                     sample=dict(t.sample), space=dict(cfg.space), experiment=exp.name, trial=t.number,
-                     seed=m.get("seed"), test=m.get("test"), preprocess=pre, members=members)
+    info = ModelInfo(input_shape=shape, classes=classes,
+                     description=str(m.get("description", "")) if t is None else space.describe(t.sample),
+                     sample=None if t is None else dict(t.sample), space=None if t is None else dict(cfg.space),
+                     experiment=exp.name, trial=None if t is None else t.number, seed=m.get("seed"),
+                     test=m.get("test"), preprocess=pre, members=members, reference=reference)
     return Retrained(model, info, weights, r, exp, cfg, default_models, again)
 
 
 def export(db: str | Path, *, format: str = "python", out_dir: str | Path | None = None, name: str | None = None,
            trial: int | None = None, compressed: str | None = None) -> list[Path]:
-    """Export the searched network of the last retrain (of ``trial``, if given); returns the files written.
+    """Export the searched network of the last retrain (of ``trial``, if given), or the reference where the run
+    trained it alone; returns the files written.
 
     ``format`` is ``python`` (standalone source + state dict), ``torchscript``, ``onnx`` or ``json``
     (the genotype). The weights are those the retrain saved for its first seed; the files go to
@@ -637,6 +656,108 @@ def export_compressed(db: str | Path, which: str, *, format: str = "torchscript"
                             f"run `nasforge compress {db} {how}` again")
     return export_script(path, format, r.folder(out_dir, "export"), stem=which,
                          input_shape=tuple(int(d) for d in c.get("input_shape") or r.info.input_shape))
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictions:
+    """What the retrained searched network says of new examples, in their order.
+
+    ``labels``: the predicted class names (classification), with ``probabilities`` (examples x ``classes``); or
+    ``values``: predictions in the target's units (regression). ``metrics`` (accuracy, F1, ...; or RMSE, MAE, R²)
+    where the examples came with labels, else None.
+    """
+
+    classes: tuple[str, ...]
+    labels: tuple[str, ...] | None
+    probabilities: Any  # numpy array (examples x classes), or None for a regression
+    values: Any  # numpy array of predictions, or None for a classification
+    metrics: dict[str, float] | None
+    trial: int | None  # None where the network is the reference a run trained alone (``reference`` names it)
+    description: str
+    members: int
+    reference: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels) if self.labels is not None else len(self.values)
+
+    def to_csv(self) -> str:
+        """One row an example: ``row,prediction`` and, for classes, each class's probability (``p_<class>``)."""
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        if self.labels is not None:
+            w.writerow(["row", "prediction", *(f"p_{c}" for c in self.classes)])
+            for i, (label, probs) in enumerate(zip(self.labels, self.probabilities, strict=True)):
+                w.writerow([i, label, *(f"{p:.6g}" for p in probs)])
+        else:
+            w.writerow(["row", "prediction"])
+            for i, v in enumerate(self.values):
+                w.writerow([i, f"{v:.8g}"])
+        return buf.getvalue()
+
+
+def predict(db: str | Path, inputs: str | Path, *, name: str | None = None, trial: int | None = None,
+            out: str | Path | None = None) -> Predictions:
+    """Predict new examples with the searched network of the last retrain (of ``trial``, if given), or the reference
+    where the run trained it alone (``nasforge auto`` without a search, ``--reference-only``).
+
+    ``inputs`` is read as the training data was: for a CSV, a table with the training file's feature columns
+    (the label column optional), encoded, filled and normalised as the training rows were; for array data (built-in
+    images, .npz, IDX, CIFAR, image folders), an .npz with ``x`` (and ``y``) or an .npy of ``x``. Where every
+    example has a label the record says how good the predictions are. ``out``: also write them as CSV
+    (:meth:`Predictions.to_csv`). The training data must still be where the experiment read it: its encoding and
+    statistics are refitted from it, and checked against those the retrain stored.
+    """
+    import numpy as np
+
+    from nasforge import atomic
+    from nasforge.evaluate.metrics import classification_metrics, regression_metrics
+    from nasforge.evaluate.trainer import predict as forward
+
+    given = Path(inputs).expanduser()
+    if out is not None and Path(out).expanduser().resolve() == given.resolve():
+        raise NasforgeError(f"--out {out} is the file of examples itself; give another path for the predictions")
+    if out is not None and Path(out).expanduser().is_dir():
+        raise NasforgeError(f"--out {out} is a folder; give a file path for the predictions, such as "
+                            f"{Path(out) / 'predictions.csv'}")
+    r = load_retrained(db, name=name, trial=trial)
+    d = r.config.data
+    data = load_dataset(d.source, d.path, val_fraction=d.val_fraction, seed=r.config.seed, layout=d.layout,
+                        label_column=d.label_column, limit=d.limit, task=d.task, test_fraction=d.test_fraction,
+                        inputs=given)
+    pre, stored_pre = data.preprocess, r.info.preprocess
+    if stored_pre is not None and pre is not None and not (
+            np.allclose(pre.mean, stored_pre.mean, rtol=1e-4, atol=1e-6)
+            and np.allclose(pre.std, stored_pre.std, rtol=1e-4, atol=1e-6)):
+        raise NasforgeError(f"the training data of {r.experiment.name!r} ({d.path or d.source}) is not what it was "
+                            "when the network was retrained (its statistics differ), so new examples cannot be read "
+                            f"as it read them; restore that data, or run `{r.again}` on the data as it is now")
+    x, y = data.open_test()
+    if tuple(x.shape[1:]) != tuple(r.info.input_shape):
+        raise NasforgeError(f"{given} holds examples of shape {tuple(x.shape[1:])}, the network takes "
+                            f"{tuple(r.info.input_shape)}; give examples shaped as the training data")
+    out_t = forward(r.model, x, channels_last=r.config.retrain.recipe.channels_last)
+    classes = tuple(r.info.classes)
+    metrics: dict[str, float] | None = None
+    if data.regression:
+        mean, std = data.target or (0.0, 1.0)
+        values = out_t[:, 0].double() * std + mean
+        if data.test_labelled:
+            metrics = regression_metrics(values, y.double() * std + mean)
+        result = Predictions(classes, None, None, values.numpy(), metrics, r.info.trial, r.info.description,
+                             r.info.members, r.info.reference)
+    else:
+        probs = torch.softmax(out_t.double(), dim=1)
+        index = probs.argmax(1)
+        if data.test_labelled:
+            metrics = classification_metrics(index, y, len(classes))
+        result = Predictions(classes, tuple(classes[int(i)] for i in index), probs.numpy(), None, metrics,
+                             r.info.trial, r.info.description, r.info.members, r.info.reference)
+    if out is not None:
+        atomic.write_text(Path(out).expanduser(), result.to_csv())
+    return result
 
 
 def load(db: str | Path, name: str | None = None) -> Result:

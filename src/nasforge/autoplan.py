@@ -1095,7 +1095,8 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
     from nasforge.evaluate.trainer import evaluate_split
     from nasforge.final.ensemble import MEMBER_SEED, train_members
     from nasforge.final.models import FinalModel, Fitted, final_to_json, summarize
-    from nasforge.final.retrain import fit_final
+    from nasforge.final.retrain import RETRAIN_FILES, fit_final, save_final
+    from nasforge.paths import owned_dir
     from nasforge.store import Store
 
     data = api.load_data(cfg)
@@ -1123,8 +1124,14 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
                           target=data.target)
     others = others_record(score_sklearn(sklearn_fits, data, x_test, y_test)) if sklearn_fits else {}
     cost = measure_cost(model, data.input_shape)
-    m = FinalModel("baseline", desc, test, cost.params, cost.flops, cost.latency_ms, fitted.seconds, None, cfg.seed,
-                   reference=plan.reference, curve=fitted.curve, latency_device=cost.latency_device, members=members)
+    # saved where a retrain saves: this network is what the run delivers (export, compress and predict read it)
+    weights = save_final(owned_dir(api.models_dir(db, cfg, name, None), RETRAIN_FILES), "baseline", model, {
+        "name": "baseline", "description": desc, "trial": None, **({"members": members} if members > 1 else {}),
+        "sample": None, "seed": cfg.seed, "input_shape": list(data.input_shape), "classes": list(data.classes),
+        "test": test, "reference": plan.reference})
+    m = FinalModel("baseline", desc, test, cost.params, cost.flops, cost.latency_ms, fitted.seconds, weights,
+                   cfg.seed, reference=plan.reference, curve=fitted.curve, latency_device=cost.latency_device,
+                   members=members)
     with Store(db) as store:
         exp = store.experiment(name) or store.create_experiment(name, cfg.to_json(), cfg.fingerprint())
         if not store.results(exp.id, "auto_plan"):

@@ -454,6 +454,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from nasforge import api
+
+    p = api.predict(args.db, args.inputs, name=args.name, trial=args.trial, out=args.out)
+    if args.out is None:  # the predictions are the output: a pipe gets them alone, the summary goes aside
+        sys.stdout.write(p.to_csv())
+    info = sys.stdout if args.out is not None else sys.stderr
+    averaged = f" (average of {p.members} trainings)" if p.members > 1 else ""
+    who = f"trial {p.trial}" if p.trial is not None else "the reference trained alone"
+    print(f"predicted {len(p)} examples with {who} ({p.description}){averaged}"
+          + (f": {args.out}" if args.out is not None else ""), file=info)
+    if p.metrics is not None:
+        shown = ("accuracy", "f1", "balanced_accuracy") if p.labels is not None else ("rmse", "mae", "r2")
+        print("on their labels: " + ", ".join(f"{k} {p.metrics[k]:.4f}" for k in shown if k in p.metrics),
+              file=info)
+    return 0
+
+
 def cmd_compress(args: argparse.Namespace) -> int:
     from nasforge import api  # it checks every argument before it reads, trains or writes anything
 
@@ -668,6 +686,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--compressed", choices=COMPRESSED,
                    help="export the network `nasforge compress` made instead (--format torchscript or onnx)")
     e.set_defaults(func=cmd_export)
+
+    pr = sub.add_parser("predict", help="predict new examples with the retrained searched network (CSV out)")
+    pr.add_argument("db")
+    pr.add_argument("inputs", help="the new examples, as the training data was given: for a CSV, a CSV with its "
+                                   "feature columns (the label column optional: given, the predictions are scored); "
+                                   "else an .npz with x (and y) or an .npy")
+    pr.add_argument("--out", help="write the predictions to this CSV file (default: to stdout, the summary to stderr)")
+    pr.add_argument("--name", help="experiment name (default: the latest)")
+    pr.add_argument("--trial", type=int, help="use the last retrain of this trial (default: the last retrain)")
+    pr.set_defaults(func=cmd_predict)
 
     c = sub.add_parser("compress", help="quantize (int8) or prune the retrained network; measure accuracy, size "
                                         "and CPU latency before and after")

@@ -99,6 +99,8 @@ class Dataset:
     task: str = field(default=CLASSIFICATION, compare=False)
     # what loading did to the raw data that its owner should know (a CSV's text columns one-hot encoded, ...)
     notes: tuple[str, ...] = field(default=(), compare=False)
+    # False where the test split holds new examples without labels (``nasforge predict``): its labels are placeholders
+    test_labelled: bool = field(default=True, compare=False)
 
     @property
     def regression(self) -> bool:

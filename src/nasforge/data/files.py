@@ -154,6 +154,55 @@ def read_npz(path: str | os.PathLike[str]) -> RawSplits:
     return RawSplits(arrays["x_train"], arrays["y_train"], arrays.get("x_test"), arrays.get("y_test"), classes)
 
 
+# where an archive of new examples keeps them, in order of preference: what is not training data first
+INPUT_FEATURES = ("x_test", "x", "inputs", "features", "data", "x_train")
+
+
+def read_inputs(path: str | os.PathLike[str] | None) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """New examples to predict, for data read as arrays (not a CSV): an .npz with the features (x_test, x or
+    another of :data:`INPUT_FEATURES`) and, to score them, their labels as class indices or targets (y_test, y,
+    ...), or an .npy of the features alone. None where ``path`` is None."""
+    if path is None:
+        return None
+    p = Path(path).expanduser()
+    suffix = p.suffix.lower()
+    if suffix not in (".npz", ".npy"):
+        raise DataError(f"{p}: give new examples of array data as an .npz (x, and y to score them) or an .npy of x")
+    try:
+        loaded = np.load(p, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{p} does not exist; check the path") from None
+    except IsADirectoryError:
+        raise DataError(f"{p} is a directory; give the .npz or .npy file itself") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"cannot read {p}: {str(err)[:120]}; save it with numpy.savez or numpy.save") from None
+    y: np.ndarray | None = None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            keys = {k.lower(): k for k in loaded.files}
+            xk = next((keys[k] for k in INPUT_FEATURES if k in keys), None)
+            if xk is None:
+                raise DataError(f"{p} has no features (keys found: {', '.join(sorted(loaded.files)) or 'none'}); "
+                                "save them as numpy.savez(path, x=...)")
+            pair = {"x_test": ("y_test",), "x_train": ("y_train",)}.get(xk.lower(), LABEL_NAMES[1:])
+            yk = next((keys[k] for k in pair if k in keys), None)
+            try:
+                x = loaded[xk]
+                y = loaded[yk] if yk is not None else None
+            except ValueError as err:
+                raise DataError(f"cannot read {p}: {str(err)[:120]}; save plain numeric arrays") from None
+    else:
+        x = loaded
+    if x.dtype.kind not in "fiub" or x.ndim == 0:
+        raise DataError(f"{p}: the features are {x.dtype} of shape {x.shape}; give one numeric row per example")
+    if y is not None:
+        y = y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y
+        if y.dtype.kind not in "fiub" or len(y) != len(x):
+            raise DataError(f"{p}: the labels ({y.dtype}, {len(y)}) are not one number per example of its {len(x)}; "
+                            "give class indices (or targets), or leave the labels out")
+    return x, y
+
+
 # --------------------------------------------------------------------------------------------- csv
 
 
@@ -737,8 +786,36 @@ def table_pair(folder: Path) -> tuple[Path, Path | None] | None:
     return None
 
 
+def _parse_inputs(t: _Table, train: _Table, label_column: str | int | None,
+                  names: list[str] | None) -> tuple[list[list[str]], list[str] | None]:
+    """(feature cells column by column, label cells or None) of a table of new examples to predict: the training
+    file's feature columns, with its label column (scored where every label is given) or without it."""
+    width = _width(train)
+    own = _width(t)
+    if own not in (width, width - 1):
+        raise DataError(f"{t.path} has {own} columns but {train.path} has {width} ({width - 1} features and the "
+                        "label); give the training file's feature columns, with or without the label")
+    labelled = own == width
+    for line_no, cells in t.rows:
+        if len(cells) != own:
+            raise DataError(f"{t.path} line {line_no} has {len(cells)} fields but "
+                            f"{'the header has' if t.header else 'the first row has'} {own}; "
+                            "give every row the same columns")
+    li = _label_index(train, label_column, width)
+    columns = [list(c) for c in zip(*(cells for _, cells in t.rows), strict=True)]
+    labels = columns.pop(li) if labelled else None
+    if names is not None and t.header is not None:
+        got = [h for i, h in enumerate(t.header) if not labelled or i != li]
+        if got != names:
+            raise DataError(f"{t.path} has feature columns {got} but {train.path} has {names}; give the training "
+                            "file's columns")
+    if labels is not None and any(_missing(c) for c in labels):  # a label column left empty: nothing to score
+        labels = None
+    return columns, labels
+
+
 def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None, task: str = "auto",
-             test_fraction: float | None = None) -> RawSplits:
+             test_fraction: float | None = None, inputs: str | os.PathLike[str] | None = None) -> RawSplits:
     """A .csv (or tab-separated .tsv; either may be gzipped) file (train only) or a directory holding train.csv and
     test.csv (or the UCR archive's NAME_TRAIN.tsv and NAME_TEST.tsv: :func:`table_pair`). Cells may be separated by
     commas, semicolons or tabs, or spaces where the first line has none of those; a table may also be named .txt,
@@ -755,6 +832,9 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
     column of distinct whole numbers (the row index ``pandas.DataFrame.to_csv`` writes by default).
     ``test_fraction``: where there is no test file, that share of the rows is held out as the test split
     (:func:`hold_out`), before the encoding is fitted, so nothing of it leaks into the training features.
+    ``inputs``: a table of new examples (the training file's feature columns, the label column optional) encoded
+    as the test split in its place, by the encoding fitted on the same training rows: what ``nasforge predict``
+    reads; its labels, where every row has one, are the test labels, else there are none.
     """
     p = Path(path).expanduser()
     if p.is_dir():
@@ -791,6 +871,9 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
         train_cols = [[c[i] for i in keep] for c in train_cols]
         lab_test, lab_train = [lab_train[i] for i in held], [lab_train[i] for i in keep]
     spec, plains = _fit_columns(train_table, train_cols, names)
+    if inputs is not None:  # after the task and the encoding are fitted as in training, the new rows replace the test
+        test_table = _read_table(Path(inputs).expanduser())
+        test_cols, lab_test = _parse_inputs(test_table, train_table, label_column, names)
     x_train = _encode(train_table, train_cols, spec, plains)
     x_test = None if test_table is None or test_cols is None else _encode(test_table, test_cols, spec)
     if x_train.shape[1] == 0:

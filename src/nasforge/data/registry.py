@@ -28,7 +28,7 @@ from nasforge.data.base import (
     stratified_split,
 )
 from nasforge.data.cifar import read_cifar
-from nasforge.data.files import RawSplits, hold_out, read_csv, read_npz
+from nasforge.data.files import RawSplits, hold_out, read_csv, read_inputs, read_npz
 from nasforge.data.idx import DIGIT_CLASSES, FASHION_CLASSES, locate, read_idx_dir
 from nasforge.errors import DataError
 
@@ -54,6 +54,7 @@ class Loader(Protocol):
         limit: int | None = None,
         task: str = "auto",
         test_fraction: float | None = None,
+        inputs: PathArg = None,
     ) -> Dataset: ...
 
 
@@ -162,12 +163,16 @@ def _finish(
     flip_invariant: bool = False,
     task: str = "auto",
     test_fraction: float | None = None,
+    inputs: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> Dataset:
     """Apply ``limit``, flatten built-in images for a tabular layout, and build the Dataset.
 
     ``origin`` (a path, or the source name) is what make_dataset's error messages start with;
     ``flip_invariant`` is the source's declaration that horizontal flips keep the class. A regression
-    ``limit`` takes a seeded random subset (there are no classes to keep in proportion).
+    ``limit`` takes a seeded random subset (there are no classes to keep in proportion). ``inputs`` (new examples'
+    features, and labels or None: :func:`read_inputs`) take the test split's place once the training part is what it
+    was in training, so they go through the same layout, filling and normalisation; without labels they get
+    placeholders and the Dataset says ``test_labelled=False``.
     """
     x_train, y_train, x_test, y_test = raw.x_train, raw.y_train, raw.x_test, raw.y_test
     # an (N, 1) column of labels (y[:, None], a one-column DataFrame's values) is the labels: flattened before the
@@ -197,6 +202,12 @@ def _finish(
                 and len(y_test) == len(x_test)):
             keep = subset(np.asarray(y_test), max(1, limit // 5), seed)
             x_test, y_test = x_test[keep], y_test[keep]
+    labelled = True
+    if inputs is not None:
+        x_test, y_test = inputs
+        labelled = y_test is not None
+        if y_test is None:  # a label seen in training: valid for either task, never read (test_labelled is False)
+            y_test = np.repeat(np.asarray(y_train)[:1], len(x_test), axis=0)
     if images and layout == "tabular":
         x_train = x_train.reshape(len(x_train), -1)
         if x_test is not None:
@@ -207,7 +218,7 @@ def _finish(
     ds = make_dataset(origin, x_train, y_train, x_test, y_test, classes=raw.classes,
                       val_fraction=val_fraction, seed=seed, layout=layout, scale=scale, task=task)
     return dataclasses.replace(ds, name=name, flip_invariant=flip_invariant and ds.x_train.ndim == 4,
-                               notes=notes + ds.notes)
+                               notes=notes + ds.notes, test_labelled=labelled)
 
 
 # ----------------------------------------------------------------------------------------- loaders
@@ -223,6 +234,7 @@ def _idx_source(
     label_column: str | int | None,
     limit: int | None,
     task: str = "auto",
+    inputs: PathArg = None,
 ) -> Dataset:
     task = _classes_only(name, task)
     _no_label_column(name, label_column)
@@ -233,31 +245,35 @@ def _idx_source(
     raw = RawSplits(x_tr, y_tr, x_te, y_te, classes)
     return _finish(name, raw, origin=f"{name} in {directory}", val_fraction=val_fraction, seed=seed,
                    layout=layout, limit=limit, scale=255.0 if x_tr.dtype == np.uint8 else None, images=True,
-                   flip_invariant=name in FLIP_INVARIANT, task=task)
+                   flip_invariant=name in FLIP_INVARIANT, task=task, inputs=read_inputs(inputs))
 
 
 def load_fashion_mnist(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
     test_fraction: float | None = None,
+    inputs: PathArg = None,
 ) -> Dataset:
     """Fashion-MNIST from ``path``, $NASFORGE_DATA_DIR, ~/.cache/nasforge or Debian's package."""
-    return _idx_source("fashion_mnist", FASHION_CLASSES, path, val_fraction, seed, layout, label_column, limit, task)
+    return _idx_source("fashion_mnist", FASHION_CLASSES, path, val_fraction, seed, layout, label_column, limit, task,
+                       inputs)
 
 
 def load_mnist(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
     test_fraction: float | None = None,
+    inputs: PathArg = None,
 ) -> Dataset:
     """MNIST from ``path``, $NASFORGE_DATA_DIR, ~/.cache/nasforge or /usr/share/datasets/mnist."""
-    return _idx_source("mnist", DIGIT_CLASSES, path, val_fraction, seed, layout, label_column, limit, task)
+    return _idx_source("mnist", DIGIT_CLASSES, path, val_fraction, seed, layout, label_column, limit, task, inputs)
 
 
 def load_idx(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
     test_fraction: float | None = None,
+    inputs: PathArg = None,
 ) -> Dataset:
     """A user directory of (Fashion-)MNIST-named IDX files; the t10k test pair is optional."""
     task = _classes_only("idx", task)
@@ -273,12 +289,12 @@ def load_idx(
     return _finish(directory.name or "idx", raw, origin=str(directory), val_fraction=val_fraction, seed=seed,
                    test_fraction=test_fraction,
                    layout=layout, limit=limit, scale=255.0 if x_tr.dtype == np.uint8 else None, images=True,
-                   task=task)
+                   task=task, inputs=read_inputs(inputs))
 
 
 def _cifar(
     n: int, path: PathArg, val_fraction: float, seed: int, layout: str, label_column: str | int | None,
-    limit: int | None, task: str = "auto",
+    limit: int | None, task: str = "auto", inputs: PathArg = None,
 ) -> Dataset:
     name = f"cifar{n}"
     task = _classes_only(name, task)
@@ -288,31 +304,35 @@ def _cifar(
     x_tr, y_tr, x_te, y_te, classes = read_cifar(path, n)
     raw = RawSplits(x_tr, y_tr, x_te, y_te, classes)
     return _finish(name, raw, origin=f"{name} in {path}", val_fraction=val_fraction, seed=seed, layout=layout,
-                   limit=limit, scale=255.0, images=True, flip_invariant=name in FLIP_INVARIANT, task=task)
+                   limit=limit, scale=255.0, images=True, flip_invariant=name in FLIP_INVARIANT, task=task,
+                   inputs=read_inputs(inputs))
 
 
 def load_cifar10(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
     test_fraction: float | None = None,
+    inputs: PathArg = None,
 ) -> Dataset:
     """CIFAR-10 from the extracted cifar-10-batches-py directory."""
-    return _cifar(10, path, val_fraction, seed, layout, label_column, limit, task)
+    return _cifar(10, path, val_fraction, seed, layout, label_column, limit, task, inputs)
 
 
 def load_cifar100(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
     test_fraction: float | None = None,
+    inputs: PathArg = None,
 ) -> Dataset:
     """CIFAR-100 (fine labels) from the extracted cifar-100-python directory."""
-    return _cifar(100, path, val_fraction, seed, layout, label_column, limit, task)
+    return _cifar(100, path, val_fraction, seed, layout, label_column, limit, task, inputs)
 
 
 def load_npz(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
     test_fraction: float | None = None,
+    inputs: PathArg = None,
 ) -> Dataset:
     """An .npz with x_train, y_train and optionally x_test, y_test (and classes)."""
     _no_label_column("npz", label_column)
@@ -324,13 +344,14 @@ def load_npz(
     p = Path(path).expanduser()
     return _finish(p.stem, read_npz(p), origin=str(p), val_fraction=val_fraction, seed=seed, layout=layout,
                    test_fraction=test_fraction,
-                   limit=limit, task=task)
+                   limit=limit, task=task, inputs=read_inputs(inputs))
 
 
 def load_images(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
     test_fraction: float | None = None,
+    inputs: PathArg = None,
 ) -> Dataset:
     """A folder of image files, one subfolder per class (:func:`~nasforge.data.folder.read_image_folder`). Not
     flipped unless the recipe says ``flip: true``: nothing declares that a mirror image keeps its class."""
@@ -345,13 +366,15 @@ def load_images(
 
     p = Path(path).expanduser()
     return _finish(p.name, read_image_folder(p), origin=str(p), val_fraction=val_fraction, seed=seed,
-                   layout=layout, limit=limit, scale=255.0, images=True, task=task, test_fraction=test_fraction)
+                   layout=layout, limit=limit, scale=255.0, images=True, task=task, test_fraction=test_fraction,
+                   inputs=read_inputs(inputs))
 
 
 def load_csv(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
     test_fraction: float | None = None,
+    inputs: PathArg = None,
 ) -> Dataset:
     """A .csv (training data only) or a directory with train.csv and test.csv."""
     _check_limit(limit)
@@ -360,6 +383,11 @@ def load_csv(
         raise DataError("the csv source needs data.path: point it at a .csv file or a directory with "
                         "train.csv and test.csv")
     p = Path(path).expanduser()
+    if inputs is not None:  # new rows, encoded as the training file's columns were (not memoised: read once)
+        raw = read_csv(p, label_column, check_task(task), test_fraction, inputs=inputs)
+        assert raw.x_test is not None
+        return _finish(p.stem, raw, origin=str(p), val_fraction=val_fraction, seed=seed, layout=layout, limit=limit,
+                       task=task, inputs=(raw.x_test, raw.y_test))
     return _finish(p.stem, _read_csv_once(p, label_column, check_task(task), test_fraction), origin=str(p),
                    val_fraction=val_fraction, seed=seed, layout=layout, limit=limit, task=task)
 
@@ -388,6 +416,7 @@ def load_digits(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
     test_fraction: float | None = None,
+    inputs: PathArg = None,
 ) -> Dataset:
     """scikit-learn's bundled 8x8 digits, with a fixed stratified 20% test split: a tiny offline benchmark."""
     _no_path("digits", path)
@@ -406,13 +435,14 @@ def load_digits(
     train_idx, test_idx = stratified_split(y, DIGITS_TEST_FRACTION, DIGITS_TEST_SEED)
     raw = RawSplits(x[train_idx], y[train_idx], x[test_idx], y[test_idx], DIGIT_CLASSES)
     return _finish("digits", raw, origin="digits", val_fraction=val_fraction, seed=seed, layout=layout,
-                   limit=limit, scale=16.0, images=True, task=task)
+                   limit=limit, scale=16.0, images=True, task=task, inputs=read_inputs(inputs))
 
 
 def load_diabetes(
     path: PathArg = None, *, val_fraction: float = 0.1, seed: int = 0, layout: str = "auto",
     label_column: str | int | None = None, limit: int | None = None, task: str = "auto",
     test_fraction: float | None = None,
+    inputs: PathArg = None,
 ) -> Dataset:
     """scikit-learn's bundled diabetes table (442 patients, 10 features, disease progression after a year) with a
     fixed 20% test split: a tiny offline regression benchmark."""
@@ -434,7 +464,7 @@ def load_diabetes(
     train_idx, test_idx = shuffled_split(len(y), DIGITS_TEST_FRACTION, DIGITS_TEST_SEED)
     raw = RawSplits(x[train_idx], y[train_idx], x[test_idx], y[test_idx], ("target",))
     return _finish("diabetes", raw, origin="diabetes", val_fraction=val_fraction, seed=seed, layout=layout,
-                   limit=limit, task=REGRESSION)
+                   limit=limit, task=REGRESSION, inputs=read_inputs(inputs))
 
 
 DATA_SOURCES: dict[str, Loader] = {
@@ -462,12 +492,15 @@ def load_dataset(
     limit: int | None = None,
     task: str = "auto",
     test_fraction: float | None = None,
+    inputs: PathArg = None,
 ) -> Dataset:
     """Load ``source`` (a key of DATA_SOURCES; dashes accepted, e.g. "fashion-mnist") as a Dataset.
 
     ``task``: ``auto`` (regression where the labels are numbers but not all whole), ``classification`` or
     ``regression``. ``test_fraction``: where the data has no test split (a single CSV, an .npz without x_test),
-    that share of it is held out as one, stratified, with a seed of its own (the same split whatever ``seed``)."""
+    that share of it is held out as one, stratified, with a seed of its own (the same split whatever ``seed``).
+    ``inputs``: a file of new examples that takes the test split's place, read as the training data was
+    (``nasforge predict``: :attr:`Dataset.test_labelled` says whether it had labels)."""
     key = source.strip().lower().replace("-", "_") if isinstance(source, str) else ""
     loader = DATA_SOURCES.get(key)
     if loader is None:
@@ -476,4 +509,4 @@ def load_dataset(
     if test_fraction is not None and not 0 < test_fraction < 1:
         raise DataError(f"test_fraction must be between 0 and 1, got {test_fraction}: use e.g. 0.2")
     return loader(path, val_fraction=val_fraction, seed=seed, layout=layout, label_column=label_column,
-                  limit=limit, task=task, test_fraction=test_fraction)
+                  limit=limit, task=task, test_fraction=test_fraction, inputs=inputs)

@@ -73,6 +73,8 @@ class ModelInfo:
     test: Mapping[str, float] | None = None
     preprocess: Preprocess | None = None
     members: int = 1  # trainings averaged into the network (final.ensemble); 1: a single network
+    reference: str | None = None  # a reference network's name (final.references) where it, not a searched one, is
+    # the network: it is rebuilt by that name rather than from a sample of a space
 
 
 # ---------------------------------------------------------------------- python source
@@ -396,6 +398,7 @@ def export_model(model: nn.Module, fmt: str, out_dir: str | Path, info: ModelInf
         "seed": info.seed, "description": info.description,
         "sample": dict(info.sample) if info.sample is not None else None,
         "space": dict(info.space) if info.space is not None else None,
+        **({"reference": info.reference} if info.reference is not None else {}),
         **({"members": info.members} if info.members > 1 else {}),
         "input_shape": list(info.input_shape), "classes": list(info.classes),
         "params": count_params(model), "flops": count_flops(model, tuple(info.input_shape)),
@@ -445,17 +448,26 @@ def model_from_genotype(path: str | Path, weights: str | Path | None = None) -> 
     """Rebuild an exported genotype with nasforge's own space; with weights (default: the ones beside it). A
     regression network comes with its last layer that returns predictions in the target's units (see
     :func:`unstandardise`)."""
+    from nasforge.final.references import make_reference
     from nasforge.space import make_space
 
     path = Path(path)
     g = json.loads(path.read_text())
-    if g.get("format") != "nasforge-genotype" or g.get("sample") is None or g.get("space") is None:
-        raise ExportError(f"{path} is not a nasforge genotype with a sample and a space")
+    reference = g.get("reference")
+    if g.get("format") != "nasforge-genotype" or (reference is None and (g.get("sample") is None
+                                                                         or g.get("space") is None)):
+        raise ExportError(f"{path} is not a nasforge genotype with a sample and a space, or a reference's name")
     shape = tuple(int(d) for d in g["input_shape"])
-    space = make_space(g["space"], shape)
     pre = Preprocess.from_json(g["preprocess"]) if g.get("preprocess") else None
-    model = build_ensemble(lambda: space.build(g["sample"], shape, len(g["classes"])), int(g.get("members", 1)),
-                           regression=pre is not None and pre.target is not None)
+    if reference is not None:
+        def build() -> nn.Module:
+            return make_reference(str(reference), shape, len(g["classes"]))[1]
+    else:
+        space = make_space(g["space"], shape)
+
+        def build() -> nn.Module:
+            return space.build(g["sample"], shape, len(g["classes"]))
+    model = build_ensemble(build, int(g.get("members", 1)), regression=pre is not None and pre.target is not None)
     w = Path(weights) if weights is not None else path.with_name(g.get("weights") or STATE_DICT)
     model = unstandardise(model, pre)
     model.load_state_dict(torch.load(w, map_location="cpu", weights_only=True))

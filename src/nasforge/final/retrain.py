@@ -230,16 +230,12 @@ def retrain_best(
             path = None
             ref = reference if name == "baseline" else None
             if out_dir is not None:
-                stem = name if i == 0 else f"{name}-seed{s}"
-                p = out_dir / f"{stem}.pt"
-                atomic.torch_save({n: t.cpu().contiguous() for n, t in model.state_dict().items()}, p)
-                atomic.write_text(out_dir / f"{stem}.json", json.dumps(
-                    {"name": name, "description": desc, "trial": best.number if name == "searched" else None,
-                     **({"members": members} if members > 1 else {}),
-                     "sample": dict(best.sample) if name == "searched" else None, "seed": s,
-                     "input_shape": list(shape), "classes": list(data.classes), "test": test,
-                     **({"reference": ref} if ref is not None else {})}, indent=2))
-                path = str(p)
+                path = save_final(out_dir, name if i == 0 else f"{name}-seed{s}", model, {
+                    "name": name, "description": desc, "trial": best.number if name == "searched" else None,
+                    **({"members": members} if members > 1 else {}),
+                    "sample": dict(best.sample) if name == "searched" else None, "seed": s,
+                    "input_shape": list(shape), "classes": list(data.classes), "test": test,
+                    **({"reference": ref} if ref is not None else {})})
             results.append(FinalModel(name, desc, test, cost.params, cost.flops, cost.latency_ms,
                                       fitted[name].seconds, path, s, ref, fitted[name].curve, cost.latency_device,
                                       members))
@@ -253,6 +249,15 @@ def retrain_best(
     if work is not None:
         remove_owned(work)  # finished: the next retrain starts afresh
     return out
+
+
+def save_final(out_dir: Path, stem: str, model: nn.Module, meta: Mapping[str, Any]) -> str:
+    """A final network's weights as ``<stem>.pt`` (on the CPU) and what it is as ``<stem>.json`` beside them (which
+    :func:`nasforge.api.load_retrained` checks); returns the weights' path."""
+    p = out_dir / f"{stem}.pt"
+    atomic.torch_save({n: t.cpu().contiguous() for n, t in model.state_dict().items()}, p)
+    atomic.write_text(out_dir / f"{stem}.json", json.dumps(dict(meta), indent=2))
+    return str(p)
 
 
 def _load_scored(work: Path | None, seed: int, run: str) -> list[FinalModel] | None:

@@ -1,0 +1,177 @@
+"""``nasforge predict`` / ``nasforge.predict``: new examples read as the training data was (a CSV's columns encoded,
+filled and normalised by what the training rows fitted; arrays scaled and laid out alike), predicted by the
+retrained network, scored where they come with labels, written as CSV; one-line refusals of what cannot be read.
+
+The check that matters: predicting the test file itself gives exactly the test accuracy the retrain stored, so the
+new rows went through the same reading as the test split did. Real search and training, kept tiny.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nasforge
+from nasforge import api
+from nasforge.cli import main
+from nasforge.data import load_dataset
+from nasforge.data.base import stratified_split
+from nasforge.data.registry import DIGITS_TEST_FRACTION, DIGITS_TEST_SEED
+from nasforge.errors import DataError, NasforgeError
+from tests.test_retrain import DIGITS
+
+COLOURS = ("red", "green", "blue")
+
+
+def write_mixed(folder: Path, n: int = 300, seed: int = 0) -> Path:
+    """train.csv and test.csv: two numbers (one with missing cells), a colour as text, a label as text; the colour
+    decides as much as the numbers, so a reading that mixed up its one-hot columns would show."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("train.csv", n), ("test.csv", n // 3)):
+        x = rng.normal(size=(rows, 2))
+        colour = rng.integers(0, 3, size=rows)
+        y = (x[:, 0] + 1.5 * (colour == 1) - 1.5 * (colour == 2) + 0.3 * rng.normal(size=rows) > 0)
+        lines = ["size,weight,colour,kind"]
+        for r in range(rows):
+            weight = "" if r % 7 == 3 else f"{x[r, 1]:.4f}"
+            lines.append(f"{x[r, 0]:.4f},{weight},{COLOURS[colour[r]]},{'good' if y[r] else 'bad'}")
+        (folder / name).write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def tabular(tmp: Path, data: Path) -> dict:
+    return {"name": "mixed", "seed": 0, "data": {"source": "csv", "path": str(data)},
+            "space": {"kind": "mlp", "max_depth": 1, "widths": [16], "norms": ["none"]},
+            "strategy": {"name": "random"},
+            "search": {"trials": 1, "db": str(tmp / "m.db"), "measure_latency": False, "budget": {"epochs": 5}},
+            "train": {"optimizer": "adamw", "lr": 0.01, "batch_size": 64},
+            "retrain": {"epochs": 15, "optimizer": "adamw", "lr": 0.01, "augment": False, "batch_size": 64,
+                        "baseline": False}}
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory, one_thread):
+    """A search and a retrain on the mixed table: (folder, db, the retrain's test accuracy)."""
+    tmp = tmp_path_factory.mktemp("predict")
+    data = write_mixed(tmp / "table")
+    api.search(tabular(tmp, data))
+    (searched,) = api.retrain(tmp / "m.db")
+    return tmp, data, searched.test["accuracy"]
+
+
+def without_label(src: Path, dst: Path) -> Path:
+    rows = list(csv.reader(src.read_text().splitlines()))
+    dst.write_text("\n".join(",".join(r[:-1]) for r in rows) + "\n")
+    return dst
+
+
+def test_the_test_file_predicted_scores_what_the_retrain_stored_with_or_without_its_labels(mixed, tmp_path):
+    tmp, data, stored_accuracy = mixed
+    labelled = nasforge.predict(tmp / "m.db", data / "test.csv")
+    assert labelled.metrics is not None and labelled.metrics["accuracy"] == pytest.approx(stored_accuracy, abs=1e-9)
+    assert len(labelled) == 100 and set(labelled.labels) <= {"bad", "good"} and labelled.classes == ("bad", "good")
+    assert np.allclose(labelled.probabilities.sum(axis=1), 1.0)
+    bare = api.predict(tmp / "m.db", without_label(data / "test.csv", tmp_path / "new.csv"))
+    assert bare.metrics is None and bare.labels == labelled.labels
+    assert np.allclose(bare.probabilities, labelled.probabilities)
+    # one row: the encoding is the training file's, not refitted on the new rows (one colour, one number)
+    one = tmp_path / "one.csv"
+    one.write_text("size,weight,colour\n" + (tmp_path / "new.csv").read_text().splitlines()[5] + "\n")
+    assert api.predict(tmp / "m.db", one).labels == (labelled.labels[4],)
+
+
+def test_the_cli_writes_csv_to_a_file_or_to_stdout_and_says_how_good_labelled_predictions_are(mixed, tmp_path,
+                                                                                               capsys):
+    tmp, data, stored_accuracy = mixed
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(tmp / "m.db"), str(data / "test.csv"), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "predicted 100 examples with trial 0" in said and f"accuracy {stored_accuracy:.4f}" in said
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert len(rows) == 100 and list(rows[0]) == ["row", "prediction", "p_bad", "p_good"]
+    assert all(abs(float(r["p_bad"]) + float(r["p_good"]) - 1) < 1e-5 for r in rows)
+    bare = without_label(data / "test.csv", tmp_path / "bare.csv")
+    assert main(["predict", str(tmp / "m.db"), str(bare)]) == 0
+    captured = capsys.readouterr()
+    assert list(csv.DictReader(io.StringIO(captured.out))) == rows  # the same predictions, alone on stdout
+    assert "predicted 100 examples" in captured.err and "accuracy" not in captured.err
+
+
+def test_what_cannot_be_read_as_the_training_data_is_refused_in_one_line(mixed, tmp_path, capsys):
+    tmp, data, _ = mixed
+    db = str(tmp / "m.db")
+    narrow = tmp_path / "narrow.csv"
+    narrow.write_text("size,colour\n0.1,red\n")
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text("size,height,colour\n0.1,0.2,red\n")
+    text = tmp_path / "text.csv"
+    text.write_text("size,weight,colour\nbig,0.2,red\n")
+    for bad, words in ((narrow, "has 2 columns but"), (renamed, "has feature columns"),
+                       (text, "numeric in the training file"), (tmp_path / "missing.csv", "does not exist")):
+        assert main(["predict", db, str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert main(["predict", db, str(data / "test.csv"), "--out", str(data / "test.csv")]) == 2
+    assert "is the file of examples itself" in capsys.readouterr().err
+    assert main(["predict", db, str(data / "test.csv"), "--out", str(tmp_path)]) == 2
+    assert "is a folder; give a file path" in capsys.readouterr().err
+    assert (data / "test.csv").read_text().startswith("size,weight,colour,kind")  # not overwritten
+
+
+def test_changed_training_data_is_refused_rather_than_read_another_way(tmp_path, one_thread):
+    data = write_mixed(tmp_path / "table", n=120)
+    api.search(tabular(tmp_path, data))
+    api.retrain(tmp_path / "m.db")
+    write_mixed(tmp_path / "table", n=120, seed=1)  # other rows: other medians, means and deviations
+    with pytest.raises(NasforgeError, match="is not what it was when the network was retrained"):
+        api.predict(tmp_path / "m.db", data / "test.csv")
+
+
+def test_array_data_predicts_an_npz_or_npy_of_raw_examples_as_its_test_split_was_read(tmp_path, one_thread):
+    db = tmp_path / "d.db"
+    api.search({**DIGITS, "search": {**DIGITS["search"], "db": str(db)}})
+    (searched,) = api.retrain(db, baseline=False)
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    _, test = stratified_split(np.asarray(bunch.target), DIGITS_TEST_FRACTION, DIGITS_TEST_SEED)
+    x, y = bunch.images[test], bunch.target[test]  # raw 0..16 values, as sklearn gives them
+    np.savez(tmp_path / "new.npz", x=x, y=y)
+    scored = api.predict(db, tmp_path / "new.npz")
+    assert scored.metrics is not None and scored.metrics["accuracy"] == pytest.approx(searched.test["accuracy"])
+    np.save(tmp_path / "new.npy", x[:7])
+    assert api.predict(db, tmp_path / "new.npy").labels == scored.labels[:7]
+    with pytest.raises(DataError, match="give new examples of array data as an"):
+        api.predict(db, tmp_path / "new.csv")
+    np.save(tmp_path / "wrong.npy", np.zeros((3, 9, 9)))
+    with pytest.raises(DataError, match="shape"):
+        api.predict(db, tmp_path / "wrong.npy")
+
+
+def test_a_regression_predicts_in_the_targets_units(tmp_path, one_thread):
+    from tests.test_regression import config, write_table
+
+    data = write_table(tmp_path / "table", n=160)
+    api.search(config(tmp_path, data, search={"trials": 1, "db": str(tmp_path / "r.db"), "measure_latency": False,
+                                              "budget": {"epochs": 5}}))
+    (searched, *_) = api.retrain(tmp_path / "r.db", baseline=False)
+    p = api.predict(tmp_path / "r.db", data / "test.csv")
+    assert p.labels is None and p.probabilities is None and len(p) == 40
+    assert p.metrics is not None and p.metrics["rmse"] == pytest.approx(searched.test["rmse"], rel=1e-5)
+    assert 60 < float(np.mean(p.values)) < 180  # the targets' units (about 120), not standardised ones
+    assert p.to_csv().splitlines()[0] == "row,prediction"
+
+
+def test_inputs_reach_the_loaders_only_through_load_dataset(tmp_path):
+    """The same source read with ``inputs``: the training part unchanged, the test split the new examples."""
+    np.savez(tmp_path / "new.npz", x=np.zeros((4, 8, 8)))
+    plain = load_dataset("digits")
+    new = load_dataset("digits", inputs=tmp_path / "new.npz")
+    assert new.test_labelled is False and plain.test_labelled is True
+    assert np.array_equal(new.x_train.numpy(), plain.x_train.numpy()) and new.preprocess == plain.preprocess
+    assert tuple(new.open_test()[0].shape) == (4, 1, 8, 8)
