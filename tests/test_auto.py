@@ -46,6 +46,7 @@ from nasforge.cli import main, metric_difference, print_final, score_label
 from nasforge.config import from_dict
 from nasforge.data import load_dataset
 from nasforge.data.base import Dataset
+from nasforge.data.files import hold_out
 from nasforge.errors import NasforgeError
 from nasforge.evaluate.trainer import Recipe
 from nasforge.final.export import load_python, model_from_genotype
@@ -508,6 +509,13 @@ def test_auto_on_a_raw_single_csv_encodes_it_and_holds_out_a_test_split(tmp_path
     assert rec["plan"]["data"]["test_fraction"] == 0.2
     tested = rec["searched"] or rec["reference"]  # a 20 s budget may leave no room for a search
     assert tested is not None and 0.5 < tested["test_accuracy"] <= 1
+    # the held-out rows as a file of new examples: predicted as the test split was, the id dropped, the colour
+    # one-hot and the NA filled by what the training rows fitted, whichever network the run delivered
+    _, held = hold_out(np.array([line.rsplit(",", 1)[1] for line in lines[1:]]), 0.2, False)
+    (tmp_path / "held.csv").write_text("\n".join([lines[0], *(lines[1 + i] for i in held)]) + "\n")
+    p = api.predict(tmp_path / "a.db", tmp_path / "held.csv")
+    assert len(p) == 40 and p.metrics is not None
+    assert p.metrics["accuracy"] == pytest.approx(tested["test_accuracy"])
     # --label picks another column to predict (here the colour, which the label and f0, f1 decide); a name or index
     code = main(["auto", str(tmp_path / "raw.csv"), "--time-budget", "12s", "--db", str(tmp_path / "b.db"),
                  "--label", "-2", "--layout", "tabular", "--print-config"])
@@ -718,6 +726,8 @@ def test_reference_only_trains_the_reference_for_the_budget(tmp_path, capsys):
         want = r.model.eval()(x)
         assert torch.allclose(model_from_genotype(genotype)(x), want, atol=1e-5)
         assert torch.allclose(load_python(source)(x), want, atol=1e-5)
+    rows = api.compress(db, quantize="int8", windows=1, repeats=2)["rows"]
+    assert [Path(row["file"]).name for row in rows if row.get("file")] == ["baseline-int8.pt"]
 
 
 @pytest.mark.parametrize("value, want", [("100000", 100_000), ("100k", 100_000), ("1e5", 100_000), ("1.5M", 1_500_000),

@@ -613,7 +613,7 @@ def compress(db: str | Path, *, name: str | None = None, quantize: str | None = 
     source_sha = hashlib.sha256(r.weights.read_bytes()).hexdigest()
 
     def save(which: str, script: bytes) -> str:
-        return str(write_script(folder / f"searched-{which}.pt", script))
+        return str(write_script(folder / f"{r.weights.stem}-{which}.pt", script))  # searched-, or baseline-int8.pt
 
     with Store(db, create=False) as store, store.lease(r.experiment.id, then="run the compress again"):
         done = compress_model(r.model, data, plan=plan, recipe=r.config.retrain.recipe, save=save)
