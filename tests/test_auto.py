@@ -705,7 +705,10 @@ def test_reference_only_trains_the_reference_for_the_budget(tmp_path, capsys):
     data = table(tmp_path / "t")
     assert main(["auto", str(data), "--time-budget", "20s", "--reference-only", "--db", str(tmp_path / "a.db"),
                  "--json", str(tmp_path / "r.json"), "--metric", "balanced_accuracy"]) == 0
-    assert "test_bacc" in capsys.readouterr().out  # the metric asked for: a column of the final table
+    said = capsys.readouterr().out
+    assert "test_bacc" in said  # the metric asked for: a column of the final table
+    assert re.search(rf"network: {re.escape(str(tmp_path / 'a-models'))}/[^/]+/baseline\.pt; use it: nasforge "
+                     rf"predict {re.escape(str(tmp_path / 'a.db'))} NEW_EXAMPLES", said)
     rec = json.loads((tmp_path / "r.json").read_text())
     assert rec["searched"] is None and rec["reference"]["name"] == "mlp"
     assert rec["metric"] == "balanced_accuracy" and 0 < rec["reference"]["test_balanced_accuracy"] <= 1

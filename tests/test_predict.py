@@ -175,3 +175,42 @@ def test_inputs_reach_the_loaders_only_through_load_dataset(tmp_path):
     assert new.test_labelled is False and plain.test_labelled is True
     assert np.array_equal(new.x_train.numpy(), plain.x_train.numpy()) and new.preprocess == plain.preprocess
     assert tuple(new.open_test()[0].shape) == (4, 1, 8, 8)
+
+
+def test_a_folder_of_images_predicts_file_by_file_at_the_training_images_size(tmp_path, one_thread):
+    """Class folders of images: new images as a folder (of class folders, to score them, or loose), read at the
+    training images' size and colour; each prediction names its file. A held-out test split stays held out."""
+    import shutil
+
+    from tests.test_data import write_images
+
+    root = tmp_path / "shots"
+    write_images(root / "train", 12)
+    write_images(root / "test", 4, odd=2)  # two of a class 20x16: resized to the training images' 12x10
+    db = tmp_path / "i.db"
+    api.search({**DIGITS, "name": "shots", "data": {"source": "images", "path": str(root)},
+                "search": {**DIGITS["search"], "db": str(db)}})
+    (searched,) = api.retrain(db, baseline=False)
+    scored = api.predict(db, root / "test")
+    assert scored.metrics is not None and scored.metrics["accuracy"] == pytest.approx(searched.test["accuracy"])
+    assert scored.ids is not None and scored.ids[:2] == ("bright/0.png", "bright/1.png")
+    loose = tmp_path / "new"
+    loose.mkdir()
+    for name in ("0.png", "3.png"):
+        shutil.copy(root / "test" / "dark" / name, loose / f"dark-{name}")
+    p = api.predict(db, loose)
+    assert p.metrics is None and p.ids == ("dark-0.png", "dark-3.png")
+    assert p.labels == (scored.labels[4], scored.labels[7])
+    assert p.to_csv().splitlines()[0] == "file,prediction,p_bright,p_dark"
+    with pytest.raises(DataError, match="new is a class the training images do not have"):
+        api.predict(db, tmp_path)  # its folders of images are read as class folders
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds no image files"):
+        api.predict(db, tmp_path / "empty")
+    # no test folder: a test split is held out of the training images, as when the network was trained
+    flat = tmp_path / "flat"
+    write_images(flat, 10)
+    held = load_dataset("images", flat, test_fraction=0.2)
+    new = load_dataset("images", flat, test_fraction=0.2, inputs=loose)
+    assert new.preprocess == held.preprocess and np.array_equal(new.x_train.numpy(), held.x_train.numpy())
+    assert new.test_examples == 2 and not new.test_labelled

@@ -660,7 +660,7 @@ def export_compressed(db: str | Path, which: str, *, format: str = "torchscript"
 
 @dataclasses.dataclass(frozen=True)
 class Predictions:
-    """What the retrained searched network says of new examples, in their order.
+    """What the retrained searched network (or the reference a run trained alone) says of new examples, in order.
 
     ``labels``: the predicted class names (classification), with ``probabilities`` (examples x ``classes``); or
     ``values``: predictions in the target's units (regression). ``metrics`` (accuracy, F1, ...; or RMSE, MAE, R²)
@@ -676,24 +676,28 @@ class Predictions:
     description: str
     members: int
     reference: str | None = None
+    ids: tuple[str, ...] | None = None  # what names each example where the rows' numbers do not: image files
 
     def __len__(self) -> int:
         return len(self.labels) if self.labels is not None else len(self.values)
 
     def to_csv(self) -> str:
-        """One row an example: ``row,prediction`` and, for classes, each class's probability (``p_<class>``)."""
+        """One row an example: ``row`` (or ``file``: :attr:`ids`), ``prediction`` and, for classes, each class's
+        probability (``p_<class>``)."""
         import csv
         import io
 
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
+        ids = self.ids or range(len(self))
+        first = "row" if self.ids is None else "file"
         if self.labels is not None:
-            w.writerow(["row", "prediction", *(f"p_{c}" for c in self.classes)])
-            for i, (label, probs) in enumerate(zip(self.labels, self.probabilities, strict=True)):
+            w.writerow([first, "prediction", *(f"p_{c}" for c in self.classes)])
+            for i, label, probs in zip(ids, self.labels, self.probabilities, strict=True):
                 w.writerow([i, label, *(f"{p:.6g}" for p in probs)])
         else:
-            w.writerow(["row", "prediction"])
-            for i, v in enumerate(self.values):
+            w.writerow([first, "prediction"])
+            for i, v in zip(ids, self.values, strict=True):
                 w.writerow([i, f"{v:.8g}"])
         return buf.getvalue()
 
@@ -704,8 +708,10 @@ def predict(db: str | Path, inputs: str | Path, *, name: str | None = None, tria
     where the run trained it alone (``nasforge auto`` without a search, ``--reference-only``).
 
     ``inputs`` is read as the training data was: for a CSV, a table with the training file's feature columns
-    (the label column optional), encoded, filled and normalised as the training rows were; for array data (built-in
-    images, .npz, IDX, CIFAR, image folders), an .npz with ``x`` (and ``y``) or an .npy of ``x``. Where every
+    (the label column optional), encoded, filled and normalised as the training rows were; for a folder of class
+    folders of images, a folder of images (or of class folders of them, to score), read at the training images'
+    size and colour; for other array data (built-in images, .npz, IDX, CIFAR), an .npz with ``x`` (and ``y``) or
+    an .npy of ``x``. Where every
     example has a label the record says how good the predictions are. ``out``: also write them as CSV
     (:meth:`Predictions.to_csv`). The training data must still be where the experiment read it: its encoding and
     statistics are refitted from it, and checked against those the retrain stored.
@@ -740,6 +746,11 @@ def predict(db: str | Path, inputs: str | Path, *, name: str | None = None, tria
                             f"{tuple(r.info.input_shape)}; give examples shaped as the training data")
     out_t = forward(r.model, x, channels_last=r.config.retrain.recipe.channels_last)
     classes = tuple(r.info.classes)
+    ids = None
+    if d.source == "images":  # a folder of image files: each prediction names its file
+        from nasforge.data.folder import image_inputs
+
+        ids = tuple(str(f.relative_to(given)) for f in image_inputs(given, classes)[0])
     metrics: dict[str, float] | None = None
     if data.regression:
         mean, std = data.target or (0.0, 1.0)
@@ -747,14 +758,14 @@ def predict(db: str | Path, inputs: str | Path, *, name: str | None = None, tria
         if data.test_labelled:
             metrics = regression_metrics(values, y.double() * std + mean)
         result = Predictions(classes, None, None, values.numpy(), metrics, r.info.trial, r.info.description,
-                             r.info.members, r.info.reference)
+                             r.info.members, r.info.reference, ids)
     else:
         probs = torch.softmax(out_t.double(), dim=1)
         index = probs.argmax(1)
         if data.test_labelled:
             metrics = classification_metrics(index, y, len(classes))
         result = Predictions(classes, tuple(classes[int(i)] for i in index), probs.numpy(), None, metrics,
-                             r.info.trial, r.info.description, r.info.members, r.info.reference)
+                             r.info.trial, r.info.description, r.info.members, r.info.reference, ids)
     if out is not None:
         atomic.write_text(Path(out).expanduser(), result.to_csv())
     return result

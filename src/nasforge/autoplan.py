@@ -1099,6 +1099,9 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
     from nasforge.paths import owned_dir
     from nasforge.store import Store
 
+    # where the network goes, as a retrain's (export, compress and predict read it): made before training, so a
+    # folder that cannot be used fails now, not after the budget
+    folder = owned_dir(api.models_dir(db, cfg, name, None), RETRAIN_FILES)
     data = api.load_data(cfg)
     recipe = cfg.retrain.recipe
     n = len(data.x_train) + len(data.x_val)
@@ -1124,8 +1127,7 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
                           target=data.target)
     others = others_record(score_sklearn(sklearn_fits, data, x_test, y_test)) if sklearn_fits else {}
     cost = measure_cost(model, data.input_shape)
-    # saved where a retrain saves: this network is what the run delivers (export, compress and predict read it)
-    weights = save_final(owned_dir(api.models_dir(db, cfg, name, None), RETRAIN_FILES), "baseline", model, {
+    weights = save_final(folder, "baseline", model, {
         "name": "baseline", "description": desc, "trial": None, **({"members": members} if members > 1 else {}),
         "sample": None, "seed": cfg.seed, "input_shape": list(data.input_shape), "classes": list(data.classes),
         "test": test, "reference": plan.reference})

@@ -438,6 +438,10 @@ def cmd_auto(args: argparse.Namespace) -> int:
         print(f"the reference trains in its own arm: nasforge auto {args.data} --time-budget {args.time_budget}{size} "
               f"--reference-only ({why})", file=out)
     print(f"report: {record['report']}", file=out)
+    delivered = next((m for m in last["models"] if m["name"] == ("searched" if s else "baseline")), None)
+    if delivered is not None and delivered.get("weights"):  # where the network is, and how to use it
+        print(f"network: {delivered['weights']}; use it: nasforge predict {args.db} NEW_EXAMPLES, or nasforge export "
+              f"{args.db} --format onnx", file=out)
     if args.json is not None and not write_record(record, args.json):
         print(f"record: {args.json}", file=out)
     return 0

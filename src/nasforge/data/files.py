@@ -42,6 +42,9 @@ class RawSplits:
     y_test: np.ndarray | None = None
     classes: tuple[str, ...] | None = None
     notes: tuple[str, ...] = ()  # :attr:`Dataset.notes`
+    # new examples (features, labels or None) read as the training data was, to take the test split's place once
+    # the training part is what it was in training (``nasforge predict``; :func:`read_csv`'s and image folders')
+    inputs: tuple[np.ndarray, np.ndarray | None] | None = None
 
 
 # the seed of a test split held out of data that has none: fixed, so the test set does not move with --seed
@@ -832,9 +835,9 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
     column of distinct whole numbers (the row index ``pandas.DataFrame.to_csv`` writes by default).
     ``test_fraction``: where there is no test file, that share of the rows is held out as the test split
     (:func:`hold_out`), before the encoding is fitted, so nothing of it leaks into the training features.
-    ``inputs``: a table of new examples (the training file's feature columns, the label column optional) encoded
-    as the test split in its place, by the encoding fitted on the same training rows: what ``nasforge predict``
-    reads; its labels, where every row has one, are the test labels, else there are none.
+    ``inputs``: a table of new examples (the training file's feature columns, the label column optional), encoded
+    by the encoding fitted on the same training rows into :attr:`RawSplits.inputs` (``nasforge predict``), with
+    its labels where every row has one.
     """
     p = Path(path).expanduser()
     if p.is_dir():
@@ -871,9 +874,11 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
         train_cols = [[c[i] for i in keep] for c in train_cols]
         lab_test, lab_train = [lab_train[i] for i in held], [lab_train[i] for i in keep]
     spec, plains = _fit_columns(train_table, train_cols, names)
-    if inputs is not None:  # after the task and the encoding are fitted as in training, the new rows replace the test
-        test_table = _read_table(Path(inputs).expanduser())
-        test_cols, lab_test = _parse_inputs(test_table, train_table, label_column, names)
+    new: tuple[_Table, np.ndarray, list[str] | None] | None = None
+    if inputs is not None:  # after the task and the encoding are fitted as in training
+        in_table = _read_table(Path(inputs).expanduser())
+        in_cols, in_labels = _parse_inputs(in_table, train_table, label_column, names)
+        new = (in_table, _encode(in_table, in_cols, spec), in_labels)
     x_train = _encode(train_table, train_cols, spec, plains)
     x_test = None if test_table is None or test_cols is None else _encode(test_table, test_cols, spec)
     if x_train.shape[1] == 0:
@@ -890,7 +895,8 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
         name = train_table.header[_label_index(train_table, label_column, width)] if train_table.header else None
         return RawSplits(x_train, _targets(train_path, lab_train), x_test,
                          None if test_table is None or lab_test is None else _targets(test_table.path, lab_test),
-                         (name,) if name else None, notes)
+                         (name,) if name else None, notes,
+                         None if new is None else (new[1], None if new[2] is None else _targets(new[0].path, new[2])))
     mapping: dict[str, int] | None = None
     classes: tuple[str, ...] | None = None
     if not all(_is_number(c) for c in lab_train):
@@ -901,4 +907,5 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
     y_test = None
     if test_table is not None and lab_test is not None:
         y_test = _encode_labels(test_table.path, lab_test, mapping)
-    return RawSplits(x_train, y_train, x_test, y_test, classes, notes)
+    return RawSplits(x_train, y_train, x_test, y_test, classes, notes, None if new is None else (
+        new[1], None if new[2] is None else _encode_labels(new[0].path, new[2], mapping)))

@@ -103,8 +103,36 @@ def _load(files: list[Path], size: tuple[int, int], grey: bool) -> np.ndarray:
     return out
 
 
-def read_image_folder(path: str | os.PathLike[str]) -> RawSplits:
-    """The images of a folder of class folders (:func:`image_folder_split`), labelled by their folder's name."""
+def image_inputs(folder: Path, classes: tuple[str, ...]) -> tuple[list[Path], np.ndarray | None]:
+    """The image files of a folder of new examples, in the order predictions list them, and their labels: where the
+    folder holds class folders (the training folder's names), each image is labelled by its folder's name, else
+    the images lying in it are read, unlabelled."""
+    if not folder.is_dir():
+        raise DataError(f"{folder} is not a folder; give a folder of image files (or of class folders of them)")
+    index = {c: i for i, c in enumerate(classes)}
+    sub = class_folders(folder)
+    if not sub:
+        loose = _images_in(folder)
+        if not loose:
+            raise DataError(f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)}); give a folder of them")
+        return loose, None
+    files: list[Path] = []
+    labels: list[int] = []
+    for q in sub:
+        if q.name not in index:
+            raise DataError(f"{q} is a class the training images do not have ({', '.join(classes)}); give the "
+                            "training folder's class names, or the images without class folders")
+        found = _images_in(q)
+        files += found
+        labels += [index[q.name]] * len(found)
+    return files, np.array(labels, dtype=np.int64)
+
+
+def read_image_folder(path: str | os.PathLike[str], inputs: str | os.PathLike[str] | None = None) -> RawSplits:
+    """The images of a folder of class folders (:func:`image_folder_split`), labelled by their folder's name.
+
+    ``inputs``: a folder of new examples (:func:`image_inputs`), read at the training images' size and colour into
+    :attr:`~nasforge.data.files.RawSplits.inputs` (``nasforge predict``), labelled where it has class folders."""
     root = Path(path).expanduser()
     split = image_folder_split(root)
     if split is None:
@@ -138,6 +166,11 @@ def read_image_folder(path: str | os.PathLike[str]) -> RawSplits:
     size, note = _size(sizes)
     x_train = _load(train_files, size, grey)
     x_test = _load(test_files, size, grey) if test_root is not None else None
+    new = None
+    if inputs is not None:  # after the size and the colour are chosen as in training
+        new_files, new_labels = image_inputs(Path(inputs).expanduser(), classes)
+        new = (_load(new_files, size, grey), new_labels)
     what = (f"{root.name}: {len(train_files):,} {'grey' if grey else 'RGB'} images in {len(classes)} class folders"
             + (f", {len(test_files):,} in {test_root.name}/" if test_root is not None else ""))
-    return RawSplits(x_train, y_train, x_test, y_test, classes, notes=(what + (f"; {note}" if note else ""),))
+    return RawSplits(x_train, y_train, x_test, y_test, classes, notes=(what + (f"; {note}" if note else ""),),
+                     inputs=new)

@@ -365,9 +365,10 @@ def load_images(
     from nasforge.data.folder import read_image_folder
 
     p = Path(path).expanduser()
-    return _finish(p.name, read_image_folder(p), origin=str(p), val_fraction=val_fraction, seed=seed,
+    raw = read_image_folder(p, inputs)  # new examples: a folder of images, read at the training images' size
+    return _finish(p.name, raw, origin=str(p), val_fraction=val_fraction, seed=seed,
                    layout=layout, limit=limit, scale=255.0, images=True, task=task, test_fraction=test_fraction,
-                   inputs=read_inputs(inputs))
+                   inputs=raw.inputs)
 
 
 def load_csv(
@@ -385,9 +386,8 @@ def load_csv(
     p = Path(path).expanduser()
     if inputs is not None:  # new rows, encoded as the training file's columns were (not memoised: read once)
         raw = read_csv(p, label_column, check_task(task), test_fraction, inputs=inputs)
-        assert raw.x_test is not None
         return _finish(p.stem, raw, origin=str(p), val_fraction=val_fraction, seed=seed, layout=layout, limit=limit,
-                       task=task, inputs=(raw.x_test, raw.y_test))
+                       task=task, inputs=raw.inputs)
     return _finish(p.stem, _read_csv_once(p, label_column, check_task(task), test_fraction), origin=str(p),
                    val_fraction=val_fraction, seed=seed, layout=layout, limit=limit, task=task)
 
