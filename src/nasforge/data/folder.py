@@ -103,29 +103,35 @@ def _load(files: list[Path], size: tuple[int, int], grey: bool) -> np.ndarray:
     return out
 
 
+def _labelled(folders: list[Path], classes: tuple[str, ...], unknown: str) -> tuple[list[Path], np.ndarray]:
+    """The images of class folders, labelled by the folder's index in ``classes``; a folder of another name is a
+    one-line error that ends with ``unknown`` (what to do about it)."""
+    index = {c: i for i, c in enumerate(classes)}
+    files: list[Path] = []
+    labels: list[int] = []
+    for q in folders:
+        if q.name not in index:
+            raise DataError(f"{q} is a class {unknown}")
+        found = _images_in(q)
+        files += found
+        labels += [index[q.name]] * len(found)
+    return files, np.array(labels, dtype=np.int64)
+
+
 def image_inputs(folder: Path, classes: tuple[str, ...]) -> tuple[list[Path], np.ndarray | None]:
     """The image files of a folder of new examples, in the order predictions list them, and their labels: where the
     folder holds class folders (the training folder's names), each image is labelled by its folder's name, else
     the images lying in it are read, unlabelled."""
     if not folder.is_dir():
         raise DataError(f"{folder} is not a folder; give a folder of image files (or of class folders of them)")
-    index = {c: i for i, c in enumerate(classes)}
     sub = class_folders(folder)
     if not sub:
         loose = _images_in(folder)
         if not loose:
             raise DataError(f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)}); give a folder of them")
         return loose, None
-    files: list[Path] = []
-    labels: list[int] = []
-    for q in sub:
-        if q.name not in index:
-            raise DataError(f"{q} is a class the training images do not have ({', '.join(classes)}); give the "
-                            "training folder's class names, or the images without class folders")
-        found = _images_in(q)
-        files += found
-        labels += [index[q.name]] * len(found)
-    return files, np.array(labels, dtype=np.int64)
+    return _labelled(sub, classes, f"the training images do not have ({', '.join(classes)}); give the training "
+                                   "folder's class names, or the images without class folders")
 
 
 def read_image_folder(path: str | os.PathLike[str], inputs: str | os.PathLike[str] | None = None) -> RawSplits:
@@ -142,19 +148,10 @@ def read_image_folder(path: str | os.PathLike[str], inputs: str | os.PathLike[st
     classes = tuple(q.name for q in class_folders(train_root))
     if len(classes) < 2:
         raise DataError(f"{train_root} has one class folder ({classes[0]}); give one folder per class, two or more")
-    index = {c: i for i, c in enumerate(classes)}
 
     def files_of(r: Path) -> tuple[list[Path], np.ndarray]:
-        files: list[Path] = []
-        labels: list[int] = []
-        for q in class_folders(r):
-            if q.name not in index:
-                raise DataError(f"{q} is a class the training folder {train_root} does not have; give the test "
-                                "split the training split's class folders")
-            found = _images_in(q)
-            files += found
-            labels += [index[q.name]] * len(found)
-        return files, np.array(labels, dtype=np.int64)
+        return _labelled(class_folders(r), classes, f"the training folder {train_root} does not have; give the test "
+                                                    "split the training split's class folders")
 
     train_files, y_train = files_of(train_root)
     sizes, grey = _headers(train_files)
