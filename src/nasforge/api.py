@@ -68,10 +68,12 @@ def as_config(config: Config | Mapping[str, Any] | str | Path) -> Config:
     return from_dict(config)
 
 
-def load_data(cfg: Config) -> Dataset:
+def load_data(cfg: Config, inputs: str | Path | None = None) -> Dataset:
+    """The config's data; ``inputs``: new examples in the test split's place (:func:`predict`)."""
     d = cfg.data
     return load_dataset(d.source, d.path, val_fraction=d.val_fraction, seed=cfg.seed, layout=d.layout,
-                        label_column=d.label_column, limit=d.limit, task=d.task, test_fraction=d.test_fraction)
+                        label_column=d.label_column, limit=d.limit, task=d.task, test_fraction=d.test_fraction,
+                        inputs=inputs)
 
 
 def open_experiment(cfg: Config, store: Store, *, resume: bool) -> Experiment:
@@ -730,9 +732,7 @@ def predict(db: str | Path, inputs: str | Path, *, name: str | None = None, tria
                             f"{Path(out) / 'predictions.csv'}")
     r = load_retrained(db, name=name, trial=trial)
     d = r.config.data
-    data = load_dataset(d.source, d.path, val_fraction=d.val_fraction, seed=r.config.seed, layout=d.layout,
-                        label_column=d.label_column, limit=d.limit, task=d.task, test_fraction=d.test_fraction,
-                        inputs=given)
+    data = load_data(r.config, inputs=given)
     pre, stored_pre = data.preprocess, r.info.preprocess
     if stored_pre is not None and pre is not None and not (
             np.allclose(pre.mean, stored_pre.mean, rtol=1e-4, atol=1e-6)
