@@ -87,6 +87,9 @@ def test_choose_trial_for_retrain():
     assert choose_trial(ts).number == 2
     assert choose_trial(ts, max_params=100_000).number == 1
     assert choose_trial(ts, trial=0).number == 0
+    assert choose_trial(ts, trial=1, max_params=100_000).number == 1
+    with pytest.raises(NasforgeError, match="trial 0 has 500,000 parameters, over the limit of 100,000"):
+        choose_trial(ts, trial=0, max_params=100_000)  # a given trial is held to the limit, as the reference is
     with pytest.raises(NasforgeError, match="trial 7"):
         choose_trial(ts, trial=7)
     with pytest.raises(NasforgeError, match="at most 10 parameters"):

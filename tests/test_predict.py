@@ -123,13 +123,41 @@ def test_what_cannot_be_read_as_the_training_data_is_refused_in_one_line(mixed, 
     assert (data / "test.csv").read_text().startswith("size,weight,colour,kind")  # not overwritten
 
 
-def test_changed_training_data_is_refused_rather_than_read_another_way(tmp_path, one_thread):
+def forget_readers(db: Path) -> None:
+    """Strip the stored readers from a database's retrain records, as a retrain stored before they were kept."""
+    import json
+    import sqlite3
+
+    with sqlite3.connect(db) as c:
+        for rid, payload in c.execute("SELECT id, payload FROM results WHERE kind='retrain'").fetchall():
+            record = json.loads(payload)
+            record.pop("reader", None)
+            c.execute("UPDATE results SET payload=? WHERE id=?", (json.dumps(record), rid))
+
+
+def test_predictions_need_no_training_data_and_older_records_refit_it_or_refuse_changed_data(tmp_path, one_thread):
+    """The retrain stores how its data was read, so predictions are the same with the training file changed or
+    gone; a record from before that refits the encoding from the training data, and refuses it changed."""
     data = write_mixed(tmp_path / "table", n=120)
     api.search(tabular(tmp_path, data))
     api.retrain(tmp_path / "m.db")
+    before = api.predict(tmp_path / "m.db", data / "test.csv")
+    new = tmp_path / "new.csv"
+    new.write_text((data / "test.csv").read_text())
     write_mixed(tmp_path / "table", n=120, seed=1)  # other rows: other medians, means and deviations
+    changed = api.predict(tmp_path / "m.db", new)
+    (data / "train.csv").unlink()
+    gone = api.predict(tmp_path / "m.db", new)
+    assert before.labels == changed.labels == gone.labels and np.allclose(before.probabilities, gone.probabilities)
+    forget_readers(tmp_path / "m.db")
+    with pytest.raises(DataError, match="without train.csv"):  # an older record reads the training data, now gone
+        api.predict(tmp_path / "m.db", new)
+    write_mixed(tmp_path / "table", n=120, seed=1)
     with pytest.raises(NasforgeError, match="is not what it was when the network was retrained"):
-        api.predict(tmp_path / "m.db", data / "test.csv")
+        api.predict(tmp_path / "m.db", new)
+    write_mixed(tmp_path / "table", n=120)  # the training data restored: the older record reads as before
+    old = api.predict(tmp_path / "m.db", new)
+    assert old.labels == before.labels and np.allclose(old.probabilities, before.probabilities)
 
 
 def test_array_data_predicts_an_npz_or_npy_of_raw_examples_as_its_test_split_was_read(tmp_path, one_thread):
@@ -207,6 +235,9 @@ def test_a_folder_of_images_predicts_file_by_file_at_the_training_images_size(tm
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="holds no image files"):
         api.predict(db, tmp_path / "empty")
+    (root / "train").rename(tmp_path / "moved")  # the training images gone: the stored size and colour read them
+    again = api.predict(db, root / "test")
+    assert again.labels == scored.labels and again.ids == scored.ids
     # no test folder: a test split is held out of the training images, as when the network was trained
     flat = tmp_path / "flat"
     write_images(flat, 10)
@@ -214,3 +245,123 @@ def test_a_folder_of_images_predicts_file_by_file_at_the_training_images_size(tm
     new = load_dataset("images", flat, test_fraction=0.2, inputs=loose)
     assert new.preprocess == held.preprocess and np.array_equal(new.x_train.numpy(), held.x_train.numpy())
     assert new.test_examples == 2 and not new.test_labelled
+
+
+def test_a_table_of_arrays_with_missing_numbers_is_filled_and_flagged_as_its_training_was(tmp_path, one_thread):
+    """An .npz table with NaN cells: new rows get the training medians and the same flag columns (stored with the
+    retrain), so the test arrays predicted score what the retrain stored."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    np.savez(tmp_path / "t.npz", x_train=x[:240], y_train=y[:240], x_test=x[240:], y_test=y[240:])
+    cfg = tabular(tmp_path, tmp_path / "t.npz")
+    api.search({**cfg, "data": {"source": "npz", "path": str(tmp_path / "t.npz")}})
+    (searched,) = api.retrain(tmp_path / "m.db")
+    np.savez(tmp_path / "new.npz", x=x[240:], y=y[240:])
+    p = api.predict(tmp_path / "m.db", tmp_path / "new.npz")
+    assert p.metrics is not None and p.metrics["accuracy"] == pytest.approx(searched.test["accuracy"], abs=1e-9)
+    (tmp_path / "t.npz").unlink()
+    assert api.predict(tmp_path / "m.db", tmp_path / "new.npz").labels == p.labels
+
+
+def test_the_json_export_of_a_table_records_its_column_encoding(mixed, tmp_path):
+    import json
+
+    tmp, _, _ = mixed
+    (path,) = [p for p in api.export(tmp / "m.db", format="json", out_dir=tmp_path) if p.suffix == ".json"]
+    reader = json.loads(path.read_text())["reader"]
+    columns = {c["name"]: c for c in reader["columns"]}
+    assert reader["source"] == "csv" and reader["classes"] == ["bad", "good"]
+    assert columns["'colour'"]["kind"] == "text" and set(columns["'colour'"]["levels"]) == set(COLOURS)
+    assert columns["'weight'"]["kind"] == "number" and columns["'weight'"]["flag"] is True  # missing cells flagged
+
+
+def _arrays(kind: str, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(the training .npz's arrays, new examples' arrays) of one kind of array data."""
+    n, m = 90, 12
+    y, y_new = rng.integers(0, 3, n), rng.integers(0, 3, m)
+    if kind == "nhwc":  # colour images, channels last, 0..255
+        x = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
+        x_new = rng.integers(0, 256, (m, 8, 8, 3), dtype=np.uint8)
+    elif kind == "sequence":  # two channels last, 64 steps; labels 1..3, not 0..K-1
+        x, x_new = rng.normal(size=(n, 64, 2)), rng.normal(size=(m, 64, 2))
+        y, y_new = y + 1, y_new + 1
+    elif kind == "one_hot":
+        x, x_new = rng.normal(size=(n, 5)), rng.normal(size=(m, 5))
+        y, y_new = np.eye(3, dtype=np.int64)[y], np.eye(3, dtype=np.int64)[y_new]
+    else:  # a table, NaN in training ("nan") or only in the new examples ("new_nan")
+        x, x_new = rng.normal(size=(n, 5)), rng.normal(size=(m, 5))
+        if kind == "nan":
+            x[rng.random(x.shape) < 0.1] = np.nan
+        x_new[rng.random(x_new.shape) < 0.2] = np.nan
+    return ({"x_train": x[:70], "y_train": y[:70], "x_test": x[70:], "y_test": y[70:]}, {"x": x_new, "y": y_new})
+
+
+@pytest.mark.parametrize("kind", ["nhwc", "sequence", "one_hot", "nan", "new_nan"])
+def test_the_stored_reader_reads_new_arrays_exactly_as_the_test_split_path_does(tmp_path, kind):
+    """What a retrain stores (:attr:`Dataset.reader`, the statistics) reads new examples to the same tensors and
+    labels as loading the training data with them as its test split: no training data needed for the same inputs."""
+    from nasforge.data import read_new
+
+    train, new = _arrays(kind, np.random.default_rng(3))
+    np.savez(tmp_path / "d.npz", **train)
+    np.savez(tmp_path / "new.npz", **new)
+    np.savez(tmp_path / "bare.npz", x=new["x"])
+    ds = load_dataset("npz", tmp_path / "d.npz")
+    # one-hot labels of new examples: the test split path never read them (it refused), so only their x compares
+    x_ref, y_ref = load_dataset("npz", tmp_path / "d.npz",
+                                inputs=tmp_path / ("bare.npz" if kind == "one_hot" else "new.npz")).open_test()
+    got = read_new(json_round_trip(ds.reader), tmp_path / "new.npz", input_shape=ds.input_shape, classes=ds.classes,
+                   preprocess=ds.preprocess, regression=False)
+    want = np.argmax(new["y"], axis=1) if kind == "one_hot" else y_ref.numpy()
+    assert torch_equal(got.x, x_ref) and got.y is not None and np.array_equal(got.y, want)
+    assert ds.classes == (("1", "2", "3") if kind == "sequence" else ("0", "1", "2"))
+
+
+def test_the_stored_reader_reads_a_csv_laid_out_as_images_and_numeric_labels_as_the_test_split_path_does(tmp_path):
+    """Digits written as a 64-pixel CSV (read as 8x8 images) with labels 1..10: the stored encoding and layout."""
+    from sklearn.datasets import load_digits
+
+    from nasforge.data import read_new
+
+    bunch = load_digits()
+    rows = [",".join(map(str, [*x.astype(int), y + 1])) for x, y in zip(bunch.data, bunch.target, strict=True)]
+    header = ",".join([*(f"pixel{i}" for i in range(64)), "label"])
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "train.csv").write_text("\n".join([header, *rows[:1200]]) + "\n")
+    (tmp_path / "t" / "test.csv").write_text("\n".join([header, *rows[1200:1400]]) + "\n")
+    (tmp_path / "new.csv").write_text("\n".join([header, *rows[1400:]]) + "\n")
+    ds = load_dataset("csv", tmp_path / "t")
+    x_ref, y_ref = load_dataset("csv", tmp_path / "t", inputs=tmp_path / "new.csv").open_test()
+    got = read_new(json_round_trip(ds.reader), tmp_path / "new.csv", input_shape=ds.input_shape, classes=ds.classes,
+                   preprocess=ds.preprocess, regression=False)
+    assert ds.input_shape == (1, 8, 8) and ds.classes[0] == "1"
+    assert torch_equal(got.x, x_ref) and got.y is not None and np.array_equal(got.y, y_ref.numpy())
+
+
+def json_round_trip(reader: dict | None) -> dict:
+    import json
+
+    assert reader is not None
+    return json.loads(json.dumps(reader))  # as the database keeps it
+
+
+def torch_equal(a, b) -> bool:
+    return tuple(a.shape) == tuple(b.shape) and bool((a == b).all())
+
+
+def test_labels_of_new_examples_the_training_did_not_have_are_refused_in_one_line(tmp_path):
+    from nasforge.data import read_new
+
+    train, new = _arrays("sequence", np.random.default_rng(4))  # classes "1", "2", "3"
+    np.savez(tmp_path / "d.npz", **train)
+    ds = load_dataset("npz", tmp_path / "d.npz")
+    for y, words in ((np.full(12, 7), "label 7, not one of the training labels"),
+                     (np.full(12, np.nan), "labels are not whole numbers"),
+                     (np.ones((12, 2)), "labels have shape"), (np.ones(5), "not one number per example")):
+        np.savez(tmp_path / "bad.npz", x=new["x"], y=y)
+        with pytest.raises(DataError, match=words) as err:
+            read_new(json_round_trip(ds.reader), tmp_path / "bad.npz", input_shape=ds.input_shape,
+                     classes=ds.classes, preprocess=ds.preprocess, regression=False)
+        assert "\n" not in str(err.value)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from nasforge.config import Config, from_dict, from_keywords, load_config
-from nasforge.data import Dataset, Preprocess, load_dataset
+from nasforge.data import Dataset, Preprocess, load_dataset, read_new
 from nasforge.errors import ConfigError, DataError, NasforgeError, StoreError
 from nasforge.evaluate.device import gpu_count, resolve_device, resolve_precision
 from nasforge.evaluate.memory import memory_limit
@@ -41,7 +41,7 @@ from nasforge.final.references import (
     sklearn_references,
     split_reference,
 )
-from nasforge.final.retrain import RETRAIN_FILES, retrain_best
+from nasforge.final.retrain import RETRAIN_FILES, data_record, retrain_best
 from nasforge.fmt import fmt_budget
 from nasforge.loop import Deadline, Progress, SearchOutcome, best_trial, preflight, run_search
 from nasforge.oneshot.darts import NAME as DARTS
@@ -302,6 +302,13 @@ def choose_trial(trials: list[Trial], *, trial: int | None = None, max_params: i
         if not match or not match[0].ok:
             raise NasforgeError(f"trial {trial} is not a completed trial of this experiment; "
                                 "pick one from `nasforge status`")
+        cost = match[0].cost
+        if max_params is not None and cost is None:
+            raise NasforgeError(f"trial {trial} has no measured size to hold to --max-params; leave out --trial for "
+                                f"the best trial under the limit, or --max-params to retrain trial {trial}")
+        if max_params is not None and cost is not None and cost.params > max_params:
+            raise NasforgeError(f"trial {trial} has {cost.params:,} parameters, over the limit of {max_params:,} "
+                                "(--max-params); pick a trial under it, or leave out --trial for the best one under it")
         return match[0]
     if max_params is not None:
         small = [t for t in trials if t.cost is not None and t.cost.params <= max_params]
@@ -439,9 +446,7 @@ def retrain(db: str | Path, *, name: str | None = None, epochs: float | None = N
                 "trial": best.number, "epochs": n_epochs, **({"model_epochs": model_epochs} if model_epochs else {}),
                 "models": [final_to_json(m) for m in models],
                 "seeds": sorted({m.seed for m in models}), "summary": summarize(models),
-                "input_shape": list(data.input_shape), "classes": list(data.classes), "data": data.name,
-                "others": others or {},
-                "preprocess": data.preprocess.to_json() if data.preprocess else None})
+                "others": others or {}, **data_record(data)})
         return models
 
 
@@ -542,7 +547,8 @@ def load_retrained(db: str | Path, *, name: str | None = None, trial: int | None
                      description=str(m.get("description", "")) if t is None else space.describe(t.sample),
                      sample=None if t is None else dict(t.sample), space=None if t is None else dict(cfg.space),
                      experiment=exp.name, trial=None if t is None else t.number, seed=m.get("seed"),
-                     test=m.get("test"), preprocess=pre, members=members, reference=reference)
+                     test=m.get("test"), preprocess=pre, members=members, reference=reference,
+                     reader=r.get("reader"))
     return Retrained(model, info, weights, r, exp, cfg, default_models, again)
 
 
@@ -704,33 +710,11 @@ class Predictions:
         return buf.getvalue()
 
 
-def predict(db: str | Path, inputs: str | Path, *, name: str | None = None, trial: int | None = None,
-            out: str | Path | None = None) -> Predictions:
-    """Predict new examples with the searched network of the last retrain (of ``trial``, if given), or the reference
-    where the run trained it alone (``nasforge auto`` without a search, ``--reference-only``).
-
-    ``inputs`` is read as the training data was: for a CSV, a table with the training file's feature columns
-    (the label column optional), encoded, filled and normalised as the training rows were; for a folder of class
-    folders of images, a folder of images (or of class folders of them, to score), read at the training images'
-    size and colour; for other array data (built-in images, .npz, IDX, CIFAR), an .npz with ``x`` (and ``y``) or
-    an .npy of ``x``. Where every
-    example has a label the record says how good the predictions are. ``out``: also write them as CSV
-    (:meth:`Predictions.to_csv`). The training data must still be where the experiment read it: its encoding and
-    statistics are refitted from it, and checked against those the retrain stored.
-    """
+def _refit_inputs(r: Retrained, given: Path) -> tuple[torch.Tensor, Any, tuple[str, ...] | None, tuple[float, float]]:
+    """New examples read through the training data, its encoding and statistics refitted and checked against those
+    the retrain stored: for a retrain recorded before it stored how to read them (:attr:`Dataset.reader`)."""
     import numpy as np
 
-    from nasforge import atomic
-    from nasforge.evaluate.metrics import classification_metrics, regression_metrics
-    from nasforge.evaluate.trainer import predict as forward
-
-    given = Path(inputs).expanduser()
-    if out is not None and Path(out).expanduser().resolve() == given.resolve():
-        raise NasforgeError(f"--out {out} is the file of examples itself; give another path for the predictions")
-    if out is not None and Path(out).expanduser().is_dir():
-        raise NasforgeError(f"--out {out} is a folder; give a file path for the predictions, such as "
-                            f"{Path(out) / 'predictions.csv'}")
-    r = load_retrained(db, name=name, trial=trial)
     d = r.config.data
     data = load_data(r.config, inputs=given)
     pre, stored_pre = data.preprocess, r.info.preprocess
@@ -744,26 +728,66 @@ def predict(db: str | Path, inputs: str | Path, *, name: str | None = None, tria
     if tuple(x.shape[1:]) != tuple(r.info.input_shape):
         raise NasforgeError(f"{given} holds examples of shape {tuple(x.shape[1:])}, the network takes "
                             f"{tuple(r.info.input_shape)}; give examples shaped as the training data")
-    out_t = forward(r.model, x, channels_last=r.config.retrain.recipe.channels_last)
-    classes = tuple(r.info.classes)
+    target = data.target or (0.0, 1.0)
     ids = None
     if d.source == "images":  # a folder of image files: each prediction names its file
         from nasforge.data.folder import image_inputs
 
-        ids = tuple(str(f.relative_to(given)) for f in image_inputs(given, classes)[0])
+        ids = tuple(str(f.relative_to(given)) for f in image_inputs(given, tuple(r.info.classes))[0])
+    if not data.test_labelled:
+        return x, None, ids, target
+    return x, (y.double() * target[1] + target[0]) if data.regression else y, ids, target
+
+
+def predict(db: str | Path, inputs: str | Path, *, name: str | None = None, trial: int | None = None,
+            out: str | Path | None = None) -> Predictions:
+    """Predict new examples with the searched network of the last retrain (of ``trial``, if given), or the reference
+    where the run trained it alone (``nasforge auto`` without a search, ``--reference-only``).
+
+    ``inputs`` is read as the training data was: for a CSV, a table with the training file's feature columns
+    (the label column optional), encoded, filled and normalised as the training rows were; for a folder of class
+    folders of images, a folder of images (or of class folders of them, to score), read at the training images'
+    size and colour; for other array data (built-in images, .npz, IDX, CIFAR), an .npz with ``x`` (and ``y``) or
+    an .npy of ``x``. Where every example has a label the record says how good the predictions are. ``out``: also
+    write them as CSV (:meth:`Predictions.to_csv`). No training data is read: the retrain stored how its data was
+    read (a CSV's column encoding, an image folder's size and colour) and normalised; a retrain stored before it
+    kept that refits the encoding from its training data, which must then still be where the experiment read it,
+    unchanged.
+    """
+    from nasforge import atomic
+    from nasforge.evaluate.metrics import classification_metrics, regression_metrics
+    from nasforge.evaluate.trainer import predict as forward
+
+    given = Path(inputs).expanduser()
+    if out is not None and Path(out).expanduser().resolve() == given.resolve():
+        raise NasforgeError(f"--out {out} is the file of examples itself; give another path for the predictions")
+    if out is not None and Path(out).expanduser().is_dir():
+        raise NasforgeError(f"--out {out} is a folder; give a file path for the predictions, such as "
+                            f"{Path(out) / 'predictions.csv'}")
+    r = load_retrained(db, name=name, trial=trial)
+    classes = tuple(r.info.classes)
+    regression = r.info.preprocess is not None and r.info.preprocess.target is not None
+    if r.info.reader and r.info.preprocess is not None:  # read as training read, without its data
+        new = read_new(dict(r.info.reader), given, input_shape=tuple(r.info.input_shape), classes=classes,
+                       preprocess=r.info.preprocess, regression=regression)
+        x, y, ids = new.x, new.y, new.ids
+        target = r.info.preprocess.target or (0.0, 1.0)
+    else:  # a retrain stored before readers were: the training data, refitted, reads the new examples
+        x, y, ids, target = _refit_inputs(r, given)
+    out_t = forward(r.model, x, channels_last=r.config.retrain.recipe.channels_last)
     metrics: dict[str, float] | None = None
-    if data.regression:
-        mean, std = data.target or (0.0, 1.0)
+    if regression:
+        mean, std = target
         values = out_t[:, 0].double() * std + mean
-        if data.test_labelled:
-            metrics = regression_metrics(values, y.double() * std + mean)
+        if y is not None:
+            metrics = regression_metrics(values, torch.as_tensor(y, dtype=torch.float64))
         result = Predictions(classes, None, None, values.numpy(), metrics, r.info.trial, r.info.description,
                              r.info.members, r.info.reference, ids)
     else:
         probs = torch.softmax(out_t.double(), dim=1)
         index = probs.argmax(1)
-        if data.test_labelled:
-            metrics = classification_metrics(index, y, len(classes))
+        if y is not None:
+            metrics = classification_metrics(index, torch.as_tensor(y), len(classes))
         result = Predictions(classes, tuple(classes[int(i)] for i in index), probs.numpy(), None, metrics,
                              r.info.trial, r.info.description, r.info.members, r.info.reference, ids)
     if out is not None:

@@ -1095,7 +1095,7 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
     from nasforge.evaluate.trainer import evaluate_split
     from nasforge.final.ensemble import MEMBER_SEED, train_members
     from nasforge.final.models import FinalModel, Fitted, final_to_json, summarize
-    from nasforge.final.retrain import RETRAIN_FILES, fit_final, save_final
+    from nasforge.final.retrain import RETRAIN_FILES, data_record, fit_final, save_final
     from nasforge.paths import owned_dir
     from nasforge.store import Store
 
@@ -1140,8 +1140,7 @@ def reference_alone(db: str, name: str, plan: Plan, cfg: Any, *, seconds: float,
             store.add_result(exp.id, "auto_plan", {"plan": plan.to_json(), "time_budget": plan.time_budget})
         store.add_result(exp.id, "retrain", {
             "trial": None, "epochs": epochs, "models": [final_to_json(m)], "seeds": [cfg.seed],
-            "summary": summarize([m]), "input_shape": list(data.input_shape), "classes": list(data.classes),
-            "data": data.name, "others": others, "preprocess": data.preprocess.to_json() if data.preprocess else None})
+            "summary": summarize([m]), "others": others, **data_record(data)})
 
 
 __all__ = ["Plan", "Timing", "check_budget", "make_plan", "recipe_for", "resolve_data", "run_auto", "search_config",

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from nasforge.data.base import Dataset, Preprocess, make_dataset
-from nasforge.data.registry import DATA_SOURCES, load_dataset
+from nasforge.data.registry import DATA_SOURCES, NewExamples, load_dataset, read_new
 
-__all__ = ["DATA_SOURCES", "Dataset", "Preprocess", "load_dataset", "make_dataset"]
+__all__ = ["DATA_SOURCES", "Dataset", "NewExamples", "Preprocess", "load_dataset", "make_dataset", "read_new"]

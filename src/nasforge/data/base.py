@@ -57,6 +57,20 @@ class Preprocess:
             return None
         return self.target_mean, self.target_std
 
+    def normalise(self, x: np.ndarray) -> torch.Tensor:
+        """Scaled features (N, C, ...) or (N, F) standardised by the training statistics, as float32."""
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        mean = np.asarray(self.mean, dtype=np.float32).reshape(shape)
+        std = np.asarray(self.std, dtype=np.float32).reshape(shape)
+        return torch.from_numpy(np.ascontiguousarray((x - mean) / std, dtype=np.float32))
+
+    def apply(self, x: np.ndarray) -> torch.Tensor:
+        """Raw features already in the network's layout as the networks see them: ``(x / scale - mean) / std``."""
+        xf = np.asarray(x).astype(np.float32)
+        if self.scale:
+            xf /= self.scale
+        return self.normalise(xf)
+
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"scale": self.scale, "mean": list(self.mean), "std": list(self.std)}
         if self.target is not None:  # only then: a classification record stays as it was
@@ -101,6 +115,8 @@ class Dataset:
     notes: tuple[str, ...] = field(default=(), compare=False)
     # False where the test split holds new examples without labels (``nasforge predict``): its labels are placeholders
     test_labelled: bool = field(default=True, compare=False)
+    # how new examples are read as these were, without the training data (:func:`~nasforge.data.read_new`), as JSON
+    reader: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
     def regression(self) -> bool:
@@ -146,7 +162,8 @@ class Dataset:
     def search_view(self) -> Dataset:
         """The same dataset without its test split: what the search loop and evaluators get."""
         return Dataset(self.name, self.x_train, self.y_train, self.x_val, self.y_val, self.classes,
-                       preprocess=self.preprocess, flip_invariant=self.flip_invariant, task=self.task)
+                       preprocess=self.preprocess, flip_invariant=self.flip_invariant, task=self.task,
+                       reader=self.reader)
 
     def train_plus_val(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Training and validation joined, for the final retrain."""
@@ -481,15 +498,14 @@ def make_dataset(
     mean = x_tr.mean(axis=axes, keepdims=True)
     std = x_tr.std(axis=axes, keepdims=True)
     std[std < 1e-8] = 1.0
-
-    def norm(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray((a - mean) / std, dtype=np.float32))
-
     # regression targets: standardised with the training part's statistics (the networks' output scale)
     t_mean = float(y_train[keep].mean()) if regression else None
     t_std = float(y_train[keep].std()) if regression else None
     if t_std is not None and not t_std > 1e-12:
         raise DataError(f"{name}: every training target is {t_mean:g}; regression needs targets that vary")
+    pre = Preprocess(float(scale) if scale else None, tuple(float(v) for v in mean.ravel()),
+                     tuple(float(v) for v in std.ravel()), t_mean, t_std)
+    norm = pre.normalise
 
     def labels(a: np.ndarray) -> torch.Tensor:
         if t_mean is None or t_std is None:
@@ -513,8 +529,7 @@ def make_dataset(
         classes=tuple(classes),
         _x_test=xte,
         _y_test=yte,
-        preprocess=Preprocess(float(scale) if scale else None, tuple(float(v) for v in mean.ravel()),
-                              tuple(float(v) for v in std.ravel()), t_mean, t_std),
+        preprocess=pre,
         task=task,
         notes=() if note is None else (note,),
     )

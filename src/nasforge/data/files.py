@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,9 @@ class RawSplits:
     # new examples (features, labels or None) read as the training data was, to take the test split's place once
     # the training part is what it was in training (``nasforge predict``; :func:`read_csv`'s and image folders')
     inputs: tuple[np.ndarray, np.ndarray | None] | None = None
+    # how a source that fits something to its training files (a CSV's column encoding, an image folder's size and
+    # colour) reads new examples, as JSON: stored with a retrain, so ``nasforge predict`` needs no training data
+    reader: dict[str, Any] | None = None
 
 
 # the seed of a test split held out of data that has none: fixed, so the test set does not move with --seed
@@ -789,14 +793,14 @@ def table_pair(folder: Path) -> tuple[Path, Path | None] | None:
     return None
 
 
-def _parse_inputs(t: _Table, train: _Table, label_column: str | int | None,
-                  names: list[str] | None) -> tuple[list[list[str]], list[str] | None]:
+def _parse_inputs(t: _Table, width: int, li: int, names: list[str] | None,
+                  train_name: str) -> tuple[list[list[str]], list[str] | None]:
     """(feature cells column by column, label cells or None) of a table of new examples to predict: the training
-    file's feature columns, with its label column (scored where every label is given) or without it."""
-    width = _width(train)
+    file's feature columns (``width`` columns with the label at ``li``), with its label column (scored where every
+    label is given) or without it."""
     own = _width(t)
     if own not in (width, width - 1):
-        raise DataError(f"{t.path} has {own} columns but {train.path} has {width} ({width - 1} features and the "
+        raise DataError(f"{t.path} has {own} columns but {train_name} has {width} ({width - 1} features and the "
                         "label); give the training file's feature columns, with or without the label")
     labelled = own == width
     for line_no, cells in t.rows:
@@ -804,17 +808,35 @@ def _parse_inputs(t: _Table, train: _Table, label_column: str | int | None,
             raise DataError(f"{t.path} line {line_no} has {len(cells)} fields but "
                             f"{'the header has' if t.header else 'the first row has'} {own}; "
                             "give every row the same columns")
-    li = _label_index(train, label_column, width)
     columns = [list(c) for c in zip(*(cells for _, cells in t.rows), strict=True)]
     labels = columns.pop(li) if labelled else None
     if names is not None and t.header is not None:
         got = [h for i, h in enumerate(t.header) if not labelled or i != li]
         if got != names:
-            raise DataError(f"{t.path} has feature columns {got} but {train.path} has {names}; give the training "
+            raise DataError(f"{t.path} has feature columns {got} but {train_name} has {names}; give the training "
                             "file's columns")
     if labels is not None and any(_missing(c) for c in labels):  # a label column left empty: nothing to score
         labels = None
     return columns, labels
+
+
+def read_table_inputs(path: str | os.PathLike[str], reader: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """New rows (features, and labels or None) encoded by the column encoding a :func:`read_csv` stored in
+    ``reader``: no training file is read. Labels are class indices into the stored classes, or raw values (whole
+    numbers, or a regression's targets) where the training labels were numbers."""
+    table = _read_table(Path(path).expanduser())
+    names = reader["names"]
+    cols, labels = _parse_inputs(table, int(reader["width"]), int(reader["label"]),
+                                 None if names is None else list(names), str(reader["file"]))
+    spec = [_Column(c["name"], c["kind"], float(c["fill"]), bool(c["flag"]), tuple(c["levels"]), c["order"])
+            for c in reader["columns"]]
+    x = _encode(table, cols, spec)
+    if labels is None:
+        return x, None
+    if reader["regression"]:
+        return x, _targets(table.path, labels)
+    classes = reader.get("classes")
+    return x, _encode_labels(table.path, labels, None if classes is None else {c: i for i, c in enumerate(classes)})
 
 
 def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None, task: str = "auto",
@@ -874,38 +896,34 @@ def read_csv(path: str | os.PathLike[str], label_column: str | int | None = None
         train_cols = [[c[i] for i in keep] for c in train_cols]
         lab_test, lab_train = [lab_train[i] for i in held], [lab_train[i] for i in keep]
     spec, plains = _fit_columns(train_table, train_cols, names)
-    new: tuple[_Table, np.ndarray, list[str] | None] | None = None
-    if inputs is not None:  # after the task and the encoding are fitted as in training
-        in_table = _read_table(Path(inputs).expanduser())
-        in_cols, in_labels = _parse_inputs(in_table, train_table, label_column, names)
-        new = (in_table, _encode(in_table, in_cols, spec), in_labels)
+    label_at = _label_index(train_table, label_column, _width(train_table))
+    mapping: dict[str, int] | None = None
+    classes: tuple[str, ...] | None = None
+    if not regression and not all(_is_number(c) for c in lab_train):
+        classes = tuple(sorted(set(lab_train)))
+        mapping = {c: i for i, c in enumerate(classes)}
+    reader = {"source": "csv", "file": train_path.name, "width": _width(train_table), "label": label_at,
+              "names": names, "columns": [dataclasses.asdict(c) for c in spec], "regression": regression,
+              "classes": None if classes is None else list(classes)}
+    # new rows: after the task and the encoding are fitted as in training, read as predict reads them later
+    new = None if inputs is None else read_table_inputs(inputs, reader)
     x_train = _encode(train_table, train_cols, spec, plains)
     x_test = None if test_table is None or test_cols is None else _encode(test_table, test_cols, spec)
     if x_train.shape[1] == 0:
         raise DataError(f"{train_path} has no usable feature column (every one was dropped as an identifier); "
                         "give at least one feature with repeated values")
-    label_at = _label_index(train_table, label_column, _width(train_table))
     summary = _encoding_summary(train_path, spec, [_column_name(train_table, i) for i in train_table.reformatted
                                                    if i != label_at])
     notes = (_label_note(train_table, label_column), *(() if summary is None else (summary,)))
     if summary is not None:
         log.info(summary)
     if regression:
-        width = _width(train_table)
-        name = train_table.header[_label_index(train_table, label_column, width)] if train_table.header else None
+        name = train_table.header[label_at] if train_table.header else None
         return RawSplits(x_train, _targets(train_path, lab_train), x_test,
                          None if test_table is None or lab_test is None else _targets(test_table.path, lab_test),
-                         (name,) if name else None, notes,
-                         None if new is None else (new[1], None if new[2] is None else _targets(new[0].path, new[2])))
-    mapping: dict[str, int] | None = None
-    classes: tuple[str, ...] | None = None
-    if not all(_is_number(c) for c in lab_train):
-        names_sorted = sorted(set(lab_train))
-        mapping = {c: i for i, c in enumerate(names_sorted)}
-        classes = tuple(names_sorted)
+                         (name,) if name else None, notes, new, reader)
     y_train = _encode_labels(train_path, lab_train, mapping)
     y_test = None
     if test_table is not None and lab_test is not None:
         y_test = _encode_labels(test_table.path, lab_test, mapping)
-    return RawSplits(x_train, y_train, x_test, y_test, classes, notes, None if new is None else (
-        new[1], None if new[2] is None else _encode_labels(new[0].path, new[2], mapping)))
+    return RawSplits(x_train, y_train, x_test, y_test, classes, notes, new, reader)

@@ -134,6 +134,15 @@ def image_inputs(folder: Path, classes: tuple[str, ...]) -> tuple[list[Path], np
                                    "folder's class names, or the images without class folders")
 
 
+def read_image_inputs(path: str | os.PathLike[str], reader: dict[str, Any],
+                      classes: tuple[str, ...]) -> tuple[list[Path], np.ndarray, np.ndarray | None]:
+    """(files, pixels, labels or None) of a folder of new examples (:func:`image_inputs`), read at the size and
+    colour a :func:`read_image_folder` stored in ``reader``: no training image is read."""
+    files, labels = image_inputs(Path(path).expanduser(), classes)
+    h, w = reader["size"]
+    return files, _load(files, (int(h), int(w)), bool(reader["grey"])), labels
+
+
 def read_image_folder(path: str | os.PathLike[str], inputs: str | os.PathLike[str] | None = None) -> RawSplits:
     """The images of a folder of class folders (:func:`image_folder_split`), labelled by their folder's name.
 
@@ -163,11 +172,10 @@ def read_image_folder(path: str | os.PathLike[str], inputs: str | os.PathLike[st
     size, note = _size(sizes)
     x_train = _load(train_files, size, grey)
     x_test = _load(test_files, size, grey) if test_root is not None else None
-    new = None
-    if inputs is not None:  # after the size and the colour are chosen as in training
-        new_files, new_labels = image_inputs(Path(inputs).expanduser(), classes)
-        new = (_load(new_files, size, grey), new_labels)
+    reader = {"source": "images", "size": list(size), "grey": grey}
+    # after the size and the colour are chosen as in training, read as predict reads them later
+    new = None if inputs is None else read_image_inputs(inputs, reader, classes)[1:]
     what = (f"{root.name}: {len(train_files):,} {'grey' if grey else 'RGB'} images in {len(classes)} class folders"
             + (f", {len(test_files):,} in {test_root.name}/" if test_root is not None else ""))
     return RawSplits(x_train, y_train, x_test, y_test, classes, notes=(what + (f"; {note}" if note else ""),),
-                     inputs=new)
+                     inputs=new, reader=reader)

@@ -16,11 +16,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 
 from nasforge.data.base import (
     CLASSIFICATION,
     REGRESSION,
     Dataset,
+    Preprocess,
+    _labels,
+    _targets,
+    _to_layout,
     check_task,
     infer_task,
     make_dataset,
@@ -28,7 +33,7 @@ from nasforge.data.base import (
     stratified_split,
 )
 from nasforge.data.cifar import read_cifar
-from nasforge.data.files import RawSplits, hold_out, read_csv, read_inputs, read_npz
+from nasforge.data.files import RawSplits, hold_out, read_csv, read_inputs, read_npz, read_table_inputs
 from nasforge.data.idx import DIGIT_CLASSES, FASHION_CLASSES, locate, read_idx_dir
 from nasforge.errors import DataError
 
@@ -114,31 +119,45 @@ def _no_path(source: str, path: PathArg) -> None:
         raise DataError(f"the {source} source is bundled and takes no path; remove data.path")
 
 
-def fill_missing(x_train: np.ndarray, x_test: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+def fill_missing(x_train: np.ndarray,
+                 x_test: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, dict[str, list[Any]] | None]:
     """A table's NaN cells filled with the training column's median, each column with any in training flagged by
-    one more 0/1 feature, as a CSV's missing cells are (:func:`~nasforge.data.files.read_csv`); and what was done,
-    or None where there was nothing to fill (not a 2-D float table, or no NaN)."""
+    one more 0/1 feature, as a CSV's missing cells are (:func:`~nasforge.data.files.read_csv`); and the fill
+    (``median``, ``flagged``) that :func:`apply_fill` gives new examples, or None where ``x_train`` is not a 2-D
+    float table. Without a NaN in training nothing is flagged, but new examples' NaN cells still get the medians."""
     if np.ndim(x_train) != 2 or np.asarray(x_train).dtype.kind != "f":
         return x_train, x_test, None
     gaps = np.isnan(x_train)
-    test_gaps = None if x_test is None or np.ndim(x_test) != 2 or np.asarray(x_test).dtype.kind != "f" \
-        else np.isnan(x_test)
-    if not gaps.any() and (test_gaps is None or not test_gaps.any()):
-        return x_train, x_test, None
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column's median is NaN: filled with 0 below
-        median = np.nan_to_num(np.nanmedian(x_train, axis=0), nan=0.0)
-    flagged = np.flatnonzero(gaps.any(axis=0))
+    if gaps.any():
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column's median is NaN: filled with 0 below
+            median = np.nan_to_num(np.nanmedian(x_train, axis=0), nan=0.0)
+    else:
+        median = np.median(x_train, axis=0)
+    fill = {"median": median.tolist(), "flagged": np.flatnonzero(gaps.any(axis=0)).tolist()}
+    if fill["flagged"]:
+        x_train = apply_fill(x_train, fill)
+    if x_test is not None and np.ndim(x_test) == 2 and np.asarray(x_test).dtype.kind == "f" and (
+            fill["flagged"] or np.isnan(x_test).any()):
+        x_test = apply_fill(x_test, fill)
+    return x_train, x_test, fill
 
-    def fill(x: np.ndarray, g: np.ndarray) -> np.ndarray:
-        out = np.where(g, median[None, :], x)
-        return np.hstack([out, g[:, flagged].astype(out.dtype)])
 
-    x_train = fill(x_train, gaps)
-    if x_test is not None and test_gaps is not None:
-        x_test = fill(x_test, test_gaps)
-    return x_train, x_test, (f"missing numbers (NaN) in {len(flagged)} column(s) filled with the training median "
-                             "and flagged")
+def apply_fill(x: np.ndarray, fill: dict[str, list[Any]]) -> np.ndarray:
+    """``x``'s NaN cells replaced by :func:`fill_missing`'s training medians, and its flag columns appended."""
+    if np.ndim(x) != 2 or np.asarray(x).dtype.kind not in "fiub":
+        return x
+    x = np.asarray(x, dtype=np.float64)
+    median = np.asarray(fill["median"], dtype=np.float64)
+    if x.shape[1] != len(median):
+        return x  # the shape check downstream names the problem
+    gaps = np.isnan(x)
+    out = np.where(gaps, median[None, :], x)
+    return np.hstack([out, gaps[:, np.asarray(fill["flagged"], dtype=np.int64)].astype(out.dtype)])
+
+
+def fill_note(fill: dict[str, list[Any]]) -> str:
+    return f"missing numbers (NaN) in {len(fill['flagged'])} column(s) filled with the training median and flagged"
 
 
 def _one_hot(y: np.ndarray) -> bool:
@@ -212,13 +231,22 @@ def _finish(
         x_train = x_train.reshape(len(x_train), -1)
         if x_test is not None:
             x_test = x_test.reshape(len(x_test), -1)
+    fill = None
     if layout in ("auto", "tabular"):
-        x_train, x_test, filled = fill_missing(x_train, x_test)
-        notes += (() if filled is None else (f"{Path(origin).name}: {filled}",))
+        had_gaps = x_test is not None and np.ndim(x_test) == 2 and np.asarray(x_test).dtype.kind == "f" \
+            and bool(np.isnan(x_test).any())
+        x_train, x_test, fill = fill_missing(x_train, x_test)
+        if fill is not None and (fill["flagged"] or had_gaps):
+            notes += (f"{Path(origin).name}: {fill_note(fill)}",)
     ds = make_dataset(origin, x_train, y_train, x_test, y_test, classes=raw.classes,
                       val_fraction=val_fraction, seed=seed, layout=layout, scale=scale, task=task)
+    # what nasforge predict needs to read new examples as these were, with no training data: the source's own
+    # reading (a CSV's encoding, an image folder's size), then these steps; the statistics are the Preprocess's
+    reader = {**(raw.reader or {"source": "arrays"}), "flatten": bool(images and layout == "tabular"),
+              "fill": fill, "layout": {2: "tabular", 3: "sequence", 4: "image"}[ds.x_train.ndim],
+              "named": raw.classes is not None}
     return dataclasses.replace(ds, name=name, flip_invariant=flip_invariant and ds.x_train.ndim == 4,
-                               notes=notes + ds.notes, test_labelled=labelled)
+                               notes=notes + ds.notes, test_labelled=labelled, reader=reader)
 
 
 # ----------------------------------------------------------------------------------------- loaders
@@ -510,3 +538,70 @@ def load_dataset(
         raise DataError(f"test_fraction must be between 0 and 1, got {test_fraction}: use e.g. 0.2")
     return loader(path, val_fraction=val_fraction, seed=seed, layout=layout, label_column=label_column,
                   limit=limit, task=task, test_fraction=test_fraction, inputs=inputs)
+
+
+@dataclasses.dataclass(frozen=True)
+class NewExamples:
+    """New examples as a network takes them (``x``, normalised), their labels where every one has a label (class
+    indices, or a regression's targets in their own units), and for image files their names."""
+
+    x: torch.Tensor
+    y: np.ndarray | None
+    ids: tuple[str, ...] | None
+
+
+def read_new(reader: dict[str, Any], path: str | os.PathLike[str], *, input_shape: tuple[int, ...],
+             classes: tuple[str, ...], preprocess: Preprocess, regression: bool) -> NewExamples:
+    """New examples read as a training's data was, from what its retrain stored (:attr:`Dataset.reader`, the
+    :class:`Preprocess`), so no training data is read: the source's reading (a CSV's column encoding, an image
+    folder's size and colour, else an .npz or .npy of arrays), the same filling and layout, the same statistics."""
+    given = Path(path).expanduser()
+    source = reader.get("source", "arrays")
+    ids = None
+    if source == "csv":
+        x, y = read_table_inputs(given, reader)
+    elif source == "images":
+        from nasforge.data.folder import read_image_inputs
+
+        files, x, y = read_image_inputs(given, reader, classes)
+        ids = tuple(str(f.relative_to(given)) for f in files)
+    else:
+        read = read_inputs(given)
+        assert read is not None
+        x, y = read
+    if reader.get("flatten"):
+        x = x.reshape(len(x), -1)
+    if reader.get("fill"):
+        x = apply_fill(x, reader["fill"])
+    x = _to_layout(np.asarray(x), reader["layout"], f"{given}'s examples")
+    if tuple(x.shape[1:]) != tuple(input_shape):
+        raise DataError(f"{given} holds examples of shape {tuple(x.shape[1:])}, the network takes "
+                        f"{tuple(input_shape)}; give examples shaped as the training data")
+    xt = preprocess.apply(x)
+    if not torch.isfinite(xt).all():
+        raise DataError(f"{given} holds NaN or infinite values; clean them first")
+    if y is not None:
+        y = _targets(y, str(given)) if regression else \
+            _new_labels(given, np.asarray(y), classes, bool(reader.get("named")))
+    return NewExamples(xt, y, ids)
+
+
+def _new_labels(given: Path, y: np.ndarray, classes: tuple[str, ...], named: bool) -> np.ndarray:
+    """Class indices of new examples' labels: as given where the training source named its classes (its labels
+    indexed them), else each label is its class's name (:func:`~nasforge.data.base._classes`)."""
+    y = _labels(np.argmax(y, axis=1) if _one_hot(y) else y, str(given))
+    if named:
+        bad = [int(v) for v in np.unique(y) if not 0 <= v < len(classes)]
+        if bad:
+            raise DataError(f"{given} has label {bad[0]!r}, not a class index 0..{len(classes) - 1} of the training "
+                            f"classes; give labels the training data had, or leave them out")
+        return y.astype(np.int64)
+    index = {c: i for i, c in enumerate(classes)}
+    out = np.empty(len(y), dtype=np.int64)
+    for i, v in enumerate(y):
+        k = index.get(str(int(v)))
+        if k is None:
+            raise DataError(f"{given} has label {int(v)}, not one of the training labels ({', '.join(classes[:10])}); "
+                            "give labels the training data had, or leave them out")
+        out[i] = k
+    return out

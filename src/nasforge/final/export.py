@@ -75,6 +75,9 @@ class ModelInfo:
     members: int = 1  # trainings averaged into the network (final.ensemble); 1: a single network
     reference: str | None = None  # a reference network's name (final.references) where it, not a searched one, is
     # the network: it is rebuilt by that name rather than from a sample of a space
+    # how raw examples became the inputs before the statistics (a CSV's column encoding with its medians and
+    # one-hot values, an image folder's size; :attr:`~nasforge.data.base.Dataset.reader`), for whoever deploys it
+    reader: Mapping[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------- python source
@@ -404,6 +407,7 @@ def export_model(model: nn.Module, fmt: str, out_dir: str | Path, info: ModelInf
         "params": count_params(model), "flops": count_flops(model, tuple(info.input_shape)),
         "test": dict(info.test) if info.test is not None else None, "weights": STATE_DICT,
         "preprocess": info.preprocess.to_json() if info.preprocess is not None else None,
+        **({"reader": dict(info.reader)} if info.reader is not None else {}),
     }
     text = json.dumps(genotype, indent=2)
     return [atomic.write_text(out / "model.json", text), _save_state(model, out)]

@@ -272,3 +272,10 @@ def _load_scored(work: Path | None, seed: int, run: str) -> list[FinalModel] | N
     except (OSError, ValueError, KeyError, TypeError) as e:
         log.warning("ignoring unreadable retrain state for seed %d (%s)", seed, e)
         return None
+
+
+def data_record(data: Dataset) -> dict[str, Any]:
+    """What a retrain record keeps of its data so its networks can be used without it: the input shape, the
+    classes, the normalisation, and how new examples are read (``nasforge predict``)."""
+    return {"input_shape": list(data.input_shape), "classes": list(data.classes), "data": data.name,
+            "preprocess": data.preprocess.to_json() if data.preprocess else None, "reader": data.reader}
