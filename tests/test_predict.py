@@ -150,7 +150,7 @@ def test_predictions_need_no_training_data_and_older_records_refit_it_or_refuse_
     gone = api.predict(tmp_path / "m.db", new)
     assert before.labels == changed.labels == gone.labels and np.allclose(before.probabilities, gone.probabilities)
     forget_readers(tmp_path / "m.db")
-    with pytest.raises(DataError, match="without train.csv"):  # an older record reads the training data, now gone
+    with pytest.raises(DataError, match=r"without train\.csv"):  # an older record reads the training data, now gone
         api.predict(tmp_path / "m.db", new)
     write_mixed(tmp_path / "table", n=120, seed=1)
     with pytest.raises(NasforgeError, match="is not what it was when the network was retrained"):
@@ -365,3 +365,21 @@ def test_labels_of_new_examples_the_training_did_not_have_are_refused_in_one_lin
             read_new(json_round_trip(ds.reader), tmp_path / "bad.npz", input_shape=ds.input_shape,
                      classes=ds.classes, preprocess=ds.preprocess, regression=False)
         assert "\n" not in str(err.value)
+
+
+def test_an_idx_images_file_is_read_as_new_examples_scored_by_the_labels_file_beside_it(tmp_path):
+    """Data trained from IDX files predicts an IDX images file (``t10k-images-idx3-ubyte.gz``) exactly as its test
+    split was read, with the labels file beside it as labels; without that file, unscored."""
+    from nasforge.data import read_new
+    from tests.test_data import make_idx_dir
+
+    d = make_idx_dir(tmp_path / "idx", gz=True)
+    ds = load_dataset("idx", d)
+    x_ref, y_ref = ds.open_test()
+    kwargs = {"input_shape": ds.input_shape, "classes": ds.classes, "preprocess": ds.preprocess, "regression": False}
+    got = read_new(json_round_trip(ds.reader), d / "t10k-images-idx3-ubyte.gz", **kwargs)
+    assert torch_equal(got.x, x_ref) and got.y is not None and np.array_equal(got.y, y_ref.numpy())
+    (d / "t10k-labels-idx1-ubyte.gz").unlink()
+    assert read_new(json_round_trip(ds.reader), d / "t10k-images-idx3-ubyte.gz", **kwargs).y is None
+    with pytest.raises(DataError, match="does not exist"):
+        read_new(json_round_trip(ds.reader), d / "new-images-idx3-ubyte", **kwargs)

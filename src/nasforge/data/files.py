@@ -168,13 +168,17 @@ INPUT_FEATURES = ("x_test", "x", "inputs", "features", "data", "x_train")
 def read_inputs(path: str | os.PathLike[str] | None) -> tuple[np.ndarray, np.ndarray | None] | None:
     """New examples to predict, for data read as arrays (not a CSV): an .npz with the features (x_test, x or
     another of :data:`INPUT_FEATURES`) and, to score them, their labels as class indices or targets (y_test, y,
-    ...), or an .npy of the features alone. None where ``path`` is None."""
+    ...), an .npy of the features alone, or an IDX images file (``t10k-images-idx3-ubyte.gz``), scored where its
+    labels file lies beside it. None where ``path`` is None."""
     if path is None:
         return None
     p = Path(path).expanduser()
     suffix = p.suffix.lower()
+    if "-images-idx" in p.name or ".idx3-ubyte" in p.name:
+        return _idx_inputs(p)
     if suffix not in (".npz", ".npy"):
-        raise DataError(f"{p}: give new examples of array data as an .npz (x, and y to score them) or an .npy of x")
+        raise DataError(f"{p}: give new examples of array data as an .npz (x, and y to score them), an .npy of x, "
+                        "or an IDX images file")
     try:
         loaded = np.load(p, allow_pickle=False)
     except FileNotFoundError:
@@ -207,6 +211,21 @@ def read_inputs(path: str | os.PathLike[str] | None) -> tuple[np.ndarray, np.nda
         if y.dtype.kind not in "fiub" or len(y) != len(x):
             raise DataError(f"{p}: the labels ({y.dtype}, {len(y)}) are not one number per example of its {len(x)}; "
                             "give class indices (or targets), or leave the labels out")
+    return x, y
+
+
+def _idx_inputs(p: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """An IDX images file of new examples, and the labels of the IDX labels file beside it, if there is one."""
+    from nasforge.data.idx import read_idx
+
+    if not p.is_file():
+        raise DataError(f"{p} does not exist; check the path")
+    x = read_idx(p)
+    labels = p.with_name(p.name.replace("-images-idx3", "-labels-idx1").replace("-images.idx3", "-labels.idx1"))
+    y = read_idx(labels) if labels != p and labels.is_file() else None
+    if y is not None and (y.ndim != 1 or len(y) != len(x)):
+        raise DataError(f"{labels} holds {y.shape} labels for the {len(x)} images of {p.name}; give the labels file "
+                        "of the same release, or move it away to predict without scoring")
     return x, y
 
 
