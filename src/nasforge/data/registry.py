@@ -119,14 +119,15 @@ def _no_path(source: str, path: PathArg) -> None:
         raise DataError(f"the {source} source is bundled and takes no path; remove data.path")
 
 
-def fill_missing(x_train: np.ndarray,
-                 x_test: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, dict[str, list[Any]] | None]:
+def fill_missing(x_train: np.ndarray, x_test: np.ndarray | None,
+                 ) -> tuple[np.ndarray, np.ndarray | None, dict[str, list[Any]] | None, str | None]:
     """A table's NaN cells filled with the training column's median, each column with any in training flagged by
     one more 0/1 feature, as a CSV's missing cells are (:func:`~nasforge.data.files.read_csv`); and the fill
     (``median``, ``flagged``) that :func:`apply_fill` gives new examples, or None where ``x_train`` is not a 2-D
-    float table. Without a NaN in training nothing is flagged, but new examples' NaN cells still get the medians."""
+    float table; and what was done, or None where nothing was filled. Without a NaN in training nothing is flagged,
+    but new examples' NaN cells still get the medians."""
     if np.ndim(x_train) != 2 or np.asarray(x_train).dtype.kind != "f":
-        return x_train, x_test, None
+        return x_train, x_test, None, None
     gaps = np.isnan(x_train)
     if gaps.any():
         with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -135,12 +136,15 @@ def fill_missing(x_train: np.ndarray,
     else:
         median = np.median(x_train, axis=0)
     fill = {"median": median.tolist(), "flagged": np.flatnonzero(gaps.any(axis=0)).tolist()}
-    if fill["flagged"]:
+    filled = bool(fill["flagged"])
+    if filled:
         x_train = apply_fill(x_train, fill)
     if x_test is not None and np.ndim(x_test) == 2 and np.asarray(x_test).dtype.kind == "f" and (
-            fill["flagged"] or np.isnan(x_test).any()):
-        x_test = apply_fill(x_test, fill)
-    return x_train, x_test, fill
+            filled or np.isnan(x_test).any()):
+        x_test, filled = apply_fill(x_test, fill), True
+    note = (f"missing numbers (NaN) in {len(fill['flagged'])} column(s) filled with the training median and flagged"
+            if filled else None)
+    return x_train, x_test, fill, note
 
 
 def apply_fill(x: np.ndarray, fill: dict[str, list[Any]]) -> np.ndarray:
@@ -154,10 +158,6 @@ def apply_fill(x: np.ndarray, fill: dict[str, list[Any]]) -> np.ndarray:
     gaps = np.isnan(x)
     out = np.where(gaps, median[None, :], x)
     return np.hstack([out, gaps[:, np.asarray(fill["flagged"], dtype=np.int64)].astype(out.dtype)])
-
-
-def fill_note(fill: dict[str, list[Any]]) -> str:
-    return f"missing numbers (NaN) in {len(fill['flagged'])} column(s) filled with the training median and flagged"
 
 
 def _one_hot(y: np.ndarray) -> bool:
@@ -233,11 +233,8 @@ def _finish(
             x_test = x_test.reshape(len(x_test), -1)
     fill = None
     if layout in ("auto", "tabular"):
-        had_gaps = x_test is not None and np.ndim(x_test) == 2 and np.asarray(x_test).dtype.kind == "f" \
-            and bool(np.isnan(x_test).any())
-        x_train, x_test, fill = fill_missing(x_train, x_test)
-        if fill is not None and (fill["flagged"] or had_gaps):
-            notes += (f"{Path(origin).name}: {fill_note(fill)}",)
+        x_train, x_test, fill, filled = fill_missing(x_train, x_test)
+        notes += (() if filled is None else (f"{Path(origin).name}: {filled}",))
     ds = make_dataset(origin, x_train, y_train, x_test, y_test, classes=raw.classes,
                       val_fraction=val_fraction, seed=seed, layout=layout, scale=scale, task=task)
     # what nasforge predict needs to read new examples as these were, with no training data: the source's own
