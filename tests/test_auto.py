@@ -30,6 +30,7 @@ from nasforge.autoplan import (
     Plan,
     Timing,
     check_max_params,
+    converge_epochs,
     layouts,
     make_plan,
     resolve_data,
@@ -195,6 +196,20 @@ def test_the_reference_shares_the_final_time_only_where_halving_it_costs_little(
     # alone, short of converging: the final gets more of what is left than the search
     assert tight.final_seconds_each > tight.search_seconds and "each epoch counts" in tight.why["final"]
     assert 5.0 + tight.search_seconds + tight.final_seconds_each <= 3600
+
+
+def test_more_budget_never_trains_the_searched_network_less():
+    """The reference shares the final only where both networks still converge: at half of converging each (the rule
+    before), Fashion-MNIST's 2 hours gave the searched network 22 epochs where 1.5 hours gave it 39 alone."""
+    for n, step, budgets in ((60000, 0.14, (1800, 3600, 5400, 7200, 10800, 14400, 21600)),
+                             (1800, 0.03, (120, 180, 360, 720, 1440)), (4000, 0.05, (300, 600, 1200, 2400))):
+        plans = [plan_for(n, b, step=step) for b in budgets]
+        each = [p.final_seconds_each / p.members for p in plans]  # one training of the searched network
+        assert each == sorted(each), (n, each)
+        shared = [p for p in plans if p.with_reference]
+        converge = converge_epochs(math.ceil((n + max(n // 9, 10)) / 128))  # fake(n): train + validation
+        assert all(p.final_epochs_reference >= converge for p in shared)
+    assert [plan_for(60000, b, step=0.14).with_reference for b in (3600, 7200, 14400)] == [False, False, True]
 
 
 def test_long_trials_get_budgets_in_the_reference_time():
