@@ -104,6 +104,10 @@ def arm(data: str, budget: str, db: Path, record: Path, *extra: str) -> tuple[di
     return json.loads(record.read_text()), wall, ""
 
 
+PLAN_KEYS = ("search_seconds", "final_seconds_each", "with_reference", "trial_epochs", "trial_fraction", "rungs",
+             "expected_trials", "workers", "why")
+
+
 def both_arms(options: tuple[str, ...]) -> tuple[str, ...]:
     """The searched arm's options that shape the reference too, so its own arm gets them: ``--max-params N``
     (the reference is narrowed to fit the size limit)."""
@@ -113,13 +117,15 @@ def both_arms(options: tuple[str, ...]) -> tuple[str, ...]:
 
 def run(name: str, data: str, budget: str, folder: Path, *, seed: int = 0,
         record: Path | None = None, reference_record: Path | None = None,
-        reference_row: dict[str, Any] | None = None, options: tuple[str, ...] = ()) -> dict[str, Any]:
+        reference_row: dict[str, Any] | None = None, options: tuple[str, ...] = (),
+        auto_only: bool = False) -> dict[str, Any]:
     """``nasforge auto DATA``; where its plan trained the searched network alone, the reference's own arm
     (``--reference-only``, the whole budget: a harder comparison than the shared one) after it.
     ``record``/``reference_record``: an arm's --json record from an earlier run of exactly that command,
     instead of running it (its wall time is then the record's own ``seconds.total``). ``reference_row``: the
     reference's own arm as an earlier results file holds it (--reference-from), for an A/B of the search alone.
-    ``options``: more of auto's options for the searched arm (``--workers 1``: an A/B of trials at once)."""
+    ``options``: more of auto's options for the searched arm (``--workers 1``: an A/B of trials at once).
+    ``auto_only``: no reference arm where the plan trained the searched network alone (``reference`` None)."""
     s = ["--seed", str(seed)]
     rec: dict[str, Any] | None
     if record is not None:
@@ -142,6 +148,9 @@ def run(name: str, data: str, budget: str, folder: Path, *, seed: int = 0,
                             {**rec["reference"], "arm": "this run: with no search, the same network and training"})
     elif rec["reference"] is None and reference_row is not None:  # the arm as measured before, unchanged
         out["reference"] = {**reference_row, "reused": True}
+    elif rec["reference"] is None and auto_only:  # the searched arm alone: no comparison in this row
+        out["plan"] = {k: rec["plan"].get(k) for k in PLAN_KEYS}
+        return out
     elif rec["reference"] is None:  # the reference's own arm, the whole budget
         if reference_record is not None:
             ref, ref_wall, err = json.loads(reference_record.read_text()), None, ""
@@ -159,9 +168,7 @@ def run(name: str, data: str, budget: str, folder: Path, *, seed: int = 0,
     if rec["others"]:
         out["beats_logistic_regression"] = (out["searched"]["test_accuracy"]
                                             > rec["others"]["logistic_regression"]["accuracy"])
-    out["plan"] = {k: rec["plan"].get(k) for k in ("search_seconds", "final_seconds_each", "with_reference",
-                                                   "trial_epochs", "trial_fraction", "rungs", "expected_trials",
-                                                   "workers", "why")}
+    out["plan"] = {k: rec["plan"].get(k) for k in PLAN_KEYS}
     return out
 
 
