@@ -383,3 +383,39 @@ def test_an_idx_images_file_is_read_as_new_examples_scored_by_the_labels_file_be
     assert read_new(json_round_trip(ds.reader), d / "t10k-images-idx3-ubyte.gz", **kwargs).y is None
     with pytest.raises(DataError, match="does not exist"):
         read_new(json_round_trip(ds.reader), d / "new-images-idx3-ubyte", **kwargs)
+
+
+def test_a_cifar_batch_is_read_as_new_examples_scored_by_its_labels(tmp_path):
+    """Data trained from CIFAR's python batches predicts a batch file (``test_batch``; CIFAR-100's ``test``) exactly
+    as its test split was read, scored by the batch's own labels."""
+    import pickle
+
+    from nasforge.data import read_new
+    from tests.test_data import write_cifar10
+
+    d = write_cifar10(tmp_path / "cifar-10-batches-py")
+    ds = load_dataset("cifar10", d)
+    x_ref, y_ref = ds.open_test()
+    kwargs = {"input_shape": ds.input_shape, "classes": ds.classes, "preprocess": ds.preprocess, "regression": False}
+    got = read_new(json_round_trip(ds.reader), d / "test_batch", **kwargs)
+    assert torch_equal(got.x, x_ref) and got.y is not None and np.array_equal(got.y, y_ref.numpy())
+    with pytest.raises(DataError, match="does not exist"):
+        read_new(json_round_trip(ds.reader), d / "data_batch_9", **kwargs)
+    (d / "test_batch").write_bytes(pickle.dumps({"data": np.zeros((2, 10), np.uint8), "labels": [0, 1]}))
+    with pytest.raises(DataError, match="expected") as err:
+        read_new(json_round_trip(ds.reader), d / "test_batch", **kwargs)
+    assert "\n" not in str(err.value)
+
+    c = tmp_path / "cifar-100-python"
+    c.mkdir()
+    rng = np.random.default_rng(3)
+    for name, n in (("train", 200), ("test", 30)):
+        labels = list(range(100)) * 2 if n == 200 else [int(v) for v in rng.integers(0, 100, n)]
+        (c / name).write_bytes(pickle.dumps({"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                                             "fine_labels": labels, "coarse_labels": [0] * n}))
+    (c / "meta").write_bytes(pickle.dumps({"fine_label_names": [f"f{i}" for i in range(100)]}))
+    ds = load_dataset("cifar100", c)
+    x_ref, y_ref = ds.open_test()
+    got = read_new(json_round_trip(ds.reader), c / "test", input_shape=ds.input_shape, classes=ds.classes,
+                   preprocess=ds.preprocess, regression=False)
+    assert torch_equal(got.x, x_ref) and got.y is not None and np.array_equal(got.y, y_ref.numpy())

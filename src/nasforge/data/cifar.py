@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,23 @@ def _resolve(path: Path, n: int, first: str) -> Path:
     if not (path / first).is_file() and (path / _SUBDIRS[n] / first).is_file():
         return path / _SUBDIRS[n]
     return path
+
+
+def is_batch(path: Path) -> bool:
+    """Whether ``path`` names a CIFAR python batch: CIFAR-10's ``data_batch_N`` or ``test_batch``, or CIFAR-100's
+    ``train`` or ``test`` beside its ``meta``."""
+    name = path.name
+    return (re.fullmatch(r"data_batch_\d+|test_batch", name) is not None
+            or (name in ("train", "test") and (path.parent / "meta").is_file()))
+
+
+def read_batch_inputs(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR python batch as new examples (``nasforge predict``): its images as uint8 (N, 3, 32, 32) and its
+    labels, read as training read them."""
+    n = 100 if path.name in ("train", "test") else 10
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; check the path")
+    return _batch(path, "fine_labels" if n == 100 else "labels", n)
 
 
 def read_cifar(

@@ -168,17 +168,22 @@ INPUT_FEATURES = ("x_test", "x", "inputs", "features", "data", "x_train")
 def read_inputs(path: str | os.PathLike[str] | None) -> tuple[np.ndarray, np.ndarray | None] | None:
     """New examples to predict, for data read as arrays (not a CSV): an .npz with the features (x_test, x or
     another of :data:`INPUT_FEATURES`) and, to score them, their labels as class indices or targets (y_test, y,
-    ...), an .npy of the features alone, or an IDX images file (``t10k-images-idx3-ubyte.gz``), scored where its
-    labels file lies beside it. None where ``path`` is None."""
+    ...), an .npy of the features alone, an IDX images file (``t10k-images-idx3-ubyte.gz``), scored where its
+    labels file lies beside it, or a CIFAR python batch (``test_batch``), scored by its labels. None where
+    ``path`` is None."""
+    from nasforge.data.cifar import is_batch, read_batch_inputs
+
     if path is None:
         return None
     p = Path(path).expanduser()
     suffix = p.suffix.lower()
     if "-images-idx" in p.name or ".idx3-ubyte" in p.name:
         return _idx_inputs(p)
+    if is_batch(p):
+        return read_batch_inputs(p)
     if suffix not in (".npz", ".npy"):
         raise DataError(f"{p}: give new examples of array data as an .npz (x, and y to score them), an .npy of x, "
-                        "or an IDX images file")
+                        "an IDX images file or a CIFAR batch (test_batch)")
     try:
         loaded = np.load(p, allow_pickle=False)
     except FileNotFoundError:
