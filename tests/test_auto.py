@@ -186,7 +186,7 @@ def test_budgets_are_steps_so_small_data_get_more_epochs():
     assert longer.trial_epochs > small.trial_epochs and longer.expected_trials >= small.expected_trials
 
 
-def test_the_reference_shares_the_final_time_only_where_halving_it_costs_little():
+def test_the_reference_shares_the_final_time_only_where_both_networks_still_converge():
     roomy = plan_for(1000, 1200, step=0.01)  # hundreds of epochs each in half the final time
     assert roomy.with_reference and "reference" not in roomy.why
     assert "the searched network and the reference" in "\n".join(roomy.lines())
