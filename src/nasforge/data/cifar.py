@@ -33,6 +33,7 @@ _REFETCH = "re-download and extract cifar-{n}-python.tar.gz, or point data.path 
 
 # The directory names inside the official archives, tried below ``path``.
 _SUBDIRS = {10: "cifar-10-batches-py", 100: "cifar-100-python"}
+_LABEL_KEYS = {10: "labels", 100: "fine_labels"}  # each batch's class labels (CIFAR-100's fine classes)
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -119,7 +120,7 @@ def read_batch_inputs(path: Path) -> tuple[np.ndarray, np.ndarray]:
     n = 100 if path.name in ("train", "test") else 10
     if not path.is_file():
         raise DataError(f"{path} does not exist; check the path")
-    return _batch(path, "fine_labels" if n == 100 else "labels", n)
+    return _batch(path, _LABEL_KEYS[n], n)
 
 
 def read_cifar(
@@ -132,10 +133,11 @@ def read_cifar(
                         f"{_SUBDIRS[n]}")
     if n == 10:
         train_names = [f"data_batch_{i}" for i in range(1, 6)]
-        label_key, meta_name, meta_key = "labels", "batches.meta", "label_names"
+        meta_name, meta_key = "batches.meta", "label_names"
     else:
         train_names = ["train"]
-        label_key, meta_name, meta_key = "fine_labels", "meta", "fine_label_names"
+        meta_name, meta_key = "meta", "fine_label_names"
+    label_key = _LABEL_KEYS[n]
     d = _resolve(Path(path).expanduser(), n, train_names[0])
     missing = [f for f in [*train_names, "test_batch" if n == 10 else "test"] if not (d / f).is_file()]
     if missing:
