@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=200)
     ap.add_argument("--bagged", action="store_true",
                     help="also average N networks each trained on (N-1)/N of the training rows (bagging by folds)")
+    ap.add_argument("--blend", action="store_true",
+                    help="also average the networks' class probabilities with logistic regression's (half each)")
     ap.add_argument("--name", default="ensemble_cv")
     args = ap.parse_args()
     from sklearn.linear_model import LogisticRegression
@@ -59,8 +61,9 @@ def main() -> None:
     rows: dict[str, Any] = {}
     for name, x_all, y_all in tables():
         acc: dict[str, list[float]] = {"one": [], "average": [], **({"bagged": []} if args.bagged else {}),
-                                       "logistic_regression": []}
-        nll: dict[str, list[float]] = {"one": [], "average": [], **({"bagged": []} if args.bagged else {})}
+                                       **({"blend": []} if args.blend else {}), "logistic_regression": []}
+        nll: dict[str, list[float]] = {"one": [], "average": [], **({"bagged": []} if args.bagged else {}),
+                                       **({"blend": [], "logistic_regression": []} if args.blend else {})}
         t0 = time.time()
         n_classes = int(y_all.max()) + 1
         for tr, te in RepeatedStratifiedKFold(n_splits=5, n_repeats=2, random_state=0).split(x_all, y_all):
@@ -85,13 +88,17 @@ def main() -> None:
                     train(model, x_tr[keep], y_tr[keep], epochs=args.epochs, recipe=recipe, seed=seed,
                           n_classes=n_classes)
                     bagged.append(torch.softmax(predict(model, x_te, channels_last=False), 1))
+            lr = LogisticRegression(max_iter=2000).fit(x_tr.numpy(), y_all[tr])
             arms = [("one", probs[0]), ("average", torch.stack(probs).mean(0))]
             if bagged:
                 arms.append(("bagged", torch.stack(bagged).mean(0)))
+            if args.blend:  # AutoGluon's weighted ensemble across model kinds, at equal weights
+                p_lr = torch.tensor(lr.predict_proba(x_te.numpy()), dtype=torch.float32)
+                arms += [("blend", (torch.stack(probs).mean(0) + p_lr) / 2), ("logistic_regression", p_lr)]
             for arm, p in arms:
-                acc[arm].append(float((p.argmax(1) == y_te).float().mean()))
+                if arm != "logistic_regression":
+                    acc[arm].append(float((p.argmax(1) == y_te).float().mean()))
                 nll[arm].append(float(-torch.log(p[torch.arange(len(y_te)), y_te] + 1e-7).mean()))
-            lr = LogisticRegression(max_iter=2000).fit(x_tr.numpy(), y_all[tr])
             acc["logistic_regression"].append(float(lr.score(x_te.numpy(), y_all[te])))
         rows[name] = {"rows": len(y_all), "features": int(x_all.shape[1]), "classes": n_classes,
                       "accuracy_mean": {k: round(100 * float(np.mean(v)), 2) for k, v in acc.items()},
@@ -100,7 +107,8 @@ def main() -> None:
         print(name, rows[name]["accuracy_mean"], rows[name]["log_loss_mean"], flush=True)
     out = write_result(args.name, "Repeated 5-fold CV on four tables: auto's reference MLP, one training vs the "
                        f"average of {args.members} (seeds 0..{args.members - 1})"
-                       + (", bagged by inner folds" if args.bagged else "") + ", and logistic regression",
+                       + (", bagged by inner folds" if args.bagged else "")
+                       + (", their blend with logistic regression" if args.blend else "") + ", and logistic regression",
                        "benchmarks/ensemble_cv.py " + " ".join(sys.argv[1:]),
                        {"members": args.members, "epochs": args.epochs, "recipe": recipe_for("flat"), "tables": rows})
     print(out)
