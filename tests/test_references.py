@@ -27,7 +27,7 @@ from nasforge.final import references as refs
 from nasforge.final.models import final_from_json
 from nasforge.report.record import result_record
 from nasforge.store import Experiment, Store
-from nasforge.types import Trial, TrialState
+from nasforge.types import Budget, Cost, Trial, TrialState
 
 from .test_retrain import capture_data
 
@@ -296,6 +296,27 @@ def test_records_of_older_retrains_and_of_unretrained_experiments() -> None:
     fresh = result_record(exp, trials, None, data="digits", describe=lambda s: "net")
     assert fresh["searched"]["test_accuracy"] is None and fresh["searched"]["architecture"] == "net"
     assert fresh["reference"] is None and fresh["seconds"]["final"] is None
+
+
+def test_the_record_lists_the_best_trials_as_the_final_pick_ranks_them_with_their_rung_scores() -> None:
+    """The leaderboard ranks as the final pick does (the top rung first, whatever the lower rungs scored), keeps
+    each trial's score on every rung it reached, and leaves out trials that did not complete."""
+    exp = Experiment(1, "lb", "f", {}, 0.0, 9.0, None)
+    top, low = Budget(epochs=2.0), Budget(epochs=0.5)
+    trials = [Trial(0, "a", {"w": 1}, TrialState.COMPLETE, budget=top, score=0.90, rungs=(0.80, 0.90),
+                    cost=Cost(params=100, flops=1000)),
+              Trial(1, "b", {"w": 2}, TrialState.COMPLETE, budget=low, score=0.95, rungs=(0.95,)),
+              Trial(2, "c", {"w": 3}, TrialState.COMPLETE, budget=top, score=0.92, rungs=(0.85, 0.92)),
+              Trial(3, "d", {"w": 4}, TrialState.PRUNED), Trial(4, "e", {"w": 5}, TrialState.FAILED, reason="oom")]
+    rec = result_record(exp, trials, None, data="digits", describe=lambda s: f"net{s['w']}")
+    board = rec["leaderboard"]
+    assert [row["trial"] for row in board] == [2, 0, 1]  # trial 1 scored highest, on the lower rung only
+    assert board[0] == {"trial": 2, "score": 0.92, "epochs": 2.0, "rungs": [0.85, 0.92], "params": None,
+                        "flops": None, "architecture": "net3"}
+    assert board[1]["params"] == 100 and board[1]["flops"] == 1000 and board[2]["rungs"] == [0.95]
+    assert rec["searched"]["trial"] == board[0]["trial"]  # the record's pick heads its leaderboard
+    many = [Trial(i, str(i), {"w": i}, TrialState.COMPLETE, score=i / 100) for i in range(15)]
+    assert [row["trial"] for row in result_record(exp, many, None, data="d")["leaderboard"]] == list(range(14, 4, -1))
 
 
 def test_sklearn_references_fit_in_chunks_and_stop_where_their_time_is_spent(kinds: dict[str, Dataset]) -> None:

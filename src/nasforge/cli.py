@@ -378,9 +378,10 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             print(f"weights: {m.weights}", file=out)
     if args.json is not None:
         from nasforge.report.record import data_name, result_record
+        from nasforge.space import make_space
 
-        if not write_record(result_record(exp, trials, stored, data=data_name(cfg.data.source, cfg.data.path)),
-                            args.json):
+        if not write_record(result_record(exp, trials, stored, data=data_name(cfg.data.source, cfg.data.path),
+                                          describe=make_space(cfg.space).describe), args.json):
             print(f"record: {args.json}", file=out)
     return 0
 

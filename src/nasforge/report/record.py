@@ -18,7 +18,7 @@ from typing import Any
 
 from nasforge.final.models import summarize
 from nasforge.store import Experiment
-from nasforge.study import best_trial
+from nasforge.study import best_trial, rank_key
 from nasforge.types import Sample, Trial, TrialState
 
 
@@ -30,9 +30,9 @@ def result_record(experiment: Experiment, trials: Sequence[Trial], retrain: Mapp
     (``search``: the experiment's elapsed time; ``final``: every final training and fit, summed),
     ``searched`` (test accuracy and macro F1, the mean over seeds, with its cost, architecture and
     trial), ``reference`` (the baseline: which reference, its test accuracy, F1, params and
-    architecture; None without one), ``others`` (scikit-learn references on flat data), ``seeds``
-    and ``trials`` (complete, pruned, failed). Before a retrain the test fields are None and
-    ``searched`` describes the best trial (with ``describe``, its architecture).
+    architecture; None without one), ``others`` (scikit-learn references on flat data), ``seeds``,
+    ``trials`` (complete, pruned, failed) and ``leaderboard`` (:func:`leaderboard`). Before a retrain the
+    test fields are None and ``searched`` describes the best trial (with ``describe``, its architecture).
     """
     states = [t.state for t in trials]
     search_cfg = experiment.config.get("search") or {}
@@ -44,6 +44,7 @@ def result_record(experiment: Experiment, trials: Sequence[Trial], retrain: Mapp
         "searched": None, "reference": None, "others": {}, "seeds": 0,
         "trials": {"complete": states.count(TrialState.COMPLETE), "pruned": states.count(TrialState.PRUNED),
                    "failed": states.count(TrialState.FAILED)},
+        "leaderboard": leaderboard(trials, describe),
     }
     if retrain is None:
         best = best_trial(list(trials))
@@ -96,6 +97,22 @@ def result_record(experiment: Experiment, trials: Sequence[Trial], retrain: Mapp
             "members": int(base.get("members", 1)),
             "curve": list(base.get("curve") or [])}
     return record
+
+
+LEADERBOARD = 10  # the trials a record lists
+
+
+def leaderboard(trials: Sequence[Trial], describe: Callable[[Sample], str] | None = None,
+                n: int = LEADERBOARD) -> list[dict[str, Any]]:
+    """The ``n`` best completed trials in the order the final pick ranks them (:func:`~nasforge.study.rank_key`:
+    the top rung first), each with its score on every rung it reached (``rungs``, lowest first): whether a pick
+    led from its lowest rung or overtook late is what a short trial's ranking can be judged by, and a record is
+    all a benchmark keeps once its database is gone. ``architecture`` where ``describe`` is given."""
+    done = sorted((t for t in trials if t.ok), key=rank_key)[:n]
+    return [{"trial": t.number, "score": t.score, "epochs": round(t.budget.epochs * t.budget.fraction, 4),
+             "rungs": list(t.rungs), "params": t.cost.params if t.cost else None,
+             "flops": t.cost.flops if t.cost else None,
+             "architecture": describe(t.sample) if describe is not None else None} for t in done]
 
 
 def class_fields(summary: Mapping[str, Any]) -> dict[str, Any]:
