@@ -141,7 +141,7 @@ def run(name: str, data: str, budget: str, folder: Path, *, seed: int = 0,
         "time_budget_s": rec["time_budget_s"], "wall_s": round(wall, 1),
         "within_budget": wall <= 1.05 * rec["time_budget_s"], "searched": rec["searched"],
         "reference": rec["reference"], "others": rec["others"], "trials": rec["trials"], "seconds": rec["seconds"],
-        "final": rec.get("final")}
+        "final": rec.get("final"), "leaderboard": rec.get("leaderboard")}  # absent in records before 2026-12-08
     if rec["searched"] is None:  # the plan held no search: the reference trained for the whole budget
         out["searched"] = {**rec["reference"], "no_search": rec["plan"]["why"]["search"]}
         out["reference"] = ({**reference_row, "reused": True} if reference_row is not None else
