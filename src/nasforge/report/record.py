@@ -107,7 +107,8 @@ def leaderboard(trials: Sequence[Trial], describe: Callable[[Sample], str] | Non
     """The ``n`` best completed trials in the order the final pick ranks them (:func:`~nasforge.study.rank_key`:
     the top rung first), each with its score on every rung it reached (``rungs``, lowest first): whether a pick
     led from its lowest rung or overtook late is what a short trial's ranking can be judged by, and a record is
-    all a benchmark keeps once its database is gone. ``architecture`` where ``describe`` is given."""
+    all a benchmark keeps once its database is gone. ``score`` and ``rungs`` are as the search ranked (a
+    regression's: -RMSE); ``architecture`` where ``describe`` is given."""
     done = sorted((t for t in trials if t.ok), key=rank_key)[:n]
     return [{"trial": t.number, "score": t.score, "epochs": round(t.budget.epochs * t.budget.fraction, 4),
              "rungs": list(t.rungs), "params": t.cost.params if t.cost else None,
