@@ -63,7 +63,7 @@ def main() -> None:
         acc: dict[str, list[float]] = {"one": [], "average": [], **({"bagged": []} if args.bagged else {}),
                                        **({"blend": []} if args.blend else {}), "logistic_regression": []}
         nll: dict[str, list[float]] = {"one": [], "average": [], **({"bagged": []} if args.bagged else {}),
-                                       **({"blend": [], "logistic_regression": []} if args.blend else {})}
+                                       **({"blend": []} if args.blend else {}), "logistic_regression": []}
         t0 = time.time()
         n_classes = int(y_all.max()) + 1
         for tr, te in RepeatedStratifiedKFold(n_splits=5, n_repeats=2, random_state=0).split(x_all, y_all):
@@ -89,17 +89,15 @@ def main() -> None:
                           n_classes=n_classes)
                     bagged.append(torch.softmax(predict(model, x_te, channels_last=False), 1))
             lr = LogisticRegression(max_iter=2000).fit(x_tr.numpy(), y_all[tr])
-            arms = [("one", probs[0]), ("average", torch.stack(probs).mean(0))]
+            p_lr = torch.tensor(lr.predict_proba(x_te.numpy()), dtype=torch.float32)
+            arms = [("one", probs[0]), ("average", torch.stack(probs).mean(0)), ("logistic_regression", p_lr)]
             if bagged:
                 arms.append(("bagged", torch.stack(bagged).mean(0)))
             if args.blend:  # AutoGluon's weighted ensemble across model kinds, at equal weights
-                p_lr = torch.tensor(lr.predict_proba(x_te.numpy()), dtype=torch.float32)
-                arms += [("blend", (torch.stack(probs).mean(0) + p_lr) / 2), ("logistic_regression", p_lr)]
+                arms.append(("blend", (torch.stack(probs).mean(0) + p_lr) / 2))
             for arm, p in arms:
-                if arm != "logistic_regression":
-                    acc[arm].append(float((p.argmax(1) == y_te).float().mean()))
+                acc[arm].append(float((p.argmax(1) == y_te).float().mean()))
                 nll[arm].append(float(-torch.log(p[torch.arange(len(y_te)), y_te] + 1e-7).mean()))
-            acc["logistic_regression"].append(float(lr.score(x_te.numpy(), y_all[te])))
         rows[name] = {"rows": len(y_all), "features": int(x_all.shape[1]), "classes": n_classes,
                       "accuracy_mean": {k: round(100 * float(np.mean(v)), 2) for k, v in acc.items()},
                       "log_loss_mean": {k: round(float(np.mean(v)), 4) for k, v in nll.items()},

@@ -24,7 +24,7 @@ from _common import write_result
 
 from nasforge.autoplan import SAFETY, recipe_for
 from nasforge.data.registry import load_dataset
-from nasforge.evaluate.cost import count_flops
+from nasforge.evaluate.cost import count_flops, count_params
 from nasforge.evaluate.recipe import Recipe
 from nasforge.evaluate.timing import time_steps
 from nasforge.evaluate.trainer import evaluate_split
@@ -59,17 +59,16 @@ def main() -> None:
     for name, sample in networks(space).items():
         if wanted and name not in wanted:
             continue
-        model = space.build(sample, data.input_shape, data.n_classes)
-        timing = time_steps(model, data, recipe)
-        epochs = max(1.0, seconds / (timing.epoch_seconds(n, recipe.batch_size) * SAFETY))
         torch.manual_seed(args.seed)
         model = space.build(sample, data.input_shape, data.n_classes)
+        timing = time_steps(model, data, recipe)  # times a copy: the model keeps its seeded initial weights
+        epochs = max(1.0, seconds / (timing.epoch_seconds(n, recipe.batch_size) * SAFETY))
         t0 = time.time()
         fitted = fit_final(model, data, epochs=int(epochs), recipe=recipe, seed=args.seed, time_limit=seconds,
                            fill_time=True)
         x_test, y_test = data.open_test()
         test = evaluate_split(model, x_test, y_test, data.n_classes, channels_last=recipe.channels_last)
-        rows[name] = {"architecture": space.describe(sample), "params": sum(p.numel() for p in model.parameters()),
+        rows[name] = {"architecture": space.describe(sample), "params": count_params(model),
                       "flops": count_flops(model, data.input_shape),
                       "ms_a_step": round(1000 * timing.seconds_per_step, 1), "epochs_planned": int(epochs),
                       "epochs": len(fitted.curve), "train_seconds": round(fitted.seconds, 1),

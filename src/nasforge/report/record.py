@@ -11,6 +11,7 @@ store holds (the experiment, its trials and its last retrain result), never from
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -109,7 +110,7 @@ def leaderboard(trials: Sequence[Trial], describe: Callable[[Sample], str] | Non
     led from its lowest rung or overtook late is what a short trial's ranking can be judged by, and a record is
     all a benchmark keeps once its database is gone. ``score`` and ``rungs`` are as the search ranked (a
     regression's: -RMSE); ``architecture`` where ``describe`` is given."""
-    done = sorted((t for t in trials if t.ok), key=rank_key)[:n]
+    done = heapq.nsmallest(n, (t for t in trials if t.ok), key=rank_key)  # no sort of 100,000 trials for ten
     return [{"trial": t.number, "score": t.score, "epochs": round(t.budget.epochs * t.budget.fraction, 4),
              "rungs": list(t.rungs), "params": t.cost.params if t.cost else None,
              "flops": t.cost.flops if t.cost else None,
